@@ -1,0 +1,193 @@
+//! Stage: config. clap derive: argv → raw arguments. Parses units (sizes,
+//! durations) and names; no I/O and no cross-flag validation (that is `plan`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::transport::{TransportKind, Wait};
+use crate::workload::Mode;
+
+/// Largest message sockbench sends: 1 MiB.
+pub const MAX_SIZE: usize = 1 << 20;
+
+/// Loopback socket benchmarks: how much a Unix domain socket saves over TCP.
+#[derive(Debug, Parser)]
+#[command(name = "sockbench", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ping-pong round-trip latency over loopback transports.
+    Latency(LatencyArgs),
+    /// Print the environment fingerprint (JSON) recorded with every result.
+    Env,
+}
+
+/// Output format on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned table for people.
+    Table,
+    /// One JSON document (summary.json's content), nothing else.
+    Json,
+    /// summary.csv's content.
+    Csv,
+}
+
+/// On/off switch for socket options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Debug, Args)]
+pub struct LatencyArgs {
+    /// Transports, comma-separated: tcp4, tcp6, udp4, uds-stream, uds-dgram,
+    /// uds-seqpacket, uds-abstract, socketpair, pipe; or `all`.
+    #[arg(long, short, value_delimiter = ',', value_parser = parse_transports, default_value = "tcp4,uds-stream")]
+    pub transport: Vec<Vec<TransportKind>>,
+    /// Message sizes, comma-separated: 64, 4K, 64KiB, 1MiB (1 B to 1 MiB).
+    #[arg(long, short, value_delimiter = ',', value_parser = parse_size, default_value = "64")]
+    pub size: Vec<usize>,
+    /// Timed round trips per case (split over the trials).
+    #[arg(long, short = 'n', value_parser = parse_count, conflicts_with = "duration")]
+    pub iterations: Option<u64>,
+    /// Timed run length per case (split over the trials): 2s, 500ms. Default 1s.
+    #[arg(long, short = 'd', value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Untimed round trips per case before the first trial.
+    #[arg(long, value_parser = parse_whole, default_value = "1000")]
+    pub warmup: u64,
+    /// Untimed warm-up time per case; both --warmup and this must be met.
+    #[arg(long, value_parser = parse_duration_or_zero, default_value = "200ms")]
+    pub warmup_time: Duration,
+    /// Interleaved rounds; every case runs one trial per round.
+    #[arg(long, value_parser = parse_trials, default_value = "10")]
+    pub trials: u32,
+    /// CPU the echo server is pinned to.
+    #[arg(long, default_value = "0")]
+    pub server_cpu: usize,
+    /// CPU the timing client is pinned to (may equal --server-cpu).
+    #[arg(long, default_value = "1")]
+    pub client_cpu: usize,
+    /// Server in a thread of this process, or in a forked process.
+    #[arg(long, value_enum, default_value = "thread")]
+    pub mode: Mode,
+    /// Blocking calls, or non-blocking calls retried in a busy loop.
+    #[arg(long, value_enum, default_value = "block")]
+    pub wait: Wait,
+    /// TCP_NODELAY on TCP sockets (off shows Nagle/delayed-ACK stalls).
+    #[arg(long, value_enum, default_value = "on")]
+    pub nodelay: Switch,
+    /// Longest wait for a peer before the run fails (SO_RCVTIMEO/SO_SNDTIMEO).
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub timeout: Duration,
+    /// Check every byte of every echoed message (outside the timed interval).
+    #[arg(long)]
+    pub verify: bool,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Write summary.json, summary.csv, env.json and one .hgrm per case into
+    /// this new (or empty) directory, atomically.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl ValueEnum for Mode {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Mode::Thread, Mode::Process]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            Mode::Thread => "thread",
+            Mode::Process => "process",
+        }))
+    }
+}
+
+impl ValueEnum for Wait {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Wait::Block, Wait::Spin]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            Wait::Block => "block",
+            Wait::Spin => "spin",
+        }))
+    }
+}
+
+/// One element of --transport: a name, or `all`.
+pub fn parse_transports(s: &str) -> Result<Vec<TransportKind>, String> {
+    if s == "all" {
+        return Ok(TransportKind::ALL.to_vec());
+    }
+    s.parse().map(|k| vec![k])
+}
+
+/// A message size: digits with an optional binary unit K/KiB or M/MiB
+/// (1024-based), from 1 B to 1 MiB.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    const HINT: &str = "write sizes as 64, 4K, 64KiB or 1MiB (1 B to 1 MiB)";
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(digits);
+    if num.is_empty() {
+        return Err(format!("not a size; {HINT}"));
+    }
+    let mult: usize = match unit {
+        "" | "B" => 1,
+        "K" | "k" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        _ => return Err(format!("unknown unit '{unit}'; {HINT}")),
+    };
+    let n = num
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|&n| (1..=MAX_SIZE).contains(&n))
+        .ok_or_else(|| format!("out of range; {HINT}"))?;
+    Ok(n)
+}
+
+/// A duration with a unit (humantime: 2s, 500ms, 1m); must be above zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration_or_zero(s)?;
+    if d.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+/// A duration with a unit; zero allowed.
+pub fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e}; write durations as 2s, 500ms or 1m"))
+}
+
+/// A whole number, zero allowed.
+pub fn parse_whole(s: &str) -> Result<u64, String> {
+    s.parse::<u64>()
+        .map_err(|_| "must be a whole number (0 or more)".to_string())
+}
+
+/// A whole number of at least 1.
+pub fn parse_count(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("must be a whole number of at least 1".into()),
+    }
+}
+
+/// Trials: 1 to 10,000.
+pub fn parse_trials(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+        _ => Err("must be a whole number from 1 to 10000".into()),
+    }
+}

@@ -1,0 +1,68 @@
+//! Stage: entry point. argv → plan → run → report; prints `error: …` on
+//! stderr and sets the exit status (2 bad input, 1 failed run, 130 interrupted).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+use sockbench::cli::{Cli, Command, Format, LatencyArgs};
+use sockbench::plan::Plan;
+use sockbench::report::{self, Fingerprint};
+use sockbench::{Result, cleanup, workload};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line: clap's first, which names the flag, the value and what is allowed.
+            let text = e.to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+            return ExitCode::from(2);
+        }
+    };
+    cleanup::install_signal_handler();
+    let result = match cli.command {
+        Command::Latency(args) => latency(&args),
+        Command::Env => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&Fingerprint::take()).expect("serialises")
+            );
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            cleanup::run_all();
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn latency(args: &LatencyArgs) -> Result<()> {
+    let plan = Plan::latency(args)?;
+    let env = Fingerprint::take();
+    let run = workload::pingpong::run(&plan)?;
+    let report = report::build(&plan, &run, std::env::args().collect(), env);
+    if let Some(out) = &plan.out {
+        report::files::write_run_dir(out, &report, &run)?;
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {} ({})", w.message, w.fix);
+    }
+    match plan.format {
+        Format::Table => print!("{}", report::table::render(&report)),
+        Format::Json => print!("{}", report::files::json_string(&report)),
+        Format::Csv => print!(
+            "{}",
+            report::files::csv_string(report.cases.iter().map(|c| &c.row))?
+        ),
+    }
+    Ok(())
+}

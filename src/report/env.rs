@@ -1,0 +1,164 @@
+//! Stage: results. The environment fingerprint written with every result:
+//! what a reader needs to judge or reproduce a number. Reads /proc and /sys
+//! only; a value that cannot be read is recorded as absent, never guessed.
+
+use std::collections::BTreeMap;
+use std::fs;
+
+/// Socket-related sysctls recorded with every run (paths under /proc/sys).
+pub const SYSCTLS: &[&str] = &[
+    "net/core/rmem_default",
+    "net/core/rmem_max",
+    "net/core/wmem_default",
+    "net/core/wmem_max",
+    "net/core/optmem_max",
+    "net/core/somaxconn",
+    "net/core/netdev_max_backlog",
+    "net/core/busy_poll",
+    "net/core/busy_read",
+    "net/core/default_qdisc",
+    "net/ipv4/tcp_rmem",
+    "net/ipv4/tcp_wmem",
+    "net/ipv4/tcp_mem",
+    "net/ipv4/tcp_autocorking",
+    "net/ipv4/tcp_congestion_control",
+    "net/ipv4/tcp_notsent_lowat",
+    "net/ipv4/tcp_slow_start_after_idle",
+    "net/ipv4/tcp_timestamps",
+    "net/ipv4/tcp_sack",
+    "net/ipv4/tcp_fastopen",
+    "net/ipv4/tcp_tw_reuse",
+    "net/ipv4/ip_local_port_range",
+    "net/ipv4/udp_mem",
+    "net/ipv4/udp_rmem_min",
+    "net/ipv4/udp_wmem_min",
+    "net/ipv6/conf/lo/disable_ipv6",
+    "net/unix/max_dgram_qlen",
+    "kernel/sched_autogroup_enabled",
+    "kernel/numa_balancing",
+];
+
+/// The machine, kernel, tunables and build a result came from.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Fingerprint {
+    pub hostname: Option<String>,
+    pub kernel_release: Option<String>,
+    pub kernel_version: Option<String>,
+    pub kernel_cmdline: Option<String>,
+    pub cpu_model: Option<String>,
+    pub cpus_online: Option<String>,
+    pub cpus_allowed: String,
+    /// CPUs the run pinned to: `server=N client=M`, when a run did.
+    pub cpus_used: Option<String>,
+    pub smt_active: Option<String>,
+    /// `hypervisor` CPU flag and the DMI vendor/product, when present.
+    pub virtualization: Option<String>,
+    pub clocksource: Option<String>,
+    pub clock_resolution_ns: Option<u64>,
+    pub cpufreq_governor: Option<String>,
+    pub mitigations: BTreeMap<String, String>,
+    pub sysctls: BTreeMap<String, String>,
+    pub memory_total_kib: Option<u64>,
+    pub sockbench_version: String,
+    pub git_revision: String,
+    pub rustc: String,
+    pub build_profile: String,
+    /// UTC time the fingerprint was taken (RFC 3339).
+    pub taken_at: String,
+}
+
+fn read(path: &str) -> Option<String> {
+    fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn cpuinfo_field(cpuinfo: &str, key: &str) -> Option<String> {
+    cpuinfo.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k.trim() == key).then(|| v.trim().to_string())
+    })
+}
+
+impl Fingerprint {
+    /// Read the fingerprint of this machine now.
+    pub fn take() -> Self {
+        let uname = nix::sys::utsname::uname().ok();
+        let cpuinfo = read("/proc/cpuinfo").unwrap_or_default();
+        let hypervisor_flag = cpuinfo_field(&cpuinfo, "flags")
+            .is_some_and(|f| f.split(' ').any(|x| x == "hypervisor"));
+        let dmi = [
+            read("/sys/class/dmi/id/sys_vendor"),
+            read("/sys/class/dmi/id/product_name"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+        let virtualization = match (hypervisor_flag, dmi.is_empty()) {
+            (false, _) => None,
+            (true, true) => Some("hypervisor".to_string()),
+            (true, false) => Some(format!("hypervisor ({dmi})")),
+        };
+        let mitigations = fs::read_dir("/sys/devices/system/cpu/vulnerabilities")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                read(&e.path().to_string_lossy()).map(|v| (name, v))
+            })
+            .collect();
+        let sysctls = SYSCTLS
+            .iter()
+            .filter_map(|p| {
+                read(&format!("/proc/sys/{p}")).map(|v| {
+                    (
+                        p.replace('/', "."),
+                        v.split_whitespace().collect::<Vec<_>>().join(" "),
+                    )
+                })
+            })
+            .collect();
+        let memory_total_kib = read("/proc/meminfo").and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        });
+        Fingerprint {
+            hostname: nix::unistd::gethostname()
+                .ok()
+                .map(|h| h.to_string_lossy().into_owned()),
+            kernel_release: uname
+                .as_ref()
+                .map(|u| u.release().to_string_lossy().into_owned()),
+            kernel_version: uname
+                .as_ref()
+                .map(|u| u.version().to_string_lossy().into_owned()),
+            kernel_cmdline: read("/proc/cmdline"),
+            cpu_model: cpuinfo_field(&cpuinfo, "model name"),
+            cpus_online: read("/sys/devices/system/cpu/online"),
+            cpus_allowed: crate::affinity::format_list(&crate::affinity::available()),
+            cpus_used: None,
+            smt_active: read("/sys/devices/system/cpu/smt/active"),
+            virtualization,
+            clocksource: read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
+            clock_resolution_ns: crate::clock::resolution_ns(),
+            cpufreq_governor: read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+            mitigations,
+            sysctls,
+            memory_total_kib,
+            sockbench_version: env!("CARGO_PKG_VERSION").to_string(),
+            git_revision: env!("SOCKBENCH_GIT_REVISION").to_string(),
+            rustc: env!("SOCKBENCH_RUSTC_VERSION").to_string(),
+            build_profile: if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            }
+            .to_string(),
+            taken_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Stage: system calls. The measured data-path calls: one libc call each, no
+//! retry and no allocation here (the retry policy lives in `transport`).
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// `send(2)` with `MSG_NOSIGNAL` plus `flags`; returns the bytes queued.
+#[inline]
+pub fn send(fd: BorrowedFd<'_>, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY: `buf` is a live slice, so ptr/len describe readable memory;
+    // `fd` is borrowed from an owner that outlives the call.
+    let n = syscall!(send(
+        fd.as_raw_fd(),
+        buf.as_ptr().cast(),
+        buf.len(),
+        flags | libc::MSG_NOSIGNAL
+    ))?;
+    Ok(n as usize)
+}
+
+/// `recv(2)`; returns the byte count the kernel reports (with `MSG_TRUNC` on
+/// a datagram socket that is the datagram's real length, which may exceed
+/// `buf.len()`).
+#[inline]
+pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY: `buf` is a live, exclusively borrowed slice (writable ptr/len);
+    // `fd` is borrowed from an owner that outlives the call.
+    let n = syscall!(recv(
+        fd.as_raw_fd(),
+        buf.as_mut_ptr().cast(),
+        buf.len(),
+        flags
+    ))?;
+    Ok(n as usize)
+}
+
+/// `read(2)`.
+#[inline]
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: as for `recv`: live writable slice, borrowed fd.
+    let n = syscall!(read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()))?;
+    Ok(n as usize)
+}
+
+/// `write(2)`.
+#[inline]
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: as for `send`: live readable slice, borrowed fd.
+    let n = syscall!(write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()))?;
+    Ok(n as usize)
+}

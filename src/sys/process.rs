@@ -1,0 +1,124 @@
+//! Stage: system calls. Forking the echo server for `--mode process`, reaping
+//! it, and per-thread CPU accounting.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use nix::sys::resource::{UsageWho, getrusage};
+use nix::sys::signal::{SigHandler, Signal, kill, signal};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+
+/// CPU time and context switches of the calling thread so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadUsage {
+    pub user_ns: i64,
+    pub sys_ns: i64,
+    pub vcsw: i64,
+    pub ivcsw: i64,
+}
+
+impl ThreadUsage {
+    /// `getrusage(RUSAGE_THREAD)`.
+    pub fn now() -> io::Result<Self> {
+        let u = getrusage(UsageWho::RUSAGE_THREAD)
+            .map_err(|e| io::Error::from_raw_os_error(e as i32))?;
+        let ns = |tv: nix::sys::time::TimeVal| tv.tv_sec() * 1_000_000_000 + tv.tv_usec() * 1_000;
+        Ok(Self {
+            user_ns: ns(u.user_time()),
+            sys_ns: ns(u.system_time()),
+            vcsw: u.voluntary_context_switches(),
+            ivcsw: u.involuntary_context_switches(),
+        })
+    }
+
+    /// Component-wise `self - earlier`.
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            user_ns: self.user_ns - earlier.user_ns,
+            sys_ns: self.sys_ns - earlier.sys_ns,
+            vcsw: self.vcsw - earlier.vcsw,
+            ivcsw: self.ivcsw - earlier.ivcsw,
+        }
+    }
+}
+
+/// Fork a child that keeps only the descriptors in `keep` (plus stdio), dies
+/// with its parent, ignores SIGINT (the parent handles Ctrl-C and kills it),
+/// runs `body` and `_exit`s with its return value. Returns the child's pid.
+pub fn fork_child(keep: &[RawFd], body: impl FnOnce() -> i32) -> io::Result<Pid> {
+    let parent = nix::unistd::getpid();
+    // SAFETY: the child only makes system calls, touches memory it already
+    // owns (buffers allocated before the fork) and ends with `_exit`, so no
+    // lock held by another parent thread is needed; glibc's malloc is reset
+    // for the child by its own fork handlers should the body allocate.
+    match unsafe { fork() }.map_err(|e| io::Error::from_raw_os_error(e as i32))? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => {
+            // SAFETY: PR_SET_PDEATHSIG takes a signal number; no pointers.
+            let _ = syscall!(prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL));
+            if nix::unistd::getppid() != parent {
+                // SAFETY: `_exit` is always safe to call; it does not return.
+                unsafe { libc::_exit(1) };
+            }
+            // SAFETY: SIG_IGN installs no handler code.
+            let _ = unsafe { signal(Signal::SIGINT, SigHandler::SigIgn) };
+            close_all_but(keep);
+            let code = body();
+            // SAFETY: as above; skips the parent's atexit handlers and destructors.
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+
+/// Close every descriptor above stderr that is not in `keep`, so the child
+/// holds no copy of another pair's sockets (a copy would hide end-of-file).
+fn close_all_but(keep: &[RawFd]) {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&fd| fd > 2).collect();
+    keep.sort_unstable();
+    let mut lo: u32 = 3;
+    for fd in keep {
+        let fd = fd as u32;
+        if fd > lo {
+            // SAFETY: closes a range of descriptors this process holds; none
+            // of them is in use by Rust objects that will run again here.
+            let _ = syscall!(close_range(lo, fd - 1, 0));
+        }
+        lo = fd + 1;
+    }
+    // SAFETY: as above, for everything above the last kept descriptor.
+    let _ = syscall!(close_range(lo, u32::MAX, 0));
+}
+
+/// SIGKILL a child (errors ignored: it may be gone already).
+pub fn kill_child(pid: Pid) {
+    let _ = kill(pid, Signal::SIGKILL);
+}
+
+/// Reap a child, blocking. Returns a description of how it ended.
+pub fn reap(pid: Pid) -> String {
+    loop {
+        match waitpid(pid, None) {
+            Ok(s) => return describe(s),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return format!("not reaped ({e})"),
+        }
+    }
+}
+
+/// How a child ended, if it has; `None` while it still runs.
+pub fn try_reap(pid: Pid) -> Option<String> {
+    match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::StillAlive) => None,
+        Ok(s) => Some(describe(s)),
+        Err(e) => Some(format!("not reaped ({e})")),
+    }
+}
+
+fn describe(s: WaitStatus) -> String {
+    match s {
+        WaitStatus::Exited(_, code) => format!("exited with status {code}"),
+        WaitStatus::Signaled(_, sig, _) => format!("killed by {sig}"),
+        other => format!("{other:?}"),
+    }
+}

@@ -1,0 +1,131 @@
+//! Stage: system calls. Socket, pipe and option set-up: one-time calls made
+//! before any measurement. Returns `OwnedFd` as soon as a descriptor exists.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::socket::{SockaddrLike, setsockopt, sockopt};
+use nix::sys::time::TimeVal;
+
+fn nix_err(e: nix::errno::Errno) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+/// `socket(2)` with `SOCK_CLOEXEC`.
+pub fn socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
+    let fd = syscall!(socket(domain, ty | libc::SOCK_CLOEXEC, 0))?;
+    // SAFETY: `socket` returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `bind(2)` to a nix address.
+pub fn bind(fd: BorrowedFd<'_>, addr: &dyn SockaddrLike) -> io::Result<()> {
+    // SAFETY: `addr.as_ptr()` points to `addr.len()` bytes of a live sockaddr.
+    syscall!(bind(fd.as_raw_fd(), addr.as_ptr(), addr.len())).map(drop)
+}
+
+/// `connect(2)` to a nix address.
+pub fn connect(fd: BorrowedFd<'_>, addr: &dyn SockaddrLike) -> io::Result<()> {
+    // SAFETY: as for `bind`.
+    syscall!(connect(fd.as_raw_fd(), addr.as_ptr(), addr.len())).map(drop)
+}
+
+/// `listen(2)`.
+pub fn listen(fd: BorrowedFd<'_>, backlog: libc::c_int) -> io::Result<()> {
+    syscall!(listen(fd.as_raw_fd(), backlog)).map(drop)
+}
+
+/// `accept4(2)` with `SOCK_CLOEXEC`; the peer address is not asked for.
+pub fn accept(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: null address pointers are allowed when the peer address is not wanted.
+    let new = syscall!(accept4(
+        fd.as_raw_fd(),
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+        libc::SOCK_CLOEXEC
+    ))?;
+    // SAFETY: `accept4` returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// `socketpair(2)` in `AF_UNIX` with `SOCK_CLOEXEC`.
+pub fn socketpair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1 as libc::c_int; 2];
+    // SAFETY: `fds` is a live array of two ints, as `socketpair` requires.
+    syscall!(socketpair(
+        libc::AF_UNIX,
+        ty | libc::SOCK_CLOEXEC,
+        0,
+        fds.as_mut_ptr()
+    ))?;
+    // SAFETY: both descriptors are fresh and owned by nothing else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// `pipe2(2)` with `O_CLOEXEC`: returns (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1 as libc::c_int; 2];
+    // SAFETY: `fds` is a live array of two ints, as `pipe2` requires.
+    syscall!(pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC))?;
+    // SAFETY: both descriptors are fresh and owned by nothing else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The address a socket is bound to (used after binding port 0).
+pub fn local_addr<T: SockaddrLike>(fd: BorrowedFd<'_>) -> io::Result<T> {
+    nix::sys::socket::getsockname(fd.as_raw_fd()).map_err(nix_err)
+}
+
+/// `SO_RCVTIMEO` and `SO_SNDTIMEO`: bounds every blocking call on the socket.
+pub fn set_timeouts(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<()> {
+    let tv = TimeVal::new(
+        timeout.as_secs() as libc::time_t,
+        timeout.subsec_micros() as libc::suseconds_t,
+    );
+    setsockopt(&fd, sockopt::ReceiveTimeout, &tv).map_err(nix_err)?;
+    setsockopt(&fd, sockopt::SendTimeout, &tv).map_err(nix_err)
+}
+
+/// `TCP_NODELAY`.
+pub fn set_nodelay(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    setsockopt(&fd, sockopt::TcpNoDelay, &on).map_err(nix_err)
+}
+
+/// `SO_SNDBUF` and `SO_RCVBUF` (the kernel doubles and caps them at
+/// `net.core.wmem_max`/`rmem_max`).
+pub fn set_buffers(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    setsockopt(&fd, sockopt::SndBuf, &bytes).map_err(nix_err)?;
+    setsockopt(&fd, sockopt::RcvBuf, &bytes).map_err(nix_err)
+}
+
+/// Effective (`SO_SNDBUF`, `SO_RCVBUF`) in bytes, as the kernel reports them.
+pub fn buffers(fd: BorrowedFd<'_>) -> io::Result<(usize, usize)> {
+    let snd = nix::sys::socket::getsockopt(&fd, sockopt::SndBuf).map_err(nix_err)?;
+    let rcv = nix::sys::socket::getsockopt(&fd, sockopt::RcvBuf).map_err(nix_err)?;
+    Ok((snd, rcv))
+}
+
+/// Capacity of a pipe in bytes (`F_GETPIPE_SZ`).
+pub fn pipe_capacity(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    fcntl(fd, FcntlArg::F_GETPIPE_SZ)
+        .map(|n| n as usize)
+        .map_err(nix_err)
+}
+
+/// Set or clear `O_NONBLOCK`.
+pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let flags = fcntl(fd, FcntlArg::F_GETFL).map_err(nix_err)?;
+    let mut flags = OFlag::from_bits_truncate(flags);
+    flags.set(OFlag::O_NONBLOCK, on);
+    fcntl(fd, FcntlArg::F_SETFL(flags))
+        .map(drop)
+        .map_err(nix_err)
+}
+
+/// Shut down both directions, so a blocked peer sees end-of-file at once.
+pub fn shutdown(fd: BorrowedFd<'_>) {
+    // Errors (ENOTCONN on an already closed peer) do not matter here.
+    let _ = syscall!(shutdown(fd.as_raw_fd(), libc::SHUT_RDWR));
+}

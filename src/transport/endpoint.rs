@@ -1,0 +1,357 @@
+//! Stage: transport data path. One send and one receive per message whenever
+//! the message fits the buffer: streams loop over short counts (and use
+//! `MSG_WAITALL` when blocking), datagrams make exactly one call per message
+//! and check its length. EINTR is retried. Nothing here allocates or formats
+//! unless a call has already failed.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use super::{TransportOpts, Wait};
+use crate::sys;
+
+/// Why a data-path call failed.
+#[derive(Debug)]
+pub enum Cause {
+    /// The OS said no.
+    Os(io::Error),
+    /// Nothing arrived (or nothing could be sent) within the timeout.
+    TimedOut(Duration),
+    /// The peer closed its end (EOF, EPIPE, ECONNRESET, ECONNREFUSED).
+    PeerClosed,
+    /// A datagram of the wrong length was sent or received.
+    Length { got: usize, want: usize },
+    /// `--verify`: the echoed payload differs from what was sent.
+    Corrupt { offset: usize },
+}
+
+/// A failed data-path call: which call, and why.
+#[derive(Debug)]
+pub struct Fault {
+    /// The libc call: `send`, `recv`, `read` or `write`.
+    pub call: &'static str,
+    /// What went wrong.
+    pub cause: Cause,
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Os(e) => write!(f, "{e}"),
+            Cause::TimedOut(t) => write!(
+                f,
+                "no progress for {} (the peer is stuck or gone)",
+                humantime::format_duration(*t)
+            ),
+            Cause::PeerClosed => f.write_str("the peer closed its end"),
+            Cause::Length { got, want } => {
+                write!(
+                    f,
+                    "message boundary broken: {got} B where {want} B were expected"
+                )
+            }
+            Cause::Corrupt { offset } => {
+                write!(
+                    f,
+                    "echoed payload differs from the one sent at byte {offset}"
+                )
+            }
+        }
+    }
+}
+
+/// A connected end that moves whole messages.
+pub trait Endpoint: Send {
+    /// Send all of `buf` as one message.
+    fn send_msg(&mut self, buf: &[u8]) -> Result<(), Fault>;
+    /// Receive exactly `buf.len()` bytes (streams) or one datagram of exactly
+    /// that length (datagram and seqpacket).
+    fn recv_msg(&mut self, buf: &mut [u8]) -> Result<(), Fault>;
+    /// Send-side and receive-side system calls made so far.
+    fn calls(&self) -> (u64, u64);
+}
+
+/// Wait policy of one endpoint, copied into a [`Waiter`] per message.
+#[derive(Debug, Clone, Copy)]
+struct WaitCfg {
+    spin: bool,
+    timeout: Duration,
+}
+
+impl From<&TransportOpts> for WaitCfg {
+    fn from(o: &TransportOpts) -> Self {
+        Self {
+            spin: o.wait == Wait::Spin,
+            timeout: o.timeout,
+        }
+    }
+}
+
+/// Decides, for one message, whether a failed call is retried. Blocking
+/// sockets see EAGAIN only when `SO_RCVTIMEO`/`SO_SNDTIMEO` expired; spinning
+/// ones see it all the time and read the clock only every 65,536 tries.
+struct Waiter {
+    cfg: WaitCfg,
+    spins: u32,
+    since: Option<Instant>,
+}
+
+impl Waiter {
+    #[inline(always)]
+    fn new(cfg: WaitCfg) -> Self {
+        Self {
+            cfg,
+            spins: 0,
+            since: None,
+        }
+    }
+
+    #[inline]
+    fn retry(&mut self, call: &'static str, e: io::Error) -> Result<(), Fault> {
+        let cause = match e.raw_os_error() {
+            Some(libc::EINTR) => return Ok(()),
+            Some(libc::EAGAIN) if self.cfg.spin => return self.spin(call),
+            Some(libc::EAGAIN) => Cause::TimedOut(self.cfg.timeout),
+            Some(libc::EPIPE | libc::ECONNRESET | libc::ECONNREFUSED) => Cause::PeerClosed,
+            _ => Cause::Os(e),
+        };
+        Err(Fault { call, cause })
+    }
+
+    #[inline]
+    fn spin(&mut self, call: &'static str) -> Result<(), Fault> {
+        self.spins = self.spins.wrapping_add(1);
+        if self.spins & 0xffff == 0 {
+            let now = Instant::now();
+            match self.since {
+                None => self.since = Some(now),
+                Some(t) if now.duration_since(t) > self.cfg.timeout => {
+                    return Err(Fault {
+                        call,
+                        cause: Cause::TimedOut(self.cfg.timeout),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Move `len` bytes with repeated calls of `op(offset)`; 0 means the peer is gone.
+#[inline(always)]
+fn all_bytes(
+    len: usize,
+    call: &'static str,
+    cfg: WaitCfg,
+    count: &mut u64,
+    mut op: impl FnMut(usize) -> io::Result<usize>,
+) -> Result<(), Fault> {
+    let mut w = Waiter::new(cfg);
+    let mut off = 0;
+    while off < len {
+        *count += 1;
+        match op(off) {
+            Ok(0) => {
+                return Err(Fault {
+                    call,
+                    cause: Cause::PeerClosed,
+                });
+            }
+            Ok(n) => off += n,
+            Err(e) => w.retry(call, e)?,
+        }
+    }
+    Ok(())
+}
+
+/// Move one datagram of `len` bytes with one successful call of `op()`.
+#[inline(always)]
+fn one_datagram(
+    len: usize,
+    call: &'static str,
+    cfg: WaitCfg,
+    count: &mut u64,
+    mut op: impl FnMut() -> io::Result<usize>,
+) -> Result<(), Fault> {
+    let mut w = Waiter::new(cfg);
+    loop {
+        *count += 1;
+        let cause = match op() {
+            Ok(n) if n == len => return Ok(()),
+            Ok(0) => Cause::PeerClosed,
+            Ok(got) => Cause::Length { got, want: len },
+            Err(e) => {
+                w.retry(call, e)?;
+                continue;
+            }
+        };
+        return Err(Fault { call, cause });
+    }
+}
+
+fn prepare_socket(fd: &OwnedFd, opts: &TransportOpts) -> io::Result<()> {
+    sys::socket::set_timeouts(fd.as_fd(), opts.timeout)?;
+    sys::socket::set_nonblocking(fd.as_fd(), opts.wait == Wait::Spin)
+}
+
+/// A stream socket end: `send`/`recv`, looping over short counts.
+#[derive(Debug)]
+pub struct StreamSocket {
+    fd: OwnedFd,
+    cfg: WaitCfg,
+    recv_flags: libc::c_int,
+    sends: u64,
+    recvs: u64,
+}
+
+impl StreamSocket {
+    /// Take a connected stream socket; sets timeouts and blocking mode.
+    pub fn new(fd: OwnedFd, opts: &TransportOpts) -> io::Result<Self> {
+        prepare_socket(&fd, opts)?;
+        Ok(Self {
+            fd,
+            cfg: opts.into(),
+            // Blocking: one recv returns the whole message when it fits.
+            recv_flags: if opts.wait == Wait::Block {
+                libc::MSG_WAITALL
+            } else {
+                0
+            },
+            sends: 0,
+            recvs: 0,
+        })
+    }
+    /// The socket.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Endpoint for StreamSocket {
+    #[inline]
+    fn send_msg(&mut self, buf: &[u8]) -> Result<(), Fault> {
+        let fd = self.fd.as_fd();
+        all_bytes(buf.len(), "send", self.cfg, &mut self.sends, |off| {
+            sys::io::send(fd, &buf[off..], 0)
+        })
+    }
+    #[inline]
+    fn recv_msg(&mut self, buf: &mut [u8]) -> Result<(), Fault> {
+        let fd = self.fd.as_fd();
+        let flags = self.recv_flags;
+        all_bytes(buf.len(), "recv", self.cfg, &mut self.recvs, |off| {
+            sys::io::recv(fd, &mut buf[off..], flags)
+        })
+    }
+    fn calls(&self) -> (u64, u64) {
+        (self.sends, self.recvs)
+    }
+}
+
+/// A datagram or seqpacket socket end: one `send`/`recv` per message, length checked.
+#[derive(Debug)]
+pub struct DatagramSocket {
+    fd: OwnedFd,
+    cfg: WaitCfg,
+    sends: u64,
+    recvs: u64,
+}
+
+impl DatagramSocket {
+    /// Take a connected datagram/seqpacket socket; sets timeouts and blocking mode.
+    pub fn new(fd: OwnedFd, opts: &TransportOpts) -> io::Result<Self> {
+        prepare_socket(&fd, opts)?;
+        Ok(Self {
+            fd,
+            cfg: opts.into(),
+            sends: 0,
+            recvs: 0,
+        })
+    }
+    /// The socket.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Endpoint for DatagramSocket {
+    #[inline]
+    fn send_msg(&mut self, buf: &[u8]) -> Result<(), Fault> {
+        let fd = self.fd.as_fd();
+        one_datagram(buf.len(), "send", self.cfg, &mut self.sends, || {
+            sys::io::send(fd, buf, 0)
+        })
+    }
+    #[inline]
+    fn recv_msg(&mut self, buf: &mut [u8]) -> Result<(), Fault> {
+        let fd = self.fd.as_fd();
+        let len = buf.len();
+        // MSG_TRUNC makes recv report the datagram's real length, so a longer
+        // one is caught rather than silently cut.
+        one_datagram(len, "recv", self.cfg, &mut self.recvs, || {
+            sys::io::recv(fd, buf, libc::MSG_TRUNC)
+        })
+    }
+    fn calls(&self) -> (u64, u64) {
+        (self.sends, self.recvs)
+    }
+}
+
+/// One end of a pipe pair: `write` to one pipe, `read` from the other.
+/// Pipes take no `SO_RCVTIMEO`: a dead peer shows as EOF/EPIPE, and in
+/// process mode the supervisor kills a stuck server.
+#[derive(Debug)]
+pub struct PipeEnd {
+    rd: OwnedFd,
+    wr: OwnedFd,
+    cfg: WaitCfg,
+    writes: u64,
+    reads: u64,
+}
+
+impl PipeEnd {
+    /// Take the read end of one pipe and the write end of the other.
+    pub fn new(rd: OwnedFd, wr: OwnedFd, opts: &TransportOpts) -> io::Result<Self> {
+        let spin = opts.wait == Wait::Spin;
+        sys::socket::set_nonblocking(rd.as_fd(), spin)?;
+        sys::socket::set_nonblocking(wr.as_fd(), spin)?;
+        Ok(Self {
+            rd,
+            wr,
+            cfg: opts.into(),
+            writes: 0,
+            reads: 0,
+        })
+    }
+    /// The pipe this end reads.
+    pub fn read_fd(&self) -> BorrowedFd<'_> {
+        self.rd.as_fd()
+    }
+    /// The pipe this end writes.
+    pub fn write_fd(&self) -> BorrowedFd<'_> {
+        self.wr.as_fd()
+    }
+}
+
+impl Endpoint for PipeEnd {
+    #[inline]
+    fn send_msg(&mut self, buf: &[u8]) -> Result<(), Fault> {
+        let fd = self.wr.as_fd();
+        all_bytes(buf.len(), "write", self.cfg, &mut self.writes, |off| {
+            sys::io::write(fd, &buf[off..])
+        })
+    }
+    #[inline]
+    fn recv_msg(&mut self, buf: &mut [u8]) -> Result<(), Fault> {
+        let fd = self.rd.as_fd();
+        all_bytes(buf.len(), "read", self.cfg, &mut self.reads, |off| {
+            sys::io::read(fd, &mut buf[off..])
+        })
+    }
+    fn calls(&self) -> (u64, u64) {
+        (self.writes, self.reads)
+    }
+}
