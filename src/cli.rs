@@ -53,28 +53,28 @@ pub struct LatencyArgs {
     #[arg(long, short, value_delimiter = ',', value_parser = parse_transports, default_value = "tcp4,uds-stream")]
     pub transport: Vec<Vec<TransportKind>>,
     /// Message sizes, comma-separated: 64, 4K, 64KiB, 1MiB (1 B to 1 MiB).
-    #[arg(long, short, value_delimiter = ',', value_parser = parse_size, default_value = "64")]
+    #[arg(long, short, value_delimiter = ',', value_parser = parse_size, default_value = "64", allow_hyphen_values = true)]
     pub size: Vec<usize>,
     /// Timed round trips per case (split over the trials).
-    #[arg(long, short = 'n', value_parser = parse_count, conflicts_with = "duration")]
+    #[arg(long, short = 'n', value_parser = parse_count, conflicts_with = "duration", allow_hyphen_values = true)]
     pub iterations: Option<u64>,
     /// Timed run length per case (split over the trials): 2s, 500ms. Default 1s.
-    #[arg(long, short = 'd', value_parser = parse_duration)]
+    #[arg(long, short = 'd', value_parser = parse_duration, allow_hyphen_values = true)]
     pub duration: Option<Duration>,
     /// Untimed round trips per case before the first trial.
-    #[arg(long, value_parser = parse_whole, default_value = "1000")]
+    #[arg(long, value_parser = parse_whole, default_value = "1000", allow_hyphen_values = true)]
     pub warmup: u64,
     /// Untimed warm-up time per case; both --warmup and this must be met.
-    #[arg(long, value_parser = parse_duration_or_zero, default_value = "200ms")]
+    #[arg(long, value_parser = parse_duration_or_zero, default_value = "200ms", allow_hyphen_values = true)]
     pub warmup_time: Duration,
     /// Interleaved rounds; every case runs one trial per round.
-    #[arg(long, value_parser = parse_trials, default_value = "10")]
+    #[arg(long, value_parser = parse_trials, default_value = "10", allow_hyphen_values = true)]
     pub trials: u32,
     /// CPU the echo server is pinned to.
-    #[arg(long, default_value = "0")]
+    #[arg(long, default_value = "0", allow_hyphen_values = true, value_parser = parse_cpu)]
     pub server_cpu: usize,
     /// CPU the timing client is pinned to (may equal --server-cpu).
-    #[arg(long, default_value = "1")]
+    #[arg(long, default_value = "1", allow_hyphen_values = true, value_parser = parse_cpu)]
     pub client_cpu: usize,
     /// Server in a thread of this process, or in a forked process.
     #[arg(long, value_enum, default_value = "thread")]
@@ -86,7 +86,7 @@ pub struct LatencyArgs {
     #[arg(long, value_enum, default_value = "on")]
     pub nodelay: Switch,
     /// Longest wait for a peer before the run fails (SO_RCVTIMEO/SO_SNDTIMEO).
-    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    #[arg(long, value_parser = parse_duration, default_value = "5s", allow_hyphen_values = true)]
     pub timeout: Duration,
     /// Check every byte of every echoed message (outside the timed interval).
     #[arg(long)]
@@ -190,4 +190,10 @@ pub fn parse_trials(s: &str) -> Result<u32, String> {
         Ok(n) if (1..=10_000).contains(&n) => Ok(n),
         _ => Err("must be a whole number from 1 to 10000".into()),
     }
+}
+
+/// A CPU number (checked against the online CPUs by the plan).
+pub fn parse_cpu(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .map_err(|_| "must be a CPU number (0, 1, ...); see /sys/devices/system/cpu/online".to_string())
 }

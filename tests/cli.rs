@@ -1,0 +1,193 @@
+//! The binary as a user meets it: bad input, a tiny real run, output files,
+//! a server killed mid-run, and Ctrl-C. Each run gets a private TMPDIR so
+//! that any socket file or directory left behind is seen.
+
+mod util;
+
+use std::io::Read;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use util::{leftovers, private_tmp, run};
+
+const QUICK: &[&str] = &["-n", "40", "--trials", "2", "--warmup", "10", "--warmup-time", "0s"];
+
+#[test]
+fn bad_input_gets_one_line_exit_2_and_leaves_nothing() {
+    let tmp = private_tmp();
+    let full = tempfile::tempdir().unwrap();
+    std::fs::write(full.path().join("x"), "").unwrap();
+    let full_out = full.path().to_str().unwrap().to_string();
+    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+        (vec!["-t", "tcp5"], &["--transport", "tcp5", "allowed", "uds-stream"]),
+        (vec!["-t", ""], &["--transport"]),
+        (vec!["-s", "0"], &["--size", "'0'", "1 MiB"]),
+        (vec!["-s", "2M"], &["--size", "2M", "1 MiB"]),
+        (vec!["-s", "-5"], &["--size", "-5"]),
+        (vec!["-s", "4KB"], &["--size", "4KB", "unit"]),
+        (vec!["-s", "99999999999999999999"], &["--size", "out of range"]),
+        (vec!["-s", "64,,4K"], &["--size"]),
+        (vec!["-s", "64,64"], &["--size", "64", "twice"]),
+        (vec!["-t", "tcp4,tcp4"], &["--transport", "tcp4", "twice"]),
+        (vec!["-t", "udp4", "-s", "64K"], &["--size", "65536", "65507"]),
+        (vec!["--server-cpu", "9999"], &["--server-cpu", "9999", "allowed"]),
+        (vec!["--client-cpu", "-1"], &["--client-cpu", "-1"]),
+        (vec!["-n", "0"], &["--iterations", "0", "at least 1"]),
+        (vec!["-n", "5", "--trials", "10"], &["--iterations", "5", "--trials"]),
+        (vec!["--trials", "0"], &["--trials", "0"]),
+        (vec!["-d", "abc"], &["--duration", "abc"]),
+        (vec!["-d", "0s"], &["--duration", "0s", "longer than zero"]),
+        (vec!["-d", "5"], &["--duration", "'5'"]),
+        (vec!["--timeout", "-1s"], &["--timeout"]),
+        (vec!["--mode", "fork"], &["--mode", "fork", "thread"]),
+        (vec!["--wait", "poll"], &["--wait", "poll", "spin"]),
+        (vec!["--nodelay", "yes"], &["--nodelay", "yes", "on"]),
+        (vec!["--format", "xml"], &["--format", "xml", "json"]),
+        (vec!["-n", "10", "-d", "1s"], &["--duration", "--iterations"]),
+        (vec!["--out", &full_out], &["--out", "not empty"]),
+        (vec!["--out", "/nonexistent-dir/x"], &["--out", "parent directory does not exist"]),
+        (vec!["--bogus"], &["--bogus"]),
+    ];
+    for (args, needles) in cases {
+        let mut argv = vec!["latency"];
+        argv.extend(&args);
+        let out = run(tmp.path(), &argv);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: exit status; stderr: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line, got: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        for n in needles {
+            assert!(err.contains(n), "{args:?}: stderr should mention {n:?}: {err}");
+        }
+        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+        assert!(leftovers(tmp.path()).is_empty(), "{args:?}: left {:?}", leftovers(tmp.path()));
+    }
+    assert_eq!(leftovers(full.path()).len(), 1, "an existing --out is not touched");
+}
+
+#[test]
+fn tiny_run_writes_complete_results_and_cleans_up() {
+    let tmp = private_tmp();
+    let out_dir = tmp.path().join("run");
+    let mut args = vec!["latency", "-t", "all", "-s", "1,4K", "--format", "json", "--out", out_dir.to_str().unwrap()];
+    args.extend(QUICK);
+    let out = run(tmp.path(), &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // stdout is exactly one JSON document.
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let cases = doc["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 9 * 2);
+    for c in cases {
+        assert_eq!(c["iterations"], 40, "{c}");
+        assert!(c["p50_ns"].as_u64().unwrap() >= c["min_ns"].as_u64().unwrap());
+        assert!(c["p99_ns"].as_u64().unwrap() >= c["p50_ns"].as_u64().unwrap());
+        assert!(c["max_ns"].as_u64().unwrap() >= c["p99_ns"].as_u64().unwrap());
+        assert_eq!(c["trial_points"].as_array().unwrap().len(), 2);
+    }
+    // Both UDS:TCP ratio metrics for every (uds, tcp) pair at both sizes.
+    assert_eq!(doc["ratios"].as_array().unwrap().len(), 4 * 2 * 2 * 2);
+    assert!(doc["env"]["kernel_release"].is_string());
+    assert!(doc["env"]["sysctls"]["net.core.rmem_max"].is_string());
+    // The run directory holds every file, and only the run directory is left.
+    let mut names: Vec<String> = leftovers(&out_dir)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.contains(&"summary.json".into()) && names.contains(&"summary.csv".into()) && names.contains(&"env.json".into()));
+    assert_eq!(names.iter().filter(|n| n.ends_with(".hgrm")).count(), 18, "{names:?}");
+    let csv = std::fs::read_to_string(out_dir.join("summary.csv")).unwrap();
+    assert!(csv.starts_with("transport,size_bytes,"), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 18);
+    let hgrm = std::fs::read_to_string(out_dir.join("uds-stream-4096B.hgrm")).unwrap();
+    assert!(hgrm.contains("Total count    =           40"), "{hgrm}");
+    assert_eq!(leftovers(tmp.path()), vec![out_dir.clone()], "no socket dir or staging dir left");
+}
+
+#[test]
+fn csv_and_table_formats() {
+    let tmp = private_tmp();
+    let mut args = vec!["latency", "-t", "uds-stream,tcp4", "-s", "64", "--format", "csv"];
+    args.extend(QUICK);
+    let out = run(tmp.path(), &args);
+    assert!(out.status.success());
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let mut args = vec!["latency", "-t", "uds-stream,tcp4", "-s", "64"];
+    args.extend(QUICK);
+    let out = run(tmp.path(), &args);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("uds-stream") && table.contains("uds-stream     / tcp4"), "{table}");
+}
+
+/// Start a long process-mode run and wait until its forked server exists.
+fn start_long_run(tmp: &std::path::Path, transport: &str, extra: &[&str]) -> (std::process::Child, u32) {
+    let mut child = util::bin()
+        .args(["latency", "-t", transport, "--mode", "process", "-d", "60s", "--timeout", "2s"])
+        .args(extra)
+        .env("TMPDIR", tmp)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(&server) = util::children(child.id()).first() {
+            std::thread::sleep(Duration::from_millis(300)); // let the run get going
+            return (child, server);
+        }
+        assert!(Instant::now() < deadline, "no server process appeared");
+        assert!(child.try_wait().unwrap().is_none(), "run ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> (Option<i32>, String) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            return (status.code(), err);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("no exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn killed_server_gives_a_bounded_error_and_leaves_nothing() {
+    for transport in ["uds-stream", "tcp4", "udp4", "uds-dgram", "pipe"] {
+        let tmp = private_tmp();
+        let out_dir = tmp.path().join("out");
+        let (mut child, server) = start_long_run(tmp.path(), transport, &["--out", out_dir.to_str().unwrap()]);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(server as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+        let t0 = Instant::now();
+        let (code, err) = wait_bounded(&mut child, Duration::from_secs(10));
+        assert_eq!(code, Some(1), "{transport}: {err}");
+        assert!(t0.elapsed() < Duration::from_secs(5), "{transport}: took {:?}", t0.elapsed());
+        assert!(err.contains(transport), "{transport}: error names the transport: {err}");
+        assert!(err.contains("SIGKILL") || err.contains("peer") || err.contains("server"), "{transport}: {err}");
+        assert!(leftovers(tmp.path()).is_empty(), "{transport}: left {:?}", leftovers(tmp.path()));
+        assert!(util::children(child.id()).is_empty());
+    }
+}
+
+#[test]
+fn interrupt_ends_the_run_and_removes_everything() {
+    for sig in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGTERM] {
+        let tmp = private_tmp();
+        let out_dir = tmp.path().join("out");
+        let (mut child, server) =
+            start_long_run(tmp.path(), "uds-stream,uds-dgram,pipe", &["--out", out_dir.to_str().unwrap()]);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        let (code, err) = wait_bounded(&mut child, Duration::from_secs(3));
+        assert_eq!(code, Some(130), "{sig}: {err}");
+        assert!(leftovers(tmp.path()).is_empty(), "{sig}: left {:?}", leftovers(tmp.path()));
+        assert!(!std::path::Path::new(&format!("/proc/{server}")).exists(), "{sig}: server process reaped");
+    }
+}

@@ -1,0 +1,76 @@
+//! Shared test helpers: CPU choice, pair specs, and running the binary with
+//! a private TMPDIR so leftover socket files can be seen.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use sockbench::transport::{TransportKind, TransportOpts, Wait};
+use sockbench::workload::{Mode, PairSpec};
+
+/// (server CPU, client CPU): two different CPUs when there are two, else
+/// the same one (printed, since that is the same-core case).
+pub fn cpus() -> (usize, usize) {
+    let c = sockbench::affinity::available();
+    match c.as_slice() {
+        [a, b, ..] => (*a, *b),
+        [a] => {
+            eprintln!("only one CPU available: server and client share CPU {a}");
+            (*a, *a)
+        }
+        [] => panic!("no CPU available to this process"),
+    }
+}
+
+pub fn spec(kind: TransportKind, size: usize, mode: Mode) -> PairSpec {
+    PairSpec {
+        kind,
+        size,
+        opts: TransportOpts {
+            nodelay: true,
+            timeout: Duration::from_secs(5),
+            wait: Wait::Block,
+        },
+        mode,
+        server_cpu: cpus().0,
+    }
+}
+
+/// Sizes every transport must carry: 1, 63, 64 KiB (the IPv4 UDP limit for
+/// udp4) and, for streams, 1 MiB.
+pub fn sizes(kind: TransportKind) -> Vec<usize> {
+    let big = if kind == TransportKind::Udp4 { sockbench::plan::UDP4_MAX } else { 64 << 10 };
+    let mut v = vec![1, 63, big];
+    if kind.is_stream() {
+        v.push(1 << 20);
+    }
+    v
+}
+
+/// A fresh empty directory to use as TMPDIR for one run of the binary.
+pub fn private_tmp() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("sbtest-").tempdir().unwrap()
+}
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sockbench"))
+}
+
+/// Run `sockbench args...` with TMPDIR=tmp.
+pub fn run(tmp: &Path, args: &[&str]) -> Output {
+    bin().args(args).env("TMPDIR", tmp).output().unwrap()
+}
+
+/// Entries left in a directory.
+pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect()
+}
+
+/// Children of process `pid`, forked by any of its threads (from /proc).
+pub fn children(pid: u32) -> Vec<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten();
+    tasks
+        .flat_map(|t| std::fs::read_to_string(t.path().join("children")).unwrap_or_default().split_whitespace().filter_map(|s| s.parse().ok()).collect::<Vec<u32>>())
+        .collect()
+}
