@@ -194,6 +194,7 @@ pub fn parse_trials(s: &str) -> Result<u32, String> {
 
 /// A CPU number (checked against the online CPUs by the plan).
 pub fn parse_cpu(s: &str) -> Result<usize, String> {
-    s.parse::<usize>()
-        .map_err(|_| "must be a CPU number (0, 1, ...); see /sys/devices/system/cpu/online".to_string())
+    s.parse::<usize>().map_err(|_| {
+        "must be a CPU number (0, 1, ...); see /sys/devices/system/cpu/online".to_string()
+    })
 }

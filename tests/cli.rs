@@ -10,7 +10,16 @@ use std::time::{Duration, Instant};
 
 use util::{leftovers, private_tmp, run};
 
-const QUICK: &[&str] = &["-n", "40", "--trials", "2", "--warmup", "10", "--warmup-time", "0s"];
+const QUICK: &[&str] = &[
+    "-n",
+    "40",
+    "--trials",
+    "2",
+    "--warmup",
+    "10",
+    "--warmup-time",
+    "0s",
+];
 
 #[test]
 fn bad_input_gets_one_line_exit_2_and_leaves_nothing() {
@@ -19,21 +28,36 @@ fn bad_input_gets_one_line_exit_2_and_leaves_nothing() {
     std::fs::write(full.path().join("x"), "").unwrap();
     let full_out = full.path().to_str().unwrap().to_string();
     let cases: Vec<(Vec<&str>, &[&str])> = vec![
-        (vec!["-t", "tcp5"], &["--transport", "tcp5", "allowed", "uds-stream"]),
+        (
+            vec!["-t", "tcp5"],
+            &["--transport", "tcp5", "allowed", "uds-stream"],
+        ),
         (vec!["-t", ""], &["--transport"]),
         (vec!["-s", "0"], &["--size", "'0'", "1 MiB"]),
         (vec!["-s", "2M"], &["--size", "2M", "1 MiB"]),
         (vec!["-s", "-5"], &["--size", "-5"]),
         (vec!["-s", "4KB"], &["--size", "4KB", "unit"]),
-        (vec!["-s", "99999999999999999999"], &["--size", "out of range"]),
+        (
+            vec!["-s", "99999999999999999999"],
+            &["--size", "out of range"],
+        ),
         (vec!["-s", "64,,4K"], &["--size"]),
         (vec!["-s", "64,64"], &["--size", "64", "twice"]),
         (vec!["-t", "tcp4,tcp4"], &["--transport", "tcp4", "twice"]),
-        (vec!["-t", "udp4", "-s", "64K"], &["--size", "65536", "65507"]),
-        (vec!["--server-cpu", "9999"], &["--server-cpu", "9999", "allowed"]),
+        (
+            vec!["-t", "udp4", "-s", "64K"],
+            &["--size", "65536", "65507"],
+        ),
+        (
+            vec!["--server-cpu", "9999"],
+            &["--server-cpu", "9999", "allowed"],
+        ),
         (vec!["--client-cpu", "-1"], &["--client-cpu", "-1"]),
         (vec!["-n", "0"], &["--iterations", "0", "at least 1"]),
-        (vec!["-n", "5", "--trials", "10"], &["--iterations", "5", "--trials"]),
+        (
+            vec!["-n", "5", "--trials", "10"],
+            &["--iterations", "5", "--trials"],
+        ),
         (vec!["--trials", "0"], &["--trials", "0"]),
         (vec!["-d", "abc"], &["--duration", "abc"]),
         (vec!["-d", "0s"], &["--duration", "0s", "longer than zero"]),
@@ -43,9 +67,15 @@ fn bad_input_gets_one_line_exit_2_and_leaves_nothing() {
         (vec!["--wait", "poll"], &["--wait", "poll", "spin"]),
         (vec!["--nodelay", "yes"], &["--nodelay", "yes", "on"]),
         (vec!["--format", "xml"], &["--format", "xml", "json"]),
-        (vec!["-n", "10", "-d", "1s"], &["--duration", "--iterations"]),
+        (
+            vec!["-n", "10", "-d", "1s"],
+            &["--duration", "--iterations"],
+        ),
         (vec!["--out", &full_out], &["--out", "not empty"]),
-        (vec!["--out", "/nonexistent-dir/x"], &["--out", "parent directory does not exist"]),
+        (
+            vec!["--out", "/nonexistent-dir/x"],
+            &["--out", "parent directory does not exist"],
+        ),
         (vec!["--bogus"], &["--bogus"]),
     ];
     for (args, needles) in cases {
@@ -53,23 +83,52 @@ fn bad_input_gets_one_line_exit_2_and_leaves_nothing() {
         argv.extend(&args);
         let out = run(tmp.path(), &argv);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: exit status; stderr: {err}");
-        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line, got: {err}");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: exit status; stderr: {err}"
+        );
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line, got: {err}"
+        );
         assert!(err.starts_with("error: "), "{args:?}: {err}");
         for n in needles {
-            assert!(err.contains(n), "{args:?}: stderr should mention {n:?}: {err}");
+            assert!(
+                err.contains(n),
+                "{args:?}: stderr should mention {n:?}: {err}"
+            );
         }
         assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
-        assert!(leftovers(tmp.path()).is_empty(), "{args:?}: left {:?}", leftovers(tmp.path()));
+        assert!(
+            leftovers(tmp.path()).is_empty(),
+            "{args:?}: left {:?}",
+            leftovers(tmp.path())
+        );
     }
-    assert_eq!(leftovers(full.path()).len(), 1, "an existing --out is not touched");
+    assert_eq!(
+        leftovers(full.path()).len(),
+        1,
+        "an existing --out is not touched"
+    );
 }
 
 #[test]
 fn tiny_run_writes_complete_results_and_cleans_up() {
     let tmp = private_tmp();
     let out_dir = tmp.path().join("run");
-    let mut args = vec!["latency", "-t", "all", "-s", "1,4K", "--format", "json", "--out", out_dir.to_str().unwrap()];
+    let mut args = vec![
+        "latency",
+        "-t",
+        "all",
+        "-s",
+        "1,4K",
+        "--format",
+        "json",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
     args.extend(QUICK);
     let out = run(tmp.path(), &args);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -95,20 +154,40 @@ fn tiny_run_writes_complete_results_and_cleans_up() {
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert!(names.contains(&"summary.json".into()) && names.contains(&"summary.csv".into()) && names.contains(&"env.json".into()));
-    assert_eq!(names.iter().filter(|n| n.ends_with(".hgrm")).count(), 18, "{names:?}");
+    assert!(
+        names.contains(&"summary.json".into())
+            && names.contains(&"summary.csv".into())
+            && names.contains(&"env.json".into())
+    );
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with(".hgrm")).count(),
+        18,
+        "{names:?}"
+    );
     let csv = std::fs::read_to_string(out_dir.join("summary.csv")).unwrap();
     assert!(csv.starts_with("transport,size_bytes,"), "{csv}");
     assert_eq!(csv.lines().count(), 1 + 18);
     let hgrm = std::fs::read_to_string(out_dir.join("uds-stream-4096B.hgrm")).unwrap();
     assert!(hgrm.contains("Total count    =           40"), "{hgrm}");
-    assert_eq!(leftovers(tmp.path()), vec![out_dir.clone()], "no socket dir or staging dir left");
+    assert_eq!(
+        leftovers(tmp.path()),
+        vec![out_dir.clone()],
+        "no socket dir or staging dir left"
+    );
 }
 
 #[test]
 fn csv_and_table_formats() {
     let tmp = private_tmp();
-    let mut args = vec!["latency", "-t", "uds-stream,tcp4", "-s", "64", "--format", "csv"];
+    let mut args = vec![
+        "latency",
+        "-t",
+        "uds-stream,tcp4",
+        "-s",
+        "64",
+        "--format",
+        "csv",
+    ];
     args.extend(QUICK);
     let out = run(tmp.path(), &args);
     assert!(out.status.success());
@@ -118,13 +197,30 @@ fn csv_and_table_formats() {
     args.extend(QUICK);
     let out = run(tmp.path(), &args);
     let table = String::from_utf8(out.stdout).unwrap();
-    assert!(table.contains("uds-stream") && table.contains("uds-stream     / tcp4"), "{table}");
+    assert!(
+        table.contains("uds-stream") && table.contains("uds-stream     / tcp4"),
+        "{table}"
+    );
 }
 
 /// Start a long process-mode run and wait until its forked server exists.
-fn start_long_run(tmp: &std::path::Path, transport: &str, extra: &[&str]) -> (std::process::Child, u32) {
+fn start_long_run(
+    tmp: &std::path::Path,
+    transport: &str,
+    extra: &[&str],
+) -> (std::process::Child, u32) {
     let mut child = util::bin()
-        .args(["latency", "-t", transport, "--mode", "process", "-d", "60s", "--timeout", "2s"])
+        .args([
+            "latency",
+            "-t",
+            transport,
+            "--mode",
+            "process",
+            "-d",
+            "60s",
+            "--timeout",
+            "2s",
+        ])
         .args(extra)
         .env("TMPDIR", tmp)
         .stdout(Stdio::piped())
@@ -148,7 +244,12 @@ fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> (Option<i32
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             let mut err = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
             return (status.code(), err);
         }
         if start.elapsed() > limit {
@@ -164,30 +265,62 @@ fn killed_server_gives_a_bounded_error_and_leaves_nothing() {
     for transport in ["uds-stream", "tcp4", "udp4", "uds-dgram", "pipe"] {
         let tmp = private_tmp();
         let out_dir = tmp.path().join("out");
-        let (mut child, server) = start_long_run(tmp.path(), transport, &["--out", out_dir.to_str().unwrap()]);
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(server as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+        let (mut child, server) =
+            start_long_run(tmp.path(), transport, &["--out", out_dir.to_str().unwrap()]);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(server as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
         let t0 = Instant::now();
         let (code, err) = wait_bounded(&mut child, Duration::from_secs(10));
         assert_eq!(code, Some(1), "{transport}: {err}");
-        assert!(t0.elapsed() < Duration::from_secs(5), "{transport}: took {:?}", t0.elapsed());
-        assert!(err.contains(transport), "{transport}: error names the transport: {err}");
-        assert!(err.contains("SIGKILL") || err.contains("peer") || err.contains("server"), "{transport}: {err}");
-        assert!(leftovers(tmp.path()).is_empty(), "{transport}: left {:?}", leftovers(tmp.path()));
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{transport}: took {:?}",
+            t0.elapsed()
+        );
+        assert!(
+            err.contains(transport),
+            "{transport}: error names the transport: {err}"
+        );
+        assert!(
+            err.contains("SIGKILL") || err.contains("peer") || err.contains("server"),
+            "{transport}: {err}"
+        );
+        assert!(
+            leftovers(tmp.path()).is_empty(),
+            "{transport}: left {:?}",
+            leftovers(tmp.path())
+        );
         assert!(util::children(child.id()).is_empty());
     }
 }
 
 #[test]
 fn interrupt_ends_the_run_and_removes_everything() {
-    for sig in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGTERM] {
+    for sig in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
         let tmp = private_tmp();
         let out_dir = tmp.path().join("out");
-        let (mut child, server) =
-            start_long_run(tmp.path(), "uds-stream,uds-dgram,pipe", &["--out", out_dir.to_str().unwrap()]);
+        let (mut child, server) = start_long_run(
+            tmp.path(),
+            "uds-stream,uds-dgram,pipe",
+            &["--out", out_dir.to_str().unwrap()],
+        );
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
         let (code, err) = wait_bounded(&mut child, Duration::from_secs(3));
         assert_eq!(code, Some(130), "{sig}: {err}");
-        assert!(leftovers(tmp.path()).is_empty(), "{sig}: left {:?}", leftovers(tmp.path()));
-        assert!(!std::path::Path::new(&format!("/proc/{server}")).exists(), "{sig}: server process reaped");
+        assert!(
+            leftovers(tmp.path()).is_empty(),
+            "{sig}: left {:?}",
+            leftovers(tmp.path())
+        );
+        assert!(
+            !std::path::Path::new(&format!("/proc/{server}")).exists(),
+            "{sig}: server process reaped"
+        );
     }
 }

@@ -33,13 +33,20 @@ fn no_fd_thread_or_child_growth_over_1000_setups() {
     for i in 0..1000 {
         let kind = TransportKind::ALL[i % TransportKind::ALL.len()];
         // Every tenth pair forks its server, to cover process mode too.
-        let mode = if i % 10 == 0 { Mode::Process } else { Mode::Thread };
+        let mode = if i % 10 == 0 {
+            Mode::Process
+        } else {
+            Mode::Thread
+        };
         let pair = PinnedPair::new(util::spec(kind, 64, mode), Some(&dir)).unwrap();
         drop(pair);
     }
     assert_eq!(fds(), fd0, "descriptors after 1,000 set-ups");
     assert_eq!(threads(), th0, "threads after 1,000 set-ups");
-    assert!(util::children(std::process::id()).is_empty(), "no child process left");
+    assert!(
+        util::children(std::process::id()).is_empty(),
+        "no child process left"
+    );
     let dir_path = dir.path().to_path_buf();
     assert!(util::leftovers(&dir_path).is_empty(), "no socket file left");
     drop(dir);

@@ -29,7 +29,10 @@ fn echo_all_sizes(mode: Mode) {
                 .unwrap_or_else(|e| panic!("{kind} {size} B {mode:?}: {e}"));
             assert_eq!(h.len(), n, "{kind} {size}: one sample per round trip");
             assert!(h.min() > 0, "{kind} {size}: RTTs are positive");
-            assert!(usage.client_calls >= 2 * n, "{kind} {size}: at least one call each way");
+            assert!(
+                usage.client_calls >= 2 * n,
+                "{kind} {size}: at least one call each way"
+            );
         }
     }
     drop(dir);
@@ -66,7 +69,8 @@ fn payload_integrity_both_directions() {
                         ep.send_msg(&want).unwrap();
                     });
                 });
-                let (mut tx, mut rx, mut want) = (vec![0u8; size], vec![0u8; size], vec![0u8; size]);
+                let (mut tx, mut rx, mut want) =
+                    (vec![0u8; size], vec![0u8; size], vec![0u8; size]);
                 fill_pattern(&mut tx, 1);
                 fill_pattern(&mut want, 2);
                 with_endpoint!(&mut client, ep => {
@@ -91,7 +95,11 @@ fn datagram_pair(kind: TransportKind, dir: &SocketDir) -> (AnyEndpoint, AnyEndpo
 #[test]
 fn datagram_boundaries_are_kept_and_checked() {
     let dir = SocketDir::new().unwrap();
-    for kind in [TransportKind::Udp4, TransportKind::UdsDgram, TransportKind::UdsSeqpacket] {
+    for kind in [
+        TransportKind::Udp4,
+        TransportKind::UdsDgram,
+        TransportKind::UdsSeqpacket,
+    ] {
         let (mut a, mut b) = datagram_pair(kind, &dir);
         let (AnyEndpoint::Datagram(a), AnyEndpoint::Datagram(b)) = (&mut a, &mut b) else {
             panic!("{kind} must be a datagram endpoint");
@@ -101,8 +109,12 @@ fn datagram_boundaries_are_kept_and_checked() {
         }
         for n in [10, 20, 30] {
             let mut buf = vec![0u8; n];
-            b.recv_msg(&mut buf).unwrap_or_else(|f| panic!("{kind} message of {n}: {:?}", f.cause));
-            assert!(buf.iter().all(|&x| x == n as u8), "{kind}: message {n} intact");
+            b.recv_msg(&mut buf)
+                .unwrap_or_else(|f| panic!("{kind} message of {n}: {:?}", f.cause));
+            assert!(
+                buf.iter().all(|&x| x == n as u8),
+                "{kind}: message {n} intact"
+            );
         }
         // A longer message than expected is reported, not silently cut.
         a.send_msg(&[7u8; 30]).unwrap();
@@ -115,7 +127,11 @@ fn datagram_boundaries_are_kept_and_checked() {
         );
         // Nothing arrives: the bounded wait ends in a timeout, not a hang.
         let f = b.recv_msg(&mut short).unwrap_err();
-        assert!(matches!(f.cause, Cause::TimedOut(_)), "{kind}: got {:?}", f.cause);
+        assert!(
+            matches!(f.cause, Cause::TimedOut(_)),
+            "{kind}: got {:?}",
+            f.cause
+        );
     }
 }
 
@@ -142,7 +158,8 @@ fn one_send_and_one_receive_call_per_message() {
     let beat = std::sync::atomic::AtomicU64::new(0);
     for kind in TransportKind::ALL {
         for size in [1, 64, 4096] {
-            let mut pair = PinnedPair::new(util::spec(kind, size, Mode::Thread), Some(&dir)).unwrap();
+            let mut pair =
+                PinnedPair::new(util::spec(kind, size, Mode::Thread), Some(&dir)).unwrap();
             let n = 200;
             let u = pair
                 .record(n, &mut new_histogram(), &mut Heartbeat::new(&beat), false)
@@ -157,7 +174,16 @@ fn one_send_and_one_receive_call_per_message() {
 fn connection_refused_and_peer_close_are_reported() {
     let dir = SocketDir::new().unwrap();
     for kind in TransportKind::ALL {
-        let c = connect_pair(kind, 8, &TransportOpts { timeout: Duration::from_millis(300), ..TransportOpts::default() }, Some(&dir)).unwrap();
+        let c = connect_pair(
+            kind,
+            8,
+            &TransportOpts {
+                timeout: Duration::from_millis(300),
+                ..TransportOpts::default()
+            },
+            Some(&dir),
+        )
+        .unwrap();
         let mut client = c.client;
         drop(c.server);
         let mut buf = [0u8; 8];

@@ -1,6 +1,6 @@
 //! Stage: system calls. The only module with `unsafe` and `libc::` calls.
 //!
-//! Policy: every libc call goes through [`syscall!`], which turns `-1` into
+//! Policy: every libc call goes through the `syscall!` macro, which turns `-1` into
 //! [`std::io::Error::last_os_error`]; callers attach the call's name when they
 //! build an error. Every `unsafe` block states the invariant that makes it
 //! sound. File descriptors are wrapped in [`std::os::fd::OwnedFd`] the moment

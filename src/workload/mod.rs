@@ -68,6 +68,11 @@ impl TrialUsage {
     }
 }
 
+/// Set when the watchdog killed servers that stopped making progress, so
+/// the resulting error can say why the server died.
+pub static WATCHDOG_FIRED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 // Control messages: eight little-endian u64 words. Client → server: [n, ..]
 // runs a trial of n echoes, n = 0 ends the server. Server → client: a tag
 // and its fields.
@@ -338,7 +343,15 @@ impl PinnedPair {
                     if let Some(how) = process::try_reap(pid) {
                         cleanup::remove_child(pid);
                         self.server = Server::Process(Pid::from_raw(0));
-                        return format!("; server process {how}");
+                        let why = if WATCHDOG_FIRED.load(std::sync::atomic::Ordering::Relaxed) {
+                            format!(
+                                " by sockbench's watchdog after {} without progress",
+                                humantime::format_duration(self.spec.opts.timeout)
+                            )
+                        } else {
+                            String::new()
+                        };
+                        return format!("; server process {how}{why}");
                     }
                     if Instant::now() > deadline {
                         return String::new();

@@ -191,6 +191,7 @@ fn watchdog<T>(client: &std::thread::ScopedJoinHandle<'_, T>, beat: &AtomicU64, 
         if now != last {
             (last, since) = (now, Instant::now());
         } else if since.elapsed() > timeout {
+            super::WATCHDOG_FIRED.store(true, Relaxed);
             cleanup::kill_children();
             since = Instant::now();
         }

@@ -40,7 +40,11 @@ pub fn spec(kind: TransportKind, size: usize, mode: Mode) -> PairSpec {
 /// Sizes every transport must carry: 1, 63, 64 KiB (the IPv4 UDP limit for
 /// udp4) and, for streams, 1 MiB.
 pub fn sizes(kind: TransportKind) -> Vec<usize> {
-    let big = if kind == TransportKind::Udp4 { sockbench::plan::UDP4_MAX } else { 64 << 10 };
+    let big = if kind == TransportKind::Udp4 {
+        sockbench::plan::UDP4_MAX
+    } else {
+        64 << 10
+    };
     let mut v = vec![1, 63, big];
     if kind.is_stream() {
         v.push(1 << 20);
@@ -50,7 +54,10 @@ pub fn sizes(kind: TransportKind) -> Vec<usize> {
 
 /// A fresh empty directory to use as TMPDIR for one run of the binary.
 pub fn private_tmp() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("sbtest-").tempdir().unwrap()
+    tempfile::Builder::new()
+        .prefix("sbtest-")
+        .tempdir()
+        .unwrap()
 }
 
 pub fn bin() -> Command {
@@ -64,13 +71,25 @@ pub fn run(tmp: &Path, args: &[&str]) -> Output {
 
 /// Entries left in a directory.
 pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
 }
 
 /// Children of process `pid`, forked by any of its threads (from /proc).
 pub fn children(pid: u32) -> Vec<u32> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten();
     tasks
-        .flat_map(|t| std::fs::read_to_string(t.path().join("children")).unwrap_or_default().split_whitespace().filter_map(|s| s.parse().ok()).collect::<Vec<u32>>())
+        .flat_map(|t| {
+            std::fs::read_to_string(t.path().join("children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|s| s.parse().ok())
+                .collect::<Vec<u32>>()
+        })
         .collect()
 }
