@@ -86,7 +86,13 @@ impl Setup {
 
 /// Register `pingpong/<transport>/<size>`: the pair is built on first use
 /// (outside the timed closure) and the closure only runs the round trips.
-pub fn define(group: &mut BenchmarkGroup<'_, WallTime>, setup: &Setup, dir: &SocketDir, kind: TransportKind, size: usize) {
+pub fn define(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    setup: &Setup,
+    dir: &SocketDir,
+    kind: TransportKind,
+    size: usize,
+) {
     if sockbench::plan::check_size(kind, size).is_err() {
         return; // e.g. udp4 above 65,507 B: not a benchmark, a refusal
     }
@@ -94,7 +100,8 @@ pub fn define(group: &mut BenchmarkGroup<'_, WallTime>, setup: &Setup, dir: &Soc
     let mut pair: Option<PinnedPair> = None;
     group.bench_with_input(BenchmarkId::new(kind.name(), size), &size, |b, _| {
         let p = pair.get_or_insert_with(|| {
-            PinnedPair::new(setup.spec(kind, size), Some(dir)).unwrap_or_else(|e| panic!("{kind} {size} B: {e}"))
+            PinnedPair::new(setup.spec(kind, size), Some(dir))
+                .unwrap_or_else(|e| panic!("{kind} {size} B: {e}"))
         });
         b.iter_custom(|n| p.round_trips(n).unwrap_or_else(|e| panic!("{e}")));
     });
