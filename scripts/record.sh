@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Record a sockbench run under results/: builds the release binary, runs
+#   sockbench ARGS... --out results/<date>-<host>-<label>
+# and writes that directory's README.md with the exact command, the commit,
+# the table, the warnings and the fingerprint's headline fields.
+#
+# usage: scripts/record.sh LABEL SUBCOMMAND [ARGS...]
+#   e.g. scripts/record.sh latency-cross-core latency -t all -s 1,64,4K
+set -euo pipefail
+[ $# -ge 2 ] || { echo "usage: $0 LABEL SUBCOMMAND [ARGS...]" >&2; exit 2; }
+label=$1; shift
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
+    echo "fatal: uncommitted changes; commit first so the run names a real revision" >&2
+    exit 1
+fi
+cargo build --release --quiet
+dir="results/$(date -u +%Y-%m-%d)-$(hostname -s)-$label"
+[ -e "$dir" ] && { echo "fatal: $dir exists" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cmd=(target/release/sockbench "$@" --out "$dir")
+start=$(date +%s)
+"${cmd[@]}" > "$tmp/table.txt" 2> "$tmp/stderr.txt" || { cat "$tmp/stderr.txt" >&2; exit 1; }
+wall=$(( $(date +%s) - start ))
+python3 - "$dir" "$tmp" "$wall" "sockbench ${*}" <<'PY'
+import json, sys, os
+d, tmp, wall, cmd = sys.argv[1:5]
+env = json.load(open(os.path.join(d, "env.json")))
+table = open(os.path.join(tmp, "table.txt")).read()
+warn = open(os.path.join(tmp, "stderr.txt")).read()
+keys = ["kernel_release", "cpu_model", "cpus_online", "cpus_used", "smt_active", "virtualization",
+        "clocksource", "cpufreq_governor", "git_revision", "rustc", "build_profile", "taken_at"]
+with open(os.path.join(d, "README.md"), "w") as f:
+    f.write(f"# {os.path.basename(d)}\n\n")
+    f.write(f"Command (from the repository root, at revision `{env['git_revision']}`):\n\n")
+    f.write(f"```sh\ncargo run --release -- {cmd[len('sockbench '):]} --out {d}\n```\n\n")
+    f.write(f"Wall time: {wall} s. Files: summary.csv/summary.json (every column), env.json (full fingerprint), one .hgrm per case (µs).\n\n")
+    f.write("## Table\n\n```\n" + table + "```\n\n")
+    if warn.strip():
+        f.write("## Warnings\n\n```\n" + warn + "```\n\n")
+    f.write("## Machine\n\n| field | value |\n|---|---|\n")
+    for k in keys:
+        f.write(f"| {k} | {env.get(k)} |\n")
+    f.write("\nSocket sysctls: see env.json (`sysctls`).\n")
+PY
+echo "$dir"
+cat "$tmp/table.txt"
