@@ -16,6 +16,7 @@ if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
     exit 1
 fi
 cargo build --release --quiet
+mkdir -p results
 dir="results/$(date -u +%Y-%m-%d)-$(hostname -s)-$label"
 [ -e "$dir" ] && { echo "fatal: $dir exists" >&2; exit 1; }
 tmp=$(mktemp -d)
