@@ -199,6 +199,7 @@ fn ratios(cases: &[CaseOutcome]) -> Vec<RatioRow> {
             }
         }
     }
+    out.sort_by_key(|r| (r.size_bytes, r.metric, r.numerator, r.denominator));
     out
 }
 
