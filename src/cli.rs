@@ -24,6 +24,13 @@ pub struct Cli {
 pub enum Command {
     /// Ping-pong round-trip latency over loopback transports.
     Latency(LatencyArgs),
+    /// Request/response with different sizes each way, kept-alive or a new
+    /// connection per request, with requests pipelined (--depth).
+    Rr(RrArgs),
+    /// Connection cost: connect, send a request, receive a response, close.
+    Connect(ConnectArgs),
+    /// One-way bulk transfer: bytes and messages per second, CPU per message.
+    Throughput(ThroughputArgs),
     /// Print the environment fingerprint (JSON) recorded with every result.
     Env,
 }
@@ -46,22 +53,20 @@ pub enum Switch {
     Off,
 }
 
+/// Flags every workload takes.
 #[derive(Debug, Args)]
-pub struct LatencyArgs {
+pub struct Common {
     /// Transports, comma-separated: tcp4, tcp6, udp4, uds-stream, uds-dgram,
     /// uds-seqpacket, uds-abstract, socketpair, pipe; or `all`.
     #[arg(long, short, value_delimiter = ',', value_parser = parse_transports, default_value = "tcp4,uds-stream")]
     pub transport: Vec<Vec<TransportKind>>,
-    /// Message sizes, comma-separated: 64, 4K, 64KiB, 1MiB (1 B to 1 MiB).
-    #[arg(long, short, value_delimiter = ',', value_parser = parse_size, default_value = "64", allow_hyphen_values = true)]
-    pub size: Vec<usize>,
-    /// Timed round trips per case (split over the trials).
+    /// Timed operations per case (round trips, requests or messages), split over the trials.
     #[arg(long, short = 'n', value_parser = parse_count, conflicts_with = "duration", allow_hyphen_values = true)]
     pub iterations: Option<u64>,
     /// Timed run length per case (split over the trials): 2s, 500ms. Default 1s.
     #[arg(long, short = 'd', value_parser = parse_duration, allow_hyphen_values = true)]
     pub duration: Option<Duration>,
-    /// Untimed round trips per case before the first trial.
+    /// Untimed operations per case before the first trial.
     #[arg(long, value_parser = parse_whole, default_value = "1000", allow_hyphen_values = true)]
     pub warmup: u64,
     /// Untimed warm-up time per case; both --warmup and this must be met.
@@ -70,12 +75,15 @@ pub struct LatencyArgs {
     /// Interleaved rounds; every case runs one trial per round.
     #[arg(long, value_parser = parse_trials, default_value = "10", allow_hyphen_values = true)]
     pub trials: u32,
-    /// CPU the echo server is pinned to.
-    #[arg(long, default_value = "0", allow_hyphen_values = true, value_parser = parse_cpu)]
-    pub server_cpu: usize,
-    /// CPU the timing client is pinned to (may equal --server-cpu).
-    #[arg(long, default_value = "1", allow_hyphen_values = true, value_parser = parse_cpu)]
-    pub client_cpu: usize,
+    /// CPU(s) the servers are pinned to; with --pairs, pair i takes the i-th (cycling).
+    #[arg(long, value_delimiter = ',', value_parser = parse_cpu, default_value = "0", allow_hyphen_values = true)]
+    pub server_cpu: Vec<usize>,
+    /// CPU(s) the clients are pinned to (may equal the server's); cycles like --server-cpu.
+    #[arg(long, value_delimiter = ',', value_parser = parse_cpu, default_value = "1", allow_hyphen_values = true)]
+    pub client_cpu: Vec<usize>,
+    /// Pinned client/server pairs running at once.
+    #[arg(long, value_parser = parse_pairs, default_value = "1", allow_hyphen_values = true)]
+    pub pairs: u32,
     /// Server in a thread of this process, or in a forked process.
     #[arg(long, value_enum, default_value = "thread")]
     pub mode: Mode,
@@ -88,16 +96,64 @@ pub struct LatencyArgs {
     /// Longest wait for a peer before the run fails (SO_RCVTIMEO/SO_SNDTIMEO).
     #[arg(long, value_parser = parse_duration, default_value = "5s", allow_hyphen_values = true)]
     pub timeout: Duration,
-    /// Check every byte of every echoed message (outside the timed interval).
+    /// Check every byte (or, for transfers, every sequence number) outside the timed interval.
     #[arg(long)]
     pub verify: bool,
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
-    /// Write summary.json, summary.csv, env.json and one .hgrm per case into
-    /// this new (or empty) directory, atomically.
+    /// Write summary.json, summary.csv, env.json (and one .hgrm per latency
+    /// case) into this new (or empty) directory, atomically.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LatencyArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Message sizes, comma-separated: 64, 4K, 64KiB, 1MiB (1 B to 1 MiB).
+    #[arg(long, short, value_delimiter = ',', value_parser = parse_size, default_value = "64", allow_hyphen_values = true)]
+    pub size: Vec<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct RrArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Request sizes, comma-separated (client → server).
+    #[arg(long, value_delimiter = ',', value_parser = parse_size, default_value = "512", allow_hyphen_values = true)]
+    pub request_size: Vec<usize>,
+    /// Response sizes, comma-separated (server → client).
+    #[arg(long, value_delimiter = ',', value_parser = parse_size, default_value = "16K", allow_hyphen_values = true)]
+    pub response_size: Vec<usize>,
+    /// Requests kept in flight per pair (pipelining), 1 to 1024.
+    #[arg(long, value_parser = parse_depth, default_value = "1", allow_hyphen_values = true)]
+    pub depth: u32,
+    /// A new connection per request (as nginx does towards an upstream by default).
+    #[arg(long)]
+    pub new_connection: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Request sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', value_parser = parse_size, default_value = "64", allow_hyphen_values = true)]
+    pub request_size: Vec<usize>,
+    /// Response sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', value_parser = parse_size, default_value = "64", allow_hyphen_values = true)]
+    pub response_size: Vec<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ThroughputArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Write sizes, comma-separated: 64 B to 1 MiB.
+    #[arg(long, short, value_delimiter = ',', value_parser = parse_size, default_value = "64,4K,64K", allow_hyphen_values = true)]
+    pub size: Vec<usize>,
 }
 
 impl ValueEnum for Mode {
@@ -197,4 +253,20 @@ pub fn parse_cpu(s: &str) -> Result<usize, String> {
     s.parse::<usize>().map_err(|_| {
         "must be a CPU number (0, 1, ...); see /sys/devices/system/cpu/online".to_string()
     })
+}
+
+/// Concurrent pairs: 1 to 64.
+pub fn parse_pairs(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err("must be a whole number from 1 to 64".into()),
+    }
+}
+
+/// Requests in flight: 1 to 1024.
+pub fn parse_depth(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err("must be a whole number from 1 to 1024".into()),
+    }
 }

@@ -27,3 +27,11 @@ pub fn resolution_ns() -> Option<u64> {
     let ts = nix::time::clock_getres(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
     Some(ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64)
 }
+
+/// `CLOCK_MONOTONIC` now, in ns: comparable across the processes of one
+/// machine (a forked server stamps the end of a transfer with it).
+pub fn now_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use sockbench::cli::{Cli, Command, Format, LatencyArgs};
+use sockbench::cli::{Cli, Command, Format};
 use sockbench::plan::Plan;
 use sockbench::report::{self, Fingerprint};
 use sockbench::{Result, cleanup, workload};
@@ -33,7 +33,10 @@ fn main() -> ExitCode {
     };
     cleanup::install_signal_handler();
     let result = match cli.command {
-        Command::Latency(args) => latency(&args),
+        Command::Latency(a) => Plan::latency(&a).and_then(|p| measure(&p)),
+        Command::Rr(a) => Plan::rr(&a).and_then(|p| measure(&p)),
+        Command::Connect(a) => Plan::connect(&a).and_then(|p| measure(&p)),
+        Command::Throughput(a) => Plan::throughput(&a).and_then(|p| measure(&p)),
         Command::Env => {
             println!(
                 "{}",
@@ -52,24 +55,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn latency(args: &LatencyArgs) -> Result<()> {
-    let plan = Plan::latency(args)?;
+fn measure(plan: &Plan) -> Result<()> {
     let env = Fingerprint::take();
-    let run = workload::pingpong::run(&plan)?;
-    let report = report::build(&plan, &run, std::env::args().collect(), env);
+    let run = workload::run::run(plan)?;
+    let report = report::build(plan, &run, std::env::args().collect(), env);
     if let Some(out) = &plan.out {
         report::files::write_run_dir(out, &report, &run)?;
     }
-    for w in &report.warnings {
+    for w in report.warnings() {
         eprintln!("warning: {} ({})", w.message, w.fix);
     }
     match plan.format {
         Format::Table => print!("{}", report::table::render(&report)),
         Format::Json => print!("{}", report::files::json_string(&report)),
-        Format::Csv => print!(
-            "{}",
-            report::files::csv_string(report.cases.iter().map(|c| &c.row))?
-        ),
+        Format::Csv => print!("{}", report::files::csv_string(&report)?),
     }
     Ok(())
 }

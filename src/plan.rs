@@ -8,41 +8,97 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::affinity;
-use crate::cli::{Format, LatencyArgs, Switch};
+use crate::cli::Common;
+use crate::cli::{ConnectArgs, Format, LatencyArgs, RrArgs, Switch, ThroughputArgs};
 use crate::error::{Error, Result};
-use crate::transport::{TransportKind, TransportOpts, datagram_limit};
-use crate::workload::Mode;
+use crate::transport::{TransportKind, TransportOpts, Wait, datagram_limit};
+use crate::workload::{Job, Mode, PairSpec};
 
 /// Largest UDP payload over IPv4: 65,535 − 20 (IP header) − 8 (UDP header).
 pub const UDP4_MAX: usize = 65_507;
 
-/// One (transport, message size) combination.
+/// Which workload a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// Ping-pong: request and response of the same size, one connection.
+    Latency,
+    /// Request/response, `depth` in flight, kept-alive or a new connection each.
+    Rr { depth: u32, new_connection: bool },
+    /// A new connection per request.
+    Connect,
+    /// One-way transfer.
+    Throughput,
+}
+
+impl Workload {
+    /// Stable name used in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Latency => "latency",
+            Workload::Rr { .. } => "rr",
+            Workload::Connect => "connect",
+            Workload::Throughput => "throughput",
+        }
+    }
+
+    /// What the server does.
+    pub fn job(self) -> Job {
+        match self {
+            Workload::Latency
+            | Workload::Rr {
+                new_connection: false,
+                ..
+            } => Job::Echo,
+            Workload::Rr {
+                new_connection: true,
+                ..
+            }
+            | Workload::Connect => Job::Accept,
+            Workload::Throughput => Job::Sink,
+        }
+    }
+
+    /// Requests in flight per pair.
+    pub fn depth(self) -> u32 {
+        match self {
+            Workload::Rr { depth, .. } => depth,
+            _ => 1,
+        }
+    }
+}
+
+/// One (transport, request size, response size) combination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Case {
     pub transport: TransportKind,
+    /// Request (or message, or write) size in bytes.
     pub size: usize,
+    /// Response size in bytes (equal to `size` for ping-pong; unused for transfers).
+    pub response: usize,
 }
 
 /// How much each case measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Budget {
-    /// Timed round trips per case, split over the trials.
+    /// Timed operations per case, split over the trials.
     Iterations(u64),
     /// Timed run length per case, split over the trials.
     Duration(Duration),
 }
 
-/// A validated latency run.
+/// A validated run.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    pub workload: Workload,
     /// Transport-major order, as given.
     pub cases: Vec<Case>,
     pub budget: Budget,
     pub warmup: u64,
     pub warmup_time: Duration,
     pub trials: u32,
-    pub server_cpu: usize,
-    pub client_cpu: usize,
+    pub server_cpus: Vec<usize>,
+    pub client_cpus: Vec<usize>,
+    pub pairs: usize,
     pub mode: Mode,
     pub opts: TransportOpts,
     pub verify: bool,
@@ -50,34 +106,159 @@ pub struct Plan {
     pub out: Option<PathBuf>,
 }
 
+/// Largest request × depth (and response × depth) kept in flight: beyond
+/// the socket buffers both ends would block in send.
+pub const MAX_IN_FLIGHT_BYTES: usize = 64 << 10;
+
 impl Plan {
-    /// Validate `args`.
-    pub fn latency(args: &LatencyArgs) -> Result<Plan> {
-        let transports = unique(
-            "--transport",
-            args.transport.iter().flatten().copied(),
-            |k| k.name().to_string(),
-        )?;
-        let sizes = unique("--size", args.size.iter().copied(), |s| s.to_string())?;
+    /// `sockbench latency`.
+    pub fn latency(a: &LatencyArgs) -> Result<Plan> {
+        let sizes = unique("--size", a.size.iter().copied(), |s| s.to_string())?;
+        Self::new(
+            Workload::Latency,
+            &a.common,
+            sizes.iter().map(|&s| (s, s)).collect(),
+        )
+    }
+
+    /// `sockbench rr`.
+    pub fn rr(a: &RrArgs) -> Result<Plan> {
+        let w = Workload::Rr {
+            depth: a.depth,
+            new_connection: a.new_connection,
+        };
+        if a.new_connection && a.depth > 1 {
+            return Err(Error::config(
+                "--depth",
+                a.depth,
+                "cannot pipeline with --new-connection (one request per connection); use --depth 1",
+            ));
+        }
+        let req = unique("--request-size", a.request_size.iter().copied(), |s| {
+            s.to_string()
+        })?;
+        let resp = unique("--response-size", a.response_size.iter().copied(), |s| {
+            s.to_string()
+        })?;
+        for (flag, sizes) in [("--request-size", &req), ("--response-size", &resp)] {
+            if let Some(&big) = sizes
+                .iter()
+                .find(|&&s| s * a.depth as usize > MAX_IN_FLIGHT_BYTES && a.depth > 1)
+            {
+                return Err(Error::config(
+                    flag,
+                    big,
+                    format!(
+                        "{} in flight (--depth) × {big} B exceeds {} KiB of socket buffer and could deadlock; lower --depth or the size",
+                        a.depth,
+                        MAX_IN_FLIGHT_BYTES >> 10
+                    ),
+                ));
+            }
+        }
+        let sizes = req
+            .iter()
+            .flat_map(|&q| resp.iter().map(move |&r| (q, r)))
+            .collect();
+        Self::new(w, &a.common, sizes)
+    }
+
+    /// `sockbench connect`.
+    pub fn connect(a: &ConnectArgs) -> Result<Plan> {
+        let req = unique("--request-size", a.request_size.iter().copied(), |s| {
+            s.to_string()
+        })?;
+        let resp = unique("--response-size", a.response_size.iter().copied(), |s| {
+            s.to_string()
+        })?;
+        let sizes = req
+            .iter()
+            .flat_map(|&q| resp.iter().map(move |&r| (q, r)))
+            .collect();
+        Self::new(Workload::Connect, &a.common, sizes)
+    }
+
+    /// `sockbench throughput`.
+    pub fn throughput(a: &ThroughputArgs) -> Result<Plan> {
+        let sizes = unique("--size", a.size.iter().copied(), |s| s.to_string())?;
+        Self::new(
+            Workload::Throughput,
+            &a.common,
+            sizes.iter().map(|&s| (s, s)).collect(),
+        )
+    }
+
+    fn new(workload: Workload, c: &Common, sizes: Vec<(usize, usize)>) -> Result<Plan> {
+        let transports = unique("--transport", c.transport.iter().flatten().copied(), |k| {
+            k.name().to_string()
+        })?;
+        let accept = workload.job() == Job::Accept;
+        if accept {
+            if let Some(k) = transports.iter().find(|k| !k.is_connection_oriented()) {
+                return Err(Error::config(
+                    "--transport",
+                    k,
+                    "has no connections to open per request; allowed: tcp4, tcp6, uds-stream, uds-seqpacket, uds-abstract",
+                ));
+            }
+            if c.wait == Wait::Spin {
+                return Err(Error::config(
+                    "--wait",
+                    "spin",
+                    "connection set-up (connect/accept) is measured blocking; use --wait block",
+                ));
+            }
+        }
+        let depth = workload.depth();
         let mut cases = Vec::new();
         for &transport in &transports {
-            for &size in &sizes {
+            if depth > 1
+                && matches!(
+                    transport,
+                    TransportKind::UdsDgram | TransportKind::UdsSeqpacket
+                )
+            {
+                let qlen: u32 = read_sysctl("net/unix/max_dgram_qlen")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(10);
+                if depth > qlen {
+                    return Err(Error::config(
+                        "--depth",
+                        depth,
+                        format!(
+                            "{transport} queues at most net.unix.max_dgram_qlen = {qlen} messages; lower --depth or raise the sysctl"
+                        ),
+                    ));
+                }
+            }
+            for &(size, response) in &sizes {
                 check_size(transport, size)?;
-                cases.push(Case { transport, size });
+                if workload.job() != Job::Sink {
+                    check_size(transport, response)?;
+                }
+                cases.push(Case {
+                    transport,
+                    size,
+                    response,
+                });
             }
         }
         let cpus = affinity::available();
-        check_cpu("--server-cpu", args.server_cpu, &cpus)?;
-        check_cpu("--client-cpu", args.client_cpu, &cpus)?;
-        let budget = match (args.iterations, args.duration) {
+        for &cpu in &c.server_cpu {
+            check_cpu("--server-cpu", cpu, &cpus)?;
+        }
+        for &cpu in &c.client_cpu {
+            check_cpu("--client-cpu", cpu, &cpus)?;
+        }
+        let budget = match (c.iterations, c.duration) {
             (Some(n), _) => {
-                if n < u64::from(args.trials) {
+                if n < u64::from(c.trials) {
                     return Err(Error::config(
                         "--iterations",
                         n,
                         format!(
-                            "fewer than --trials ({}); every trial needs at least one round trip",
-                            args.trials
+                            "fewer than --trials ({}); every trial needs at least one operation",
+                            c.trials
                         ),
                     ));
                 }
@@ -86,27 +267,61 @@ impl Plan {
             (None, Some(d)) => Budget::Duration(d),
             (None, None) => Budget::Duration(Duration::from_secs(1)),
         };
-        if let Some(out) = &args.out {
+        if let Some(out) = &c.out {
             check_out(out)?;
         }
         Ok(Plan {
+            workload,
             cases,
             budget,
-            warmup: args.warmup,
-            warmup_time: args.warmup_time,
-            trials: args.trials,
-            server_cpu: args.server_cpu,
-            client_cpu: args.client_cpu,
-            mode: args.mode,
+            warmup: c.warmup,
+            warmup_time: c.warmup_time,
+            trials: c.trials,
+            server_cpus: c.server_cpu.clone(),
+            client_cpus: c.client_cpu.clone(),
+            pairs: c.pairs as usize,
+            mode: c.mode,
             opts: TransportOpts {
-                nodelay: args.nodelay == Switch::On,
-                timeout: args.timeout,
-                wait: args.wait,
+                nodelay: c.nodelay == Switch::On,
+                timeout: c.timeout,
+                wait: c.wait,
             },
-            verify: args.verify,
-            format: args.format,
-            out: args.out.clone(),
+            verify: c.verify,
+            format: c.format,
+            out: c.out.clone(),
         })
+    }
+
+    /// (server CPU, client CPU) of pair `p`.
+    pub fn placement(&self, p: usize) -> (usize, usize) {
+        (
+            self.server_cpus[p % self.server_cpus.len()],
+            self.client_cpus[p % self.client_cpus.len()],
+        )
+    }
+
+    /// Every pair's placement, as recorded: `s0c1` or `s0c1 s1c0`.
+    pub fn placement_label(&self) -> String {
+        (0..self.pairs)
+            .map(|p| {
+                let (s, c) = self.placement(p);
+                format!("s{s}c{c}")
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The pair to build for `case` with its server on `server_cpu`.
+    pub fn pair_spec(&self, case: &Case, server_cpu: usize) -> PairSpec {
+        PairSpec {
+            kind: case.transport,
+            size: case.size,
+            response: case.response,
+            job: self.workload.job(),
+            opts: self.opts,
+            mode: self.mode,
+            server_cpu,
+        }
     }
 }
 

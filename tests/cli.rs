@@ -77,9 +77,59 @@ fn bad_input_gets_one_line_exit_2_and_leaves_nothing() {
             &["--out", "parent directory does not exist"],
         ),
         (vec!["--bogus"], &["--bogus"]),
+        (vec!["--pairs", "0"], &["--pairs", "0", "1 to 64"]),
+        (vec!["--server-cpu", "0,,1"], &["--server-cpu"]),
+        (
+            vec!["@connect", "-t", "udp4"],
+            &["--transport", "udp4", "uds-stream"],
+        ),
+        (
+            vec!["@connect", "--wait", "spin"],
+            &["--wait", "spin", "block"],
+        ),
+        (vec!["@rr", "--depth", "0"], &["--depth", "0", "1 to 1024"]),
+        (
+            vec!["@rr", "--depth", "4", "--new-connection"],
+            &["--depth", "4", "--new-connection"],
+        ),
+        (
+            vec!["@rr", "--depth", "64", "--response-size", "16K"],
+            &["--response-size", "16384", "--depth"],
+        ),
+        (
+            vec!["@rr", "--request-size", "0"],
+            &["--request-size", "'0'"],
+        ),
+        (
+            vec![
+                "@rr",
+                "-t",
+                "uds-dgram",
+                "--depth",
+                "500",
+                "--response-size",
+                "64",
+                "--request-size",
+                "64",
+            ],
+            &["--depth", "500", "max_dgram_qlen"],
+        ),
+        (
+            vec!["@throughput", "-s", "64,64"],
+            &["--size", "64", "twice"],
+        ),
+        (
+            vec!["@throughput", "-t", "udp4", "-s", "1M"],
+            &["--size", "1048576", "65507"],
+        ),
     ];
     for (args, needles) in cases {
-        let mut argv = vec!["latency"];
+        // A first element "@name" picks the subcommand (default: latency).
+        let (sub, args) = match args.first() {
+            Some(a) if a.starts_with('@') => (&a[1..], args[1..].to_vec()),
+            _ => ("latency", args),
+        };
+        let mut argv = vec![sub];
         argv.extend(&args);
         let out = run(tmp.path(), &argv);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -165,7 +215,10 @@ fn tiny_run_writes_complete_results_and_cleans_up() {
         "{names:?}"
     );
     let csv = std::fs::read_to_string(out_dir.join("summary.csv")).unwrap();
-    assert!(csv.starts_with("transport,size_bytes,"), "{csv}");
+    assert!(
+        csv.starts_with("workload,transport,size_bytes,response_bytes,"),
+        "{csv}"
+    );
     assert_eq!(csv.lines().count(), 1 + 18);
     let hgrm = std::fs::read_to_string(out_dir.join("uds-stream-4096B.hgrm")).unwrap();
     assert!(hgrm.contains("Total count    =           40"), "{hgrm}");

@@ -74,13 +74,7 @@ impl Setup {
     }
 
     pub fn spec(&self, kind: TransportKind, size: usize) -> PairSpec {
-        PairSpec {
-            kind,
-            size,
-            opts: self.opts,
-            mode: self.mode,
-            server_cpu: self.server_cpu,
-        }
+        PairSpec::echo(kind, size, self.opts, self.mode, self.server_cpu)
     }
 }
 

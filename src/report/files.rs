@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use hdrhistogram::Histogram;
 
-use super::{CaseRow, Report};
+use super::AnyReport;
 use crate::cleanup;
 use crate::error::{Error, Result};
-use crate::workload::pingpong::LatencyRun;
+use crate::workload::run::Run;
 
 fn file_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.to_path_buf();
@@ -21,22 +21,49 @@ fn file_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Err
 }
 
 /// summary.csv's content: a header and one row per case.
-pub fn csv_string<'a>(rows: impl IntoIterator<Item = &'a CaseRow>) -> Result<String> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    for r in rows {
-        w.serialize(r).map_err(|e| {
-            file_err("write csv", Path::new("summary.csv"))(std::io::Error::other(e))
-        })?;
+pub fn csv_string(report: &AnyReport) -> Result<String> {
+    match report {
+        AnyReport::Latency(r) => csv_rows(r.cases.iter().map(|c| &c.row)),
+        AnyReport::Throughput(r) => csv_rows(r.cases.iter().map(|c| &c.row)),
     }
-    let bytes = w.into_inner().map_err(|e| {
-        file_err("write csv", Path::new("summary.csv"))(std::io::Error::other(e.to_string()))
-    })?;
+}
+
+/// Rows → CSV via their JSON form, so flattened structs work and the
+/// header follows field order (`serde_json`'s `preserve_order`).
+fn csv_rows<'a, R: serde::Serialize + 'a>(rows: impl IntoIterator<Item = &'a R>) -> Result<String> {
+    let fail =
+        |e: String| file_err("write csv", Path::new("summary.csv"))(std::io::Error::other(e));
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header_written = false;
+    for r in rows {
+        let serde_json::Value::Object(map) =
+            serde_json::to_value(r).map_err(|e| fail(e.to_string()))?
+        else {
+            return Err(fail("a row is not a JSON object".into()));
+        };
+        if !header_written {
+            w.write_record(map.keys())
+                .map_err(|e| fail(e.to_string()))?;
+            header_written = true;
+        }
+        let cells = map.values().map(|v| match v {
+            serde_json::Value::Null => String::new(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        w.write_record(cells).map_err(|e| fail(e.to_string()))?;
+    }
+    let bytes = w.into_inner().map_err(|e| fail(e.to_string()))?;
     Ok(String::from_utf8(bytes).expect("csv is UTF-8"))
 }
 
 /// summary.json's content.
-pub fn json_string(report: &Report) -> String {
-    serde_json::to_string_pretty(report).expect("report serialises") + "\n"
+pub fn json_string(report: &AnyReport) -> String {
+    let s = match report {
+        AnyReport::Latency(r) => serde_json::to_string_pretty(r),
+        AnyReport::Throughput(r) => serde_json::to_string_pretty(r),
+    };
+    s.expect("report serialises") + "\n"
 }
 
 /// A histogram of ns values as HdrHistogram's percentile distribution text,
@@ -88,7 +115,7 @@ pub fn hgrm_string(h: &Histogram<u64>) -> String {
 /// Write the run directory `out` atomically: stage everything in
 /// `.<name>.partial-<pid>` beside it, then rename. `out` may be absent or an
 /// empty directory. On any failure (or Ctrl-C) the staging directory is removed.
-pub fn write_run_dir(out: &Path, report: &Report, run: &LatencyRun) -> Result<()> {
+pub fn write_run_dir(out: &Path, report: &AnyReport, run: &Run) -> Result<()> {
     let name = out.file_name().ok_or_else(|| {
         Error::config(
             "--out",
@@ -119,7 +146,7 @@ pub fn write_run_dir(out: &Path, report: &Report, run: &LatencyRun) -> Result<()
     result
 }
 
-fn fill(stage: &Path, report: &Report, run: &LatencyRun) -> Result<()> {
+fn fill(stage: &Path, report: &AnyReport, run: &Run) -> Result<()> {
     let put = |name: &str, body: &str| -> Result<()> {
         let p = stage.join(name);
         let mut f = fs::File::create(&p).map_err(file_err("create", &p))?;
@@ -128,17 +155,14 @@ fn fill(stage: &Path, report: &Report, run: &LatencyRun) -> Result<()> {
         f.sync_all().map_err(file_err("sync", &p))
     };
     put("summary.json", &json_string(report))?;
-    put(
-        "summary.csv",
-        &csv_string(report.cases.iter().map(|c| &c.row))?,
-    )?;
+    put("summary.csv", &csv_string(report)?)?;
     put(
         "env.json",
-        &(serde_json::to_string_pretty(&report.env).expect("fingerprint serialises") + "\n"),
+        &(serde_json::to_string_pretty(report.env()).expect("fingerprint serialises") + "\n"),
     )?;
-    for c in &run.cases {
+    for c in run.cases.iter().filter(|c| !c.hist.is_empty()) {
         put(
-            &format!("{}.hgrm", super::case_stem(c.kind, c.size)),
+            &format!("{}.hgrm", super::case_stem(c.case.transport, &c.case)),
             &hgrm_string(&c.hist),
         )?;
     }

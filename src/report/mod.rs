@@ -8,24 +8,35 @@ pub mod files;
 pub mod table;
 pub mod warnings;
 
-use crate::plan::Plan;
+use crate::plan::{Case, Plan, Workload};
 use crate::stats::{self, Ci, Summary};
 use crate::transport::TransportKind;
-use crate::workload::pingpong::{CaseOutcome, LatencyRun, TrialPoint};
+use crate::workload::run::{CaseOutcome, Run, TrialPoint};
 pub use env::Fingerprint;
 pub use warnings::Warning;
 
-/// One case, flat: the columns of summary.csv.
+/// Columns every row starts with: what was measured and where.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct CaseRow {
+pub struct CaseKey {
+    pub workload: &'static str,
     pub transport: &'static str,
     pub size_bytes: usize,
+    pub response_bytes: usize,
+    pub depth: u32,
+    pub pairs: usize,
     pub mode: crate::workload::Mode,
     pub wait: crate::transport::Wait,
     pub nodelay: bool,
-    pub server_cpu: usize,
-    pub client_cpu: usize,
+    /// Placement of every pair: `s0c1` (server CPU 0, client CPU 1), space-separated.
+    pub placement: String,
     pub trials: usize,
+}
+
+/// A latency case (latency, rr, connect), flat: the columns of summary.csv.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CaseRow {
+    #[serde(flatten)]
+    pub key: CaseKey,
     pub iterations: u64,
     pub min_ns: u64,
     pub mean_ns: f64,
@@ -40,38 +51,69 @@ pub struct CaseRow {
     pub p9999_ns: u64,
     pub max_ns: u64,
     pub stddev_ns: f64,
-    pub round_trips_per_s: f64,
-    pub client_user_ns_per_rt: f64,
-    pub client_sys_ns_per_rt: f64,
-    pub server_user_ns_per_rt: f64,
-    pub server_sys_ns_per_rt: f64,
-    pub client_vcsw_per_rt: f64,
-    pub client_ivcsw_per_rt: f64,
-    pub server_vcsw_per_rt: f64,
-    pub server_ivcsw_per_rt: f64,
-    pub client_syscalls_per_rt: f64,
-    pub server_syscalls_per_rt: f64,
+    /// Operations per second over all pairs: n / slowest pair's wall time, per trial, median.
+    pub ops_per_s: f64,
+    pub client_user_ns_per_op: f64,
+    pub client_sys_ns_per_op: f64,
+    pub server_user_ns_per_op: f64,
+    pub server_sys_ns_per_op: f64,
+    pub client_vcsw_per_op: f64,
+    pub client_ivcsw_per_op: f64,
+    pub server_vcsw_per_op: f64,
+    pub server_ivcsw_per_op: f64,
+    pub client_syscalls_per_op: f64,
+    pub server_syscalls_per_op: f64,
     pub sndbuf_bytes: usize,
     pub rcvbuf_bytes: usize,
     pub clock_read_ns: f64,
+    /// connect over TCP: sockets in TIME_WAIT on the server's port after the case.
+    pub time_wait_sockets: Option<usize>,
+}
+
+/// A throughput case, flat: the columns of summary.csv for `throughput`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ThroughputRow {
+    #[serde(flatten)]
+    pub key: CaseKey,
+    pub messages_sent: u64,
+    pub messages_delivered: u64,
+    pub loss_pct: f64,
+    /// Delivered payload bytes per second (decimal: 1 GB = 1e9 B), median over trials.
+    pub bytes_per_s: f64,
+    pub bytes_per_s_ci_low: f64,
+    pub bytes_per_s_ci_high: f64,
+    pub gbyte_per_s: f64,
+    pub gbit_per_s: f64,
+    pub messages_per_s: f64,
+    /// CPU per message sent (client) and received (server), user + system.
+    pub client_cpu_ns_per_msg: f64,
+    pub server_cpu_ns_per_msg: f64,
+    /// Service demand: CPU per KiB moved.
+    pub client_cpu_ns_per_kib: f64,
+    pub server_cpu_ns_per_kib: f64,
+    pub client_syscalls_per_msg: f64,
+    pub server_syscalls_per_msg: f64,
+    pub sndbuf_bytes: usize,
+    pub rcvbuf_bytes: usize,
 }
 
 /// A case in summary.json: the row plus its per-trial points.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct CaseJson {
+pub struct CaseJson<R> {
     #[serde(flatten)]
-    pub row: CaseRow,
+    pub row: R,
     pub trial_points: Vec<TrialPoint>,
 }
 
-/// UDS over TCP for one size: the median over rounds of the per-round
-/// ratio (the two trials of a round ran back to back), with a bootstrap CI.
+/// UDS over TCP for one (size, response): the median over rounds of the
+/// per-round ratio (the trials of a round ran back to back), with a bootstrap CI.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RatioRow {
     pub size_bytes: usize,
+    pub response_bytes: usize,
     pub numerator: &'static str,
     pub denominator: &'static str,
-    /// `p50` (per-trial medians) or `mean` (per-trial means).
+    /// `p50`/`mean` latency (below 1: UDS faster) or `bytes_per_s` (above 1: UDS faster).
     pub metric: &'static str,
     pub ratio: f64,
     pub ci_low: f64,
@@ -79,7 +121,7 @@ pub struct RatioRow {
     pub rounds: usize,
 }
 
-/// Settings that shaped the run (also in each row where they vary).
+/// Settings that shaped the run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Settings {
     pub budget: String,
@@ -91,41 +133,73 @@ pub struct Settings {
     pub verify: bool,
 }
 
-/// Everything `sockbench latency` reports: summary.json.
+/// Everything a run reports: summary.json.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Report {
+pub struct Report<R> {
     pub tool: &'static str,
+    pub workload: &'static str,
     pub command: Vec<String>,
     pub settings: Settings,
     pub elapsed_s: f64,
     pub clock_read_ns: f64,
-    pub cases: Vec<CaseJson>,
+    pub cases: Vec<CaseJson<R>>,
     pub ratios: Vec<RatioRow>,
     pub warnings: Vec<Warning>,
     pub env: Fingerprint,
 }
 
-fn per_rt(total: i64, n: u64) -> f64 {
-    total as f64 / n.max(1) as f64
+/// The report of any workload.
+#[derive(Debug, Clone)]
+pub enum AnyReport {
+    /// latency, rr, connect.
+    Latency(Report<CaseRow>),
+    /// throughput.
+    Throughput(Report<ThroughputRow>),
 }
 
-fn row(plan: &Plan, o: &CaseOutcome, clock_read_ns: f64, seed: u64) -> CaseJson {
-    let s: Summary = stats::summarize(&o.hist);
-    let means: Vec<f64> = o.trials.iter().map(|t| t.mean_ns).collect();
-    let p50s: Vec<f64> = o.trials.iter().map(|t| t.p50_ns as f64).collect();
-    let mean_ci = stats::bootstrap_ci(&means, stats::mean, seed);
-    let p50_ci = stats::bootstrap_ci(&p50s, stats::median, seed + 1);
-    let n = s.n;
-    let u = &o.usage;
-    let row = CaseRow {
-        transport: o.kind.name(),
-        size_bytes: o.size,
+fn per(total: f64, n: u64) -> f64 {
+    total / n.max(1) as f64
+}
+
+fn key(plan: &Plan, c: &Case, trials: usize) -> CaseKey {
+    CaseKey {
+        workload: plan.workload.name(),
+        transport: c.transport.name(),
+        size_bytes: c.size,
+        response_bytes: if plan.workload == Workload::Throughput {
+            0
+        } else {
+            c.response
+        },
+        depth: plan.workload.depth(),
+        pairs: plan.pairs,
         mode: plan.mode,
         wait: plan.opts.wait,
         nodelay: plan.opts.nodelay,
-        server_cpu: plan.server_cpu,
-        client_cpu: plan.client_cpu,
-        trials: o.trials.len(),
+        placement: plan.placement_label(),
+        trials,
+    }
+}
+
+/// Delivered payload bytes per second of one trial.
+fn rate(t: &TrialPoint, size: usize) -> f64 {
+    t.delivered as f64 * size as f64 * 1e9 / t.elapsed_ns.max(1) as f64
+}
+
+fn latency_row(plan: &Plan, o: &CaseOutcome, clock_read_ns: f64, seed: u64) -> CaseRow {
+    let s: Summary = stats::summarize(&o.hist);
+    let means: Vec<f64> = o.trials.iter().map(|t| t.mean_ns).collect();
+    let p50s: Vec<f64> = o.trials.iter().map(|t| t.p50_ns as f64).collect();
+    let ops: Vec<f64> = o
+        .trials
+        .iter()
+        .map(|t| t.n as f64 * 1e9 / t.elapsed_ns.max(1) as f64)
+        .collect();
+    let mean_ci = stats::bootstrap_ci(&means, stats::mean, seed);
+    let p50_ci = stats::bootstrap_ci(&p50s, stats::median, seed + 1);
+    let (n, u) = (s.n, &o.usage);
+    CaseRow {
+        key: key(plan, &o.case, o.trials.len()),
         iterations: n,
         min_ns: s.min_ns,
         mean_ns: s.mean_ns,
@@ -140,56 +214,87 @@ fn row(plan: &Plan, o: &CaseOutcome, clock_read_ns: f64, seed: u64) -> CaseJson 
         p9999_ns: s.p9999_ns,
         max_ns: s.max_ns,
         stddev_ns: s.stddev_ns,
-        round_trips_per_s: if s.mean_ns > 0.0 {
-            1e9 / s.mean_ns
-        } else {
-            0.0
-        },
-        client_user_ns_per_rt: per_rt(u.client.user_ns, n),
-        client_sys_ns_per_rt: per_rt(u.client.sys_ns, n),
-        server_user_ns_per_rt: per_rt(u.server.user_ns, n),
-        server_sys_ns_per_rt: per_rt(u.server.sys_ns, n),
-        client_vcsw_per_rt: per_rt(u.client.vcsw, n),
-        client_ivcsw_per_rt: per_rt(u.client.ivcsw, n),
-        server_vcsw_per_rt: per_rt(u.server.vcsw, n),
-        server_ivcsw_per_rt: per_rt(u.server.ivcsw, n),
-        client_syscalls_per_rt: per_rt(u.client_calls as i64, n),
-        server_syscalls_per_rt: per_rt(u.server_calls as i64, n),
+        ops_per_s: stats::median(&ops),
+        client_user_ns_per_op: per(u.client.user_ns as f64, n),
+        client_sys_ns_per_op: per(u.client.sys_ns as f64, n),
+        server_user_ns_per_op: per(u.server.user_ns as f64, n),
+        server_sys_ns_per_op: per(u.server.sys_ns as f64, n),
+        client_vcsw_per_op: per(u.client.vcsw as f64, n),
+        client_ivcsw_per_op: per(u.client.ivcsw as f64, n),
+        server_vcsw_per_op: per(u.server.vcsw as f64, n),
+        server_ivcsw_per_op: per(u.server.ivcsw as f64, n),
+        client_syscalls_per_op: per(u.client_calls as f64, n),
+        server_syscalls_per_op: per(u.server_calls as f64, n),
         sndbuf_bytes: o.buffers.sndbuf_bytes,
         rcvbuf_bytes: o.buffers.rcvbuf_bytes,
         clock_read_ns,
-    };
-    CaseJson {
-        row,
-        trial_points: o.trials.clone(),
+        time_wait_sockets: o.time_wait,
     }
 }
 
-/// Every (UDS transport, TCP transport) pair measured at the same size.
-fn ratios(cases: &[CaseOutcome]) -> Vec<RatioRow> {
+fn throughput_row(plan: &Plan, o: &CaseOutcome, seed: u64) -> ThroughputRow {
+    let size = o.case.size;
+    let rates: Vec<f64> = o.trials.iter().map(|t| rate(t, size)).collect();
+    let ci = stats::bootstrap_ci(&rates, stats::median, seed);
+    let bps = stats::median(&rates);
+    let sent: u64 = o.trials.iter().map(|t| t.n).sum();
+    let delivered: u64 = o.trials.iter().map(|t| t.delivered).sum();
+    let u = &o.usage;
+    let client_cpu = (u.client.user_ns + u.client.sys_ns) as f64;
+    let server_cpu = (u.server.user_ns + u.server.sys_ns) as f64;
+    let kib = |msgs: u64| (msgs as f64 * size as f64 / 1024.0).max(1e-9);
+    ThroughputRow {
+        key: key(plan, &o.case, o.trials.len()),
+        messages_sent: sent,
+        messages_delivered: delivered,
+        loss_pct: if sent == 0 {
+            0.0
+        } else {
+            100.0 * (sent - delivered.min(sent)) as f64 / sent as f64
+        },
+        bytes_per_s: bps,
+        bytes_per_s_ci_low: ci.low,
+        bytes_per_s_ci_high: ci.high,
+        gbyte_per_s: bps / 1e9,
+        gbit_per_s: bps * 8.0 / 1e9,
+        messages_per_s: bps / size as f64,
+        client_cpu_ns_per_msg: per(client_cpu, sent),
+        server_cpu_ns_per_msg: per(server_cpu, delivered),
+        client_cpu_ns_per_kib: client_cpu / kib(sent),
+        server_cpu_ns_per_kib: server_cpu / kib(delivered),
+        client_syscalls_per_msg: per(u.client_calls as f64, sent),
+        server_syscalls_per_msg: per(u.server_calls as f64, delivered),
+        sndbuf_bytes: o.buffers.sndbuf_bytes,
+        rcvbuf_bytes: o.buffers.rcvbuf_bytes,
+    }
+}
+
+type Pick = fn(&TrialPoint, usize) -> f64;
+
+/// Every (UDS transport, TCP transport) pair measured at the same sizes.
+fn ratios(cases: &[CaseOutcome], metrics: &[(&'static str, Pick)]) -> Vec<RatioRow> {
     let mut out = Vec::new();
-    for num in cases.iter().filter(|c| c.kind.is_uds()) {
+    let same = |a: &Case, b: &Case| a.size == b.size && a.response == b.response;
+    for num in cases.iter().filter(|c| c.case.transport.is_uds()) {
         for den in cases
             .iter()
-            .filter(|c| c.kind.is_tcp() && c.size == num.size)
+            .filter(|c| c.case.transport.is_tcp() && same(&c.case, &num.case))
         {
-            type Pick = fn(&TrialPoint) -> f64;
-            let metrics: [(&'static str, Pick); 2] =
-                [("p50", |t| t.p50_ns as f64), ("mean", |t| t.mean_ns)];
-            for (metric, pick) in metrics {
+            for &(metric, pick) in metrics {
                 let by_round = |c: &CaseOutcome| {
                     c.trials
                         .iter()
-                        .map(|t| (t.round, pick(t)))
+                        .map(|t| (t.round, pick(t, c.case.size)))
                         .collect::<Vec<_>>()
                 };
                 let r = stats::paired_ratios(&by_round(num), &by_round(den));
                 let Ci { low, high } =
-                    stats::bootstrap_ci(&r, stats::median, 0x5eed ^ num.size as u64);
+                    stats::bootstrap_ci(&r, stats::median, 0x5eed ^ num.case.size as u64);
                 out.push(RatioRow {
-                    size_bytes: num.size,
-                    numerator: num.kind.name(),
-                    denominator: den.kind.name(),
+                    size_bytes: num.case.size,
+                    response_bytes: num.case.response,
+                    numerator: num.case.transport.name(),
+                    denominator: den.case.transport.name(),
                     metric,
                     ratio: stats::median(&r),
                     ci_low: low,
@@ -199,51 +304,122 @@ fn ratios(cases: &[CaseOutcome]) -> Vec<RatioRow> {
             }
         }
     }
-    out.sort_by_key(|r| (r.size_bytes, r.metric, r.numerator, r.denominator));
+    out.sort_by_key(|r| {
+        (
+            r.size_bytes,
+            r.response_bytes,
+            r.metric,
+            r.numerator,
+            r.denominator,
+        )
+    });
     out
 }
 
-/// Build the report of a finished run (rayon bootstraps run here).
-pub fn build(plan: &Plan, run: &LatencyRun, argv: Vec<String>, mut env: Fingerprint) -> Report {
-    env.cpus_used = Some(format!(
-        "server={} client={}",
-        plan.server_cpu, plan.client_cpu
-    ));
-    let cases: Vec<CaseJson> = run
-        .cases
-        .iter()
-        .enumerate()
-        .map(|(i, o)| row(plan, o, run.clock_read_ns, 2 * i as u64))
-        .collect();
-    let ratios = ratios(&run.cases);
-    let warnings = warnings::check(plan, &cases, &env);
+fn settings(plan: &Plan) -> Settings {
+    Settings {
+        budget: match plan.budget {
+            crate::plan::Budget::Iterations(n) => format!("{n} operations per case"),
+            crate::plan::Budget::Duration(d) => {
+                format!("{} per case", humantime::format_duration(d))
+            }
+        },
+        warmup: plan.warmup,
+        warmup_time_ms: plan.warmup_time.as_millis(),
+        trial_warmup: crate::workload::run::TRIAL_WARMUP,
+        trials: plan.trials,
+        timeout_ms: plan.opts.timeout.as_millis(),
+        verify: plan.verify,
+    }
+}
+
+fn assemble<R>(
+    plan: &Plan,
+    run: &Run,
+    argv: Vec<String>,
+    env: Fingerprint,
+    rows: Vec<R>,
+    ratios: Vec<RatioRow>,
+) -> Report<R> {
     Report {
         tool: concat!("sockbench ", env!("CARGO_PKG_VERSION")),
+        workload: plan.workload.name(),
         command: argv,
-        settings: Settings {
-            budget: match plan.budget {
-                crate::plan::Budget::Iterations(n) => format!("{n} round trips per case"),
-                crate::plan::Budget::Duration(d) => {
-                    format!("{} per case", humantime::format_duration(d))
-                }
-            },
-            warmup: plan.warmup,
-            warmup_time_ms: plan.warmup_time.as_millis(),
-            trial_warmup: crate::workload::pingpong::TRIAL_WARMUP,
-            trials: plan.trials,
-            timeout_ms: plan.opts.timeout.as_millis(),
-            verify: plan.verify,
-        },
+        settings: settings(plan),
         elapsed_s: run.elapsed.as_secs_f64(),
         clock_read_ns: run.clock_read_ns,
-        cases,
+        cases: rows
+            .into_iter()
+            .zip(&run.cases)
+            .map(|(row, o)| CaseJson {
+                row,
+                trial_points: o.trials.clone(),
+            })
+            .collect(),
         ratios,
-        warnings,
+        warnings: Vec::new(),
         env,
     }
 }
 
-/// File-name stem of a case: `uds-stream-64B`.
-pub fn case_stem(kind: TransportKind, size: usize) -> String {
-    format!("{}-{size}B", kind.name())
+/// Build the report of a finished run (rayon bootstraps run here).
+pub fn build(plan: &Plan, run: &Run, argv: Vec<String>, mut env: Fingerprint) -> AnyReport {
+    env.cpus_used = Some(plan.placement_label());
+    let seed = |i: usize| 2 * i as u64;
+    let general = warnings::general(plan, &env);
+    if plan.workload == Workload::Throughput {
+        let rows = run
+            .cases
+            .iter()
+            .enumerate()
+            .map(|(i, o)| throughput_row(plan, o, seed(i)))
+            .collect();
+        let ratios = ratios(&run.cases, &[("bytes_per_s", rate)]);
+        let mut r = assemble(plan, run, argv, env, rows, ratios);
+        r.warnings = general;
+        r.warnings.extend(warnings::throughput(&r.cases));
+        AnyReport::Throughput(r)
+    } else {
+        let rows = run
+            .cases
+            .iter()
+            .enumerate()
+            .map(|(i, o)| latency_row(plan, o, run.clock_read_ns, seed(i)))
+            .collect();
+        let metrics: [(&'static str, Pick); 2] =
+            [("p50", |t, _| t.p50_ns as f64), ("mean", |t, _| t.mean_ns)];
+        let ratios = ratios(&run.cases, &metrics);
+        let mut r = assemble(plan, run, argv, env, rows, ratios);
+        r.warnings = general;
+        r.warnings.extend(warnings::latency(&r.cases));
+        AnyReport::Latency(r)
+    }
+}
+
+impl AnyReport {
+    /// The result-quality warnings.
+    pub fn warnings(&self) -> &[Warning] {
+        match self {
+            AnyReport::Latency(r) => &r.warnings,
+            AnyReport::Throughput(r) => &r.warnings,
+        }
+    }
+
+    /// The fingerprint.
+    pub fn env(&self) -> &Fingerprint {
+        match self {
+            AnyReport::Latency(r) => &r.env,
+            AnyReport::Throughput(r) => &r.env,
+        }
+    }
+}
+
+/// File-name stem of a case: `uds-stream-64B`, or `tcp4-512B-16384B` when
+/// the response size differs.
+pub fn case_stem(kind: TransportKind, c: &Case) -> String {
+    if c.size == c.response {
+        format!("{}-{}B", kind.name(), c.size)
+    } else {
+        format!("{}-{}B-{}B", kind.name(), c.size, c.response)
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::Report;
+use super::{AnyReport, CaseRow, Report, ThroughputRow};
 
 fn us(ns: f64) -> String {
     format!("{:.2}", ns / 1000.0)
@@ -17,17 +17,37 @@ pub fn size_label(b: usize) -> String {
     }
 }
 
-/// The table: one line per case, then the UDS:TCP ratios.
-pub fn render(r: &Report) -> String {
+/// The table for any workload.
+pub fn render(r: &AnyReport) -> String {
+    match r {
+        AnyReport::Latency(r) => latency(r),
+        AnyReport::Throughput(r) => throughput(r),
+    }
+}
+
+fn sizes(size: usize, response: usize, workload: &str) -> String {
+    if workload == "latency" || workload == "throughput" {
+        size_label(size)
+    } else {
+        format!("{}/{}", size_label(size), size_label(response))
+    }
+}
+
+fn latency(r: &Report<CaseRow>) -> String {
     let mut s = String::new();
+    let what = match r.workload {
+        "latency" => "RTT in µs (one-way latency ≈ RTT/2)",
+        "connect" => "per transaction (connect, request, response, close) in µs",
+        _ => "request → response latency in µs",
+    };
     let _ = writeln!(
         s,
-        "RTT in µs (one-way latency ≈ RTT/2); 95% CIs over {} interleaved trials; clock read {:.1} ns",
+        "{what}; 95% CIs over {} interleaved trials; clock read {:.1} ns",
         r.settings.trials, r.clock_read_ns
     );
     let _ = writeln!(
         s,
-        "{:<14} {:>5} {:>9} {:>19} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9} {:>7}",
+        "{:<14} {:>9} {:>9} {:>19} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9} {:>7}",
         "transport",
         "size",
         "p50",
@@ -36,49 +56,109 @@ pub fn render(r: &Report) -> String {
         "p99",
         "p99.9",
         "max",
-        "rt/s",
+        "ops/s",
         "cli cpu",
         "srv cpu",
-        "sys/rt"
+        "sys/op"
     );
     for c in &r.cases {
         let x = &c.row;
         let _ = writeln!(
             s,
-            "{:<14} {:>5} {:>9} {:>19} {:>9} {:>9} {:>9} {:>9} {:>10.0} {:>9} {:>9} {:>7.2}",
-            x.transport,
-            size_label(x.size_bytes),
+            "{:<14} {:>9} {:>9} {:>19} {:>9} {:>9} {:>9} {:>9} {:>10.0} {:>9} {:>9} {:>7.2}",
+            x.key.transport,
+            sizes(x.key.size_bytes, x.key.response_bytes, r.workload),
             us(x.p50_ns as f64),
             format!("{}–{}", us(x.p50_ci_low_ns), us(x.p50_ci_high_ns)),
             us(x.mean_ns),
             us(x.p99_ns as f64),
             us(x.p999_ns as f64),
             us(x.max_ns as f64),
-            x.round_trips_per_s,
-            us(x.client_user_ns_per_rt + x.client_sys_ns_per_rt),
-            us(x.server_user_ns_per_rt + x.server_sys_ns_per_rt),
-            x.client_syscalls_per_rt,
+            x.ops_per_s,
+            us(x.client_user_ns_per_op + x.client_sys_ns_per_op),
+            us(x.server_user_ns_per_op + x.server_sys_ns_per_op),
+            x.client_syscalls_per_op,
         );
     }
-    let p50: Vec<_> = r.ratios.iter().filter(|x| x.metric == "p50").collect();
-    if !p50.is_empty() {
+    ratio_lines(
+        &mut s,
+        r,
+        "p50",
+        "median ratio, paired by round (below 1: the Unix socket is faster)",
+    );
+    s
+}
+
+fn throughput(r: &Report<ThroughputRow>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "one-way transfer; GB/s = 1e9 bytes/s of delivered payload; 95% CIs over {} interleaved trials",
+        r.settings.trials
+    );
+    let _ = writeln!(
+        s,
+        "{:<14} {:>6} {:>8} {:>17} {:>8} {:>11} {:>7} {:>10} {:>10} {:>8} {:>8}",
+        "transport",
+        "size",
+        "GB/s",
+        "95% CI",
+        "Gbit/s",
+        "msg/s",
+        "loss%",
+        "cli ns/msg",
+        "srv ns/msg",
+        "cli sys",
+        "srv sys"
+    );
+    for c in &r.cases {
+        let x = &c.row;
         let _ = writeln!(
             s,
-            "\nmedian RTT ratio, paired by round (below 1: the Unix socket is faster)"
+            "{:<14} {:>6} {:>8.3} {:>17} {:>8.2} {:>11.0} {:>7.2} {:>10.0} {:>10.0} {:>8.2} {:>8.2}",
+            x.key.transport,
+            size_label(x.key.size_bytes),
+            x.gbyte_per_s,
+            format!(
+                "{:.3}–{:.3}",
+                x.bytes_per_s_ci_low / 1e9,
+                x.bytes_per_s_ci_high / 1e9
+            ),
+            x.gbit_per_s,
+            x.messages_per_s,
+            x.loss_pct,
+            x.client_cpu_ns_per_msg,
+            x.server_cpu_ns_per_msg,
+            x.client_syscalls_per_msg,
+            x.server_syscalls_per_msg,
         );
-        for x in p50 {
-            let _ = writeln!(
-                s,
-                "  {:>5}  {:<14} / {:<5} {:.3}  (95% CI {:.3}–{:.3}, {} rounds)",
-                size_label(x.size_bytes),
-                x.numerator,
-                x.denominator,
-                x.ratio,
-                x.ci_low,
-                x.ci_high,
-                x.rounds
-            );
-        }
     }
+    ratio_lines(
+        &mut s,
+        r,
+        "bytes_per_s",
+        "throughput ratio, paired by round (above 1: the Unix socket is faster)",
+    );
     s
+}
+
+fn ratio_lines<R>(s: &mut String, r: &Report<R>, metric: &str, title: &str) {
+    let rows: Vec<_> = r.ratios.iter().filter(|x| x.metric == metric).collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n{title}");
+    for x in rows {
+        let _ = writeln!(
+            s,
+            "  {:>9}  {:<14} / {:<5} {:.3}  (95% CI {:.3}–{:.3}, {} rounds)",
+            sizes(x.size_bytes, x.response_bytes, r.workload),
+            x.numerator,
+            x.denominator,
+            x.ratio,
+            x.ci_low,
+            x.ci_high,
+            x.rounds
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! conditions or the numbers and what to try. Printed to stderr and written
 //! into summary.json.
 
-use super::{CaseJson, Fingerprint};
+use super::{CaseJson, CaseRow, Fingerprint, ThroughputRow};
 use crate::plan::Plan;
 use crate::transport::Wait;
 
@@ -24,8 +24,8 @@ fn w(code: &'static str, message: String, fix: &str) -> Warning {
     }
 }
 
-/// Check the run's conditions and numbers.
-pub fn check(plan: &Plan, cases: &[CaseJson], env: &Fingerprint) -> Vec<Warning> {
+/// Checks of the conditions: build, placement, machine.
+pub fn general(plan: &Plan, env: &Fingerprint) -> Vec<Warning> {
     let mut out = Vec::new();
     if env.build_profile == "debug" {
         out.push(w(
@@ -34,20 +34,35 @@ pub fn check(plan: &Plan, cases: &[CaseJson], env: &Fingerprint) -> Vec<Warning>
             "build with `cargo build --release` (or run `cargo run --release -- ...`)",
         ));
     }
-    if plan.server_cpu == plan.client_cpu {
+    let placements: Vec<(usize, usize)> = (0..plan.pairs).map(|p| plan.placement(p)).collect();
+    if let Some((s, _)) = placements.iter().find(|(s, c)| s == c) {
         out.push(w(
             "shared-cpu",
-            format!(
-                "server and client share CPU {}: every message includes a context switch; this is the same-core case",
-                plan.server_cpu
-            ),
+            format!("server and client share CPU {s}: every message includes a context switch; this is the same-core case"),
             "for the cross-core case give --server-cpu and --client-cpu different CPUs",
         ));
         if plan.opts.wait == Wait::Spin {
             out.push(w(
                 "spin-shared-cpu",
-                "--wait spin with both ends on one CPU: each side spins until preempted, so RTTs measure the scheduler's time slice".into(),
+                "--wait spin with both ends on one CPU: each side spins until preempted, so times measure the scheduler's time slice".into(),
                 "use --wait block, or put the ends on different CPUs",
+            ));
+        }
+    }
+    if plan.pairs > 1 {
+        let mut threads: Vec<usize> = placements.iter().flat_map(|&(s, c)| [s, c]).collect();
+        threads.sort_unstable();
+        threads.dedup();
+        if threads.len() < 2 * plan.pairs {
+            out.push(w(
+                "pairs-share-cpus",
+                format!(
+                    "{} pairs ({} pinned threads) run on {} CPU(s): they compete for CPU time, so this measures contention too",
+                    plan.pairs,
+                    2 * plan.pairs,
+                    threads.len()
+                ),
+                "that is the point of --pairs on a small machine; compare against --pairs 1 in the same conditions",
             ));
         }
     }
@@ -62,13 +77,12 @@ pub fn check(plan: &Plan, cases: &[CaseJson], env: &Fingerprint) -> Vec<Warning>
         ));
     }
     match env.cpufreq_governor.as_deref() {
-        Some("performance") => {}
+        Some("performance") | None => {}
         Some(g) => out.push(w(
             "governor",
             format!("CPU frequency governor is '{g}': clock speed can change during the run"),
             "set the governor to performance (cpupower frequency-set -g performance)",
         )),
-        None => {}
     }
     if let Some(v) = &env.virtualization {
         out.push(w(
@@ -77,6 +91,12 @@ pub fn check(plan: &Plan, cases: &[CaseJson], env: &Fingerprint) -> Vec<Warning>
             "compare A B B A within one run (sockbench interleaves cases) and repeat runs; prefer bare metal for absolute numbers",
         ));
     }
+    out
+}
+
+/// Checks of latency numbers (latency, rr, connect).
+pub fn latency(cases: &[CaseJson<CaseRow>]) -> Vec<Warning> {
+    let mut out = Vec::new();
     let min_p50 = cases.iter().map(|c| c.row.p50_ns).min().unwrap_or(0);
     if let Some(c) = cases.first()
         && min_p50 > 0
@@ -85,7 +105,7 @@ pub fn check(plan: &Plan, cases: &[CaseJson], env: &Fingerprint) -> Vec<Warning>
         out.push(w(
             "clock-cost",
             format!(
-                "one clock read costs {:.0} ns, over 1% of the smallest median RTT ({min_p50} ns)",
+                "one clock read costs {:.0} ns, over 1% of the smallest median ({min_p50} ns)",
                 c.row.clock_read_ns
             ),
             "check the clocksource (tsc is cheapest); compare with batch timing (cargo bench)",
@@ -93,7 +113,7 @@ pub fn check(plan: &Plan, cases: &[CaseJson], env: &Fingerprint) -> Vec<Warning>
     }
     for c in cases {
         let r = &c.row;
-        let name = format!("{} {} B", r.transport, r.size_bytes);
+        let name = format!("{} {} B", r.key.transport, r.key.size_bytes);
         if r.p50_ns > 0 && r.p99_ns as f64 > 10.0 * r.p50_ns as f64 {
             out.push(w(
                 "noisy-tail",
@@ -105,11 +125,52 @@ pub fn check(plan: &Plan, cases: &[CaseJson], env: &Fingerprint) -> Vec<Warning>
             ));
         }
         let width = (r.p50_ci_high_ns - r.p50_ci_low_ns) / r.p50_ns.max(1) as f64;
-        if r.trials >= 2 && width > 0.10 {
+        if r.key.trials >= 2 && width > 0.10 {
             out.push(w(
                 "wide-ci",
                 format!(
                     "{name}: the median's 95% CI spans {:.0}% of it across trials",
+                    width * 100.0
+                ),
+                "raise --trials or --duration, and keep other load off the machine",
+            ));
+        }
+        if let Some(tw) = r.time_wait_sockets.filter(|&n| n > 0) {
+            out.push(w(
+                "time-wait",
+                format!(
+                    "{name}: {tw} TCP sockets were in TIME_WAIT after the case (the server closes first, so they hold no client ports); \
+                     had the client closed first, each would hold an ephemeral port for 60 s"
+                ),
+                "see net.ipv4.ip_local_port_range and net.ipv4.tcp_tw_reuse in env.json; AF_UNIX sockets have no TIME_WAIT",
+            ));
+        }
+    }
+    out
+}
+
+/// Checks of transfer numbers (throughput).
+pub fn throughput(cases: &[CaseJson<ThroughputRow>]) -> Vec<Warning> {
+    let mut out = Vec::new();
+    for c in cases {
+        let r = &c.row;
+        let name = format!("{} {} B", r.key.transport, r.key.size_bytes);
+        if r.loss_pct > 0.0 {
+            out.push(w(
+                "loss",
+                format!(
+                    "{name}: {:.2}% of messages were lost ({} of {} delivered); the rate counts delivered bytes only",
+                    r.loss_pct, r.messages_delivered, r.messages_sent
+                ),
+                "UDP has no flow control: raise net.core.rmem_max/rmem_default (SO_RCVBUF) or send slower",
+            ));
+        }
+        let width = (r.bytes_per_s_ci_high - r.bytes_per_s_ci_low) / r.bytes_per_s.max(1.0);
+        if r.key.trials >= 2 && width > 0.10 {
+            out.push(w(
+                "wide-ci",
+                format!(
+                    "{name}: the rate's 95% CI spans {:.0}% of it across trials",
                     width * 100.0
                 ),
                 "raise --trials or --duration, and keep other load off the machine",

@@ -62,6 +62,19 @@ impl fmt::Display for Cause {
     }
 }
 
+impl Fault {
+    /// Classify a failed call: EAGAIN after a socket timeout is a timeout;
+    /// EPIPE, ECONNRESET and ECONNREFUSED mean the peer is gone.
+    pub fn from_io(call: &'static str, e: io::Error, timeout: Duration) -> Self {
+        let cause = match e.raw_os_error() {
+            Some(libc::EAGAIN) => Cause::TimedOut(timeout),
+            Some(libc::EPIPE | libc::ECONNRESET | libc::ECONNREFUSED) => Cause::PeerClosed,
+            _ => Cause::Os(e),
+        };
+        Fault { call, cause }
+    }
+}
+
 /// A connected end that moves whole messages.
 pub trait Endpoint: Send {
     /// Send all of `buf` as one message.
@@ -110,14 +123,11 @@ impl Waiter {
 
     #[inline]
     fn retry(&mut self, call: &'static str, e: io::Error) -> Result<(), Fault> {
-        let cause = match e.raw_os_error() {
-            Some(libc::EINTR) => return Ok(()),
-            Some(libc::EAGAIN) if self.cfg.spin => return self.spin(call),
-            Some(libc::EAGAIN) => Cause::TimedOut(self.cfg.timeout),
-            Some(libc::EPIPE | libc::ECONNRESET | libc::ECONNREFUSED) => Cause::PeerClosed,
-            _ => Cause::Os(e),
-        };
-        Err(Fault { call, cause })
+        match e.raw_os_error() {
+            Some(libc::EINTR) => Ok(()),
+            Some(libc::EAGAIN) if self.cfg.spin => self.spin(call),
+            _ => Err(Fault::from_io(call, e, self.cfg.timeout)),
+        }
     }
 
     #[inline]
@@ -224,6 +234,17 @@ impl StreamSocket {
             recvs: 0,
         })
     }
+    /// Take a blocking stream socket whose timeouts are already set (an
+    /// accepted socket inherits them from its listener): no system call.
+    pub fn adopt(fd: OwnedFd, opts: &TransportOpts) -> Self {
+        Self {
+            fd,
+            cfg: opts.into(),
+            recv_flags: libc::MSG_WAITALL,
+            sends: 0,
+            recvs: 0,
+        }
+    }
     /// The socket.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
@@ -270,6 +291,16 @@ impl DatagramSocket {
             sends: 0,
             recvs: 0,
         })
+    }
+    /// Take a blocking seqpacket socket whose timeouts are already set: no
+    /// system call.
+    pub fn adopt(fd: OwnedFd, opts: &TransportOpts) -> Self {
+        Self {
+            fd,
+            cfg: opts.into(),
+            sends: 0,
+            recvs: 0,
+        }
     }
     /// The socket.
     pub fn fd(&self) -> BorrowedFd<'_> {

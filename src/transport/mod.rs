@@ -7,6 +7,7 @@
 
 mod endpoint;
 mod inet;
+mod listen;
 mod local;
 mod unix;
 
@@ -16,6 +17,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use endpoint::{Cause, DatagramSocket, Endpoint, Fault, PipeEnd, StreamSocket};
+pub use listen::{Addr, Dialer, Listener, NameGuard, listen, time_wait_sockets};
 pub use unix::{SocketDir, datagram_limit};
 
 use crate::error::{Error, Result};
@@ -93,6 +95,19 @@ impl TransportKind {
             self,
             TransportKind::UdsStream
                 | TransportKind::UdsDgram
+                | TransportKind::UdsSeqpacket
+                | TransportKind::UdsAbstract
+        )
+    }
+
+    /// Whether the transport has connections (listen/accept/connect), so a
+    /// workload can open one per request.
+    pub fn is_connection_oriented(self) -> bool {
+        matches!(
+            self,
+            TransportKind::Tcp4
+                | TransportKind::Tcp6
+                | TransportKind::UdsStream
                 | TransportKind::UdsSeqpacket
                 | TransportKind::UdsAbstract
         )
@@ -200,6 +215,21 @@ impl AnyEndpoint {
         }
     }
 
+    /// Data-path system calls made so far (send side + receive side).
+    pub fn calls(&self) -> u64 {
+        let (s, r) = with_endpoint!(self, ep => ep.calls());
+        s + r
+    }
+
+    /// Change the bound on blocking calls (sockets only; pipes take none).
+    pub fn set_timeouts(&self, timeout: Duration) -> std::io::Result<()> {
+        match self {
+            AnyEndpoint::Stream(s) => crate::sys::socket::set_timeouts(s.fd(), timeout),
+            AnyEndpoint::Datagram(d) => crate::sys::socket::set_timeouts(d.fd(), timeout),
+            AnyEndpoint::Pipe(_) => Ok(()),
+        }
+    }
+
     /// Shut the socket down so that a peer blocked on it wakes with EOF.
     pub fn shutdown(&self) {
         match self {
@@ -259,7 +289,7 @@ pub fn connect_pair(
 
 /// Error context for set-up calls: which transport and size they serve.
 #[derive(Clone, Copy)]
-struct Ctx {
+pub(crate) struct Ctx {
     kind: TransportKind,
     size: usize,
 }

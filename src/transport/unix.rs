@@ -67,7 +67,7 @@ impl SocketDir {
         &self.path
     }
 
-    fn fresh(&self, role: &str) -> PathBuf {
+    pub(super) fn fresh(&self, role: &str) -> PathBuf {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         self.path.join(format!("{role}{n}.sock"))
     }
@@ -81,10 +81,11 @@ impl Drop for SocketDir {
 }
 
 /// A socket file this process bound: unlinked when dropped.
-struct Bound(PathBuf);
+#[derive(Debug)]
+pub(super) struct Bound(PathBuf);
 
 impl Bound {
-    fn bind(fd: &OwnedFd, path: PathBuf, ctx: Ctx) -> Result<(Self, UnixAddr)> {
+    pub(super) fn bind(fd: &OwnedFd, path: PathBuf, ctx: Ctx) -> Result<(Self, UnixAddr)> {
         let target = path.display().to_string();
         let addr = UnixAddr::new(&path)
             .map_err(|e| ctx.err("bind", &target)(std::io::Error::from_raw_os_error(e as i32)))?;
@@ -146,7 +147,8 @@ pub(super) fn path_pair(
     wrap_sockets(ctx, (client, server), opts)
 }
 
-pub(super) fn abstract_pair(_size: usize, opts: &TransportOpts, ctx: Ctx) -> Result<Connected> {
+/// A fresh name in the abstract namespace (unique per process and call).
+pub(super) fn abstract_addr(ctx: Ctx) -> Result<UnixAddr> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = format!(
         "sockbench-{}-{}-{}",
@@ -157,8 +159,12 @@ pub(super) fn abstract_pair(_size: usize, opts: &TransportOpts, ctx: Ctx) -> Res
             .map(|d| d.as_nanos())
             .unwrap_or(0)
     );
-    let addr = UnixAddr::new_abstract(name.as_bytes())
-        .map_err(|e| ctx.err("bind", &name)(std::io::Error::from_raw_os_error(e as i32)))?;
+    UnixAddr::new_abstract(name.as_bytes())
+        .map_err(|e| ctx.err("bind", &name)(std::io::Error::from_raw_os_error(e as i32)))
+}
+
+pub(super) fn abstract_pair(_size: usize, opts: &TransportOpts, ctx: Ctx) -> Result<Connected> {
+    let addr = abstract_addr(ctx)?;
     let fds = accept_pair(ctx, libc::AF_UNIX, libc::SOCK_STREAM, &addr, |_| Ok(addr))?;
     wrap_sockets(ctx, fds, opts)
 }

@@ -1,10 +1,16 @@
-//! Stage: workloads. A [`PinnedPair`] is one connected pair of endpoints with
-//! an echo server pinned to its CPU, in a thread or a forked process, and a
-//! control channel (an AF_UNIX socketpair, never timed) that starts and ends
-//! each trial. The same server code runs in both modes. Knows no files or
-//! statistics beyond the histogram it is handed.
+//! Stage: workloads. A [`PinnedPair`] is a client end and a server pinned to
+//! its CPU, in a thread or a forked process, plus a control channel (an
+//! AF_UNIX socketpair, never timed) that starts and ends each trial. The
+//! server has one of three jobs: echo (ping-pong, request/response), sink
+//! (one-way transfer) or accept (a new connection per request). The same
+//! server code runs in both modes. Knows no files or statistics beyond the
+//! histogram it is handed.
 
+pub mod barrier;
+pub mod connect;
 pub mod pingpong;
+pub mod run;
+pub mod stream;
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -17,7 +23,8 @@ use nix::unistd::Pid;
 use crate::error::{Error, Result};
 use crate::sys::process::{self, ThreadUsage};
 use crate::transport::{
-    self, AnyEndpoint, Buffers, Cause, Endpoint, Fault, SocketDir, TransportKind, TransportOpts,
+    self, AnyEndpoint, Buffers, Cause, Dialer, Fault, Listener, NameGuard, SocketDir,
+    TransportKind, TransportOpts,
 };
 use crate::{affinity, cleanup, with_endpoint};
 
@@ -31,18 +38,59 @@ pub enum Mode {
     Process,
 }
 
-/// What one pair is: transport, message size, options, server placement.
+/// What the server does with each trial's `n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Job {
+    /// Receive a request of `size` bytes, send a response of `response` bytes, n times.
+    Echo,
+    /// Receive n messages of `size` bytes and send nothing (one-way transfer).
+    Sink,
+    /// Accept n connections; on each, receive a request, send a response, close.
+    Accept,
+}
+
+/// What one pair is: transport, sizes, server job, options, placement.
 #[derive(Debug, Clone, Copy)]
 pub struct PairSpec {
     pub kind: TransportKind,
+    /// Request (or message) size in bytes.
     pub size: usize,
+    /// Response size in bytes (Echo and Accept).
+    pub response: usize,
+    pub job: Job,
     pub opts: TransportOpts,
     pub mode: Mode,
     pub server_cpu: usize,
 }
 
+impl PairSpec {
+    /// A ping-pong pair: the server echoes `size`-byte messages.
+    pub fn echo(
+        kind: TransportKind,
+        size: usize,
+        opts: TransportOpts,
+        mode: Mode,
+        server_cpu: usize,
+    ) -> Self {
+        Self {
+            kind,
+            size,
+            response: size,
+            job: Job::Echo,
+            opts,
+            mode,
+            server_cpu,
+        }
+    }
+}
+
+/// How long a datagram sink waits for more before it takes the transfer as
+/// ended (a lost end marker must not cost the full `--timeout`).
+pub const SINK_IDLE: Duration = Duration::from_millis(250);
+
 /// CPU accounting for one trial, both sides.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TrialUsage {
     pub client: ThreadUsage,
     pub server: ThreadUsage,
@@ -100,7 +148,17 @@ fn read_msg(s: &mut UnixStream) -> std::io::Result<Msg> {
     Ok(m)
 }
 
-const CALLS: [&str; 4] = ["send", "recv", "read", "write"];
+const CALLS: [&str; 9] = [
+    "send",
+    "recv",
+    "read",
+    "write",
+    "accept",
+    "connect",
+    "socket",
+    "setsockopt",
+    "fcntl",
+];
 
 fn encode_fault(f: &Fault) -> Msg {
     let call = CALLS.iter().position(|c| *c == f.call).unwrap_or(0) as u64;
@@ -151,44 +209,111 @@ fn usage_from(w: &[u64]) -> ThreadUsage {
     }
 }
 
-fn total_calls(ep: &impl Endpoint) -> u64 {
-    let (s, r) = ep.calls();
-    s + r
+/// The server's resource: a connected end, or a listener (Accept).
+#[derive(Debug)]
+enum ServerEnd {
+    Connected(AnyEndpoint),
+    Listening(Listener),
 }
 
-/// The echo server, in a thread or a forked child: pin, say hello, then run
+impl ServerEnd {
+    fn raw_fds(&self) -> Vec<std::os::fd::RawFd> {
+        match self {
+            ServerEnd::Connected(ep) => ep.raw_fds(),
+            ServerEnd::Listening(l) => vec![l.fd().as_raw_fd()],
+        }
+    }
+}
+
+/// The client's resource: a connected end, or a dialer plus the calls it made.
+#[derive(Debug)]
+pub enum ClientEnd {
+    /// One connection for the whole run.
+    Connected(AnyEndpoint),
+    /// A new connection per request.
+    Dialing { dialer: Dialer, calls: u64 },
+}
+
+impl ClientEnd {
+    /// Data-path and connection system calls made so far.
+    pub fn calls(&self) -> u64 {
+        match self {
+            ClientEnd::Connected(ep) => ep.calls(),
+            ClientEnd::Dialing { calls, .. } => *calls,
+        }
+    }
+}
+
+/// What the server reports at the end of a trial.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerReport {
+    /// Messages (Sink) or requests (Echo, Accept) the server handled.
+    pub delivered: u64,
+    /// `CLOCK_MONOTONIC` ns when the server finished (Sink: last message).
+    pub end_ns: u64,
+}
+
+/// One trial on the server: returns (messages handled, end time, calls made).
+fn serve_trial(
+    end: &mut ServerEnd,
+    spec: &PairSpec,
+    n: u64,
+    verify: bool,
+    buf: &mut [u8],
+) -> Result<(u64, u64, u64), Fault> {
+    match end {
+        ServerEnd::Connected(ep) => {
+            let calls0 = ep.calls();
+            let (delivered, end_ns) = match spec.job {
+                Job::Sink => {
+                    with_endpoint!(ep, e => stream::sink(e, n, &mut buf[..spec.size], spec.kind.is_stream(), verify))?
+                }
+                _ => {
+                    with_endpoint!(ep, e => pingpong::echo(e, n, buf, spec.size, spec.response))?;
+                    (n, crate::clock::now_ns())
+                }
+            };
+            Ok((delivered, end_ns, ep.calls() - calls0))
+        }
+        ServerEnd::Listening(l) => {
+            let calls = connect::serve(l, n, buf, spec.size, spec.response)?;
+            Ok((n, crate::clock::now_ns(), calls))
+        }
+    }
+}
+
+/// The server, in a thread or a forked child: pin, say hello, then run
 /// trials until told to stop or the control channel closes. Returns the
 /// exit status a child would have.
-fn serve<E: Endpoint>(ep: &mut E, ctrl: &mut UnixStream, size: usize, cpu: usize) -> i32 {
-    let pinned = affinity::pin("server", cpu).is_ok();
+fn serve(end: &mut ServerEnd, ctrl: &mut UnixStream, spec: &PairSpec) -> i32 {
+    let pinned = affinity::pin("server", spec.server_cpu).is_ok();
     if write_msg(ctrl, [HELLO, u64::from(!pinned), 0, 0, 0, 0, 0, 0]).is_err() || !pinned {
         return 1;
     }
-    let mut buf = vec![0u8; size];
+    let mut buf = vec![0u8; spec.size.max(spec.response)];
     loop {
-        let n = match read_msg(ctrl) {
-            Ok(m) => m[0],
+        let (n, verify) = match read_msg(ctrl) {
+            Ok(m) => (m[0], m[1] != 0),
             Err(_) => return 0,
         };
         if n == 0 {
             return 0;
         }
-        let calls0 = total_calls(ep);
         let u0 = ThreadUsage::now().unwrap_or_default();
         if write_msg(ctrl, [READY, 0, 0, 0, 0, 0, 0, 0]).is_err() {
             return 1;
         }
-        for _ in 0..n {
-            if let Err(f) = ep.recv_msg(&mut buf).and_then(|()| ep.send_msg(&buf)) {
+        match serve_trial(end, spec, n, verify, &mut buf) {
+            Ok((delivered, end_ns, calls)) => {
+                let [a, b, c, d] = usage_words(ThreadUsage::now().unwrap_or_default().since(u0));
+                if write_msg(ctrl, [DONE, a, b, c, d, calls, delivered, end_ns]).is_err() {
+                    return 1;
+                }
+            }
+            Err(f) => {
                 let _ = write_msg(ctrl, encode_fault(&f));
                 return 1;
             }
-        }
-        let u = ThreadUsage::now().unwrap_or_default().since(u0);
-        let [a, b, c, d] = usage_words(u);
-        let calls = total_calls(ep) - calls0;
-        if write_msg(ctrl, [DONE, a, b, c, d, calls, 0, 0]).is_err() {
-            return 1;
         }
     }
 }
@@ -199,25 +324,25 @@ enum Server {
     Process(Pid),
 }
 
-/// A connected, pinned client/server pair. The caller's thread is the client
-/// (pin it first); the server echoes every message back.
+/// A client end and its pinned server. The caller's thread is the client
+/// (pin it first).
 #[derive(Debug)]
 pub struct PinnedPair {
     spec: PairSpec,
-    client: AnyEndpoint,
+    client: ClientEnd,
     ctrl: UnixStream,
     server: Server,
     buffers: Buffers,
     tx: Vec<u8>,
     rx: Vec<u8>,
     seq: u8,
+    _name: Option<NameGuard>,
 }
 
 impl PinnedPair {
-    /// Connect a pair and start its server, pinned to `spec.server_cpu`.
-    /// Path-bound AF_UNIX transports need `dir`.
+    /// Connect (or listen, for [`Job::Accept`]) and start the server, pinned
+    /// to `spec.server_cpu`. Path-bound AF_UNIX transports need `dir`.
     pub fn new(spec: PairSpec, dir: Option<&SocketDir>) -> Result<Self> {
-        let conn = transport::connect_pair(spec.kind, spec.size, &spec.opts, dir)?;
         let setup_err = |op: &'static str, source| Error::Setup {
             op,
             target: "control socketpair".into(),
@@ -225,26 +350,54 @@ impl PinnedPair {
             size: spec.size,
             source,
         };
+        let (client, server_end, buffers, name) = if spec.job == Job::Accept {
+            let (listener, dialer, name) =
+                transport::listen(spec.kind, spec.size, &spec.opts, dir)?;
+            let buffers = crate::sys::socket::buffers(listener.fd())
+                .map(|(s, r)| Buffers {
+                    sndbuf_bytes: s,
+                    rcvbuf_bytes: r,
+                })
+                .unwrap_or_default();
+            (
+                ClientEnd::Dialing { dialer, calls: 0 },
+                ServerEnd::Listening(listener),
+                buffers,
+                Some(name),
+            )
+        } else {
+            let conn = transport::connect_pair(spec.kind, spec.size, &spec.opts, dir)?;
+            if spec.job == Job::Sink && !spec.kind.is_stream() {
+                conn.server
+                    .set_timeouts(SINK_IDLE)
+                    .map_err(|e| setup_err("setsockopt", e))?;
+            }
+            (
+                ClientEnd::Connected(conn.client),
+                ServerEnd::Connected(conn.server),
+                conn.buffers,
+                None,
+            )
+        };
         let (ctrl, mut server_ctrl) = UnixStream::pair().map_err(|e| setup_err("socketpair", e))?;
         ctrl.set_read_timeout(Some(spec.opts.timeout))
             .map_err(|e| setup_err("setsockopt", e))?;
-        let mut server_ep = conn.server;
-        let (size, cpu) = (spec.size, spec.server_cpu);
+        let mut server_end = server_end;
         let server = match spec.mode {
             Mode::Thread => {
                 let handle = std::thread::Builder::new()
                     .name(format!("server-{}", spec.kind))
                     .spawn(move || {
-                        with_endpoint!(&mut server_ep, ep => serve(ep, &mut server_ctrl, size, cpu));
+                        serve(&mut server_end, &mut server_ctrl, &spec);
                     })
                     .map_err(|e| setup_err("spawn", e))?;
                 Server::Thread(Some(handle))
             }
             Mode::Process => {
-                let mut keep = server_ep.raw_fds();
+                let mut keep = server_end.raw_fds();
                 keep.push(server_ctrl.as_raw_fd());
                 let pid = process::fork_child(&keep, move || {
-                    with_endpoint!(&mut server_ep, ep => serve(ep, &mut server_ctrl, size, cpu))
+                    serve(&mut server_end, &mut server_ctrl, &spec)
                 })
                 .map_err(|e| setup_err("fork", e))?;
                 cleanup::add_child(pid);
@@ -253,19 +406,20 @@ impl PinnedPair {
         };
         let mut pair = PinnedPair {
             spec,
-            client: conn.client,
+            client,
             ctrl,
             server,
-            buffers: conn.buffers,
+            buffers,
             tx: vec![0u8; spec.size],
-            rx: vec![0u8; spec.size],
+            rx: vec![0u8; spec.response],
             seq: 0,
+            _name: name,
         };
         let hello = pair.reply(HELLO)?;
         if hello[1] != 0 {
             return Err(Error::Pin {
                 role: "server",
-                cpu,
+                cpu: spec.server_cpu,
                 reason: format!(
                     "the server could not pin itself (allowed CPUs: {})",
                     affinity::format_list(&affinity::available())
@@ -280,22 +434,32 @@ impl PinnedPair {
         &self.spec
     }
 
-    /// Socket buffer sizes in force on the client end.
+    /// Socket buffer sizes in force on the client end (the listener's for Accept).
     pub fn buffers(&self) -> Buffers {
         self.buffers
     }
 
-    /// One trial: tell the server to echo `n` messages, meet it at the
+    /// The TCP port the server listens on (Accept over TCP), for TIME_WAIT accounting.
+    pub fn listen_port(&self) -> Option<u16> {
+        match &self.client {
+            ClientEnd::Dialing { dialer, .. } => dialer.addr().port(),
+            ClientEnd::Connected(_) => None,
+        }
+    }
+
+    /// One trial: tell the server to handle `n` messages, meet it at the
     /// barrier (its READY), run `body` on the client end, and collect both
-    /// sides' CPU accounting.
+    /// sides' CPU accounting and the server's report.
     pub fn trial<R>(
         &mut self,
         n: u64,
-        body: impl FnOnce(&mut AnyEndpoint, &mut [u8], &mut [u8], &mut u8) -> Result<R, Fault>,
-    ) -> Result<(R, TrialUsage)> {
-        write_msg(&mut self.ctrl, [n, 0, 0, 0, 0, 0, 0, 0]).map_err(|e| self.ctrl_error(e))?;
+        verify: bool,
+        body: impl FnOnce(&mut ClientEnd, &mut [u8], &mut [u8], &mut u8) -> Result<R, Fault>,
+    ) -> Result<(R, TrialUsage, ServerReport)> {
+        write_msg(&mut self.ctrl, [n, u64::from(verify), 0, 0, 0, 0, 0, 0])
+            .map_err(|e| self.ctrl_error(e))?;
         self.reply(READY)?;
-        let calls0 = with_endpoint!(&self.client, ep => total_calls(ep));
+        let calls0 = self.client.calls();
         let u0 = ThreadUsage::now().unwrap_or_default();
         let out = body(&mut self.client, &mut self.tx, &mut self.rx, &mut self.seq);
         let u1 = ThreadUsage::now().unwrap_or_default();
@@ -304,10 +468,14 @@ impl PinnedPair {
         let usage = TrialUsage {
             client: u1.since(u0),
             server: usage_from(&done[1..5]),
-            client_calls: with_endpoint!(&self.client, ep => total_calls(ep)) - calls0,
+            client_calls: self.client.calls() - calls0,
             server_calls: done[5],
         };
-        Ok((out, usage))
+        let report = ServerReport {
+            delivered: done[6],
+            end_ns: done[7],
+        };
+        Ok((out, usage, report))
     }
 
     /// Wait for the server's `tag` reply; a FAULT or a dead server becomes an error.
@@ -404,7 +572,9 @@ impl PinnedPair {
 impl Drop for PinnedPair {
     fn drop(&mut self) {
         let _ = write_msg(&mut self.ctrl, [0; 8]);
-        self.client.shutdown();
+        if let ClientEnd::Connected(ep) = &self.client {
+            ep.shutdown();
+        }
         match &mut self.server {
             Server::Thread(h) => {
                 if let Some(h) = h.take() {

@@ -23,18 +23,17 @@ pub fn cpus() -> (usize, usize) {
     }
 }
 
-pub fn spec(kind: TransportKind, size: usize, mode: Mode) -> PairSpec {
-    PairSpec {
-        kind,
-        size,
-        opts: TransportOpts {
-            nodelay: true,
-            timeout: Duration::from_secs(5),
-            wait: Wait::Block,
-        },
-        mode,
-        server_cpu: cpus().0,
+pub fn opts() -> TransportOpts {
+    TransportOpts {
+        nodelay: true,
+        timeout: Duration::from_secs(5),
+        wait: Wait::Block,
     }
+}
+
+/// A ping-pong pair spec with the server on the first test CPU.
+pub fn spec(kind: TransportKind, size: usize, mode: Mode) -> PairSpec {
+    PairSpec::echo(kind, size, opts(), mode, cpus().0)
 }
 
 /// Sizes every transport must carry: 1, 63, 64 KiB (the IPv4 UDP limit for

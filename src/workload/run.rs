@@ -1,0 +1,348 @@
+//! Stage: timed loop orchestration, for every workload. Pins one client
+//! thread per pair (`--pairs`), starts one pinned pair per case on each,
+//! warms every case up, then runs `--trials` rounds in A B … B A order (odd
+//! rounds reversed), the client threads meeting at a barrier before each
+//! trial so that concurrent pairs overlap. Results of concurrent pairs are
+//! merged after the threads have joined.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use super::barrier::AbortBarrier;
+use super::{Job, Mode, PinnedPair, TrialUsage};
+use crate::error::{Error, Result};
+use crate::plan::{Budget, Case, Plan, Workload};
+use crate::samples::{Heartbeat, new_histogram};
+use crate::transport::{Buffers, SocketDir, TransportKind};
+use crate::{affinity, cleanup, clock};
+
+/// Operations run, untimed, before every trial after switching cases.
+pub const TRIAL_WARMUP: u64 = 50;
+
+/// One trial's figures, kept for confidence intervals and paired ratios.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct TrialPoint {
+    /// Round (0-based); trials of different cases in one round are paired.
+    pub round: u32,
+    /// Operations timed (over all pairs).
+    pub n: u64,
+    /// Median latency of the trial (mean of the pairs' medians), ns; 0 for transfers.
+    pub p50_ns: u64,
+    /// Mean latency of the trial, ns; 0 for transfers.
+    pub mean_ns: f64,
+    /// Wall time of the trial (the slowest pair), ns.
+    pub elapsed_ns: u64,
+    /// Messages the servers received (transfers) or requests served.
+    pub delivered: u64,
+}
+
+/// Everything measured for one case.
+#[derive(Debug)]
+pub struct CaseOutcome {
+    pub case: Case,
+    /// Every timed latency of every trial and pair (empty for transfers).
+    pub hist: Histogram<u64>,
+    pub trials: Vec<TrialPoint>,
+    /// CPU and syscall accounting summed over the timed trials and pairs.
+    pub usage: TrialUsage,
+    pub buffers: Buffers,
+    /// TCP sockets left in TIME_WAIT on the listening port(s) after the case (connect).
+    pub time_wait: Option<usize>,
+}
+
+/// A whole run.
+#[derive(Debug)]
+pub struct Run {
+    pub cases: Vec<CaseOutcome>,
+    /// Median cost of one clock read on the (first) client CPU, ns.
+    pub clock_read_ns: f64,
+    /// Wall time of the measurement.
+    pub elapsed: Duration,
+}
+
+/// Run every case of `plan`.
+pub fn run(plan: &Plan) -> Result<Run> {
+    let dir = if plan.cases.iter().any(|c| c.transport.needs_dir()) {
+        Some(SocketDir::new()?)
+    } else {
+        None
+    };
+    let beats: Vec<AtomicU64> = (0..plan.pairs).map(|_| AtomicU64::new(0)).collect();
+    let barrier = AbortBarrier::new(plan.pairs);
+    let started = Instant::now();
+    // Pipes take no SO_RCVTIMEO: in process mode a stopped server would block
+    // the client for ever, so a watchdog kills servers that stop progressing.
+    let watch = plan.mode == Mode::Process
+        && plan
+            .cases
+            .iter()
+            .any(|c| c.transport == TransportKind::Pipe);
+    let results: Vec<Result<(Vec<CaseOutcome>, f64)>> = std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for (p, beat) in beats.iter().enumerate() {
+            let (barrier, dir) = (&barrier, dir.as_ref());
+            let h = std::thread::Builder::new()
+                .name(format!("client-{p}"))
+                .spawn_scoped(s, move || {
+                    let r = measure(plan, p, dir, beat, barrier);
+                    if r.is_err() {
+                        barrier.abort();
+                    }
+                    r
+                });
+            match h {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    barrier.abort();
+                    return vec![Err(Error::Setup {
+                        op: "spawn",
+                        target: "client thread".into(),
+                        transport: "-",
+                        size: 0,
+                        source: e,
+                    })];
+                }
+            }
+        }
+        if watch {
+            watchdog(&handles, &beats, plan.opts.timeout);
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    // Report the first real failure, not a thread that stopped because of it.
+    let mut ok = Vec::new();
+    let mut first_err = None;
+    for r in results {
+        match r {
+            Ok(v) => ok.push(v),
+            Err(Error::Interrupted) if first_err.is_some() => {}
+            Err(Error::Interrupted) => first_err = Some(Error::Interrupted),
+            Err(e) => {
+                if matches!(first_err, None | Some(Error::Interrupted)) {
+                    first_err = Some(e);
+                }
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    let clock_read_ns = ok.first().map_or(0.0, |(_, c)| *c);
+    let mut per_pair = ok.into_iter().map(|(v, _)| v);
+    let mut cases = per_pair.next().unwrap_or_default();
+    for other in per_pair {
+        for (into, from) in cases.iter_mut().zip(other) {
+            merge(into, from);
+        }
+    }
+    // Per-trial latency figures of concurrent pairs: the mean over pairs.
+    for t in cases.iter_mut().flat_map(|c| c.trials.iter_mut()) {
+        t.p50_ns /= plan.pairs as u64;
+        t.mean_ns /= plan.pairs as f64;
+    }
+    Ok(Run {
+        cases,
+        clock_read_ns,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Fold a concurrent pair's outcome of the same case into `into`.
+fn merge(into: &mut CaseOutcome, from: CaseOutcome) {
+    into.hist.add(&from.hist).expect("histograms share bounds");
+    into.usage.add(&from.usage);
+    into.time_wait = match (into.time_wait, from.time_wait) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    for (a, b) in into.trials.iter_mut().zip(&from.trials) {
+        a.n += b.n;
+        a.delivered += b.delivered;
+        a.elapsed_ns = a.elapsed_ns.max(b.elapsed_ns);
+        a.p50_ns += b.p50_ns;
+        a.mean_ns += b.mean_ns;
+    }
+}
+
+fn watchdog<T>(
+    clients: &[std::thread::ScopedJoinHandle<'_, T>],
+    beats: &[AtomicU64],
+    timeout: Duration,
+) {
+    let total = || beats.iter().map(|b| b.load(Relaxed)).sum::<u64>();
+    let (mut last, mut since) = (total(), Instant::now());
+    while !clients.iter().all(|c| c.is_finished()) {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = total();
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if since.elapsed() > timeout {
+            super::WATCHDOG_FIRED.store(true, Relaxed);
+            cleanup::kill_children();
+            since = Instant::now();
+        }
+    }
+}
+
+/// Scratch state of one client thread, allocated before any timing.
+struct Scratch<'a> {
+    hist: Histogram<u64>,
+    sent_at: Vec<Instant>,
+    beat: Heartbeat<'a>,
+}
+
+/// What one trial gave, before it becomes a [`TrialPoint`].
+struct TrialOut {
+    usage: TrialUsage,
+    elapsed_ns: u64,
+    delivered: u64,
+}
+
+/// Run `n` operations of the plan's workload on `pair`.
+fn trial(pair: &mut PinnedPair, plan: &Plan, n: u64, s: &mut Scratch<'_>) -> Result<TrialOut> {
+    s.hist.reset();
+    let t0 = Instant::now();
+    let (usage, delivered, transfer_ns) = match (plan.workload, pair.spec().job) {
+        (Workload::Throughput, _) => {
+            let t = pair.transfer(n, plan.verify, &mut s.beat)?;
+            (t.usage, t.delivered, Some(t.elapsed_ns))
+        }
+        (_, Job::Accept) => (
+            pair.record_connect(n, &mut s.hist, &mut s.beat, plan.verify)?,
+            n,
+            None,
+        ),
+        (w, _) if w.depth() > 1 => (
+            pair.record_pipelined(n, &mut s.hist, &mut s.beat, &mut s.sent_at)?,
+            n,
+            None,
+        ),
+        _ => (
+            pair.record(n, &mut s.hist, &mut s.beat, plan.verify)?,
+            n,
+            None,
+        ),
+    };
+    let elapsed_ns = transfer_ns.unwrap_or_else(|| t0.elapsed().as_nanos() as u64);
+    Ok(TrialOut {
+        usage,
+        elapsed_ns,
+        delivered,
+    })
+}
+
+/// One client thread: everything from pinning to tearing its pairs down.
+fn measure(
+    plan: &Plan,
+    p: usize,
+    dir: Option<&SocketDir>,
+    beat: &AtomicU64,
+    barrier: &AbortBarrier,
+) -> Result<(Vec<CaseOutcome>, f64)> {
+    let (server_cpu, client_cpu) = plan.placement(p);
+    affinity::pin("client", client_cpu)?;
+    let clock_read_ns = clock::read_cost_ns();
+    let mut pairs = plan
+        .cases
+        .iter()
+        .map(|c| PinnedPair::new(plan.pair_spec(c, server_cpu), dir))
+        .collect::<Result<Vec<_>>>()?;
+    let mut s = Scratch {
+        hist: new_histogram(),
+        sent_at: vec![Instant::now(); plan.workload.depth() as usize],
+        beat: Heartbeat::new(beat),
+    };
+    let aborted = |_| Error::Interrupted;
+    let mut per_trial = Vec::with_capacity(pairs.len());
+    for pair in &mut pairs {
+        let est_ns = warm_up(pair, plan, &mut s)?;
+        per_trial.push(match plan.budget {
+            Budget::Iterations(_) => 0,
+            Budget::Duration(d) => {
+                ((d.as_nanos() as f64 / f64::from(plan.trials)) / est_ns.max(1.0)).max(1.0) as u64
+            }
+        });
+    }
+    let mut outcomes: Vec<CaseOutcome> = pairs
+        .iter()
+        .zip(&plan.cases)
+        .map(|(pair, case)| CaseOutcome {
+            case: *case,
+            hist: new_histogram(),
+            trials: Vec::with_capacity(plan.trials as usize),
+            usage: TrialUsage::default(),
+            buffers: pair.buffers(),
+            time_wait: None,
+        })
+        .collect();
+    for round in 0..plan.trials {
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..pairs.len()).collect()
+        } else {
+            (0..pairs.len()).rev().collect()
+        };
+        for i in order {
+            let n = match plan.budget {
+                Budget::Iterations(total) => share(total, plan.trials, round),
+                Budget::Duration(_) => per_trial[i],
+            };
+            trial(&mut pairs[i], plan, TRIAL_WARMUP.min(n), &mut s)?;
+            barrier.wait().map_err(aborted)?;
+            let t = trial(&mut pairs[i], plan, n, &mut s)?;
+            let o = &mut outcomes[i];
+            o.hist.add(&s.hist).expect("histograms share bounds");
+            o.usage.add(&t.usage);
+            o.trials.push(TrialPoint {
+                round,
+                n,
+                p50_ns: if s.hist.is_empty() {
+                    0
+                } else {
+                    s.hist.value_at_quantile(0.5)
+                },
+                mean_ns: if s.hist.is_empty() {
+                    0.0
+                } else {
+                    s.hist.mean()
+                },
+                elapsed_ns: t.elapsed_ns,
+                delivered: t.delivered,
+            });
+        }
+    }
+    for (o, pair) in outcomes.iter_mut().zip(&pairs) {
+        o.time_wait = pair.listen_port().map(crate::transport::time_wait_sockets);
+    }
+    drop(pairs);
+    Ok((outcomes, clock_read_ns))
+}
+
+/// Operations in trial `round` when `total` are split over `trials`.
+pub fn share(total: u64, trials: u32, round: u32) -> u64 {
+    let t = u64::from(trials);
+    total / t + u64::from(u64::from(round) < total % t)
+}
+
+/// Warm a pair up until both the count and the time of the plan are met;
+/// returns the wall time per operation of the last chunk (ns), for sizing
+/// duration-based trials.
+fn warm_up(pair: &mut PinnedPair, plan: &Plan, s: &mut Scratch<'_>) -> Result<f64> {
+    let start = Instant::now();
+    let mut done = 0u64;
+    loop {
+        let chunk = match plan.warmup.saturating_sub(done) {
+            0 => 200, // count met, time not yet
+            left => left.clamp(10, 1000),
+        };
+        let t = trial(pair, plan, chunk, s)?;
+        done += chunk;
+        if done >= plan.warmup && start.elapsed() >= plan.warmup_time {
+            return Ok(t.elapsed_ns as f64 / chunk as f64);
+        }
+    }
+}

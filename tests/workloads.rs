@@ -1,0 +1,218 @@
+//! Workloads beyond ping-pong, on real sockets: transfers deliver every
+//! byte (or count what UDP lost), rr and connect verify every response,
+//! concurrent pairs add up, and TCP's TIME_WAIT is accounted.
+
+mod util;
+
+use std::sync::atomic::AtomicU64;
+
+use sockbench::samples::{Heartbeat, new_histogram};
+use sockbench::transport::{SocketDir, TransportKind};
+use sockbench::workload::{Job, Mode, PairSpec, PinnedPair};
+use util::{private_tmp, run};
+
+fn spec(kind: TransportKind, size: usize, response: usize, job: Job, mode: Mode) -> PairSpec {
+    PairSpec {
+        response,
+        job,
+        ..PairSpec::echo(kind, size, util::opts(), mode, util::cpus().0)
+    }
+}
+
+#[test]
+fn transfers_deliver_every_message_in_order() {
+    let dir = SocketDir::new().unwrap();
+    sockbench::affinity::pin("client", util::cpus().1).unwrap();
+    let beat = AtomicU64::new(0);
+    for mode in [Mode::Thread, Mode::Process] {
+        for kind in TransportKind::ALL {
+            for size in [9, 4096, 60_000] {
+                let mut pair =
+                    PinnedPair::new(spec(kind, size, size, Job::Sink, mode), Some(&dir)).unwrap();
+                for n in [1u64, 500] {
+                    let t = pair
+                        .transfer(n, true, &mut Heartbeat::new(&beat))
+                        .unwrap_or_else(|e| panic!("{kind} {size} B {mode:?}: {e}"));
+                    if kind == TransportKind::Udp4 {
+                        assert!(t.delivered <= n, "udp4 never delivers more than sent");
+                    } else {
+                        assert_eq!(
+                            t.delivered, n,
+                            "{kind} {size} B {mode:?}: every message arrives"
+                        );
+                    }
+                    assert!(t.elapsed_ns > 0);
+                    assert!(
+                        t.usage.client_calls >= n,
+                        "{kind}: at least one send per message"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn rr_and_connect_verify_every_response() {
+    let dir = SocketDir::new().unwrap();
+    sockbench::affinity::pin("client", util::cpus().1).unwrap();
+    let beat = AtomicU64::new(0);
+    for mode in [Mode::Thread, Mode::Process] {
+        for kind in TransportKind::ALL {
+            for (req, resp) in [(512, 16 << 10), (16 << 10, 64), (1, 1)] {
+                if sockbench::plan::check_size(kind, resp).is_err() {
+                    continue;
+                }
+                let mut h = new_histogram();
+                let mut pair =
+                    PinnedPair::new(spec(kind, req, resp, Job::Echo, mode), Some(&dir)).unwrap();
+                pair.record(30, &mut h, &mut Heartbeat::new(&beat), true)
+                    .unwrap_or_else(|e| panic!("rr {kind} {req}/{resp} {mode:?}: {e}"));
+                assert_eq!(h.len(), 30);
+                if kind.is_connection_oriented() {
+                    let mut h = new_histogram();
+                    let mut pair =
+                        PinnedPair::new(spec(kind, req, resp, Job::Accept, mode), Some(&dir))
+                            .unwrap();
+                    let u = pair
+                        .record_connect(30, &mut h, &mut Heartbeat::new(&beat), true)
+                        .unwrap_or_else(|e| panic!("connect {kind} {req}/{resp} {mode:?}: {e}"));
+                    assert_eq!(h.len(), 30, "connect {kind}: one latency per transaction");
+                    assert!(
+                        u.server_calls >= 30 * 4,
+                        "accept, recv, send, close per transaction"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let tmp = private_tmp();
+    let out = run(tmp.path(), args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(util::leftovers(tmp.path()).is_empty());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+const QUICK: &[&str] = &[
+    "-n",
+    "40",
+    "--trials",
+    "2",
+    "--warmup",
+    "10",
+    "--warmup-time",
+    "0s",
+    "--format",
+    "json",
+];
+
+#[test]
+fn concurrent_pairs_add_up() {
+    let (s, c) = util::cpus();
+    let (s, c) = (s.to_string(), c.to_string());
+    let cpus = format!("{s},{c}");
+    let rcpus = format!("{c},{s}");
+    for workload in ["latency", "rr", "connect", "throughput"] {
+        let mut args = vec![
+            workload,
+            "-t",
+            "tcp4,uds-stream",
+            "--pairs",
+            "3",
+            "--server-cpu",
+            &cpus,
+            "--client-cpu",
+            &rcpus,
+        ];
+        args.extend(QUICK);
+        let doc = json(&args);
+        for case in doc["cases"].as_array().unwrap() {
+            assert_eq!(case["pairs"], 3);
+            assert_eq!(case["placement"], format!("s{s}c{c} s{c}c{s} s{s}c{c}"));
+            let trial_n: u64 = case["trial_points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["n"].as_u64().unwrap())
+                .sum();
+            assert_eq!(trial_n, 3 * 40, "{workload}: 3 pairs × 40 operations");
+            if workload == "throughput" {
+                assert_eq!(case["messages_sent"], 120);
+                assert_eq!(case["messages_delivered"], 120);
+            } else {
+                assert_eq!(
+                    case["iterations"], 120,
+                    "{workload}: every pair's latencies merged"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn connect_reports_time_wait_for_tcp_only() {
+    let mut args = vec!["connect", "-t", "tcp4,uds-stream"];
+    args.extend(QUICK);
+    let doc = json(&args);
+    let cases = doc["cases"].as_array().unwrap();
+    let tcp = cases.iter().find(|c| c["transport"] == "tcp4").unwrap();
+    let uds = cases
+        .iter()
+        .find(|c| c["transport"] == "uds-stream")
+        .unwrap();
+    // Every transaction's server-side close leaves one TIME_WAIT socket for 60 s
+    // (warm-up included), so at least the timed ones are there.
+    assert!(tcp["time_wait_sockets"].as_u64().unwrap() >= 40, "{tcp}");
+    assert!(uds["time_wait_sockets"].is_null());
+    assert_eq!(
+        tcp["client_syscalls_per_op"], 8.0,
+        "socket, 2 setsockopt, nodelay, connect, send, recv, close"
+    );
+    assert!(
+        doc["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["code"] == "time-wait")
+    );
+}
+
+#[test]
+fn throughput_reports_rates_loss_and_units() {
+    let mut args = vec![
+        "throughput",
+        "-t",
+        "tcp4,uds-stream,uds-dgram,udp4",
+        "-s",
+        "1K",
+    ];
+    args.extend(QUICK);
+    let doc = json(&args);
+    for c in doc["cases"].as_array().unwrap() {
+        let bps = c["bytes_per_s"].as_f64().unwrap();
+        assert!(bps > 0.0);
+        assert!((c["gbit_per_s"].as_f64().unwrap() - bps * 8.0 / 1e9).abs() < 1e-9);
+        assert!((c["messages_per_s"].as_f64().unwrap() - bps / 1024.0).abs() < 1e-6);
+        let (sent, got) = (
+            c["messages_sent"].as_u64().unwrap(),
+            c["messages_delivered"].as_u64().unwrap(),
+        );
+        let loss = c["loss_pct"].as_f64().unwrap();
+        assert!((loss - 100.0 * (sent - got) as f64 / sent as f64).abs() < 1e-9);
+        if c["transport"] != "udp4" {
+            assert_eq!(sent, got, "{c}");
+        }
+    }
+    assert_eq!(
+        doc["ratios"].as_array().unwrap().len(),
+        2,
+        "uds-stream and uds-dgram over tcp4"
+    );
+}
