@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Cross-check sockbench's median RTT against other tools, same pinning.
+"""Cross-check sockbench against other tools, same pinning.
 
-tcp4:       sockbench vs sockperf ping-pong (--full-rtt) vs lat_ref (C).
-uds-stream: sockbench vs lat_ref (Debian's sockperf 3.7 has no AF_UNIX).
-pipe:       sockbench vs `perf bench sched pipe` (both ends on one CPU,
-            since perf cannot pin its two sides apart; 4-byte messages).
+--what latency (default), median RTT:
+  tcp4:       sockbench vs sockperf ping-pong (--full-rtt) vs lat_ref (C).
+  uds-stream: sockbench vs lat_ref (Debian's sockperf 3.7 has no AF_UNIX).
+  pipe:       sockbench vs `perf bench sched pipe` (both ends on one CPU,
+              since perf cannot pin its two sides apart; 4-byte messages).
+--what throughput, tcp4 one-way bytes/s at --size-byte writes:
+  sockbench throughput vs `iperf3 -c 127.0.0.1 -l SIZE` (-A pins each end).
 
 Tools run in A B ... B A order, --pairs times, and each ratio is the median
 of the per-round ratios sockbench/other. Needs: sockperf and perf (installed
@@ -87,6 +90,29 @@ def perf_pipe(args, cpu, threaded):
     return {"p50_ns": None, "mean_ns": float(m.group(1)) * 1000}
 
 
+def sockbench_throughput(args, size, scpu, ccpu):
+    out = subprocess.run(
+        [os.path.join(ROOT, "target", "release", "sockbench"), "throughput", "-t", "tcp4", "-s", str(size),
+         "-d", f"{args.seconds}s", "--trials", "1", "--mode", "process", "--server-cpu", str(scpu),
+         "--client-cpu", str(ccpu), "--format", "json"],
+        check=True, capture_output=True, text=True).stdout
+    return {"bytes_per_s": json.loads(out)["cases"][0]["bytes_per_s"]}
+
+
+def iperf3(args, size, scpu, ccpu):
+    port = str(20000 + os.getpid() % 20000 + 1)
+    srv = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", port, "-A", str(scpu)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import time
+        time.sleep(0.5)
+        out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", port, "-l", str(size), "-t", str(args.seconds),
+                              "-A", str(ccpu), "-J"], check=True, capture_output=True, text=True).stdout
+    finally:
+        srv.wait(timeout=10)
+    return {"bytes_per_s": json.loads(out)["end"]["sum_received"]["bits_per_second"] / 8}
+
+
 def abba(tools, pairs):
     """Run every tool once per round, alternating order; return results per tool."""
     res = {name: [] for name, _ in tools}
@@ -104,13 +130,19 @@ def ratio(res, a, b, key):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", type=int, default=64, help="message size in bytes (default 64)")
+    p.add_argument("--what", choices=["latency", "throughput"], default="latency")
+    p.add_argument("--size", type=int, default=None,
+                   help="message (latency, default 64) or write (throughput, default 65536) size in bytes")
     p.add_argument("--seconds", type=float, default=2.0, help="length of each run (default 2)")
     p.add_argument("--pairs", type=int, default=3, help="A B B A pairs (default 3)")
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--client-cpu", type=int, default=1)
     p.add_argument("-o", "--output", help="also write the Markdown table here")
     args = p.parse_args()
+    if args.size is None:
+        args.size = 64 if args.what == "latency" else 65536
+    if args.what == "throughput":
+        return throughput_main(args)
     if args.size < 14:
         fatal("--size must be at least 14 (sockperf's smallest message)")
     need("sockperf", "sockperf")
@@ -153,6 +185,29 @@ def main():
     lines.append(f"| pipe, 4 B, both on CPU {s} | | | | | |")
     table("pipe", abba(pipe_tools, args.pairs), "sockbench(process)")
     shutil.rmtree(tmp)
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+
+
+def throughput_main(args):
+    need("iperf3", "iperf3")
+    need("cargo", "cargo")
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    s, c, n = args.server_cpu, args.client_cpu, args.size
+    tools = [("sockbench", lambda: sockbench_throughput(args, n, s, c)), ("iperf3", lambda: iperf3(args, n, s, c))]
+    res = abba(tools, args.pairs)
+    rates = {k: [x["bytes_per_s"] for x in v] for k, v in res.items()}
+    ratios = [a / b for a, b in zip(rates["sockbench"], rates["iperf3"])]
+    lines = [f"tcp4 one-way transfer, {n} B writes, receiver on CPU {s}, sender on CPU {c}, "
+             f"{args.seconds}s per run, {args.pairs} A B B A pairs; GB/s = 1e9 bytes/s", "",
+             "| tool | runs (GB/s) | median GB/s |", "|---|---|---|"]
+    for k, v in rates.items():
+        lines.append(f"| {k} | {' '.join(f'{x / 1e9:.2f}' for x in v)} | {statistics.median(v) / 1e9:.3f} |")
+    lines += ["", f"sockbench/iperf3, median of per-round ratios: {statistics.median(ratios):.3f} "
+                  f"(rounds: {' '.join(f'{r:.3f}' for r in ratios)})"]
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.output:
