@@ -1,26 +1,35 @@
-//! Bench: ping-pong round-trip latency, group `pingpong`, one function per
-//! transport, one parameter per message size. Each iteration is one round
-//! trip (2 × size bytes moved).
+//! Bench: ping-pong round-trip latency. Group `pingpong`, one function per
+//! transport, one parameter per message size; one iteration is one round
+//! trip (2 × size bytes). Every round trip also goes into an HDR histogram,
+//! written as tail side files next to criterion's output.
 
 mod common;
 
-use criterion::{Criterion, criterion_group, criterion_main};
-use sockbench::transport::{SocketDir, TransportKind};
-
-/// Sizes swept by the latency bench.
-const SIZES: [usize; 6] = [1, 64, 512, 4 << 10, 16 << 10, 64 << 10];
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sockbench::transport::TransportKind;
+use sockbench::workload::Job;
 
 fn pingpong(c: &mut Criterion) {
     let setup = common::Setup::from_env();
-    let dir = SocketDir::new().expect("private socket directory");
     let mut group = c.benchmark_group("pingpong");
     for kind in TransportKind::ALL {
-        for size in SIZES {
-            common::define(&mut group, &setup, &dir, kind, size);
+        for &size in setup.profile.latency_sizes() {
+            setup.define(
+                &mut group,
+                "pingpong",
+                &size.to_string(),
+                setup.spec(kind, size, size, Job::Echo),
+                Throughput::Bytes(2 * size as u64),
+                |p, n, h, beat| p.record(n, h, beat, false).map(|(_, d)| d),
+            );
         }
     }
     group.finish();
 }
 
-criterion_group!(benches, pingpong);
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = pingpong
+}
 criterion_main!(benches);

@@ -24,7 +24,7 @@ fn echo_all_sizes(mode: Mode) {
                 .unwrap_or_else(|e| panic!("{kind} {size}: {e}"));
             let mut h = new_histogram();
             let n = if size > 4096 { 5 } else { 50 };
-            let usage = pair
+            let (usage, _) = pair
                 .record(n, &mut h, &mut Heartbeat::new(&beat), true)
                 .unwrap_or_else(|e| panic!("{kind} {size} B {mode:?}: {e}"));
             assert_eq!(h.len(), n, "{kind} {size}: one sample per round trip");
@@ -161,7 +161,7 @@ fn one_send_and_one_receive_call_per_message() {
             let mut pair =
                 PinnedPair::new(util::spec(kind, size, Mode::Thread), Some(&dir)).unwrap();
             let n = 200;
-            let u = pair
+            let (u, _) = pair
                 .record(n, &mut new_histogram(), &mut Heartbeat::new(&beat), false)
                 .unwrap();
             assert_eq!(u.client_calls, 2 * n, "{kind} {size} B client calls");

@@ -74,7 +74,7 @@ fn rr_and_connect_verify_every_response() {
                     let mut pair =
                         PinnedPair::new(spec(kind, req, resp, Job::Accept, mode), Some(&dir))
                             .unwrap();
-                    let u = pair
+                    let (u, _) = pair
                         .record_connect(30, &mut h, &mut Heartbeat::new(&beat), true)
                         .unwrap_or_else(|e| panic!("connect {kind} {req}/{resp} {mode:?}: {e}"));
                     assert_eq!(h.len(), 30, "connect {kind}: one latency per transaction");

@@ -1,102 +1,278 @@
-//! Shared criterion settings for the benches: placement from the
-//! environment, the size lists, and `define()`, which registers one pinned
-//! pair per (transport, size) and builds it only if the filter selects it.
+//! Shared criterion settings for the benches: the quick/full profile and
+//! placement from the environment, the size lists, and `define()`, which
+//! registers one bench on one pinned pair (built only if the filter selects
+//! it, outside the timed closure) and writes its HDR tail files.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use criterion::{BenchmarkGroup, BenchmarkId, Throughput, measurement::WallTime};
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, measurement::WallTime};
+use hdrhistogram::Histogram;
+use sockbench::report::Fingerprint;
+use sockbench::samples::{Heartbeat, new_histogram};
 use sockbench::transport::{SocketDir, TransportKind, TransportOpts, Wait};
-use sockbench::workload::{Mode, PairSpec, PinnedPair};
+use sockbench::workload::{Job, Mode, PairSpec, PinnedPair};
 
-/// Read a `SOCKBENCH_*` variable, or the default; a bad value stops the bench.
-fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
+fn die(msg: String) -> ! {
+    eprintln!("error: {msg}");
+    std::process::exit(2)
+}
+
+/// Read a `SOCKBENCH_*` variable as one of `allowed`, or the default.
+fn choice(name: &str, allowed: &[&'static str]) -> &'static str {
     match std::env::var(name) {
-        Ok(v) => v.parse().unwrap_or_else(|_| {
-            eprintln!("error: {name}={v}: not a valid value");
-            std::process::exit(2)
-        }),
-        Err(_) => default,
+        Err(_) => allowed[0],
+        Ok(v) => allowed
+            .iter()
+            .find(|a| **a == v)
+            .copied()
+            .unwrap_or_else(|| die(format!("{name}={v}: allowed: {}", allowed.join(", ")))),
     }
 }
 
-/// Placement and options, from SOCKBENCH_SERVER_CPU (0), SOCKBENCH_CLIENT_CPU
-/// (1), SOCKBENCH_MODE (thread|process), SOCKBENCH_WAIT (block|spin),
-/// SOCKBENCH_NODELAY (on|off).
+fn cpu(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Err(_) => default,
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| die(format!("{name}={v}: must be a CPU number (0, 1, ...)"))),
+    }
+}
+
+/// `SOCKBENCH_PROFILE`: `full` (default, under 15 minutes on 2 CPUs) or
+/// `quick` (under 3 minutes: fewer sizes, shorter sampling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Full,
+    Quick,
+}
+
+impl Profile {
+    pub fn from_env() -> Self {
+        match choice("SOCKBENCH_PROFILE", &["full", "quick"]) {
+            "quick" => Profile::Quick,
+            _ => Profile::Full,
+        }
+    }
+
+    /// Ping-pong, rr and connect message sizes.
+    pub fn latency_sizes(self) -> &'static [usize] {
+        match self {
+            Profile::Full => &[1, 64, 512, 4 << 10, 16 << 10, 64 << 10],
+            Profile::Quick => &[1, 64, 4 << 10, 64 << 10],
+        }
+    }
+
+    /// Throughput write sizes.
+    pub fn throughput_sizes(self) -> &'static [usize] {
+        match self {
+            Profile::Full => &[64, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20],
+            Profile::Quick => &[64, 4 << 10, 64 << 10, 1 << 20],
+        }
+    }
+}
+
+/// Criterion settings of the profile (command-line flags still override them).
+pub fn criterion() -> Criterion {
+    let c = Criterion::default();
+    match Profile::from_env() {
+        Profile::Full => c
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3))
+            .sample_size(50),
+        Profile::Quick => c
+            .warm_up_time(Duration::from_millis(300))
+            .measurement_time(Duration::from_millis(700))
+            .sample_size(20),
+    }
+}
+
+/// Placement and options: SOCKBENCH_SERVER_CPU (0), SOCKBENCH_CLIENT_CPU (1),
+/// SOCKBENCH_MODE (thread|process), SOCKBENCH_WAIT (block|spin),
+/// SOCKBENCH_NODELAY (on|off). Pins the bench thread (the client).
 pub struct Setup {
     pub server_cpu: usize,
     pub client_cpu: usize,
     pub mode: Mode,
     pub opts: TransportOpts,
+    pub profile: Profile,
+    pub dir: SocketDir,
+    side: SideFiles,
 }
 
 impl Setup {
     pub fn from_env() -> Self {
-        let mode = match var("SOCKBENCH_MODE", "thread".to_string()).as_str() {
-            "thread" => Mode::Thread,
-            "process" => Mode::Process,
-            v => {
-                eprintln!("error: SOCKBENCH_MODE={v}: allowed: thread, process");
-                std::process::exit(2)
-            }
-        };
-        let wait = match var("SOCKBENCH_WAIT", "block".to_string()).as_str() {
-            "block" => Wait::Block,
-            "spin" => Wait::Spin,
-            v => {
-                eprintln!("error: SOCKBENCH_WAIT={v}: allowed: block, spin");
-                std::process::exit(2)
-            }
-        };
-        let nodelay = match var("SOCKBENCH_NODELAY", "on".to_string()).as_str() {
-            "on" => true,
-            "off" => false,
-            v => {
-                eprintln!("error: SOCKBENCH_NODELAY={v}: allowed: on, off");
-                std::process::exit(2)
-            }
-        };
         let s = Setup {
-            server_cpu: var("SOCKBENCH_SERVER_CPU", 0),
-            client_cpu: var("SOCKBENCH_CLIENT_CPU", 1),
-            mode,
-            opts: TransportOpts {
-                nodelay,
-                timeout: Duration::from_secs(5),
-                wait,
+            server_cpu: cpu("SOCKBENCH_SERVER_CPU", 0),
+            client_cpu: cpu("SOCKBENCH_CLIENT_CPU", 1),
+            mode: match choice("SOCKBENCH_MODE", &["thread", "process"]) {
+                "process" => Mode::Process,
+                _ => Mode::Thread,
             },
+            opts: TransportOpts {
+                nodelay: choice("SOCKBENCH_NODELAY", &["on", "off"]) == "on",
+                timeout: Duration::from_secs(5),
+                wait: match choice("SOCKBENCH_WAIT", &["block", "spin"]) {
+                    "spin" => Wait::Spin,
+                    _ => Wait::Block,
+                },
+            },
+            profile: Profile::from_env(),
+            dir: SocketDir::new().unwrap_or_else(|e| die(e.to_string())),
+            side: SideFiles::from_args(),
         };
         if let Err(e) = sockbench::affinity::pin("client", s.client_cpu) {
-            eprintln!("error: SOCKBENCH_CLIENT_CPU: {e}");
-            std::process::exit(2)
+            die(format!("SOCKBENCH_CLIENT_CPU={}: {e}", s.client_cpu));
         }
         s
     }
 
-    pub fn spec(&self, kind: TransportKind, size: usize) -> PairSpec {
-        PairSpec::echo(kind, size, self.opts, self.mode, self.server_cpu)
+    /// A pair of `job` for `kind` with `size`-byte requests and `response`-byte responses.
+    pub fn spec(&self, kind: TransportKind, size: usize, response: usize, job: Job) -> PairSpec {
+        PairSpec {
+            response,
+            job,
+            ..PairSpec::echo(kind, size, self.opts, self.mode, self.server_cpu)
+        }
+    }
+
+    /// Register `<group>/<kind>/<param>` on a pair built from `spec`. `run`
+    /// does `n` operations and returns the time they took; the latencies it
+    /// records into the histogram become the bench's tail side files.
+    pub fn define(
+        &self,
+        group: &mut BenchmarkGroup<'_, WallTime>,
+        group_name: &str,
+        param: &str,
+        spec: PairSpec,
+        throughput: Throughput,
+        mut run: impl FnMut(
+            &mut PinnedPair,
+            u64,
+            &mut Histogram<u64>,
+            &mut Heartbeat<'_>,
+        ) -> sockbench::Result<Duration>,
+    ) {
+        let (kind, size) = (spec.kind, spec.size);
+        for s in [spec.size, spec.response] {
+            if sockbench::plan::check_size(kind, s).is_err() {
+                return; // e.g. udp4 above 65,507 B: a refusal, not a benchmark
+            }
+        }
+        let mut pair: Option<PinnedPair> = None;
+        let mut hist = new_histogram();
+        let beat = AtomicU64::new(0);
+        group.throughput(throughput);
+        group.bench_with_input(BenchmarkId::new(kind.name(), param), &size, |b, _| {
+            let p = pair.get_or_insert_with(|| {
+                PinnedPair::new(spec, Some(&self.dir))
+                    .unwrap_or_else(|e| die(format!("{kind} {size} B: {e}")))
+            });
+            let mut beat = Heartbeat::new(&beat);
+            b.iter_custom(|n| {
+                run(p, n, &mut hist, &mut beat).unwrap_or_else(|e| die(e.to_string()))
+            });
+        });
+        if pair.is_some() && !hist.is_empty() {
+            self.side
+                .write(&format!("{group_name}/{}/{param}", kind.name()), &hist);
+        }
     }
 }
 
-/// Register `pingpong/<transport>/<size>`: the pair is built on first use
-/// (outside the timed closure) and the closure only runs the round trips.
-pub fn define(
-    group: &mut BenchmarkGroup<'_, WallTime>,
-    setup: &Setup,
-    dir: &SocketDir,
-    kind: TransportKind,
-    size: usize,
-) {
-    if sockbench::plan::check_size(kind, size).is_err() {
-        return; // e.g. udp4 above 65,507 B: not a benchmark, a refusal
+/// Where criterion keeps a bench's results, and which baseline directories
+/// the HDR side files go to: always `new`, plus the saved baseline (`base`,
+/// or `--save-baseline NAME`) unless the run compares (`--baseline`) or
+/// discards. Nothing in `--test`/`--list` runs.
+struct SideFiles {
+    root: PathBuf,
+    dirs: Vec<String>,
+    env: Option<Fingerprint>,
+}
+
+impl SideFiles {
+    fn from_args() -> Self {
+        let args: Vec<String> = std::env::args().collect();
+        let value = |flag: &str| {
+            args.iter().enumerate().find_map(|(i, a)| {
+                a.strip_prefix(&format!("{flag}="))
+                    .map(str::to_string)
+                    .or_else(|| (a == flag).then(|| args.get(i + 1).cloned()).flatten())
+            })
+        };
+        let has = |flag: &str| {
+            args.iter()
+                .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+        };
+        let quiet = has("--test") || has("--list") || has("--profile-time");
+        let mut dirs = vec!["new".to_string()];
+        if !(has("--baseline") || has("--baseline-lenient") || has("--discard-baseline")) {
+            dirs.push(value("--save-baseline").unwrap_or_else(|| "base".into()));
+        }
+        SideFiles {
+            root: criterion_home(),
+            dirs: if quiet { Vec::new() } else { dirs },
+            env: (!quiet).then(Fingerprint::take),
+        }
     }
-    group.throughput(Throughput::Bytes(2 * size as u64));
-    let mut pair: Option<PinnedPair> = None;
-    group.bench_with_input(BenchmarkId::new(kind.name(), size), &size, |b, _| {
-        let p = pair.get_or_insert_with(|| {
-            PinnedPair::new(setup.spec(kind, size), Some(dir))
-                .unwrap_or_else(|e| panic!("{kind} {size} B: {e}"))
+
+    /// tails.json (percentiles), tails.hgrm (µs) and env.json next to
+    /// criterion's own files for `id` (`pingpong/tcp4/64`).
+    fn write(&self, id: &str, h: &Histogram<u64>) {
+        let s = sockbench::stats::summarize(h);
+        let tails = serde_json::json!({
+            "id": id,
+            "note": "every operation criterion timed for this bench, warm-up included; ns",
+            "summary": s,
         });
-        b.iter_custom(|n| p.round_trips(n).unwrap_or_else(|e| panic!("{e}")));
+        for d in &self.dirs {
+            let dir = self.root.join(id).join(d);
+            let written = std::fs::create_dir_all(&dir)
+                .and_then(|()| {
+                    std::fs::write(
+                        dir.join("tails.json"),
+                        serde_json::to_string_pretty(&tails).expect("json"),
+                    )
+                })
+                .and_then(|()| {
+                    std::fs::write(
+                        dir.join("tails.hgrm"),
+                        sockbench::report::files::hgrm_string(h),
+                    )
+                })
+                .and_then(|()| {
+                    std::fs::write(
+                        dir.join("env.json"),
+                        serde_json::to_string_pretty(&self.env).expect("json"),
+                    )
+                });
+            if let Err(e) = written {
+                eprintln!(
+                    "warning: could not write tail files to {}: {e}",
+                    dir.display()
+                );
+            }
+        }
+    }
+}
+
+/// Criterion's output directory, found the way criterion finds it.
+fn criterion_home() -> PathBuf {
+    if let Some(v) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(v);
+    }
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(t).join("criterion");
+    }
+    let from_metadata = std::env::var_os("CARGO").and_then(|cargo| {
+        let out = std::process::Command::new(cargo)
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .output()
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        Some(PathBuf::from(v["target_directory"].as_str()?).join("criterion"))
     });
+    from_metadata.unwrap_or_else(|| PathBuf::from("target/criterion"))
 }

@@ -8,6 +8,9 @@
               since perf cannot pin its two sides apart; 4-byte messages).
 --what throughput, tcp4 one-way bytes/s at --size-byte writes:
   sockbench throughput vs `iperf3 -c 127.0.0.1 -l SIZE` (-A pins each end).
+--what bench, tcp4 and uds-stream 64 B:
+  `sockbench latency` mean RTT vs `cargo bench` (pingpong/<t>/64, mean time
+  per iteration from criterion's raw.csv; p50 from its tail side file).
 
 Tools run in A B ... B A order, --pairs times, and each ratio is the median
 of the per-round ratios sockbench/other. Needs: sockperf and perf (installed
@@ -130,7 +133,7 @@ def ratio(res, a, b, key):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--what", choices=["latency", "throughput"], default="latency")
+    p.add_argument("--what", choices=["latency", "throughput", "bench"], default="latency")
     p.add_argument("--size", type=int, default=None,
                    help="message (latency, default 64) or write (throughput, default 65536) size in bytes")
     p.add_argument("--seconds", type=float, default=2.0, help="length of each run (default 2)")
@@ -143,6 +146,8 @@ def main():
         args.size = 64 if args.what == "latency" else 65536
     if args.what == "throughput":
         return throughput_main(args)
+    if args.what == "bench":
+        return bench_main(args)
     if args.size < 14:
         fatal("--size must be at least 14 (sockperf's smallest message)")
     need("sockperf", "sockperf")
@@ -185,6 +190,47 @@ def main():
     lines.append(f"| pipe, 4 B, both on CPU {s} | | | | | |")
     table("pipe", abba(pipe_tools, args.pairs), "sockbench(process)")
     shutil.rmtree(tmp)
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+
+
+def criterion_bench(args, transport, scpu, ccpu, home):
+    env = dict(os.environ, CRITERION_HOME=home, SOCKBENCH_SERVER_CPU=str(scpu), SOCKBENCH_CLIENT_CPU=str(ccpu))
+    subprocess.run(["cargo", "bench", "--quiet", "--bench", "latency", "--", f"pingpong/{transport}/64$",
+                    "--noplot", "--discard-baseline"], cwd=ROOT, env=env, check=True, capture_output=True)
+    d = os.path.join(home, "pingpong", transport, "64", "new")
+    import csv
+    rows = list(csv.DictReader(open(os.path.join(d, "raw.csv"))))
+    scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+    total = sum(float(r["sample_measured_value"]) * scale[r["unit"]] for r in rows)
+    iters = sum(float(r["iteration_count"]) for r in rows)
+    tails = json.load(open(os.path.join(d, "tails.json")))["summary"]
+    return {"mean_ns": total / iters, "p50_ns": tails["p50_ns"]}
+
+
+def bench_main(args):
+    need("cargo", "cargo")
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "bench", "--no-run", "--quiet", "--bench", "latency"], cwd=ROOT, check=True,
+                   capture_output=True)
+    s, c = args.server_cpu, args.client_cpu
+    home = tempfile.mkdtemp(prefix="crosscheck-criterion-")
+    lines = [f"64 B ping-pong, server CPU {s}, client CPU {c}; sockbench latency -d {args.seconds}s vs "
+             f"cargo bench (full profile: 1 s warm-up, 3 s sampling); {args.pairs} A B B A pairs; µs", "",
+             "| transport | sockbench mean | cargo bench mean | ratio (paired, median) | sockbench p50 | bench-tails p50 | ratio |",
+             "|---|---|---|---|---|---|---|"]
+    for t in ["tcp4", "uds-stream"]:
+        res = abba([("cli", lambda t=t: sockbench(args, t, 64, "thread", s, c)),
+                    ("bench", lambda t=t: criterion_bench(args, t, s, c, home))], args.pairs)
+        r_mean = ratio(res, "cli", "bench", "mean_ns")
+        r_p50 = ratio(res, "cli", "bench", "p50_ns")
+        med = lambda k, key: statistics.median(x[key] for x in res[k]) / 1000
+        lines.append(f"| {t} | {med('cli', 'mean_ns'):.2f} | {med('bench', 'mean_ns'):.2f} | {r_mean:.3f} | "
+                     f"{med('cli', 'p50_ns'):.2f} | {med('bench', 'p50_ns'):.2f} | {r_p50:.3f} |")
+    shutil.rmtree(home)
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.output:

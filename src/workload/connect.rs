@@ -3,7 +3,7 @@
 //! send request → receive response → close; the server accepts, answers and
 //! closes first (so TCP's TIME_WAIT lands on the server side).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
@@ -37,7 +37,7 @@ pub fn serve(
 }
 
 /// Client side: `n` timed transactions, each on a new connection; `calls`
-/// counts every system call the client makes.
+/// counts every system call the client makes. Returns the loop's wall time.
 #[inline(never)]
 pub fn transact<const VERIFY: bool>(
     (dialer, calls): (&Dialer, &mut u64),
@@ -47,7 +47,8 @@ pub fn transact<const VERIFY: bool>(
     hist: &mut Histogram<u64>,
     beat: &mut Heartbeat<'_>,
     seq: &mut u8,
-) -> Result<(), Fault> {
+) -> Result<Duration, Fault> {
+    let start = Instant::now();
     let per_dial = dialer.calls_per_dial() + 1; // + close
     for _ in 0..n {
         if VERIFY {
@@ -72,7 +73,7 @@ pub fn transact<const VERIFY: bool>(
             check_echo(tx, rx)?;
         }
     }
-    Ok(())
+    Ok(start.elapsed())
 }
 
 impl PinnedPair {
@@ -83,8 +84,8 @@ impl PinnedPair {
         hist: &mut Histogram<u64>,
         beat: &mut Heartbeat<'_>,
         verify: bool,
-    ) -> crate::Result<TrialUsage> {
-        let (_, usage, _) = self.trial(n, false, |c, tx, rx, seq| {
+    ) -> crate::Result<(TrialUsage, Duration)> {
+        let (elapsed, usage, _) = self.trial(n, false, |c, tx, rx, seq| {
             let ClientEnd::Dialing { dialer, calls } = c else {
                 unreachable!("connect runs on a dialing pair")
             };
@@ -94,6 +95,6 @@ impl PinnedPair {
                 transact::<false>((dialer, calls), n, tx, rx, hist, beat, seq)
             }
         })?;
-        Ok(usage)
+        Ok((usage, elapsed))
     }
 }

@@ -32,7 +32,7 @@ pub fn echo<E: Endpoint>(
 
 /// `n` timed round trips, each recorded into `hist`. With `VERIFY`, every
 /// request carries a fresh pattern, checked (as far as the response echoes
-/// it) after the interval.
+/// it) after the interval. Returns the loop's wall time (for criterion).
 #[inline(never)]
 pub fn timed<E: Endpoint, const VERIFY: bool>(
     ep: &mut E,
@@ -42,7 +42,8 @@ pub fn timed<E: Endpoint, const VERIFY: bool>(
     hist: &mut Histogram<u64>,
     beat: &mut Heartbeat<'_>,
     seq: &mut u8,
-) -> Result<(), Fault> {
+) -> Result<Duration, Fault> {
+    let start = Instant::now();
     for _ in 0..n {
         if VERIFY {
             fill_pattern(tx, *seq);
@@ -58,7 +59,7 @@ pub fn timed<E: Endpoint, const VERIFY: bool>(
             check_echo(tx, rx)?;
         }
     }
-    Ok(())
+    Ok(start.elapsed())
 }
 
 /// `n` requests with `sent_at.len()` (the depth) kept in flight: prime the
@@ -73,7 +74,8 @@ pub fn pipelined<E: Endpoint>(
     hist: &mut Histogram<u64>,
     beat: &mut Heartbeat<'_>,
     sent_at: &mut [Instant],
-) -> Result<(), Fault> {
+) -> Result<Duration, Fault> {
+    let start = Instant::now();
     let depth = sent_at.len() as u64;
     for i in 0..depth.min(n) {
         sent_at[i as usize] = Instant::now();
@@ -90,7 +92,7 @@ pub fn pipelined<E: Endpoint>(
             ep.send_msg(tx)?;
         }
     }
-    Ok(())
+    Ok(start.elapsed())
 }
 
 /// `n` round trips timed as one batch (for criterion, which wants totals).
@@ -137,22 +139,22 @@ fn connected(c: &mut ClientEnd) -> &mut crate::transport::AnyEndpoint {
 
 impl PinnedPair {
     /// `n` timed round trips recorded into `hist` (see [`timed`]); returns
-    /// the trial's accounting.
+    /// the trial's accounting and the loop's wall time.
     pub fn record(
         &mut self,
         n: u64,
         hist: &mut Histogram<u64>,
         beat: &mut Heartbeat<'_>,
         verify: bool,
-    ) -> crate::Result<super::TrialUsage> {
-        let (_, usage, _) = self.trial(n, false, |c, tx, rx, seq| {
+    ) -> crate::Result<(super::TrialUsage, Duration)> {
+        let (elapsed, usage, _) = self.trial(n, false, |c, tx, rx, seq| {
             with_endpoint!(connected(c), e => if verify {
                 timed::<_, true>(e, n, tx, rx, hist, beat, seq)
             } else {
                 timed::<_, false>(e, n, tx, rx, hist, beat, seq)
             })
         })?;
-        Ok(usage)
+        Ok((usage, elapsed))
     }
 
     /// `n` requests with `sent_at.len()` in flight (see [`pipelined`]).
@@ -162,11 +164,11 @@ impl PinnedPair {
         hist: &mut Histogram<u64>,
         beat: &mut Heartbeat<'_>,
         sent_at: &mut [Instant],
-    ) -> crate::Result<super::TrialUsage> {
-        let (_, usage, _) = self.trial(n, false, |c, tx, rx, _| {
+    ) -> crate::Result<(super::TrialUsage, Duration)> {
+        let (elapsed, usage, _) = self.trial(n, false, |c, tx, rx, _| {
             with_endpoint!(connected(c), e => pipelined(e, n, tx, rx, hist, beat, sent_at))
         })?;
-        Ok(usage)
+        Ok((usage, elapsed))
     }
 
     /// `n` round trips timed as one batch (see [`batch`]).

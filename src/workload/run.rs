@@ -206,29 +206,25 @@ struct TrialOut {
 /// Run `n` operations of the plan's workload on `pair`.
 fn trial(pair: &mut PinnedPair, plan: &Plan, n: u64, s: &mut Scratch<'_>) -> Result<TrialOut> {
     s.hist.reset();
-    let t0 = Instant::now();
-    let (usage, delivered, transfer_ns) = match (plan.workload, pair.spec().job) {
+    let ns = |d: Duration| d.as_nanos() as u64;
+    let (usage, delivered, elapsed_ns) = match (plan.workload, pair.spec().job) {
         (Workload::Throughput, _) => {
             let t = pair.transfer(n, plan.verify, &mut s.beat)?;
-            (t.usage, t.delivered, Some(t.elapsed_ns))
+            (t.usage, t.delivered, t.elapsed_ns)
         }
-        (_, Job::Accept) => (
-            pair.record_connect(n, &mut s.hist, &mut s.beat, plan.verify)?,
-            n,
-            None,
-        ),
-        (w, _) if w.depth() > 1 => (
-            pair.record_pipelined(n, &mut s.hist, &mut s.beat, &mut s.sent_at)?,
-            n,
-            None,
-        ),
-        _ => (
-            pair.record(n, &mut s.hist, &mut s.beat, plan.verify)?,
-            n,
-            None,
-        ),
+        (_, Job::Accept) => {
+            let (u, d) = pair.record_connect(n, &mut s.hist, &mut s.beat, plan.verify)?;
+            (u, n, ns(d))
+        }
+        (w, _) if w.depth() > 1 => {
+            let (u, d) = pair.record_pipelined(n, &mut s.hist, &mut s.beat, &mut s.sent_at)?;
+            (u, n, ns(d))
+        }
+        _ => {
+            let (u, d) = pair.record(n, &mut s.hist, &mut s.beat, plan.verify)?;
+            (u, n, ns(d))
+        }
     };
-    let elapsed_ns = transfer_ns.unwrap_or_else(|| t0.elapsed().as_nanos() as u64);
     Ok(TrialOut {
         usage,
         elapsed_ns,

@@ -1,0 +1,35 @@
+//! Bench: connection cost. One iteration is socket → connect → 64 B request
+//! → 64 B response → close on a new connection. Group `connect`, one
+//! function per connection-oriented transport; throughput in transactions.
+
+mod common;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sockbench::transport::TransportKind;
+use sockbench::workload::Job;
+
+fn connect(c: &mut Criterion) {
+    let setup = common::Setup::from_env();
+    let mut group = c.benchmark_group("connect");
+    for kind in TransportKind::ALL
+        .into_iter()
+        .filter(|k| k.is_connection_oriented())
+    {
+        setup.define(
+            &mut group,
+            "connect",
+            "64",
+            setup.spec(kind, 64, 64, Job::Accept),
+            Throughput::Elements(1),
+            |p, n, h, beat| p.record_connect(n, h, beat, false).map(|(_, d)| d),
+        );
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = connect
+}
+criterion_main!(benches);

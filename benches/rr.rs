@@ -1,0 +1,36 @@
+//! Bench: request/response over one kept-alive connection, 512 B requests
+//! and 16 KiB responses (a small HTTP request and a page). Group `rr`, one
+//! function per transport, parameter `<request>x<response>`.
+
+mod common;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sockbench::transport::TransportKind;
+use sockbench::workload::Job;
+
+const SIZES: [(usize, usize); 1] = [(512, 16 << 10)];
+
+fn rr(c: &mut Criterion) {
+    let setup = common::Setup::from_env();
+    let mut group = c.benchmark_group("rr");
+    for kind in TransportKind::ALL {
+        for (req, resp) in SIZES {
+            setup.define(
+                &mut group,
+                "rr",
+                &format!("{req}x{resp}"),
+                setup.spec(kind, req, resp, Job::Echo),
+                Throughput::Bytes((req + resp) as u64),
+                |p, n, h, beat| p.record(n, h, beat, false).map(|(_, d)| d),
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = rr
+}
+criterion_main!(benches);
