@@ -46,6 +46,15 @@ pub enum Format {
     Csv,
 }
 
+/// Which way a transfer goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Direction {
+    /// Client writes, server reads.
+    One,
+    /// Both write and read at once (a second thread on each side).
+    Both,
+}
+
 /// On/off switch for socket options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Switch {
@@ -154,6 +163,9 @@ pub struct ThroughputArgs {
     /// Write sizes, comma-separated: 64 B to 1 MiB.
     #[arg(long, short, value_delimiter = ',', value_parser = parse_size, default_value = "64,4K,64K", allow_hyphen_values = true)]
     pub size: Vec<usize>,
+    /// `one`: client → server; `both`: both ways at once.
+    #[arg(long, value_enum, default_value = "one")]
+    pub direction: Direction,
 }
 
 impl ValueEnum for Mode {

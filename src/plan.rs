@@ -26,8 +26,8 @@ pub enum Workload {
     Rr { depth: u32, new_connection: bool },
     /// A new connection per request.
     Connect,
-    /// One-way transfer.
-    Throughput,
+    /// Bulk transfer, one way or both ways at once.
+    Throughput { both: bool },
 }
 
 impl Workload {
@@ -37,7 +37,7 @@ impl Workload {
             Workload::Latency => "latency",
             Workload::Rr { .. } => "rr",
             Workload::Connect => "connect",
-            Workload::Throughput => "throughput",
+            Workload::Throughput { .. } => "throughput",
         }
     }
 
@@ -54,7 +54,8 @@ impl Workload {
                 ..
             }
             | Workload::Connect => Job::Accept,
-            Workload::Throughput => Job::Sink,
+            Workload::Throughput { both: false } => Job::Sink,
+            Workload::Throughput { both: true } => Job::Duplex,
         }
     }
 
@@ -181,8 +182,9 @@ impl Plan {
     /// `sockbench throughput`.
     pub fn throughput(a: &ThroughputArgs) -> Result<Plan> {
         let sizes = unique("--size", a.size.iter().copied(), |s| s.to_string())?;
+        let both = a.direction == crate::cli::Direction::Both;
         Self::new(
-            Workload::Throughput,
+            Workload::Throughput { both },
             &a.common,
             sizes.iter().map(|&s| (s, s)).collect(),
         )
@@ -233,7 +235,7 @@ impl Plan {
             }
             for &(size, response) in &sizes {
                 check_size(transport, size)?;
-                if workload.job() != Job::Sink {
+                if !matches!(workload.job(), Job::Sink | Job::Duplex) {
                     check_size(transport, response)?;
                 }
                 cases.push(Case {

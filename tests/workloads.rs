@@ -53,6 +53,36 @@ fn transfers_deliver_every_message_in_order() {
 }
 
 #[test]
+fn transfers_both_ways_deliver_every_message_each_way() {
+    let dir = SocketDir::new().unwrap();
+    sockbench::affinity::pin("client", util::cpus().1).unwrap();
+    let beat = AtomicU64::new(0);
+    for mode in [Mode::Thread, Mode::Process] {
+        for kind in TransportKind::ALL {
+            let mut pair =
+                PinnedPair::new(spec(kind, 4096, 4096, Job::Duplex, mode), Some(&dir)).unwrap();
+            let n = 300;
+            let t = pair
+                .transfer(n, true, &mut Heartbeat::new(&beat))
+                .unwrap_or_else(|e| panic!("{kind} both ways {mode:?}: {e}"));
+            if kind == TransportKind::Udp4 {
+                assert!(t.delivered <= 2 * n);
+            } else {
+                assert_eq!(t.delivered, 2 * n, "{kind} {mode:?}: n each way");
+            }
+            assert!(
+                t.usage.client_calls >= 2 * n,
+                "{kind}: the receiving thread's calls count too"
+            );
+            assert!(
+                t.usage.server_calls >= 2 * n,
+                "{kind}: the server's sender's calls count too"
+            );
+        }
+    }
+}
+
+#[test]
 fn rr_and_connect_verify_every_response() {
     let dir = SocketDir::new().unwrap();
     sockbench::affinity::pin("client", util::cpus().1).unwrap();

@@ -42,7 +42,7 @@ fn cpu(name: &str, default: usize) -> usize {
 }
 
 /// `SOCKBENCH_PROFILE`: `full` (default, under 15 minutes on 2 CPUs) or
-/// `quick` (under 3 minutes: fewer sizes, shorter sampling).
+/// `quick` (under 3 minutes: fewer sizes, shorter sampling, no plots).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
     Full,
@@ -78,14 +78,20 @@ impl Profile {
 pub fn criterion() -> Criterion {
     let c = Criterion::default();
     match Profile::from_env() {
+        // Analysis and plots cost criterion several seconds per benchmark at
+        // its default 100,000 resamples; 20,000 keep CIs stable and the full
+        // suite under 15 minutes on 2 CPUs.
         Profile::Full => c
-            .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(3))
-            .sample_size(50),
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2))
+            .sample_size(40)
+            .nresamples(20_000),
         Profile::Quick => c
-            .warm_up_time(Duration::from_millis(300))
-            .measurement_time(Duration::from_millis(700))
-            .sample_size(20),
+            .warm_up_time(Duration::from_millis(200))
+            .measurement_time(Duration::from_millis(500))
+            .sample_size(15)
+            .nresamples(5_000)
+            .without_plots(),
     }
 }
 

@@ -200,7 +200,7 @@ def main():
 def criterion_bench(args, transport, scpu, ccpu, home):
     env = dict(os.environ, CRITERION_HOME=home, SOCKBENCH_SERVER_CPU=str(scpu), SOCKBENCH_CLIENT_CPU=str(ccpu))
     subprocess.run(["cargo", "bench", "--quiet", "--bench", "latency", "--", f"pingpong/{transport}/64$",
-                    "--noplot", "--discard-baseline"], cwd=ROOT, env=env, check=True, capture_output=True)
+                    "--noplot", "--save-baseline", "crosscheck"], cwd=ROOT, env=env, check=True, capture_output=True)
     d = os.path.join(home, "pingpong", transport, "64", "new")
     import csv
     rows = list(csv.DictReader(open(os.path.join(d, "raw.csv"))))

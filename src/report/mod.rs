@@ -75,6 +75,8 @@ pub struct CaseRow {
 pub struct ThroughputRow {
     #[serde(flatten)]
     pub key: CaseKey,
+    /// `one` (client → server) or `both` (both ways at once; counts add up).
+    pub direction: &'static str,
     pub messages_sent: u64,
     pub messages_delivered: u64,
     pub loss_pct: f64,
@@ -85,7 +87,8 @@ pub struct ThroughputRow {
     pub gbyte_per_s: f64,
     pub gbit_per_s: f64,
     pub messages_per_s: f64,
-    /// CPU per message sent (client) and received (server), user + system.
+    /// CPU per message sent (client) and received (server), user + system;
+    /// with `direction both`, per message moved either way.
     pub client_cpu_ns_per_msg: f64,
     pub server_cpu_ns_per_msg: f64,
     /// Service demand: CPU per KiB moved.
@@ -166,7 +169,7 @@ fn key(plan: &Plan, c: &Case, trials: usize) -> CaseKey {
         workload: plan.workload.name(),
         transport: c.transport.name(),
         size_bytes: c.size,
-        response_bytes: if plan.workload == Workload::Throughput {
+        response_bytes: if matches!(plan.workload, Workload::Throughput { .. }) {
             0
         } else {
             c.response
@@ -232,12 +235,13 @@ fn latency_row(plan: &Plan, o: &CaseOutcome, clock_read_ns: f64, seed: u64) -> C
     }
 }
 
-fn throughput_row(plan: &Plan, o: &CaseOutcome, seed: u64) -> ThroughputRow {
+fn throughput_row(plan: &Plan, o: &CaseOutcome, both: bool, seed: u64) -> ThroughputRow {
     let size = o.case.size;
     let rates: Vec<f64> = o.trials.iter().map(|t| rate(t, size)).collect();
     let ci = stats::bootstrap_ci(&rates, stats::median, seed);
     let bps = stats::median(&rates);
-    let sent: u64 = o.trials.iter().map(|t| t.n).sum();
+    let ways = if both { 2 } else { 1 };
+    let sent: u64 = o.trials.iter().map(|t| ways * t.n).sum();
     let delivered: u64 = o.trials.iter().map(|t| t.delivered).sum();
     let u = &o.usage;
     let client_cpu = (u.client.user_ns + u.client.sys_ns) as f64;
@@ -245,6 +249,7 @@ fn throughput_row(plan: &Plan, o: &CaseOutcome, seed: u64) -> ThroughputRow {
     let kib = |msgs: u64| (msgs as f64 * size as f64 / 1024.0).max(1e-9);
     ThroughputRow {
         key: key(plan, &o.case, o.trials.len()),
+        direction: if both { "both" } else { "one" },
         messages_sent: sent,
         messages_delivered: delivered,
         loss_pct: if sent == 0 {
@@ -367,12 +372,12 @@ pub fn build(plan: &Plan, run: &Run, argv: Vec<String>, mut env: Fingerprint) ->
     env.cpus_used = Some(plan.placement_label());
     let seed = |i: usize| 2 * i as u64;
     let general = warnings::general(plan, &env);
-    if plan.workload == Workload::Throughput {
+    if let Workload::Throughput { both } = plan.workload {
         let rows = run
             .cases
             .iter()
             .enumerate()
-            .map(|(i, o)| throughput_row(plan, o, seed(i)))
+            .map(|(i, o)| throughput_row(plan, o, both, seed(i)))
             .collect();
         let ratios = ratios(&run.cases, &[("bytes_per_s", rate)]);
         let mut r = assemble(plan, run, argv, env, rows, ratios);

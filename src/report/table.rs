@@ -91,9 +91,13 @@ fn latency(r: &Report<CaseRow>) -> String {
 
 fn throughput(r: &Report<ThroughputRow>) -> String {
     let mut s = String::new();
+    let way = match r.cases.first().map(|c| c.row.direction) {
+        Some("both") => "transfer both ways at once (rates and counts add both directions)",
+        _ => "one-way transfer",
+    };
     let _ = writeln!(
         s,
-        "one-way transfer; GB/s = 1e9 bytes/s of delivered payload; 95% CIs over {} interleaved trials",
+        "{way}; GB/s = 1e9 bytes/s of delivered payload; 95% CIs over {} interleaved trials",
         r.settings.trials
     );
     let _ = writeln!(

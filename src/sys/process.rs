@@ -32,6 +32,14 @@ impl ThreadUsage {
         })
     }
 
+    /// Add another thread's usage.
+    pub fn add(&mut self, o: &ThreadUsage) {
+        self.user_ns += o.user_ns;
+        self.sys_ns += o.sys_ns;
+        self.vcsw += o.vcsw;
+        self.ivcsw += o.ivcsw;
+    }
+
     /// Component-wise `self - earlier`.
     pub fn since(self, earlier: Self) -> Self {
         Self {

@@ -88,6 +88,15 @@ pub fn set_timeouts(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<()> {
     setsockopt(&fd, sockopt::SendTimeout, &tv).map_err(nix_err)
 }
 
+/// `SO_RCVTIMEO` alone.
+pub fn set_recv_timeout(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<()> {
+    let tv = TimeVal::new(
+        timeout.as_secs() as libc::time_t,
+        timeout.subsec_micros() as libc::suseconds_t,
+    );
+    setsockopt(&fd, sockopt::ReceiveTimeout, &tv).map_err(nix_err)
+}
+
 /// `TCP_NODELAY`.
 pub fn set_nodelay(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     setsockopt(&fd, sockopt::TcpNoDelay, &on).map_err(nix_err)

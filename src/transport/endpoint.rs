@@ -249,6 +249,16 @@ impl StreamSocket {
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+    /// A second end on the same socket (`dup`), for a thread that moves
+    /// data the other way at the same time.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(Self {
+            fd: self.fd.try_clone()?,
+            sends: 0,
+            recvs: 0,
+            ..*self
+        })
+    }
 }
 
 impl Endpoint for StreamSocket {
@@ -305,6 +315,15 @@ impl DatagramSocket {
     /// The socket.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+    /// A second end on the same socket (`dup`).
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(Self {
+            fd: self.fd.try_clone()?,
+            sends: 0,
+            recvs: 0,
+            ..*self
+        })
     }
 }
 
@@ -364,6 +383,16 @@ impl PipeEnd {
     /// The pipe this end writes.
     pub fn write_fd(&self) -> BorrowedFd<'_> {
         self.wr.as_fd()
+    }
+    /// A second end on the same pipes (`dup`).
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(Self {
+            rd: self.rd.try_clone()?,
+            wr: self.wr.try_clone()?,
+            cfg: self.cfg,
+            writes: 0,
+            reads: 0,
+        })
     }
 }
 

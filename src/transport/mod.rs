@@ -221,13 +221,23 @@ impl AnyEndpoint {
         s + r
     }
 
-    /// Change the bound on blocking calls (sockets only; pipes take none).
-    pub fn set_timeouts(&self, timeout: Duration) -> std::io::Result<()> {
+    /// Change the bound on blocking receives (sockets only; pipes take none).
+    pub fn set_recv_timeout(&self, timeout: Duration) -> std::io::Result<()> {
         match self {
-            AnyEndpoint::Stream(s) => crate::sys::socket::set_timeouts(s.fd(), timeout),
-            AnyEndpoint::Datagram(d) => crate::sys::socket::set_timeouts(d.fd(), timeout),
+            AnyEndpoint::Stream(s) => crate::sys::socket::set_recv_timeout(s.fd(), timeout),
+            AnyEndpoint::Datagram(d) => crate::sys::socket::set_recv_timeout(d.fd(), timeout),
             AnyEndpoint::Pipe(_) => Ok(()),
         }
+    }
+
+    /// A second end on the same socket or pipes (`dup`), for a thread that
+    /// moves data the other way at the same time.
+    pub fn try_clone(&self) -> std::io::Result<AnyEndpoint> {
+        Ok(match self {
+            AnyEndpoint::Stream(s) => AnyEndpoint::Stream(s.try_clone()?),
+            AnyEndpoint::Datagram(d) => AnyEndpoint::Datagram(d.try_clone()?),
+            AnyEndpoint::Pipe(p) => AnyEndpoint::Pipe(p.try_clone()?),
+        })
     }
 
     /// Shut the socket down so that a peer blocked on it wakes with EOF.

@@ -48,6 +48,9 @@ pub enum Job {
     Sink,
     /// Accept n connections; on each, receive a request, send a response, close.
     Accept,
+    /// Receive n messages and, from a second thread, send n at the same time
+    /// (`throughput --direction both`).
+    Duplex,
 }
 
 /// What one pair is: transport, sizes, server job, options, placement.
@@ -103,14 +106,8 @@ pub struct TrialUsage {
 impl TrialUsage {
     /// Sum of two trials' accounting.
     pub fn add(&mut self, o: &TrialUsage) {
-        let add = |a: &mut ThreadUsage, b: &ThreadUsage| {
-            a.user_ns += b.user_ns;
-            a.sys_ns += b.sys_ns;
-            a.vcsw += b.vcsw;
-            a.ivcsw += b.ivcsw;
-        };
-        add(&mut self.client, &o.client);
-        add(&mut self.server, &o.server);
+        self.client.add(&o.client);
+        self.server.add(&o.server);
         self.client_calls += o.client_calls;
         self.server_calls += o.server_calls;
     }
@@ -209,17 +206,22 @@ fn usage_from(w: &[u64]) -> ThreadUsage {
     }
 }
 
-/// The server's resource: a connected end, or a listener (Accept).
+/// The server's resource: a connected end (plus a second end on the same
+/// socket for Duplex), or a listener (Accept).
 #[derive(Debug)]
 enum ServerEnd {
-    Connected(AnyEndpoint),
+    Connected(AnyEndpoint, Option<AnyEndpoint>),
     Listening(Listener),
 }
 
 impl ServerEnd {
     fn raw_fds(&self) -> Vec<std::os::fd::RawFd> {
         match self {
-            ServerEnd::Connected(ep) => ep.raw_fds(),
+            ServerEnd::Connected(ep, second) => {
+                let mut fds = ep.raw_fds();
+                fds.extend(second.iter().flat_map(AnyEndpoint::raw_fds));
+                fds
+            }
             ServerEnd::Listening(l) => vec![l.fd().as_raw_fd()],
         }
     }
@@ -253,31 +255,93 @@ pub struct ServerReport {
     pub end_ns: u64,
 }
 
-/// One trial on the server: returns (messages handled, end time, calls made).
+/// What one trial did on the server side.
+struct ServerTrial {
+    delivered: u64,
+    end_ns: u64,
+    calls: u64,
+    /// CPU of a helper thread (Duplex's sender), added to the server's.
+    helper: ThreadUsage,
+}
+
+/// Send `n` messages from a helper thread while the caller receives: the
+/// helper inherits the caller's CPU pin. Returns the helper's result, its
+/// CPU usage and its system calls.
+fn send_beside<R>(
+    tx: &mut AnyEndpoint,
+    n: u64,
+    buf: &mut [u8],
+    verify: bool,
+    stream: bool,
+    receive: impl FnOnce() -> R,
+) -> (R, Result<(), Fault>, ThreadUsage, u64) {
+    std::thread::scope(|s| {
+        let sender = s.spawn(move || {
+            let beat = std::sync::atomic::AtomicU64::new(0);
+            let (calls0, u0) = (tx.calls(), ThreadUsage::now().unwrap_or_default());
+            let r = with_endpoint!(tx, e => stream::blast(e, n, buf, stream, verify, &mut crate::samples::Heartbeat::new(&beat)));
+            (r, ThreadUsage::now().unwrap_or_default().since(u0), tx.calls() - calls0)
+        });
+        let received = receive();
+        let (r, usage, calls) = sender
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (received, r, usage, calls)
+    })
+}
+
+/// One trial on the server.
 fn serve_trial(
     end: &mut ServerEnd,
     spec: &PairSpec,
     n: u64,
     verify: bool,
     buf: &mut [u8],
-) -> Result<(u64, u64, u64), Fault> {
+    buf2: &mut [u8],
+) -> Result<ServerTrial, Fault> {
+    let stream = spec.kind.is_stream();
     match end {
-        ServerEnd::Connected(ep) => {
+        ServerEnd::Connected(ep, second) => {
             let calls0 = ep.calls();
-            let (delivered, end_ns) = match spec.job {
-                Job::Sink => {
-                    with_endpoint!(ep, e => stream::sink(e, n, &mut buf[..spec.size], spec.kind.is_stream(), verify))?
+            let mut helper = ThreadUsage::default();
+            let mut helper_calls = 0;
+            let (delivered, end_ns) = match (spec.job, second) {
+                (Job::Duplex, Some(tx)) => {
+                    let (got, sent, u, c) = send_beside(
+                        tx,
+                        n,
+                        &mut buf2[..spec.size],
+                        verify,
+                        stream,
+                        || with_endpoint!(ep, e => stream::sink(e, n, &mut buf[..spec.size], stream, verify)),
+                    );
+                    sent?;
+                    (helper, helper_calls) = (u, c);
+                    got?
+                }
+                (Job::Sink, _) => {
+                    with_endpoint!(ep, e => stream::sink(e, n, &mut buf[..spec.size], stream, verify))?
                 }
                 _ => {
                     with_endpoint!(ep, e => pingpong::echo(e, n, buf, spec.size, spec.response))?;
                     (n, crate::clock::now_ns())
                 }
             };
-            Ok((delivered, end_ns, ep.calls() - calls0))
+            Ok(ServerTrial {
+                delivered,
+                end_ns,
+                calls: ep.calls() - calls0 + helper_calls,
+                helper,
+            })
         }
         ServerEnd::Listening(l) => {
             let calls = connect::serve(l, n, buf, spec.size, spec.response)?;
-            Ok((n, crate::clock::now_ns(), calls))
+            Ok(ServerTrial {
+                delivered: n,
+                end_ns: crate::clock::now_ns(),
+                calls,
+                helper: ThreadUsage::default(),
+            })
         }
     }
 }
@@ -291,6 +355,14 @@ fn serve(end: &mut ServerEnd, ctrl: &mut UnixStream, spec: &PairSpec) -> i32 {
         return 1;
     }
     let mut buf = vec![0u8; spec.size.max(spec.response)];
+    let mut buf2 = vec![
+        0u8;
+        if spec.job == Job::Duplex {
+            spec.size
+        } else {
+            0
+        }
+    ];
     loop {
         let (n, verify) = match read_msg(ctrl) {
             Ok(m) => (m[0], m[1] != 0),
@@ -303,10 +375,12 @@ fn serve(end: &mut ServerEnd, ctrl: &mut UnixStream, spec: &PairSpec) -> i32 {
         if write_msg(ctrl, [READY, 0, 0, 0, 0, 0, 0, 0]).is_err() {
             return 1;
         }
-        match serve_trial(end, spec, n, verify, &mut buf) {
-            Ok((delivered, end_ns, calls)) => {
-                let [a, b, c, d] = usage_words(ThreadUsage::now().unwrap_or_default().since(u0));
-                if write_msg(ctrl, [DONE, a, b, c, d, calls, delivered, end_ns]).is_err() {
+        match serve_trial(end, spec, n, verify, &mut buf, &mut buf2) {
+            Ok(t) => {
+                let mut u = ThreadUsage::now().unwrap_or_default().since(u0);
+                u.add(&t.helper);
+                let [a, b, c, d] = usage_words(u);
+                if write_msg(ctrl, [DONE, a, b, c, d, t.calls, t.delivered, t.end_ns]).is_err() {
                     return 1;
                 }
             }
@@ -336,6 +410,8 @@ pub struct PinnedPair {
     tx: Vec<u8>,
     rx: Vec<u8>,
     seq: u8,
+    /// Duplex: a second client end that receives while the first sends.
+    client_rx: Option<AnyEndpoint>,
     _name: Option<NameGuard>,
 }
 
@@ -350,6 +426,7 @@ impl PinnedPair {
             size: spec.size,
             source,
         };
+        let mut client_rx = None;
         let (client, server_end, buffers, name) = if spec.job == Job::Accept {
             let (listener, dialer, name) =
                 transport::listen(spec.kind, spec.size, &spec.opts, dir)?;
@@ -367,14 +444,26 @@ impl PinnedPair {
             )
         } else {
             let conn = transport::connect_pair(spec.kind, spec.size, &spec.opts, dir)?;
-            if spec.job == Job::Sink && !spec.kind.is_stream() {
+            let duplex = spec.job == Job::Duplex;
+            if matches!(spec.job, Job::Sink | Job::Duplex) && !spec.kind.is_stream() {
                 conn.server
-                    .set_timeouts(SINK_IDLE)
+                    .set_recv_timeout(SINK_IDLE)
                     .map_err(|e| setup_err("setsockopt", e))?;
+                if duplex {
+                    conn.client
+                        .set_recv_timeout(SINK_IDLE)
+                        .map_err(|e| setup_err("setsockopt", e))?;
+                }
             }
+            let server_tx = if duplex {
+                client_rx = Some(conn.client.try_clone().map_err(|e| setup_err("dup", e))?);
+                Some(conn.server.try_clone().map_err(|e| setup_err("dup", e))?)
+            } else {
+                None
+            };
             (
                 ClientEnd::Connected(conn.client),
-                ServerEnd::Connected(conn.server),
+                ServerEnd::Connected(conn.server, server_tx),
                 conn.buffers,
                 None,
             )
@@ -413,6 +502,7 @@ impl PinnedPair {
             tx: vec![0u8; spec.size],
             rx: vec![0u8; spec.response],
             seq: 0,
+            client_rx,
             _name: name,
         };
         let hello = pair.reply(HELLO)?;

@@ -208,7 +208,7 @@ fn trial(pair: &mut PinnedPair, plan: &Plan, n: u64, s: &mut Scratch<'_>) -> Res
     s.hist.reset();
     let ns = |d: Duration| d.as_nanos() as u64;
     let (usage, delivered, elapsed_ns) = match (plan.workload, pair.spec().job) {
-        (Workload::Throughput, _) => {
+        (Workload::Throughput { .. }, _) => {
             let t = pair.transfer(n, plan.verify, &mut s.beat)?;
             (t.usage, t.delivered, t.elapsed_ns)
         }

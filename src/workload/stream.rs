@@ -3,8 +3,9 @@
 //! byte; datagrams may be lost (UDP), so the server counts what arrived and
 //! the client ends each trial with one end-marker datagram.
 
-use super::{ClientEnd, PinnedPair, ServerReport, TrialUsage};
+use super::{ClientEnd, PinnedPair, TrialUsage};
 use crate::samples::Heartbeat;
+use crate::sys::process::ThreadUsage;
 use crate::transport::{Cause, Endpoint, Fault};
 use crate::with_endpoint;
 
@@ -107,12 +108,14 @@ pub struct Transfer {
     /// From the client's first send to the server's last receive (the end
     /// marker, or the last data message before an idle timeout), ns.
     pub elapsed_ns: u64,
-    /// Data messages the server received.
+    /// Data messages received (by both ends, for Duplex).
     pub delivered: u64,
 }
 
 impl PinnedPair {
-    /// One trial of `n` one-way messages (the pair's job must be Sink).
+    /// One trial of `n` one-way messages (job Sink), or of `n` each way at
+    /// once (job Duplex: a helper thread on the client's CPU receives while
+    /// this one sends; its CPU and calls count as the client's).
     pub fn transfer(
         &mut self,
         n: u64,
@@ -120,23 +123,69 @@ impl PinnedPair {
         beat: &mut Heartbeat<'_>,
     ) -> crate::Result<Transfer> {
         let stream = self.spec().kind.is_stream();
-        let (start_ns, usage, report): (u64, TrialUsage, ServerReport) =
-            self.trial(n, verify, |c, tx, _, _| {
-                let ClientEnd::Connected(ep) = c else {
-                    unreachable!("a transfer runs on a connected pair")
-                };
-                let start = crate::clock::now_ns();
+        let size = self.spec().size;
+        let mut second = self.client_rx.take();
+        let result = self.trial(n, verify, |c, tx, rx, _| {
+            let ClientEnd::Connected(ep) = c else {
+                unreachable!("a transfer runs on a connected pair")
+            };
+            let start = crate::clock::now_ns();
+            let Some(rx_ep) = second.as_mut() else {
                 with_endpoint!(ep, e => blast(e, n, tx, stream, verify, beat))?;
-                Ok(start)
-            })?;
+                return Ok((start, Downstream::default()));
+            };
+            std::thread::scope(|s| {
+                let receiver = s.spawn(|| {
+                    let (calls0, u0) = (rx_ep.calls(), ThreadUsage::now().unwrap_or_default());
+                    let got =
+                        with_endpoint!(rx_ep, e => sink(e, n, &mut rx[..size], stream, verify));
+                    (
+                        got,
+                        ThreadUsage::now().unwrap_or_default().since(u0),
+                        rx_ep.calls() - calls0,
+                    )
+                });
+                let sent = with_endpoint!(ep, e => blast(e, n, tx, stream, verify, beat));
+                let (got, usage, calls) = receiver
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                sent?;
+                let (delivered, end_ns) = got?;
+                Ok((
+                    start,
+                    Downstream {
+                        usage,
+                        calls,
+                        delivered,
+                        end_ns,
+                    },
+                ))
+            })
+        });
+        self.client_rx = second;
+        let ((start_ns, down), mut usage, report) = result?;
+        usage.client.add(&down.usage);
+        usage.client_calls += down.calls;
         Ok(Transfer {
             usage,
-            elapsed_ns: report.end_ns.saturating_sub(start_ns).max(1),
-            delivered: report.delivered,
+            elapsed_ns: report
+                .end_ns
+                .max(down.end_ns)
+                .saturating_sub(start_ns)
+                .max(1),
+            delivered: report.delivered + down.delivered,
         })
     }
 }
 
+/// What the client's receiving thread saw in a Duplex trial.
+#[derive(Debug, Default, Clone, Copy)]
+struct Downstream {
+    usage: ThreadUsage,
+    calls: u64,
+    delivered: u64,
+    end_ns: u64,
+}
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
