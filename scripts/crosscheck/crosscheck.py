@@ -219,7 +219,7 @@ def bench_main(args):
     s, c = args.server_cpu, args.client_cpu
     home = tempfile.mkdtemp(prefix="crosscheck-criterion-")
     lines = [f"64 B ping-pong, server CPU {s}, client CPU {c}; sockbench latency -d {args.seconds}s vs "
-             f"cargo bench (full profile: 1 s warm-up, 3 s sampling); {args.pairs} A B B A pairs; µs", "",
+             f"cargo bench (full profile: 0.5 s warm-up, 2 s sampling); {args.pairs} A B B A pairs; µs", "",
              "| transport | sockbench mean | cargo bench mean | ratio (paired, median) | sockbench p50 | bench-tails p50 | ratio |",
              "|---|---|---|---|---|---|---|"]
     for t in ["tcp4", "uds-stream"]:

@@ -1,0 +1,147 @@
+"""Before/after comparison of two sockbench runs or two criterion baselines.
+
+usage: scripts/compare BEFORE AFTER [-o OUT_DIR] [--allow-different-hardware]
+
+BEFORE and AFTER are `sockbench --out` directories, or CRITERION_DIR:BASELINE
+(e.g. target/criterion:before and target/criterion:new). For every case in
+both, it reports the change of the median (per-trial medians for sockbench,
+per-sample times for criterion; throughput: bytes/s) with a 95% bootstrap
+CI, p99 before and after, and a verdict: faster, slower, or no significant
+change (the CI includes 0). It lists the fingerprint fields that differ
+(sysctls, kernel, CPUs) and refuses runs from different hardware unless
+--allow-different-hardware. Writes OUT_DIR/compare.md and a delta figure;
+OUT_DIR defaults to AFTER/compare-vs-<before>.
+"""
+import argparse
+import os
+import random
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import load  # noqa: E402
+import plots  # noqa: E402
+
+HARDWARE = ["cpu_model", "cpus_online", "memory_total_kib", "smt_active", "virtualization"]
+RESAMPLES = 5000
+
+
+def median(xs):
+    return plots.statistics_median(xs)
+
+
+def samples(case):
+    """Per-trial (or per-sample) values of the case's main metric, and
+    whether larger is better."""
+    if case["workload"] == "throughput":
+        if "trial_points" in case:
+            return [t["delivered"] * case["size_bytes"] * 1e9 / max(t["elapsed_ns"], 1)
+                    for t in case["trial_points"]], True
+        return [case["size_bytes"] * 1e9 / s for s in case["samples_ns_per_iter"]], True
+    if "trial_points" in case:
+        return [t["p50_ns"] for t in case["trial_points"]], False
+    return case["samples_ns_per_iter"], False
+
+
+def change_ci(before, after, seed):
+    """Relative change of the median, after vs before, with a percentile
+    bootstrap CI (each side resampled on its own)."""
+    rng = random.Random(seed)
+    point = median(after) / median(before) - 1
+    if len(before) < 2 or len(after) < 2:
+        return point, point, point
+    stats = sorted(median(rng.choices(after, k=len(after))) / median(rng.choices(before, k=len(before))) - 1
+                   for _ in range(RESAMPLES))
+    return point, stats[int(0.025 * (RESAMPLES - 1))], stats[int(0.975 * (RESAMPLES - 1))]
+
+
+def label(case):
+    size = plots.size_label(case["size_bytes"])
+    if case["workload"] in ("rr", "connect") and case["response_bytes"] != case["size_bytes"]:
+        size += "/" + plots.size_label(case["response_bytes"])
+    extra = f" x{case['pairs']}" if case.get("pairs", 1) > 1 else ""
+    return f"{case['workload']} {case['transport']} {size}{extra}"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("before")
+    p.add_argument("after")
+    p.add_argument("-o", "--output")
+    p.add_argument("--allow-different-hardware", action="store_true",
+                   help="compare even if CPU model, CPU count, memory or virtualization differ")
+    args = p.parse_args()
+    try:
+        before, after = load.load(args.before), load.load(args.after)
+    except load.Fatal as e:
+        load.fatal(str(e))
+    hw = [f"{k}: {before.env.get(k)!r} → {after.env.get(k)!r}" for k in HARDWARE
+          if before.env.get(k) != after.env.get(k)]
+    if hw and not args.allow_different_hardware:
+        load.fatal("the runs come from different hardware (" + "; ".join(hw) +
+                   "); a comparison would measure the machines, not the change. "
+                   "Pass --allow-different-hardware to compare anyway")
+    b_cases = {load.key(c): c for c in before.cases}
+    rows = []
+    for i, a in enumerate(after.cases):
+        b = b_cases.get(load.key(a))
+        if b is None:
+            continue
+        (bs, higher_better), (as_, _) = samples(b), samples(a)
+        ch, lo, hi = change_ci(bs, as_, seed=i)
+        if higher_better:
+            verdict = "faster" if lo > 0 else "slower" if hi < 0 else "no significant change"
+        else:
+            verdict = "faster" if hi < 0 else "slower" if lo > 0 else "no significant change"
+        p99 = None
+        if "p99_ns" in a and "p99_ns" in b and b["p99_ns"]:
+            p99 = (b["p99_ns"], a["p99_ns"], a["p99_ns"] / b["p99_ns"] - 1)
+        rows.append({"case": label(a), "metric": "bytes/s" if higher_better else "p50 ns",
+                     "before": median(bs), "after": median(as_), "change": ch, "ci_low": lo, "ci_high": hi,
+                     "p99": p99, "verdict": verdict, "n": (len(bs), len(as_))})
+    if not rows:
+        load.fatal(f"no case is in both {args.before} and {args.after} (same workload, transport, sizes, depth, pairs)")
+    out = args.output or os.path.join(after.source if os.path.isdir(after.source) else ".",
+                                      f"compare-vs-{before.label.replace(':', '-')}")
+    fig = plots.deltas(rows, os.path.join(out, "figures"), f"{after.label} vs {before.label}")
+    diff = []
+    for k in sorted(set(before.env) | set(after.env)):
+        if k in ("taken_at", "sysctls", "mitigations"):
+            continue
+        if before.env.get(k) != after.env.get(k):
+            diff.append(f"| {k} | {before.env.get(k)} | {after.env.get(k)} |")
+    for group in ("sysctls", "mitigations"):
+        bs_, as2 = before.env.get(group) or {}, after.env.get(group) or {}
+        for k in sorted(set(bs_) | set(as2)):
+            if bs_.get(k) != as2.get(k):
+                diff.append(f"| {group}.{k} | {bs_.get(k)} | {as2.get(k)} |")
+    md = [f"# Before/after: {after.label} vs {before.label}", "",
+          f"- before: `{before.command}` ({before.env.get('git_revision', '?')}, {before.env.get('taken_at', '?')})",
+          f"- after: `{after.command}` ({after.env.get('git_revision', '?')}, {after.env.get('taken_at', '?')})", ""]
+    if hw:
+        md += [f"**Warning: different hardware ({'; '.join(hw)}); compared because --allow-different-hardware.**", ""]
+    md += ["## What differs in the fingerprint", ""]
+    md += (["| field | before | after |", "|---|---|---|"] + diff) if diff else ["Nothing but the time taken."]
+    md += ["", "## Per case", "",
+           "Change of the median, after vs before, with a 95% bootstrap CI over the runs' trials (sockbench) or "
+           "samples (criterion). Verdict: faster or slower when the CI excludes 0, else no significant change. "
+           "p99 is the merged histogram's, without a CI.", "",
+           "| case | metric | before | after | change | 95% CI | p99 before → after (change) | verdict |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        fmt = (lambda v: f"{v / 1e9:.3f} GB/s") if r["metric"] == "bytes/s" else (lambda v: f"{v / 1e3:.2f} µs")
+        p99 = f"{r['p99'][0] / 1e3:.2f} → {r['p99'][1] / 1e3:.2f} µs ({100 * r['p99'][2]:+.1f}%)" if r["p99"] else "–"
+        md.append(f"| {r['case']} | {r['metric']} | {fmt(r['before'])} | {fmt(r['after'])} | {100 * r['change']:+.1f}% | "
+                  f"{100 * r['ci_low']:+.1f}% … {100 * r['ci_high']:+.1f}% | {p99} | {r['verdict']} |")
+    if fig:
+        md += ["", f"![change per case](figures/{os.path.basename(fig)})"]
+    md += ["", f"Made by `scripts/compare {args.before} {args.after}`.", ""]
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "compare.md")
+    with open(path + ".partial", "w") as f:
+        f.write("\n".join(md))
+    os.replace(path + ".partial", path)
+    print(path)
+
+
+if __name__ == "__main__":
+    main()

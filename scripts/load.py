@@ -1,0 +1,170 @@
+"""Loading and checking result files, shared by report.py and compare.py.
+
+Two kinds of input, both read-only:
+- a sockbench run directory (summary.json, env.json, *.hgrm), written by
+  `sockbench <workload> --out DIR`;
+- a criterion directory (target/criterion, or CRITERION_HOME) and a baseline
+  name: criterion's stable raw.csv per benchmark, plus sockbench's tail side
+  files (tails.json, tails.hgrm, env.json) beside it.
+Every problem ends the program with `fatal: <file>: <what is wrong>`.
+"""
+import csv
+import json
+import os
+import statistics
+import sys
+
+LATENCY_WORKLOADS = ("latency", "rr", "connect")
+CASE_KEY = ("workload", "transport", "size_bytes", "response_bytes", "depth", "pairs")
+NEEDED_LATENCY = ("p50_ns", "p99_ns", "p999_ns", "mean_ns", "p50_ci_low_ns", "p50_ci_high_ns", "ops_per_s")
+NEEDED_THROUGHPUT = ("bytes_per_s", "bytes_per_s_ci_low", "bytes_per_s_ci_high", "client_cpu_ns_per_msg",
+                     "server_cpu_ns_per_msg", "loss_pct")
+CRITERION_GROUPS = {"pingpong": "latency", "rr": "rr", "connect": "connect", "stream": "throughput"}
+
+
+class Fatal(Exception):
+    """A bad input: the message names the file and what is wrong."""
+
+
+def fatal(msg):
+    print(f"fatal: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def _json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise Fatal(f"{path}: missing")
+    except json.JSONDecodeError as e:
+        raise Fatal(f"{path}: not valid JSON ({e})")
+
+
+class Run:
+    """One set of results: cases (dicts with the summary.csv columns, plus
+    `trial_points` where known), ratios, warnings, env, command, and where
+    each case's .hgrm file is."""
+
+    def __init__(self, source, label, cases, ratios, warnings, env, command, hgrm):
+        self.source, self.label = source, label
+        self.cases, self.ratios, self.warnings = cases, ratios, warnings
+        self.env, self.command, self.hgrm = env, command, hgrm
+
+    def workloads(self):
+        return sorted({c["workload"] for c in self.cases})
+
+
+def key(case):
+    return tuple(case.get(k) for k in CASE_KEY)
+
+
+def load_sockbench(path):
+    """A `sockbench --out` directory."""
+    doc = _json(os.path.join(path, "summary.json"))
+    for field in ("cases", "env", "workload", "command"):
+        if field not in doc:
+            raise Fatal(f"{os.path.join(path, 'summary.json')}: no '{field}' (is this sockbench's summary.json?)")
+    need = NEEDED_THROUGHPUT if doc["workload"] == "throughput" else NEEDED_LATENCY
+    for i, c in enumerate(doc["cases"]):
+        missing = [k for k in CASE_KEY + need if k not in c]
+        if missing:
+            raise Fatal(f"{os.path.join(path, 'summary.json')}: case {i} lacks {', '.join(missing)}")
+    hgrm = {}
+    for c in doc["cases"]:
+        stem = f"{c['transport']}-{c['size_bytes']}B"
+        if c["workload"] != "latency" and c["response_bytes"] != c["size_bytes"]:
+            stem += f"-{c['response_bytes']}B"
+        p = os.path.join(path, stem + ".hgrm")
+        if os.path.exists(p):
+            hgrm[key(c)] = p
+    label = os.path.basename(os.path.normpath(path))
+    return Run(path, label, doc["cases"], doc.get("ratios", []), doc.get("warnings", []), doc["env"],
+               " ".join(doc["command"]), hgrm)
+
+
+def read_raw_csv(path):
+    """criterion's raw.csv → (group, function, value, per-iteration ns list, throughput)."""
+    need = {"group", "function", "value", "sample_measured_value", "unit", "iteration_count",
+            "throughput_num", "throughput_type"}
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise Fatal(f"{path}: missing")
+    if not rows:
+        raise Fatal(f"{path}: no samples")
+    missing = need - set(rows[0])
+    if missing:
+        raise Fatal(f"{path}: missing columns {', '.join(sorted(missing))} (criterion's csv_output raw.csv expected)")
+    scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+    per_iter = []
+    for r in rows:
+        if r["unit"] not in scale:
+            raise Fatal(f"{path}: unknown unit {r['unit']!r}")
+        per_iter.append(float(r["sample_measured_value"]) * scale[r["unit"]] / float(r["iteration_count"]))
+    return rows[0], per_iter
+
+
+def load_criterion(root, baseline="new"):
+    """Every benchmark under a criterion directory, for one baseline."""
+    if not os.path.isdir(root):
+        raise Fatal(f"{root}: not a directory (run `cargo bench` first)")
+    cases, hgrm, env = [], {}, None
+    for d, _, files in sorted(os.walk(root)):
+        if os.path.basename(d) != baseline or "raw.csv" not in files:
+            continue
+        first, per_iter = read_raw_csv(os.path.join(d, "raw.csv"))
+        workload = CRITERION_GROUPS.get(first["group"])
+        if workload is None:
+            continue
+        size, resp = first["value"], None
+        if "x" in size:
+            size, resp = size.split("x", 1)
+        case = {"workload": workload, "transport": first["function"], "size_bytes": int(size),
+                "response_bytes": int(resp) if resp else int(size), "depth": 1, "pairs": 1,
+                "samples_ns_per_iter": per_iter, "mean_ns": statistics.mean(per_iter)}
+        tails = os.path.join(d, "tails.json")
+        if os.path.exists(tails):
+            s = _json(tails)["summary"]
+            case.update({k: s[k] for k in ("p50_ns", "p90_ns", "p99_ns", "p999_ns", "p9999_ns", "max_ns", "min_ns")})
+            if os.path.exists(os.path.join(d, "tails.hgrm")):
+                hgrm[key(case)] = os.path.join(d, "tails.hgrm")
+            if env is None and os.path.exists(os.path.join(d, "env.json")):
+                env = _json(os.path.join(d, "env.json"))
+        if workload == "throughput":
+            case["bytes_per_s"] = case["size_bytes"] * 1e9 / statistics.median(per_iter)
+        cases.append(case)
+    if not cases:
+        raise Fatal(f"{root}: no {baseline}/raw.csv of a sockbench bench (criterion's csv_output feature must be on)")
+    return Run(root, f"criterion:{baseline}", cases, [], [], env or {}, f"cargo bench (baseline {baseline})", hgrm)
+
+
+def load(spec):
+    """A sockbench run directory, or CRITERION_DIR:BASELINE (or a criterion
+    directory alone, meaning its `new` baseline)."""
+    path, _, baseline = spec.partition(":") if not os.path.exists(spec) else (spec, "", "")
+    looks_like_run = any(os.path.exists(os.path.join(path, f)) for f in ("summary.json", "summary.csv", "env.json"))
+    if looks_like_run:
+        return load_sockbench(path)  # names summary.json if it is the part missing
+    if os.path.isdir(path):
+        return load_criterion(path, baseline or "new")
+    raise Fatal(f"{spec}: neither a sockbench run directory (no summary.json) nor a criterion directory")
+
+
+def read_hgrm(path):
+    """HdrHistogram percentile text → (value_us list, percentile list)."""
+    values, pcts = [], []
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 3 or line.startswith("#") or parts[0] == "Value":
+                continue
+            try:
+                values.append(float(parts[0]))
+                pcts.append(float(parts[1]))
+            except ValueError:
+                raise Fatal(f"{path}: line not in .hgrm form: {line.strip()}")
+    if not values:
+        raise Fatal(f"{path}: no percentile lines")
+    return values, pcts

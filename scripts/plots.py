@@ -1,0 +1,256 @@
+"""Figures for the lab report and the before/after comparison.
+
+Every function takes loaded runs (load.Run), writes PNG and SVG next to
+each other and returns the PNG path, or None when the inputs hold nothing
+to draw. The same transport has the same colour in every figure.
+"""
+import math
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+import load  # noqa: E402
+
+COLOURS = {
+    "tcp4": "#d62728", "tcp6": "#ff7f0e", "udp4": "#8c564b",
+    "uds-stream": "#1f77b4", "uds-dgram": "#17becf", "uds-seqpacket": "#9467bd",
+    "uds-abstract": "#2ca02c", "socketpair": "#7f7f7f", "pipe": "#bcbd22",
+}
+ORDER = list(COLOURS)
+
+
+def colour(t):
+    return COLOURS.get(t, "#000000")
+
+
+def size_label(b, _=None):
+    b = int(b)
+    if b >= 1 << 20 and b % (1 << 20) == 0:
+        return f"{b >> 20}M"
+    if b >= 1024 and b % 1024 == 0:
+        return f"{b >> 10}K"
+    return str(b)
+
+
+def _save(fig, out_dir, name):
+    os.makedirs(out_dir, exist_ok=True)
+    png = os.path.join(out_dir, name + ".png")
+    fig.savefig(png, dpi=130, bbox_inches="tight")
+    fig.savefig(os.path.join(out_dir, name + ".svg"), bbox_inches="tight")
+    plt.close(fig)
+    return png
+
+
+def _cases(runs, workload):
+    return [c for r in runs for c in r.cases if c["workload"] == workload]
+
+
+def _by_transport(cases):
+    out = {}
+    for c in cases:
+        out.setdefault(c["transport"], []).append(c)
+    return sorted(out.items(), key=lambda kv: ORDER.index(kv[0]) if kv[0] in ORDER else 99)
+
+
+def latency_vs_size(runs, out_dir):
+    """RTT (p50 line, p50..p99 band) vs message size, one line per transport."""
+    cases = [c for c in _cases(runs, "latency") if "p99_ns" in c]
+    if len({c["size_bytes"] for c in cases}) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for t, cs in _by_transport(cases):
+        cs = sorted(cs, key=lambda c: c["size_bytes"])
+        x = [c["size_bytes"] for c in cs]
+        ax.plot(x, [c["p50_ns"] / 1e3 for c in cs], marker="o", color=colour(t), label=t)
+        ax.fill_between(x, [c["p50_ns"] / 1e3 for c in cs], [c["p99_ns"] / 1e3 for c in cs],
+                        color=colour(t), alpha=0.12)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(size_label))
+    ax.set_xlabel("message size (bytes)")
+    ax.set_ylabel("round-trip time (µs), p50; band to p99")
+    ax.set_title("Ping-pong RTT by message size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    return _save(fig, out_dir, "latency_vs_size")
+
+
+def ratio_vs_size(runs, out_dir, num="uds-stream", den="tcp4"):
+    """UDS:TCP time ratio with its CI vs size, one line per workload
+    (throughput's bytes/s ratio is inverted into a time ratio)."""
+    lines = {}
+    for r in runs:
+        for x in r.ratios:
+            if x["numerator"] != num or x["denominator"] != den:
+                continue
+            if x["metric"] == "p50":
+                lines.setdefault(r.cases[0]["workload"] if r.cases else "?", []).append(
+                    (x["size_bytes"], x["ratio"], x["ci_low"], x["ci_high"]))
+            elif x["metric"] == "bytes_per_s" and x["ratio"] > 0:
+                lines.setdefault("throughput", []).append(
+                    (x["size_bytes"], 1 / x["ratio"], 1 / x["ci_high"], 1 / x["ci_low"]))
+    if not lines:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    styles = {"latency": "o-", "rr": "s-", "connect": "^-", "throughput": "D-"}
+    for w, pts in sorted(lines.items()):
+        pts = sorted(pts)
+        x = [p[0] for p in pts]
+        y = [p[1] for p in pts]
+        err = [[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]]
+        ax.errorbar(x, y, yerr=err, fmt=styles.get(w, "o-"), capsize=3, label=w)
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(size_label))
+    ax.set_xlabel("message / request / write size (bytes)")
+    ax.set_ylabel(f"{num} ÷ {den} time (95% CI)")
+    ax.set_title(f"{num} vs {den}: below 1, the Unix socket is faster")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out_dir, "ratio_vs_size")
+
+
+def percentile_curves(runs, out_dir):
+    """HdrHistogram-style percentile curves, one figure per latency size."""
+    out = []
+    for r in runs:
+        sizes = sorted({k[2] for k in r.hgrm if k[0] == "latency"})
+        for size in sizes:
+            fig, ax = plt.subplots(figsize=(7.5, 4.5))
+            drawn = 0
+            for k, path in sorted(r.hgrm.items(), key=lambda kv: ORDER.index(kv[0][1]) if kv[0][1] in ORDER else 99):
+                if k[0] != "latency" or k[2] != size:
+                    continue
+                values, pcts = load.read_hgrm(path)
+                pts = [(1 / (1 - p), v) for v, p in zip(values, pcts) if p < 1]
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colour(k[1]), label=k[1])
+                    drawn += 1
+            if not drawn:
+                plt.close(fig)
+                continue
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ticks = [1, 2, 10, 100, 1000, 10000]
+            ax.set_xticks(ticks)
+            ax.set_xticklabels(["0%", "50%", "90%", "99%", "99.9%", "99.99%"])
+            ax.set_xlim(1, 10000)
+            ax.set_xlabel("percentile")
+            ax.set_ylabel("round-trip time (µs)")
+            ax.set_title(f"RTT percentiles, {size_label(size)} B messages ({r.label})")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8, ncol=2)
+            out.append(_save(fig, out_dir, f"percentiles_{size}B"))
+    return out
+
+
+def throughput_vs_size(runs, out_dir):
+    cases = [c for c in _cases(runs, "throughput") if c.get("direction", "one") == "one" and c.get("pairs", 1) == 1]
+    if len({c["size_bytes"] for c in cases}) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for t, cs in _by_transport(cases):
+        cs = sorted(cs, key=lambda c: c["size_bytes"])
+        ax.plot([c["size_bytes"] for c in cs], [c["bytes_per_s"] / 1e9 for c in cs], marker="o",
+                color=colour(t), label=t)
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(size_label))
+    ax.set_xlabel("write size (bytes)")
+    ax.set_ylabel("GB/s (1e9 bytes/s delivered)")
+    ax.set_title("One-way throughput by write size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    return _save(fig, out_dir, "throughput_vs_size")
+
+
+def cpu_per_message(runs, out_dir):
+    cases = [c for c in _cases(runs, "throughput") if c.get("direction", "one") == "one"
+             and c.get("pairs", 1) == 1 and "client_cpu_ns_per_msg" in c]
+    if len({c["size_bytes"] for c in cases}) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for t, cs in _by_transport(cases):
+        cs = sorted(cs, key=lambda c: c["size_bytes"])
+        ax.plot([c["size_bytes"] for c in cs],
+                [(c["client_cpu_ns_per_msg"] + c["server_cpu_ns_per_msg"]) / 1e3 for c in cs],
+                marker="o", color=colour(t), label=t)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(size_label))
+    ax.set_xlabel("write size (bytes)")
+    ax.set_ylabel("CPU per message, sender + receiver (µs)")
+    ax.set_title("CPU cost per message (throughput)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    return _save(fig, out_dir, "cpu_per_message")
+
+
+def connection_rate(runs, out_dir):
+    cases = [c for c in _cases(runs, "connect") if "ops_per_s" in c and c.get("pairs", 1) == 1]
+    if not cases:
+        return None
+    ts = [t for t, _ in _by_transport(cases)]
+    rates = [statistics_median([c["ops_per_s"] for c in cases if c["transport"] == t]) for t in ts]
+    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    ax.bar(ts, [r / 1e3 for r in rates], color=[colour(t) for t in ts])
+    ax.set_ylabel("thousand connections / s (connect, request, response, close)")
+    ax.set_title("Connection rate, one pinned pair")
+    ax.grid(True, axis="y", alpha=0.3)
+    return _save(fig, out_dir, "connection_rate")
+
+
+def pairs_scaling(runs, out_dir):
+    """Aggregate rate vs number of pairs, per workload and transport, when
+    the runs hold more than one pair count."""
+    pts = {}
+    for c in (c for r in runs for c in r.cases):
+        rate = c.get("bytes_per_s") if c["workload"] == "throughput" else c.get("ops_per_s")
+        if rate is None or c.get("direction", "one") != "one":
+            continue
+        pts.setdefault((c["workload"], c["transport"], c["size_bytes"]), {})[c.get("pairs", 1)] = rate
+    series = {k: v for k, v in pts.items() if len(v) > 1}
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for (w, t, size), v in sorted(series.items()):
+        xs = sorted(v)
+        base = v[xs[0]]
+        ax.plot(xs, [v[x] / base for x in xs], marker="o", color=colour(t),
+                linestyle="-" if w == "throughput" else "--", label=f"{w} {t} {size_label(size)}")
+    ax.set_xlabel("concurrent pinned pairs")
+    ax.set_ylabel("aggregate rate ÷ rate with the fewest pairs")
+    ax.set_title("Scaling with concurrent pairs")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, out_dir, "pairs_scaling")
+
+
+def statistics_median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def deltas(rows, out_dir, title):
+    """Before/after: % change of the median per case with its CI."""
+    rows = [r for r in rows if r["change"] is not None and not math.isnan(r["change"])]
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, max(2.5, 0.32 * len(rows) + 1)))
+    y = list(range(len(rows)))
+    ch = [100 * r["change"] for r in rows]
+    lo = [100 * (r["change"] - r["ci_low"]) for r in rows]
+    hi = [100 * (r["ci_high"] - r["change"]) for r in rows]
+    cols = [{"faster": "#2ca02c", "slower": "#d62728"}.get(r["verdict"], "#7f7f7f") for r in rows]
+    ax.barh(y, ch, xerr=[lo, hi], color=cols, capsize=2)
+    ax.set_yticks(y)
+    ax.set_yticklabels([r["case"] for r in rows], fontsize=7)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("change of the median, after vs before (%), 95% CI")
+    ax.set_title(title)
+    ax.grid(True, axis="x", alpha=0.3)
+    return _save(fig, out_dir, "delta")

@@ -1,0 +1,145 @@
+"""The report and compare scripts on committed fixtures: real sockbench runs
+and a slice of real criterion output. Checks that files are produced, that
+the numbers in the reports are the inputs' numbers, and that bad input gets
+one `fatal:` line."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPTS = os.path.dirname(HERE)
+FIX = os.path.join(HERE, "fixtures")
+
+
+def run(script, *args):
+    return subprocess.run([sys.executable, os.path.join(SCRIPTS, script), *args], capture_output=True, text=True)
+
+
+@pytest.fixture
+def fixtures(tmp_path):
+    dst = tmp_path / "fixtures"
+    shutil.copytree(FIX, dst)
+    return dst
+
+
+def summary(path):
+    with open(os.path.join(path, "summary.json")) as f:
+        return json.load(f)
+
+
+def test_report_quotes_the_inputs_and_draws_the_figures(fixtures, tmp_path):
+    lat, thr, con = fixtures / "latency-before", fixtures / "throughput", fixtures / "connect"
+    out = tmp_path / "rep"
+    r = run("report.py", str(lat), str(thr), str(con), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    md = (out / "report.md").read_text()
+    for name in ["latency_vs_size", "ratio_vs_size", "throughput_vs_size", "cpu_per_message", "connection_rate"]:
+        assert (out / "figures" / f"{name}.png").stat().st_size > 1000, name
+        assert (out / "figures" / f"{name}.svg").exists(), name
+        assert f"figures/{name}.png" in md
+    assert list((out / "figures").glob("percentiles_*B.png")), "one percentile figure per size"
+    doc = summary(lat)
+    for c in doc["cases"]:
+        if c["transport"] in ("tcp4", "uds-stream"):
+            assert f"{c['p50_ns'] / 1e3:.2f}" in md, c["transport"]
+    for x in doc["ratios"]:
+        if (x["numerator"], x["denominator"], x["metric"]) == ("uds-stream", "tcp4", "p50"):
+            assert f"{x['ratio']:.3f} ({x['ci_low']:.3f}–{x['ci_high']:.3f})" in md
+    t = summary(thr)
+    for c in t["cases"]:
+        if c["transport"] in ("tcp4", "uds-stream"):
+            assert f"{c['bytes_per_s'] / 1e9:.3f}" in md
+    assert doc["env"]["kernel_release"] in md
+    assert " ".join(doc["command"]) in md
+    assert doc["warnings"][0]["message"] in md
+
+
+def test_report_defaults_to_the_first_run_directory(fixtures):
+    r = run("report.py", str(fixtures / "latency-before"))
+    assert r.returncode == 0, r.stderr
+    assert (fixtures / "latency-before" / "report.md").exists()
+
+
+def test_report_reads_a_criterion_run(fixtures, tmp_path):
+    r = run("report.py", f"{fixtures / 'criterion'}:new", "-o", str(tmp_path / "c"))
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "c" / "report.md").read_text()
+    assert "criterion:new" in md
+    assert (tmp_path / "c" / "figures" / "percentiles_64B.png").exists()
+
+
+def test_compare_reports_changes_with_verdicts(fixtures, tmp_path):
+    before, after = fixtures / "latency-before", fixtures / "latency-after"
+    out = tmp_path / "cmp"
+    r = run("compare.py", str(before), str(after), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    md = (out / "compare.md").read_text()
+    assert (out / "figures" / "delta.png").exists()
+    b, a = summary(before), summary(after)
+    rows = [l for l in md.splitlines() if l.startswith("| latency ")]
+    assert len(rows) == len(a["cases"])
+    for ca in a["cases"]:
+        cb = next(c for c in b["cases"] if (c["transport"], c["size_bytes"]) == (ca["transport"], ca["size_bytes"]))
+        med = lambda c: sorted(t["p50_ns"] for t in c["trial_points"])  # noqa: E731
+        mb, ma = med(cb), med(ca)
+        m = lambda v: (v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2)  # noqa: E731
+        change = 100 * (m(ma) / m(mb) - 1)
+        row = next(l for l in rows if f" {ca['transport']} " in l and l.split("|")[1].strip().endswith(
+            {64: " 64", 4096: " 4K"}.get(ca["size_bytes"], "?")))
+        assert f"{change:+.1f}%" in row, (row, change)
+        assert re.search(r"\| (faster|slower|no significant change) \|$", row)
+    assert "What differs in the fingerprint" in md
+
+
+def test_compare_refuses_different_hardware(fixtures, tmp_path):
+    after = fixtures / "latency-after"
+    doc = summary(after)
+    doc["env"]["cpu_model"] = "Some Other CPU"
+    (after / "summary.json").write_text(json.dumps(doc))
+    r = run("compare.py", str(fixtures / "latency-before"), str(after), "-o", str(tmp_path / "x"))
+    assert r.returncode == 1
+    assert r.stderr.startswith("fatal: the runs come from different hardware (cpu_model")
+    assert not (tmp_path / "x").exists()
+    r = run("compare.py", str(fixtures / "latency-before"), str(after), "-o", str(tmp_path / "x"),
+            "--allow-different-hardware")
+    assert r.returncode == 0, r.stderr
+    assert "different hardware" in (tmp_path / "x" / "compare.md").read_text()
+
+
+def test_criterion_baselines_compare(fixtures, tmp_path):
+    c = fixtures / "criterion"
+    r = run("compare.py", f"{c}:base", f"{c}:new", "-o", str(tmp_path / "cc"))
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "cc" / "compare.md").read_text()
+    for case in ["| latency tcp4 64 |", "| latency uds-stream 64 |", "| latency tcp4 4K |", "| throughput tcp4 64K |"]:
+        assert case in md, case
+    # base and new hold the same run: every verdict is "no significant change".
+    rows = [l for l in md.splitlines() if l.startswith("| latency ") or l.startswith("| throughput ")]
+    assert rows and all(l.endswith("| no significant change |") for l in rows), rows
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    (lambda d: os.remove(d / "summary.json"), "summary.json"),
+    (lambda d: (d / "summary.json").write_text("{not json"), "not valid JSON"),
+    (lambda d: (d / "summary.json").write_text(json.dumps({"cases": [{}], "env": {}, "workload": "latency",
+                                                           "command": []})), "case 0 lacks"),
+])
+def test_bad_input_is_one_fatal_line(fixtures, tmp_path, mutate, needle):
+    d = fixtures / "latency-before"
+    mutate(d)
+    r = run("report.py", str(d), "-o", str(tmp_path / "r"))
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fatal: ") and needle in lines[0], r.stderr
+
+
+def test_missing_criterion_csv_is_named(tmp_path):
+    (tmp_path / "crit" / "pingpong" / "tcp4" / "64" / "new").mkdir(parents=True)
+    (tmp_path / "crit" / "pingpong" / "tcp4" / "64" / "new" / "raw.csv").write_text("group,function\npingpong,tcp4\n")
+    r = run("report.py", f"{tmp_path / 'crit'}:new", "-o", str(tmp_path / "r"))
+    assert r.returncode == 1 and "raw.csv: missing columns" in r.stderr
