@@ -119,7 +119,16 @@ def main():
           f"- after: `{after.command}` ({after.env.get('git_revision', '?')}, {after.env.get('taken_at', '?')})", ""]
     if hw:
         md += [f"**Warning: different hardware ({'; '.join(hw)}); compared because --allow-different-hardware.**", ""]
-    md += ["## What differs in the fingerprint", ""]
+    settings = []
+    for k in ("mode", "wait", "nodelay", "placement", "trials", "direction"):
+        bv = {c.get(k) for c in before.cases}
+        av = {c.get(k) for c in after.cases}
+        if bv != av:
+            fmt = lambda v: ", ".join(str(x) for x in sorted(v, key=str))  # noqa: E731
+            settings.append(f"| {k} | {fmt(bv)} | {fmt(av)} |")
+    md += ["## What differs in the run settings", ""]
+    md += (["| setting | before | after |", "|---|---|---|"] + settings) if settings else ["Nothing."]
+    md += ["", "## What differs in the fingerprint", ""]
     md += (["| field | before | after |", "|---|---|---|"] + diff) if diff else ["Nothing but the time taken."]
     md += ["", "## Per case", "",
            "Change of the median, after vs before, with a 95% bootstrap CI over the runs' trials (sockbench) or "

@@ -58,7 +58,7 @@ def _by_transport(cases):
 
 def latency_vs_size(runs, out_dir):
     """RTT (p50 line, p50..p99 band) vs message size, one line per transport."""
-    cases = [c for c in _cases(runs, "latency") if "p99_ns" in c]
+    cases = [c for c in _cases(runs, "latency") if "p99_ns" in c and c.get("pairs", 1) == 1]
     if len({c["size_bytes"] for c in cases}) < 2:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
@@ -66,13 +66,14 @@ def latency_vs_size(runs, out_dir):
         cs = sorted(cs, key=lambda c: c["size_bytes"])
         x = [c["size_bytes"] for c in cs]
         ax.plot(x, [c["p50_ns"] / 1e3 for c in cs], marker="o", color=colour(t), label=t)
+        ax.plot(x, [c["p99_ns"] / 1e3 for c in cs], color=colour(t), lw=0.8, ls="--")
         ax.fill_between(x, [c["p50_ns"] / 1e3 for c in cs], [c["p99_ns"] / 1e3 for c in cs],
-                        color=colour(t), alpha=0.12)
+                        color=colour(t), alpha=0.05)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(size_label))
     ax.set_xlabel("message size (bytes)")
-    ax.set_ylabel("round-trip time (µs), p50; band to p99")
+    ax.set_ylabel("round-trip time (µs): p50 (solid), p99 (dashed)")
     ax.set_title("Ping-pong RTT by message size")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
@@ -84,6 +85,8 @@ def ratio_vs_size(runs, out_dir, num="uds-stream", den="tcp4"):
     (throughput's bytes/s ratio is inverted into a time ratio)."""
     lines = {}
     for r in runs:
+        if any(c.get("pairs", 1) != 1 for c in r.cases):
+            continue  # concurrent pairs have their own figure
         for x in r.ratios:
             if x["numerator"] != num or x["denominator"] != den:
                 continue
@@ -105,6 +108,7 @@ def ratio_vs_size(runs, out_dir, num="uds-stream", den="tcp4"):
         ax.errorbar(x, y, yerr=err, fmt=styles.get(w, "o-"), capsize=3, label=w)
     ax.axhline(1.0, color="black", lw=0.8)
     ax.set_xscale("log", base=2)
+    ax.set_xlim(left=0.7)
     ax.xaxis.set_major_formatter(FuncFormatter(size_label))
     ax.set_xlabel("message / request / write size (bytes)")
     ax.set_ylabel(f"{num} ÷ {den} time (95% CI)")
@@ -117,7 +121,7 @@ def ratio_vs_size(runs, out_dir, num="uds-stream", den="tcp4"):
 def percentile_curves(runs, out_dir):
     """HdrHistogram-style percentile curves, one figure per latency size."""
     out = []
-    for r in runs:
+    for i, r in enumerate(runs):
         sizes = sorted({k[2] for k in r.hgrm if k[0] == "latency"})
         for size in sizes:
             fig, ax = plt.subplots(figsize=(7.5, 4.5))
@@ -144,7 +148,8 @@ def percentile_curves(runs, out_dir):
             ax.set_title(f"RTT percentiles, {size_label(size)} B messages ({r.label})")
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8, ncol=2)
-            out.append(_save(fig, out_dir, f"percentiles_{size}B"))
+            suffix = "" if i == 0 else "_" + r.label.replace(":", "-")
+            out.append(_save(fig, out_dir, f"percentiles_{size}B{suffix}"))
     return out
 
 

@@ -94,6 +94,8 @@ def test_compare_reports_changes_with_verdicts(fixtures, tmp_path):
         assert f"{change:+.1f}%" in row, (row, change)
         assert re.search(r"\| (faster|slower|no significant change) \|$", row)
     assert "What differs in the fingerprint" in md
+    # The fixtures differ in --wait (block before, spin after): that is named.
+    assert "| wait | block | spin |" in md
 
 
 def test_compare_refuses_different_hardware(fixtures, tmp_path):
