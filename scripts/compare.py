@@ -144,11 +144,8 @@ def main():
     if fig:
         md += ["", f"![change per case](figures/{os.path.basename(fig)})"]
     md += ["", f"Made by `scripts/compare {args.before} {args.after}`.", ""]
-    os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "compare.md")
-    with open(path + ".partial", "w") as f:
-        f.write("\n".join(md))
-    os.replace(path + ".partial", path)
+    load.write_atomic(path, "\n".join(md))
     print(path)
 
 

@@ -152,6 +152,14 @@ def load(spec):
     raise Fatal(f"{spec}: neither a sockbench run directory (no summary.json) nor a criterion directory")
 
 
+def write_atomic(path, text):
+    """Write `text` to `path` complete or not at all."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path + ".partial", "w") as f:
+        f.write(text)
+    os.replace(path + ".partial", path)
+
+
 def read_hgrm(path):
     """HdrHistogram percentile text → (value_us list, percentile list)."""
     values, pcts = [], []

@@ -135,11 +135,8 @@ def main():
     md += warnings or ["None."]
     md += ["", "## Commands", ""] + [f"- `{r.command}` (revision {r.env.get('git_revision', '?')})" for r in runs]
     md += ["", f"Made by `scripts/report {' '.join(args.runs)}`.", ""]
-    os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "report.md")
-    with open(path + ".partial", "w") as f:
-        f.write("\n".join(md))
-    os.replace(path + ".partial", path)
+    load.write_atomic(path, "\n".join(md))
     print(path)
 
 

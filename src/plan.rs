@@ -135,12 +135,7 @@ impl Plan {
                 "cannot pipeline with --new-connection (one request per connection); use --depth 1",
             ));
         }
-        let req = unique("--request-size", a.request_size.iter().copied(), |s| {
-            s.to_string()
-        })?;
-        let resp = unique("--response-size", a.response_size.iter().copied(), |s| {
-            s.to_string()
-        })?;
+        let (req, resp) = request_response(&a.request_size, &a.response_size)?;
         for (flag, sizes) in [("--request-size", &req), ("--response-size", &resp)] {
             if let Some(&big) = sizes
                 .iter()
@@ -157,26 +152,13 @@ impl Plan {
                 ));
             }
         }
-        let sizes = req
-            .iter()
-            .flat_map(|&q| resp.iter().map(move |&r| (q, r)))
-            .collect();
-        Self::new(w, &a.common, sizes)
+        Self::new(w, &a.common, product(&req, &resp))
     }
 
     /// `sockbench connect`.
     pub fn connect(a: &ConnectArgs) -> Result<Plan> {
-        let req = unique("--request-size", a.request_size.iter().copied(), |s| {
-            s.to_string()
-        })?;
-        let resp = unique("--response-size", a.response_size.iter().copied(), |s| {
-            s.to_string()
-        })?;
-        let sizes = req
-            .iter()
-            .flat_map(|&q| resp.iter().map(move |&r| (q, r)))
-            .collect();
-        Self::new(Workload::Connect, &a.common, sizes)
+        let (req, resp) = request_response(&a.request_size, &a.response_size)?;
+        Self::new(Workload::Connect, &a.common, product(&req, &resp))
     }
 
     /// `sockbench throughput`.
@@ -325,6 +307,22 @@ impl Plan {
             server_cpu,
         }
     }
+}
+
+/// `--request-size` and `--response-size`, each without repeats.
+fn request_response(req: &[usize], resp: &[usize]) -> Result<(Vec<usize>, Vec<usize>)> {
+    let show = |s: &usize| s.to_string();
+    Ok((
+        unique("--request-size", req.iter().copied(), show)?,
+        unique("--response-size", resp.iter().copied(), show)?,
+    ))
+}
+
+/// Every (request, response) combination, request-major.
+fn product(req: &[usize], resp: &[usize]) -> Vec<(usize, usize)> {
+    req.iter()
+        .flat_map(|&q| resp.iter().map(move |&r| (q, r)))
+        .collect()
 }
 
 /// Keep order; a value given twice is an error (it would be measured twice
