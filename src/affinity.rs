@@ -6,9 +6,10 @@ use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
 
-/// CPUs the process may run on (its affinity mask at start-up).
+/// CPUs the process may run on: the main thread's affinity mask (a
+/// measurement thread's own mask is a single CPU once pinned).
 pub fn available() -> Vec<usize> {
-    match sched_getaffinity(Pid::from_raw(0)) {
+    match sched_getaffinity(nix::unistd::getpid()) {
         Ok(set) => (0..nix::sched::CpuSet::count())
             .filter(|&c| set.is_set(c).unwrap_or(false))
             .collect(),

@@ -8,18 +8,7 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use util::{leftovers, private_tmp, run};
-
-const QUICK: &[&str] = &[
-    "-n",
-    "40",
-    "--trials",
-    "2",
-    "--warmup",
-    "10",
-    "--warmup-time",
-    "0s",
-];
+use util::{QUICK, leftovers, private_tmp, run};
 
 #[test]
 fn bad_input_gets_one_line_exit_2_and_leaves_nothing() {

@@ -51,6 +51,18 @@ pub fn sizes(kind: TransportKind) -> Vec<usize> {
     v
 }
 
+/// A tiny real run: 40 timed operations in 2 trials, almost no warm-up.
+pub const QUICK: &[&str] = &[
+    "-n",
+    "40",
+    "--trials",
+    "2",
+    "--warmup",
+    "10",
+    "--warmup-time",
+    "0s",
+];
+
 /// A fresh empty directory to use as TMPDIR for one run of the binary.
 pub fn private_tmp() -> tempfile::TempDir {
     tempfile::Builder::new()
