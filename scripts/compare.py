@@ -94,7 +94,11 @@ def main():
             verdict = "faster" if hi < 0 else "slower" if lo > 0 else "no significant change"
         p99 = None
         if "p99_ns" in a and "p99_ns" in b and b["p99_ns"]:
-            p99 = (b["p99_ns"], a["p99_ns"], a["p99_ns"] / b["p99_ns"] - 1)
+            trials99 = [[t.get("p99_ns") for t in c.get("trial_points", [])] for c in (b, a)]
+            if all(v and all(trials99[i]) for i, v in enumerate(trials99)):
+                p99 = (b["p99_ns"], a["p99_ns"]) + change_ci(trials99[0], trials99[1], seed=10_000 + i)
+            else:  # criterion, or runs without per-trial p99: the merged p99, no CI
+                p99 = (b["p99_ns"], a["p99_ns"], a["p99_ns"] / b["p99_ns"] - 1, None, None)
         rows.append({"case": label(a), "metric": "bytes/s" if higher_better else "p50 ns",
                      "before": median(bs), "after": median(as_), "change": ch, "ci_low": lo, "ci_high": hi,
                      "p99": p99, "verdict": verdict, "n": (len(bs), len(as_))})
@@ -132,13 +136,21 @@ def main():
     md += (["| field | before | after |", "|---|---|---|"] + diff) if diff else ["Nothing but the time taken."]
     md += ["", "## Per case", "",
            "Change of the median, after vs before, with a 95% bootstrap CI over the runs' trials (sockbench) or "
-           "samples (criterion). Verdict: faster or slower when the CI excludes 0, else no significant change. "
-           "p99 is the merged histogram's, without a CI.", "",
-           "| case | metric | before | after | change | 95% CI | p99 before → after (change) | verdict |",
+           "samples (criterion). Verdict (on the median): faster or slower when the CI excludes 0, else no "
+           "significant change. p99: the merged histograms' values, and the change of the per-trial p99s with "
+           "its CI (criterion keeps no per-sample p99: no CI there).", "",
+           "| case | metric | before | after | change | 95% CI | p99 before → after (merged); change of per-trial p99s | verdict |",
            "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         fmt = (lambda v: f"{v / 1e9:.3f} GB/s") if r["metric"] == "bytes/s" else (lambda v: f"{v / 1e3:.2f} µs")
-        p99 = f"{r['p99'][0] / 1e3:.2f} → {r['p99'][1] / 1e3:.2f} µs ({100 * r['p99'][2]:+.1f}%)" if r["p99"] else "–"
+        p99 = "–"
+        if r["p99"]:
+            b99, a99, ch99, lo99, hi99 = r["p99"]
+            if lo99 is None:
+                p99 = f"{b99 / 1e3:.2f} → {a99 / 1e3:.2f} µs ({100 * ch99:+.1f}%, no CI)"
+            else:
+                p99 = (f"{b99 / 1e3:.2f} → {a99 / 1e3:.2f} µs; per-trial p99s {100 * ch99:+.1f}% "
+                       f"(CI {100 * lo99:+.1f}% … {100 * hi99:+.1f}%)")
         md.append(f"| {r['case']} | {r['metric']} | {fmt(r['before'])} | {fmt(r['after'])} | {100 * r['change']:+.1f}% | "
                   f"{100 * r['ci_low']:+.1f}% … {100 * r['ci_high']:+.1f}% | {p99} | {r['verdict']} |")
     if fig:

@@ -92,6 +92,7 @@ def test_compare_reports_changes_with_verdicts(fixtures, tmp_path):
         row = next(l for l in rows if f" {ca['transport']} " in l and l.split("|")[1].strip().endswith(
             {64: " 64", 4096: " 4K"}.get(ca["size_bytes"], "?")))
         assert f"{change:+.1f}%" in row, (row, change)
+        assert f"{cb['p99_ns'] / 1e3:.2f} → {ca['p99_ns'] / 1e3:.2f} µs" in row and "per-trial p99s" in row and "(CI " in row, row
         assert re.search(r"\| (faster|slower|no significant change) \|$", row)
     assert "What differs in the fingerprint" in md
     # The fixtures differ in --wait (block before, spin after): that is named.

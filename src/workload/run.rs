@@ -32,6 +32,8 @@ pub struct TrialPoint {
     pub p50_ns: u64,
     /// Mean latency of the trial, ns; 0 for transfers.
     pub mean_ns: f64,
+    /// 99th percentile of the trial (mean of the pairs'), ns; 0 for transfers.
+    pub p99_ns: u64,
     /// Wall time of the trial (the slowest pair), ns.
     pub elapsed_ns: u64,
     /// Messages the servers received (transfers) or requests served.
@@ -143,6 +145,7 @@ pub fn run(plan: &Plan) -> Result<Run> {
     // Per-trial latency figures of concurrent pairs: the mean over pairs.
     for t in cases.iter_mut().flat_map(|c| c.trials.iter_mut()) {
         t.p50_ns /= plan.pairs as u64;
+        t.p99_ns /= plan.pairs as u64;
         t.mean_ns /= plan.pairs as f64;
     }
     Ok(Run {
@@ -165,6 +168,7 @@ fn merge(into: &mut CaseOutcome, from: CaseOutcome) {
         a.delivered += b.delivered;
         a.elapsed_ns = a.elapsed_ns.max(b.elapsed_ns);
         a.p50_ns += b.p50_ns;
+        a.p99_ns += b.p99_ns;
         a.mean_ns += b.mean_ns;
     }
 }
@@ -293,14 +297,18 @@ fn measure(
             let o = &mut outcomes[i];
             o.hist.add(&s.hist).expect("histograms share bounds");
             o.usage.add(&t.usage);
+            let q = |f: f64| {
+                if s.hist.is_empty() {
+                    0
+                } else {
+                    s.hist.value_at_quantile(f)
+                }
+            };
             o.trials.push(TrialPoint {
                 round,
                 n,
-                p50_ns: if s.hist.is_empty() {
-                    0
-                } else {
-                    s.hist.value_at_quantile(0.5)
-                },
+                p50_ns: q(0.5),
+                p99_ns: q(0.99),
                 mean_ns: if s.hist.is_empty() {
                     0.0
                 } else {
