@@ -245,21 +245,22 @@ fn csv_and_table_formats() {
     );
 }
 
-/// Start a long process-mode run and wait until its forked server exists.
+/// Start a long process-mode run of `workload` and wait until its forked server exists.
 fn start_long_run(
     tmp: &std::path::Path,
+    workload: &str,
     transport: &str,
     extra: &[&str],
 ) -> (std::process::Child, u32) {
     let mut child = util::bin()
         .args([
-            "latency",
+            workload,
             "-t",
             transport,
             "--mode",
             "process",
             "-d",
-            "60s",
+            "20s",
             "--timeout",
             "2s",
         ])
@@ -304,38 +305,60 @@ fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> (Option<i32
 
 #[test]
 fn killed_server_gives_a_bounded_error_and_leaves_nothing() {
-    for transport in ["uds-stream", "tcp4", "udp4", "uds-dgram", "pipe"] {
+    // Several sizes: the killed server (the first case's) must be noticed
+    // while the run works on the other cases too.
+    let runs: &[(&str, &str, &[&str])] = &[
+        ("latency", "uds-stream", &["-s", "64,4K"]),
+        ("latency", "tcp4", &[]),
+        ("latency", "udp4", &[]),
+        ("latency", "uds-dgram", &[]),
+        ("latency", "pipe", &["-s", "64,4K"]),
+        ("rr", "tcp4", &[]),
+        ("rr", "udp4", &[]),
+        ("connect", "uds-stream", &["--request-size", "64,512"]),
+        ("throughput", "tcp4", &["-s", "64,4K"]),
+        (
+            "throughput",
+            "pipe",
+            &["-s", "64,4K", "--direction", "both"],
+        ),
+        ("throughput", "udp4", &["-s", "64,4K"]),
+    ];
+    for &(workload, transport, sizes) in runs {
         let tmp = private_tmp();
         let out_dir = tmp.path().join("out");
-        let (mut child, server) =
-            start_long_run(tmp.path(), transport, &["--out", out_dir.to_str().unwrap()]);
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(server as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
+        let mut extra = vec!["--out", out_dir.to_str().unwrap()];
+        extra.extend(sizes);
+        let (mut child, server) = start_long_run(tmp.path(), workload, transport, &extra);
+        let server = nix::unistd::Pid::from_raw(server as i32);
+        nix::sys::signal::kill(server, nix::sys::signal::Signal::SIGKILL).unwrap();
         let t0 = Instant::now();
         let (code, err) = wait_bounded(&mut child, Duration::from_secs(10));
-        assert_eq!(code, Some(1), "{transport}: {err}");
+        let what = format!("{workload} {transport}");
+        assert_eq!(code, Some(1), "{what}: {err}");
+        // At most one trial of another case (20 s / 10 trials) plus the 2 s timeout.
         assert!(
             t0.elapsed() < Duration::from_secs(5),
-            "{transport}: took {:?}",
+            "{what}: took {:?}",
             t0.elapsed()
         );
         assert!(
             err.contains(transport),
-            "{transport}: error names the transport: {err}"
+            "{what}: error names the transport: {err}"
         );
         assert!(
             err.contains("SIGKILL") || err.contains("peer") || err.contains("server"),
-            "{transport}: {err}"
+            "{what}: {err}"
         );
         assert!(
             leftovers(tmp.path()).is_empty(),
-            "{transport}: left {:?}",
+            "{what}: left {:?}",
             leftovers(tmp.path())
         );
-        assert!(util::children(child.id()).is_empty());
+        assert!(
+            util::children(child.id()).is_empty(),
+            "{what}: no child left"
+        );
     }
 }
 
@@ -347,10 +370,12 @@ fn interrupt_ends_the_run_and_removes_everything() {
     ] {
         let tmp = private_tmp();
         let out_dir = tmp.path().join("out");
+        let out = out_dir.to_str().unwrap();
         let (mut child, server) = start_long_run(
             tmp.path(),
+            "latency",
             "uds-stream,uds-dgram,pipe",
-            &["--out", out_dir.to_str().unwrap()],
+            &["--out", out],
         );
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
         let (code, err) = wait_bounded(&mut child, Duration::from_secs(3));

@@ -547,7 +547,7 @@ impl PinnedPair {
         body: impl FnOnce(&mut ClientEnd, &mut [u8], &mut [u8], &mut u8) -> Result<R, Fault>,
     ) -> Result<(R, TrialUsage, ServerReport)> {
         write_msg(&mut self.ctrl, [n, u64::from(verify), 0, 0, 0, 0, 0, 0])
-            .map_err(|e| self.ctrl_error(e))?;
+            .map_err(|e| self.ctrl_error("write", e))?;
         self.reply(READY)?;
         let calls0 = self.client.calls();
         let u0 = ThreadUsage::now().unwrap_or_default();
@@ -568,16 +568,46 @@ impl PinnedPair {
         Ok((out, usage, report))
     }
 
+    /// Fail if the server has ended (a killed process, a thread that
+    /// stopped): checked before every trial, so a dead server is noticed
+    /// while the run works on other cases, not only at its own next trial.
+    pub fn check_alive(&mut self) -> Result<()> {
+        let ended = match &self.server {
+            Server::Process(pid) if pid.as_raw() > 0 => process::try_reap(*pid).map(|how| {
+                cleanup::remove_child(*pid);
+                format!("the server process {how}")
+            }),
+            Server::Process(_) => Some("the server process has ended".to_string()),
+            Server::Thread(Some(h)) if h.is_finished() => {
+                Some("the server thread has ended".to_string())
+            }
+            Server::Thread(_) => None,
+        };
+        match ended {
+            None => Ok(()),
+            Some(cause) => {
+                self.server = Server::Process(Pid::from_raw(0));
+                Err(Error::Run {
+                    side: "server",
+                    call: "waitpid",
+                    transport: self.spec.kind.name(),
+                    size: self.spec.size,
+                    cause,
+                })
+            }
+        }
+    }
+
     /// Wait for the server's `tag` reply; a FAULT or a dead server becomes an error.
     fn reply(&mut self, tag: u64) -> Result<Msg> {
         match read_msg(&mut self.ctrl) {
             Ok(m) if m[0] == tag => Ok(m),
             Ok(m) if m[0] == FAULT => Err(self.server_fault(&m)),
-            Ok(m) => Err(self.ctrl_error(std::io::Error::other(format!(
-                "unexpected control message {}",
-                m[0]
-            )))),
-            Err(e) => Err(self.ctrl_error(e)),
+            Ok(m) => Err(self.ctrl_error(
+                "read",
+                std::io::Error::other(format!("unexpected control message {}", m[0])),
+            )),
+            Err(e) => Err(self.ctrl_error("read", e)),
         }
     }
 
@@ -621,7 +651,7 @@ impl PinnedPair {
         }
     }
 
-    fn ctrl_error(&mut self, e: std::io::Error) -> Error {
+    fn ctrl_error(&mut self, call: &'static str, e: std::io::Error) -> Error {
         let what = match e.kind() {
             std::io::ErrorKind::UnexpectedEof => "the server is gone".to_string(),
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => format!(
@@ -633,7 +663,7 @@ impl PinnedPair {
         let state = self.server_state();
         Error::Run {
             side: "control",
-            call: "read",
+            call,
             transport: self.spec.kind.name(),
             size: self.spec.size,
             cause: format!("{what}{state}"),

@@ -287,6 +287,9 @@ fn measure(
             (0..pairs.len()).rev().collect()
         };
         for i in order {
+            for p in &mut pairs {
+                p.check_alive()?;
+            }
             let n = match plan.budget {
                 Budget::Iterations(total) => share(total, plan.trials, round),
                 Budget::Duration(_) => per_trial[i],
