@@ -195,3 +195,43 @@ fn connection_refused_and_peer_close_are_reported() {
         );
     }
 }
+
+/// The socket directory is fresh and private, holds nothing after set-up,
+/// and a foreign file or symlink in TMPDIR is neither followed nor removed.
+#[test]
+fn socket_directory_is_private_and_foreign_files_are_untouched() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = util::private_tmp();
+    let decoy = tmp.path().join("sockbench-decoy");
+    std::fs::write(tmp.path().join("victim"), "keep").unwrap();
+    std::os::unix::fs::symlink(tmp.path().join("victim"), &decoy).unwrap();
+    let dir = SocketDir::new_in(tmp.path()).unwrap();
+    let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "socket directory mode");
+    assert!(dir.path().starts_with(tmp.path()));
+    for kind in [
+        TransportKind::UdsStream,
+        TransportKind::UdsDgram,
+        TransportKind::UdsSeqpacket,
+    ] {
+        let _c = connect_pair(kind, 64, &TransportOpts::default(), Some(&dir)).unwrap();
+        assert!(
+            util::leftovers(dir.path()).is_empty(),
+            "{kind}: socket files are unlinked once connected"
+        );
+    }
+    let path = dir.path().to_path_buf();
+    drop(dir);
+    assert!(!path.exists(), "socket directory removed");
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("victim")).unwrap(),
+        "keep"
+    );
+    assert!(
+        std::fs::symlink_metadata(&decoy)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "decoy symlink left alone"
+    );
+}

@@ -32,15 +32,20 @@ pub struct SocketDir {
 impl SocketDir {
     /// Make the directory under `$TMPDIR` (or /tmp).
     pub fn new() -> Result<Self> {
+        Self::new_in(&std::env::temp_dir())
+    }
+
+    /// Make the directory under `parent`.
+    pub fn new_in(parent: &Path) -> Result<Self> {
         let file_err = |source| Error::File {
             op: "create socket directory in",
-            path: std::env::temp_dir(),
+            path: parent.to_path_buf(),
             source,
         };
         let dir = tempfile::Builder::new()
             .prefix("sockbench-")
             .permissions(std::fs::Permissions::from_mode(0o700))
-            .tempdir()
+            .tempdir_in(parent)
             .map_err(file_err)?;
         let path = dir.keep();
         cleanup::add_dir(&path);
@@ -53,7 +58,7 @@ impl SocketDir {
         if longest.as_os_str().len() > SUN_PATH_MAX {
             return Err(Error::config(
                 "TMPDIR",
-                std::env::temp_dir().display(),
+                parent.display(),
                 format!(
                     "socket paths under it would exceed {SUN_PATH_MAX} bytes; set TMPDIR to a shorter directory"
                 ),
