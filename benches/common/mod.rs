@@ -110,6 +110,9 @@ pub struct Setup {
 
 impl Setup {
     pub fn from_env() -> Self {
+        // Ctrl-C during `cargo bench` removes the socket directory and kills
+        // forked servers, as it does for the command.
+        sockbench::cleanup::install_signal_handler();
         let s = Setup {
             server_cpu: cpu("SOCKBENCH_SERVER_CPU", 0),
             client_cpu: cpu("SOCKBENCH_CLIENT_CPU", 1),
