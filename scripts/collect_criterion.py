@@ -16,6 +16,9 @@ import shutil
 import statistics
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import load  # noqa: E402  (standard library only)
+
 
 def fatal(msg):
     print(f"fatal: {msg}", file=sys.stderr)
@@ -23,27 +26,13 @@ def fatal(msg):
 
 
 def read_raw(path):
-    need = {"group", "function", "value", "throughput_num", "throughput_type",
-            "sample_measured_value", "unit", "iteration_count"}
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        fatal(f"{path}: no samples")
-    missing = need - set(rows[0])
-    if missing:
-        fatal(f"{path}: missing columns {sorted(missing)} (is this criterion's raw.csv?)")
-    scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
-    per_iter = []
-    for r in rows:
-        if r["unit"] not in scale:
-            fatal(f"{path}: unknown unit {r['unit']!r}")
-        per_iter.append(float(r["sample_measured_value"]) * scale[r["unit"]] / float(r["iteration_count"]))
-    total_ns = sum(float(r["sample_measured_value"]) * scale[r["unit"]] for r in rows)
-    total_iter = sum(float(r["iteration_count"]) for r in rows)
-    first = rows[0]
+    try:
+        first, per_iter, total_ns, total_iter = load.read_raw_csv(path)
+    except load.Fatal as e:
+        fatal(str(e))
     return {
         "group": first["group"], "transport": first["function"], "param": first["value"],
-        "samples": len(rows), "iterations": int(total_iter),
+        "samples": len(per_iter), "iterations": int(total_iter),
         "mean_ns_per_iter": total_ns / total_iter,
         "median_ns_per_iter": statistics.median(per_iter),
         "min_ns_per_iter": min(per_iter), "max_ns_per_iter": max(per_iter),

@@ -84,7 +84,9 @@ def load_sockbench(path):
 
 
 def read_raw_csv(path):
-    """criterion's raw.csv → (group, function, value, per-iteration ns list, throughput)."""
+    """criterion's raw.csv → (its first row, per-sample ns per iteration,
+    total ns, total iterations). Raises Fatal naming the file when it is
+    missing, empty or not criterion's format."""
     need = {"group", "function", "value", "sample_measured_value", "unit", "iteration_count",
             "throughput_num", "throughput_type"}
     try:
@@ -98,12 +100,14 @@ def read_raw_csv(path):
     if missing:
         raise Fatal(f"{path}: missing columns {', '.join(sorted(missing))} (criterion's csv_output raw.csv expected)")
     scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
-    per_iter = []
+    per_iter, total_ns, total_iter = [], 0.0, 0.0
     for r in rows:
         if r["unit"] not in scale:
             raise Fatal(f"{path}: unknown unit {r['unit']!r}")
-        per_iter.append(float(r["sample_measured_value"]) * scale[r["unit"]] / float(r["iteration_count"]))
-    return rows[0], per_iter
+        ns, iters = float(r["sample_measured_value"]) * scale[r["unit"]], float(r["iteration_count"])
+        per_iter.append(ns / iters)
+        total_ns, total_iter = total_ns + ns, total_iter + iters
+    return rows[0], per_iter, total_ns, total_iter
 
 
 def load_criterion(root, baseline="new"):
@@ -114,7 +118,7 @@ def load_criterion(root, baseline="new"):
     for d, _, files in sorted(os.walk(root)):
         if os.path.basename(d) != baseline or "raw.csv" not in files:
             continue
-        first, per_iter = read_raw_csv(os.path.join(d, "raw.csv"))
+        first, per_iter, _, _ = read_raw_csv(os.path.join(d, "raw.csv"))
         workload = CRITERION_GROUPS.get(first["group"])
         if workload is None:
             continue

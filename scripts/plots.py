@@ -56,28 +56,37 @@ def _by_transport(cases):
     return sorted(out.items(), key=lambda kv: ORDER.index(kv[0]) if kv[0] in ORDER else 99)
 
 
-def latency_vs_size(runs, out_dir):
-    """RTT (p50 line, p50..p99 band) vs message size, one line per transport."""
-    cases = [c for c in _cases(runs, "latency") if "p99_ns" in c and c.get("pairs", 1) == 1]
+def _lines_vs_size(cases, y, band, xlabel, ylabel, title, ylog, name, out_dir):
+    """One line per transport of `y(case)` against size (log2 x axis), with a
+    dashed line and a faint band up to `band(case)` when given."""
     if len({c["size_bytes"] for c in cases}) < 2:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for t, cs in _by_transport(cases):
         cs = sorted(cs, key=lambda c: c["size_bytes"])
         x = [c["size_bytes"] for c in cs]
-        ax.plot(x, [c["p50_ns"] / 1e3 for c in cs], marker="o", color=colour(t), label=t)
-        ax.plot(x, [c["p99_ns"] / 1e3 for c in cs], color=colour(t), lw=0.8, ls="--")
-        ax.fill_between(x, [c["p50_ns"] / 1e3 for c in cs], [c["p99_ns"] / 1e3 for c in cs],
-                        color=colour(t), alpha=0.05)
+        ax.plot(x, [y(c) for c in cs], marker="o", color=colour(t), label=t)
+        if band:
+            ax.plot(x, [band(c) for c in cs], color=colour(t), lw=0.8, ls="--")
+            ax.fill_between(x, [y(c) for c in cs], [band(c) for c in cs], color=colour(t), alpha=0.05)
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
+    if ylog:
+        ax.set_yscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(size_label))
-    ax.set_xlabel("message size (bytes)")
-    ax.set_ylabel("round-trip time (µs): p50 (solid), p99 (dashed)")
-    ax.set_title("Ping-pong RTT by message size")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
-    return _save(fig, out_dir, "latency_vs_size")
+    return _save(fig, out_dir, name)
+
+
+def latency_vs_size(runs, out_dir):
+    """RTT (p50 line, p50..p99 band) vs message size, one line per transport."""
+    cases = [c for c in _cases(runs, "latency") if "p99_ns" in c and c.get("pairs", 1) == 1]
+    return _lines_vs_size(cases, lambda c: c["p50_ns"] / 1e3, lambda c: c["p99_ns"] / 1e3, "message size (bytes)",
+                          "round-trip time (µs): p50 (solid), p99 (dashed)", "Ping-pong RTT by message size",
+                          True, "latency_vs_size", out_dir)
 
 
 def ratio_vs_size(runs, out_dir, num="uds-stream", den="tcp4"):
@@ -153,45 +162,21 @@ def percentile_curves(runs, out_dir):
     return out
 
 
+def _single_pair_one_way(runs):
+    return [c for c in _cases(runs, "throughput") if c.get("direction", "one") == "one" and c.get("pairs", 1) == 1]
+
+
 def throughput_vs_size(runs, out_dir):
-    cases = [c for c in _cases(runs, "throughput") if c.get("direction", "one") == "one" and c.get("pairs", 1) == 1]
-    if len({c["size_bytes"] for c in cases}) < 2:
-        return None
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for t, cs in _by_transport(cases):
-        cs = sorted(cs, key=lambda c: c["size_bytes"])
-        ax.plot([c["size_bytes"] for c in cs], [c["bytes_per_s"] / 1e9 for c in cs], marker="o",
-                color=colour(t), label=t)
-    ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(FuncFormatter(size_label))
-    ax.set_xlabel("write size (bytes)")
-    ax.set_ylabel("GB/s (1e9 bytes/s delivered)")
-    ax.set_title("One-way throughput by write size")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
-    return _save(fig, out_dir, "throughput_vs_size")
+    return _lines_vs_size(_single_pair_one_way(runs), lambda c: c["bytes_per_s"] / 1e9, None, "write size (bytes)",
+                          "GB/s (1e9 bytes/s delivered)", "One-way throughput by write size", False,
+                          "throughput_vs_size", out_dir)
 
 
 def cpu_per_message(runs, out_dir):
-    cases = [c for c in _cases(runs, "throughput") if c.get("direction", "one") == "one"
-             and c.get("pairs", 1) == 1 and "client_cpu_ns_per_msg" in c]
-    if len({c["size_bytes"] for c in cases}) < 2:
-        return None
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for t, cs in _by_transport(cases):
-        cs = sorted(cs, key=lambda c: c["size_bytes"])
-        ax.plot([c["size_bytes"] for c in cs],
-                [(c["client_cpu_ns_per_msg"] + c["server_cpu_ns_per_msg"]) / 1e3 for c in cs],
-                marker="o", color=colour(t), label=t)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(size_label))
-    ax.set_xlabel("write size (bytes)")
-    ax.set_ylabel("CPU per message, sender + receiver (µs)")
-    ax.set_title("CPU cost per message (throughput)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
-    return _save(fig, out_dir, "cpu_per_message")
+    cases = [c for c in _single_pair_one_way(runs) if "client_cpu_ns_per_msg" in c]
+    return _lines_vs_size(cases, lambda c: (c["client_cpu_ns_per_msg"] + c["server_cpu_ns_per_msg"]) / 1e3, None,
+                          "write size (bytes)", "CPU per message, sender + receiver (µs)",
+                          "CPU cost per message (throughput)", True, "cpu_per_message", out_dir)
 
 
 def connection_rate(runs, out_dir):

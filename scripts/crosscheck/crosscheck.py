@@ -29,6 +29,8 @@ import tempfile
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import load  # noqa: E402  (standard library only)
 
 
 def fatal(msg):
@@ -116,6 +118,15 @@ def iperf3(args, size, scpu, ccpu):
     return {"bytes_per_s": json.loads(out)["end"]["sum_received"]["bits_per_second"] / 8}
 
 
+def emit(lines, output):
+    """Print the table, and write it to `output` when given."""
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if output:
+        with open(output, "w") as f:
+            f.write(text)
+
+
 def abba(tools, pairs):
     """Run every tool once per round, alternating order; return results per tool."""
     res = {name: [] for name, _ in tools}
@@ -190,11 +201,7 @@ def main():
     lines.append(f"| pipe, 4 B, both on CPU {s} | | | | | |")
     table("pipe", abba(pipe_tools, args.pairs), "sockbench(process)")
     shutil.rmtree(tmp)
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(text)
+    emit(lines, args.output)
 
 
 def criterion_bench(args, transport, scpu, ccpu, home):
@@ -202,11 +209,7 @@ def criterion_bench(args, transport, scpu, ccpu, home):
     subprocess.run(["cargo", "bench", "--quiet", "--bench", "latency", "--", f"pingpong/{transport}/64$",
                     "--noplot", "--save-baseline", "crosscheck"], cwd=ROOT, env=env, check=True, capture_output=True)
     d = os.path.join(home, "pingpong", transport, "64", "new")
-    import csv
-    rows = list(csv.DictReader(open(os.path.join(d, "raw.csv"))))
-    scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
-    total = sum(float(r["sample_measured_value"]) * scale[r["unit"]] for r in rows)
-    iters = sum(float(r["iteration_count"]) for r in rows)
+    _, _, total, iters = load.read_raw_csv(os.path.join(d, "raw.csv"))
     tails = json.load(open(os.path.join(d, "tails.json")))["summary"]
     return {"mean_ns": total / iters, "p50_ns": tails["p50_ns"]}
 
@@ -231,11 +234,7 @@ def bench_main(args):
         lines.append(f"| {t} | {med('cli', 'mean_ns'):.2f} | {med('bench', 'mean_ns'):.2f} | {r_mean:.3f} | "
                      f"{med('cli', 'p50_ns'):.2f} | {med('bench', 'p50_ns'):.2f} | {r_p50:.3f} |")
     shutil.rmtree(home)
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(text)
+    emit(lines, args.output)
 
 
 def throughput_main(args):
@@ -254,11 +253,7 @@ def throughput_main(args):
         lines.append(f"| {k} | {' '.join(f'{x / 1e9:.2f}' for x in v)} | {statistics.median(v) / 1e9:.3f} |")
     lines += ["", f"sockbench/iperf3, median of per-round ratios: {statistics.median(ratios):.3f} "
                   f"(rounds: {' '.join(f'{r:.3f}' for r in ratios)})"]
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(text)
+    emit(lines, args.output)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,7 @@ use super::{Connected, Ctx, TransportKind, TransportOpts, accept_pair, wrap_sock
 use crate::error::Result;
 use crate::sys::socket as s;
 
-pub(super) fn pair(
-    kind: TransportKind,
-    _size: usize,
-    opts: &TransportOpts,
-    ctx: Ctx,
-) -> Result<Connected> {
+pub(super) fn pair(kind: TransportKind, opts: &TransportOpts, ctx: Ctx) -> Result<Connected> {
     let v4 = SockaddrIn::new(127, 0, 0, 1, 0);
     let v6 = SockaddrIn6::from(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 0, 0, 0));
     match kind {

@@ -7,12 +7,12 @@ use super::{AnyEndpoint, Buffers, Connected, Ctx, PipeEnd, TransportOpts, wrap_s
 use crate::error::Result;
 use crate::sys::socket as s;
 
-pub(super) fn socketpair(_size: usize, opts: &TransportOpts, ctx: Ctx) -> Result<Connected> {
+pub(super) fn socketpair(opts: &TransportOpts, ctx: Ctx) -> Result<Connected> {
     let fds = s::socketpair(libc::SOCK_STREAM).map_err(ctx.err("socketpair", "AF_UNIX"))?;
     wrap_sockets(ctx, fds, opts)
 }
 
-pub(super) fn pipes(_size: usize, opts: &TransportOpts, ctx: Ctx) -> Result<Connected> {
+pub(super) fn pipes(opts: &TransportOpts, ctx: Ctx) -> Result<Connected> {
     // Client writes `up`, server reads it; server writes `down`, client reads it.
     let (up_rd, up_wr) = s::pipe().map_err(ctx.err("pipe", "client→server"))?;
     let (down_rd, down_wr) = s::pipe().map_err(ctx.err("pipe", "server→client"))?;

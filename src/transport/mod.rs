@@ -280,7 +280,7 @@ pub fn connect_pair(
     let ctx = Ctx { kind, size };
     let pair = match kind {
         TransportKind::Tcp4 | TransportKind::Tcp6 | TransportKind::Udp4 => {
-            inet::pair(kind, size, opts, ctx)?
+            inet::pair(kind, opts, ctx)?
         }
         TransportKind::UdsStream | TransportKind::UdsDgram | TransportKind::UdsSeqpacket => {
             let dir = dir.ok_or_else(|| {
@@ -290,9 +290,9 @@ pub fn connect_pair(
             })?;
             unix::path_pair(kind, size, opts, dir, ctx)?
         }
-        TransportKind::UdsAbstract => unix::abstract_pair(size, opts, ctx)?,
-        TransportKind::Socketpair => local::socketpair(size, opts, ctx)?,
-        TransportKind::Pipe => local::pipes(size, opts, ctx)?,
+        TransportKind::UdsAbstract => unix::abstract_pair(opts, ctx)?,
+        TransportKind::Socketpair => local::socketpair(opts, ctx)?,
+        TransportKind::Pipe => local::pipes(opts, ctx)?,
     };
     Ok(pair)
 }

@@ -168,7 +168,7 @@ pub(super) fn abstract_addr(ctx: Ctx) -> Result<UnixAddr> {
         .map_err(|e| ctx.err("bind", &name)(std::io::Error::from_raw_os_error(e as i32)))
 }
 
-pub(super) fn abstract_pair(_size: usize, opts: &TransportOpts, ctx: Ctx) -> Result<Connected> {
+pub(super) fn abstract_pair(opts: &TransportOpts, ctx: Ctx) -> Result<Connected> {
     let addr = abstract_addr(ctx)?;
     let fds = accept_pair(ctx, libc::AF_UNIX, libc::SOCK_STREAM, &addr, |_| Ok(addr))?;
     wrap_sockets(ctx, fds, opts)
