@@ -130,3 +130,31 @@ fn describe(s: WaitStatus) -> String {
         other => format!("{other:?}"),
     }
 }
+
+/// What this process holds right now, read from procfs: resident memory,
+/// open descriptors and threads. Sampled between trials (never inside one)
+/// so long runs can show growth; servers in `--mode process` are not counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Resources {
+    pub rss_kib: u64,
+    pub fds: u64,
+    pub threads: u64,
+}
+
+impl Resources {
+    pub fn now() -> io::Result<Self> {
+        let status = std::fs::read_to_string("/proc/self/status")?;
+        let field = |name: &str| -> io::Result<u64> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .ok_or_else(|| io::Error::other(format!("no {name} in /proc/self/status")))
+        };
+        Ok(Self {
+            rss_kib: field("VmRSS:")?,
+            threads: field("Threads:")?,
+            fds: std::fs::read_dir("/proc/self/fd")?.count() as u64,
+        })
+    }
+}

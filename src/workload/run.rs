@@ -15,6 +15,7 @@ use super::{Job, Mode, PinnedPair, TrialUsage};
 use crate::error::{Error, Result};
 use crate::plan::{Budget, Case, Plan, Workload};
 use crate::samples::{Heartbeat, new_histogram};
+use crate::sys::process::Resources;
 use crate::transport::{Buffers, SocketDir, TransportKind};
 use crate::{affinity, cleanup, clock};
 
@@ -38,6 +39,9 @@ pub struct TrialPoint {
     pub elapsed_ns: u64,
     /// Messages the servers received (transfers) or requests served.
     pub delivered: u64,
+    /// This process's memory, descriptors and threads just before the trial.
+    #[serde(flatten)]
+    pub resources: Resources,
 }
 
 /// Everything measured for one case.
@@ -295,6 +299,13 @@ fn measure(
                 Budget::Duration(_) => per_trial[i],
             };
             trial(&mut pairs[i], plan, TRIAL_WARMUP.min(n), &mut s)?;
+            // Client 0 samples the (shared) process, untimed; `merge` keeps
+            // pair 0's figures.
+            let resources = if p == 0 {
+                Resources::now().unwrap_or_default()
+            } else {
+                Resources::default()
+            };
             barrier.wait().map_err(aborted)?;
             let t = trial(&mut pairs[i], plan, n, &mut s)?;
             let o = &mut outcomes[i];
@@ -319,6 +330,7 @@ fn measure(
                 },
                 elapsed_ns: t.elapsed_ns,
                 delivered: t.delivered,
+                resources,
             });
         }
     }
