@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::transport::{TransportKind, Wait};
+use crate::transport::{NetnsMode, TransportKind, Wait};
 use crate::workload::Mode;
 
 /// Largest message sockbench sends: 1 MiB.
@@ -102,12 +102,23 @@ pub struct Common {
     /// TCP_NODELAY on TCP sockets (off shows Nagle/delayed-ACK stalls).
     #[arg(long, value_enum, default_value = "on")]
     pub nodelay: Switch,
+    /// Containers without Docker: each server in its own network namespace,
+    /// each client in another, joined by a veth pair or through a Linux
+    /// bridge (needs root). TCP/UDP then cross the link; path sockets are
+    /// shared through the file system; abstract names do not cross.
+    /// A list runs every case in each, interleaved (`off,veth,bridge`).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "off")]
+    pub netns: Vec<NetnsMode>,
     /// Longest wait for a peer before the run fails (SO_RCVTIMEO/SO_SNDTIMEO).
     #[arg(long, value_parser = parse_duration, default_value = "5s", allow_hyphen_values = true)]
     pub timeout: Duration,
     /// Check every byte (or, for transfers, every sequence number) outside the timed interval.
     #[arg(long)]
     pub verify: bool,
+    /// Fault injection for tests (hidden): every server ends, silently,
+    /// after this many operations, warm-up included.
+    #[arg(long, hide = true, value_parser = parse_count)]
+    pub fault_server_exit_after: Option<u64>,
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,

@@ -39,6 +39,13 @@ pub enum Error {
         cpu: usize,
         reason: String,
     },
+    /// Building `--netns`'s namespaces and links failed (privilege, tools).
+    #[error("--netns {mode}: {step}: {reason}")]
+    Netns {
+        mode: &'static str,
+        step: String,
+        reason: String,
+    },
     /// Reading or writing a file (results, fingerprint).
     #[error("{op} {}: {source}", path.display())]
     File {

@@ -11,7 +11,7 @@ use crate::affinity;
 use crate::cli::Common;
 use crate::cli::{ConnectArgs, Format, LatencyArgs, RrArgs, Switch, ThroughputArgs};
 use crate::error::{Error, Result};
-use crate::transport::{TransportKind, TransportOpts, Wait, datagram_limit};
+use crate::transport::{NetnsMode, TransportKind, TransportOpts, Wait, datagram_limit};
 use crate::workload::{Job, Mode, PairSpec};
 
 /// Largest UDP payload over IPv4: 65,535 − 20 (IP header) − 8 (UDP header).
@@ -76,6 +76,8 @@ pub struct Case {
     pub size: usize,
     /// Response size in bytes (equal to `size` for ping-pong; unused for transfers).
     pub response: usize,
+    /// Where the server and client are: one namespace (off) or two (`--netns`).
+    pub netns: NetnsMode,
 }
 
 /// How much each case measures.
@@ -101,6 +103,8 @@ pub struct Plan {
     pub client_cpus: Vec<usize>,
     pub pairs: usize,
     pub mode: Mode,
+    /// Hidden `--fault-server-exit-after`: see [`PairSpec::server_exit_after`].
+    pub server_exit_after: Option<u64>,
     pub opts: TransportOpts,
     pub verify: bool,
     pub format: Format,
@@ -193,6 +197,18 @@ impl Plan {
                 ));
             }
         }
+        let netns = unique("--netns", c.netns.iter().copied(), |m| m.name().to_string())?;
+        if netns.iter().any(|&m| m != NetnsMode::Off)
+            && let Some(k) = transports
+                .iter()
+                .find(|k| matches!(k, TransportKind::Socketpair | TransportKind::Pipe))
+        {
+            return Err(Error::config(
+                "--transport",
+                k,
+                "has no address to reach across --netns; allowed there: tcp4, tcp6, udp4, uds-stream, uds-dgram, uds-seqpacket, uds-abstract",
+            ));
+        }
         let depth = workload.depth();
         let mut cases = Vec::new();
         for &transport in &transports {
@@ -220,11 +236,14 @@ impl Plan {
                 if !matches!(workload.job(), Job::Sink | Job::Duplex) {
                     check_size(transport, response)?;
                 }
-                cases.push(Case {
-                    transport,
-                    size,
-                    response,
-                });
+                for &netns in &netns {
+                    cases.push(Case {
+                        transport,
+                        size,
+                        response,
+                        netns,
+                    });
+                }
             }
         }
         let cpus = affinity::available();
@@ -265,10 +284,12 @@ impl Plan {
             client_cpus: c.client_cpu.clone(),
             pairs: c.pairs as usize,
             mode: c.mode,
+            server_exit_after: c.fault_server_exit_after,
             opts: TransportOpts {
                 nodelay: c.nodelay == Switch::On,
                 timeout: c.timeout,
                 wait: c.wait,
+                netns: None,
             },
             verify: c.verify,
             format: c.format,
@@ -305,6 +326,7 @@ impl Plan {
             opts: self.opts,
             mode: self.mode,
             server_cpu,
+            server_exit_after: self.server_exit_after,
         }
     }
 }
@@ -424,8 +446,15 @@ fn check_out(out: &Path) -> Result<()> {
     if !parent.is_dir() {
         return bad("its parent directory does not exist; create it first");
     }
-    if nix::unistd::access(parent, nix::unistd::AccessFlags::W_OK).is_err() {
-        return bad("its parent directory is not writable");
+    // Try it (access(2) says yes to root even on /proc): a probe directory,
+    // removed at once, so a run never measures for minutes and then cannot
+    // write its results.
+    match tempfile::Builder::new()
+        .prefix(".sockbench-probe-")
+        .tempdir_in(parent)
+    {
+        Ok(probe) => drop(probe),
+        Err(e) => return bad(&format!("its parent directory is not writable ({e})")),
     }
     Ok(())
 }

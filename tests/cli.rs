@@ -66,6 +66,30 @@ fn bad_input_gets_one_line_exit_2_and_leaves_nothing() {
             &["--out", "parent directory does not exist"],
         ),
         (vec!["--bogus"], &["--bogus"]),
+        (
+            vec!["--out", "/proc/sockbench-out"],
+            &["--out", "/proc/sockbench-out", "not writable"],
+        ),
+        (vec!["--out", ""], &["--out"]),
+        (vec!["--warmup", "-1"], &["--warmup", "-1"]),
+        (vec!["--warmup-time", "1 parsec"], &["--warmup-time"]),
+        (
+            vec!["--trials", "99999999999"],
+            &["--trials", "99999999999"],
+        ),
+        (vec!["-d", "99999999999999999999h"], &["--duration"]),
+        (vec!["--pairs", "65"], &["--pairs", "65", "1 to 64"]),
+        (vec!["--netns", "docker"], &["--netns", "docker", "veth"]),
+        (
+            vec!["--netns", "veth", "-t", "tcp4,pipe"],
+            &["--transport", "pipe", "--netns"],
+        ),
+        (
+            vec!["@throughput", "--netns", "bridge", "-t", "socketpair"],
+            &["--transport", "socketpair", "--netns"],
+        ),
+        (vec!["--client-cpu", "1,x"], &["--client-cpu", "x"]),
+        (vec!["-s", "1.5K"], &["--size", "1.5K"]),
         (vec!["--pairs", "0"], &["--pairs", "0", "1 to 64"]),
         (vec!["--server-cpu", "0,,1"], &["--server-cpu"]),
         (
@@ -151,6 +175,39 @@ fn bad_input_gets_one_line_exit_2_and_leaves_nothing() {
         1,
         "an existing --out is not touched"
     );
+}
+
+/// TMPDIR (where the private socket directory goes) too long for a socket
+/// path, or not writable: one line naming it, exit 2, nothing left.
+#[test]
+fn bad_tmpdir_is_one_line_exit_2() {
+    let tmp = private_tmp();
+    let long = tmp.path().join("d".repeat(100));
+    std::fs::create_dir(&long).unwrap();
+    for (dir, needle) in [
+        (long.as_path(), "exceed 107 bytes"),
+        (
+            std::path::Path::new("/proc"),
+            "cannot make the private socket directory",
+        ),
+        (
+            std::path::Path::new("/nonexistent-sockbench"),
+            "cannot make",
+        ),
+    ] {
+        let out = run(
+            dir,
+            &["latency", "-t", "uds-stream", "-n", "10", "--trials", "1"],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{dir:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{dir:?}: {err}");
+        assert!(
+            err.contains("TMPDIR") && err.contains(needle),
+            "{dir:?}: {err}"
+        );
+    }
+    assert!(leftovers(&long).is_empty());
 }
 
 #[test]
@@ -362,32 +419,132 @@ fn killed_server_gives_a_bounded_error_and_leaves_nothing() {
     }
 }
 
+/// The same, for servers in threads: `--fault-server-exit-after` (hidden,
+/// for tests) makes every server stop mid-run without a word, closing its
+/// ends, as a crashed server thread would.
 #[test]
-fn interrupt_ends_the_run_and_removes_everything() {
-    for sig in [
-        nix::sys::signal::Signal::SIGINT,
-        nix::sys::signal::Signal::SIGTERM,
-    ] {
+fn dead_server_thread_gives_a_bounded_error_and_leaves_nothing() {
+    let runs: &[(&str, &str, &[&str])] = &[
+        ("latency", "uds-stream", &["-s", "64,4K"]),
+        ("latency", "tcp4", &[]),
+        ("latency", "udp4", &[]),
+        ("latency", "uds-dgram", &[]),
+        ("latency", "uds-seqpacket", &[]),
+        ("latency", "pipe", &[]),
+        ("rr", "tcp4", &["--depth", "4"]),
+        ("rr", "uds-stream", &["--new-connection"]),
+        ("connect", "uds-stream", &[]),
+        ("connect", "tcp4", &[]),
+        ("throughput", "tcp4", &[]),
+        ("throughput", "uds-dgram", &[]),
+        ("throughput", "pipe", &["--direction", "both"]),
+    ];
+    for &(workload, transport, extra) in runs {
         let tmp = private_tmp();
         let out_dir = tmp.path().join("out");
-        let out = out_dir.to_str().unwrap();
-        let (mut child, server) = start_long_run(
-            tmp.path(),
-            "latency",
-            "uds-stream,uds-dgram,pipe",
-            &["--out", out],
+        let mut args = vec![
+            workload,
+            "-t",
+            transport,
+            "-d",
+            "20s",
+            "--timeout",
+            "2s",
+            "--fault-server-exit-after",
+            "4321",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let t0 = Instant::now();
+        let out = run(tmp.path(), &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let what = format!("{workload} {transport}");
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "{what}: took {:?}",
+            t0.elapsed()
         );
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
-        let (code, err) = wait_bounded(&mut child, Duration::from_secs(3));
-        assert_eq!(code, Some(130), "{sig}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{what}: one line: {err}");
+        assert!(
+            err.contains(transport),
+            "{what}: names the transport: {err}"
+        );
+        assert!(
+            err.contains("server") || err.contains("peer"),
+            "{what}: says the peer is gone: {err}"
+        );
         assert!(
             leftovers(tmp.path()).is_empty(),
-            "{sig}: left {:?}",
+            "{what}: left {:?} (no partial result, no socket file)",
             leftovers(tmp.path())
         );
-        assert!(
-            !std::path::Path::new(&format!("/proc/{server}")).exists(),
-            "{sig}: server process reaped"
-        );
+    }
+}
+
+/// SIGINT and SIGTERM end a run of every subcommand within a second, in
+/// both modes: exit 130, servers reaped, no socket directory, no result.
+#[test]
+fn interrupt_ends_the_run_and_removes_everything() {
+    use nix::sys::signal::Signal::{SIGINT, SIGTERM};
+    let runs = [
+        ("latency", "uds-stream,uds-dgram,pipe", SIGINT),
+        ("rr", "tcp4,uds-seqpacket", SIGTERM),
+        ("connect", "tcp4,uds-stream", SIGINT),
+        ("throughput", "tcp4,uds-dgram", SIGTERM),
+    ];
+    for (workload, transports, first) in runs {
+        for sig in [first, if first == SIGINT { SIGTERM } else { SIGINT }] {
+            let tmp = private_tmp();
+            let out_dir = tmp.path().join("out");
+            let out = out_dir.to_str().unwrap();
+            // Process mode: wait for the forked server, then signal.
+            let (mut child, server) =
+                start_long_run(tmp.path(), workload, transports, &["--out", out]);
+            let what = format!("{workload} {sig} (process mode)");
+            let t0 = Instant::now();
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+            let (code, err) = wait_bounded(&mut child, Duration::from_secs(3));
+            assert_eq!(code, Some(130), "{what}: {err}");
+            assert!(
+                t0.elapsed() < Duration::from_secs(1),
+                "{what}: took {:?}",
+                t0.elapsed()
+            );
+            assert!(
+                leftovers(tmp.path()).is_empty(),
+                "{what}: left {:?}",
+                leftovers(tmp.path())
+            );
+            assert!(
+                !std::path::Path::new(&format!("/proc/{server}")).exists(),
+                "{what}: server process reaped"
+            );
+            // Thread mode: signal once the run is under way.
+            let mut child = util::bin()
+                .args([workload, "-t", transports, "-d", "20s", "--out", out])
+                .env("TMPDIR", tmp.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(800));
+            let what = format!("{workload} {sig} (thread mode)");
+            let t0 = Instant::now();
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+            let (code, err) = wait_bounded(&mut child, Duration::from_secs(3));
+            assert_eq!(code, Some(130), "{what}: {err}");
+            assert!(
+                t0.elapsed() < Duration::from_secs(1),
+                "{what}: took {:?}",
+                t0.elapsed()
+            );
+            assert!(
+                leftovers(tmp.path()).is_empty(),
+                "{what}: left {:?}",
+                leftovers(tmp.path())
+            );
+        }
     }
 }

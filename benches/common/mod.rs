@@ -127,6 +127,7 @@ impl Setup {
                     "spin" => Wait::Spin,
                     _ => Wait::Block,
                 },
+                netns: None,
             },
             profile: Profile::from_env(),
             dir: SocketDir::new().unwrap_or_else(|e| die(e.to_string())),

@@ -10,6 +10,7 @@ pub mod warnings;
 
 use crate::plan::{Case, Plan, Workload};
 use crate::stats::{self, Ci, Summary};
+use crate::transport::NetnsMode;
 use crate::transport::TransportKind;
 use crate::workload::run::{CaseOutcome, Run, TrialPoint};
 pub use env::Fingerprint;
@@ -27,6 +28,8 @@ pub struct CaseKey {
     pub mode: crate::workload::Mode,
     pub wait: crate::transport::Wait,
     pub nodelay: bool,
+    /// `--netns`: off (loopback), veth or bridge.
+    pub netns: crate::transport::NetnsMode,
     /// Placement of every pair: `s0c1` (server CPU 0, client CPU 1), space-separated.
     pub placement: String,
     pub trials: usize,
@@ -116,6 +119,9 @@ pub struct RatioRow {
     pub response_bytes: usize,
     pub numerator: &'static str,
     pub denominator: &'static str,
+    /// `--netns` mode of each side (`off`: one namespace, loopback).
+    pub numerator_netns: NetnsMode,
+    pub denominator_netns: NetnsMode,
     /// `p50`/`mean` latency (below 1: UDS faster) or `bytes_per_s` (above 1: UDS faster).
     pub metric: &'static str,
     pub ratio: f64,
@@ -179,6 +185,7 @@ fn key(plan: &Plan, c: &Case, trials: usize) -> CaseKey {
         mode: plan.mode,
         wait: plan.opts.wait,
         nodelay: plan.opts.nodelay,
+        netns: c.netns,
         placement: plan.placement_label(),
         trials,
     }
@@ -276,15 +283,21 @@ fn throughput_row(plan: &Plan, o: &CaseOutcome, both: bool, seed: u64) -> Throug
 
 type Pick = fn(&TrialPoint, usize) -> f64;
 
-/// Every (UDS transport, TCP transport) pair measured at the same sizes.
+/// Paired ratios between cases of the same sizes: every UDS transport over
+/// every TCP transport in the same `--netns` mode, and, under `--netns`,
+/// every transport over itself without namespaces (what the hop costs).
 fn ratios(cases: &[CaseOutcome], metrics: &[(&'static str, Pick)]) -> Vec<RatioRow> {
     let mut out = Vec::new();
-    let same = |a: &Case, b: &Case| a.size == b.size && a.response == b.response;
-    for num in cases.iter().filter(|c| c.case.transport.is_uds()) {
-        for den in cases
-            .iter()
-            .filter(|c| c.case.transport.is_tcp() && same(&c.case, &num.case))
-        {
+    let paired = |a: &Case, b: &Case| {
+        a.size == b.size
+            && a.response == b.response
+            && ((a.transport.is_uds() && b.transport.is_tcp() && a.netns == b.netns)
+                || (a.transport == b.transport
+                    && a.netns != NetnsMode::Off
+                    && b.netns == NetnsMode::Off))
+    };
+    for num in cases {
+        for den in cases.iter().filter(|c| paired(&num.case, &c.case)) {
             for &(metric, pick) in metrics {
                 let by_round = |c: &CaseOutcome| {
                     c.trials
@@ -300,6 +313,8 @@ fn ratios(cases: &[CaseOutcome], metrics: &[(&'static str, Pick)]) -> Vec<RatioR
                     response_bytes: num.case.response,
                     numerator: num.case.transport.name(),
                     denominator: den.case.transport.name(),
+                    numerator_netns: num.case.netns,
+                    denominator_netns: den.case.netns,
                     metric,
                     ratio: stats::median(&r),
                     ci_low: low,
@@ -315,7 +330,9 @@ fn ratios(cases: &[CaseOutcome], metrics: &[(&'static str, Pick)]) -> Vec<RatioR
             r.response_bytes,
             r.metric,
             r.numerator,
+            r.numerator_netns.name(),
             r.denominator,
+            r.denominator_netns.name(),
         )
     });
     out
@@ -420,11 +437,15 @@ impl AnyReport {
 }
 
 /// File-name stem of a case: `uds-stream-64B`, or `tcp4-512B-16384B` when
-/// the response size differs.
+/// the response size differs, with `-veth`/`-bridge` under `--netns`.
 pub fn case_stem(kind: TransportKind, c: &Case) -> String {
+    let ns = match c.netns {
+        NetnsMode::Off => String::new(),
+        m => format!("-{}", m.name()),
+    };
     if c.size == c.response {
-        format!("{}-{}B", kind.name(), c.size)
+        format!("{}{ns}-{}B", kind.name(), c.size)
     } else {
-        format!("{}-{}B-{}B", kind.name(), c.size, c.response)
+        format!("{}{ns}-{}B-{}B", kind.name(), c.size, c.response)
     }
 }

@@ -66,7 +66,7 @@ fn latency(r: &Report<CaseRow>) -> String {
         let _ = writeln!(
             s,
             "{:<14} {:>9} {:>9} {:>19} {:>9} {:>9} {:>9} {:>9} {:>10.0} {:>9} {:>9} {:>7.2}",
-            x.key.transport,
+            label(x.key.transport, x.key.netns),
             sizes(x.key.size_bytes, x.key.response_bytes, r.workload),
             us(x.p50_ns as f64),
             format!("{}–{}", us(x.p50_ci_low_ns), us(x.p50_ci_high_ns)),
@@ -120,7 +120,7 @@ fn throughput(r: &Report<ThroughputRow>) -> String {
         let _ = writeln!(
             s,
             "{:<14} {:>6} {:>8.3} {:>17} {:>8.2} {:>11.0} {:>7.2} {:>10.0} {:>10.0} {:>8.2} {:>8.2}",
-            x.key.transport,
+            label(x.key.transport, x.key.netns),
             size_label(x.key.size_bytes),
             x.gbyte_per_s,
             format!(
@@ -146,6 +146,14 @@ fn throughput(r: &Report<ThroughputRow>) -> String {
     s
 }
 
+/// `tcp4`, or `tcp4@veth` under `--netns`.
+fn label(transport: &str, netns: crate::transport::NetnsMode) -> String {
+    match netns {
+        crate::transport::NetnsMode::Off => transport.to_string(),
+        m => format!("{transport}@{}", m.name()),
+    }
+}
+
 fn ratio_lines<R>(s: &mut String, r: &Report<R>, metric: &str, title: &str) {
     let rows: Vec<_> = r.ratios.iter().filter(|x| x.metric == metric).collect();
     if rows.is_empty() {
@@ -157,8 +165,8 @@ fn ratio_lines<R>(s: &mut String, r: &Report<R>, metric: &str, title: &str) {
             s,
             "  {:>9}  {:<14} / {:<5} {:.3}  (95% CI {:.3}–{:.3}, {} rounds)",
             sizes(x.size_bytes, x.response_bytes, r.workload),
-            x.numerator,
-            x.denominator,
+            label(x.numerator, x.numerator_netns),
+            label(x.denominator, x.denominator_netns),
             x.ratio,
             x.ci_low,
             x.ci_high,

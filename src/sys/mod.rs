@@ -25,5 +25,6 @@ macro_rules! syscall {
 }
 
 pub mod io;
+pub mod netns;
 pub mod process;
 pub mod socket;

@@ -26,10 +26,40 @@ pub fn bind(fd: BorrowedFd<'_>, addr: &dyn SockaddrLike) -> io::Result<()> {
     syscall!(bind(fd.as_raw_fd(), addr.as_ptr(), addr.len())).map(drop)
 }
 
-/// `connect(2)` to a nix address.
+/// `connect(2)` to a nix address. A connect interrupted by a signal goes
+/// on in the background (connect(2), EINTR): wait for it to finish.
 pub fn connect(fd: BorrowedFd<'_>, addr: &dyn SockaddrLike) -> io::Result<()> {
     // SAFETY: as for `bind`.
-    syscall!(connect(fd.as_raw_fd(), addr.as_ptr(), addr.len())).map(drop)
+    match syscall!(connect(fd.as_raw_fd(), addr.as_ptr(), addr.len())) {
+        Err(e) if e.raw_os_error() == Some(libc::EINTR) => finish_connect(fd),
+        r => r.map(drop),
+    }
+}
+
+/// Longest wait for an interrupted connect to finish.
+const CONNECT_WAIT: Duration = Duration::from_secs(5);
+
+fn finish_connect(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    let deadline = std::time::Instant::now() + CONNECT_WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        // SAFETY: `p` is one live pollfd.
+        match syscall!(poll(&mut p, 1, left.as_millis() as libc::c_int)) {
+            Ok(0) => return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT)),
+            Ok(_) => break,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    match nix::sys::socket::getsockopt(&fd, sockopt::SocketError).map_err(nix_err)? {
+        0 => Ok(()),
+        err => Err(io::Error::from_raw_os_error(err)),
+    }
 }
 
 /// `listen(2)`.
@@ -37,15 +67,21 @@ pub fn listen(fd: BorrowedFd<'_>, backlog: libc::c_int) -> io::Result<()> {
     syscall!(listen(fd.as_raw_fd(), backlog)).map(drop)
 }
 
-/// `accept4(2)` with `SOCK_CLOEXEC`; the peer address is not asked for.
+/// `accept4(2)` with `SOCK_CLOEXEC`, retried on EINTR; the peer address
+/// is not asked for.
 pub fn accept(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    // SAFETY: null address pointers are allowed when the peer address is not wanted.
-    let new = syscall!(accept4(
-        fd.as_raw_fd(),
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
-        libc::SOCK_CLOEXEC
-    ))?;
+    let new = loop {
+        // SAFETY: null address pointers are allowed when the peer address is not wanted.
+        match syscall!(accept4(
+            fd.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC
+        )) {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            r => break r?,
+        }
+    };
     // SAFETY: `accept4` returned a fresh descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }

@@ -1,7 +1,7 @@
 //! Stage: transport data path. One send and one receive per message whenever
 //! the message fits the buffer: streams loop over short counts (and use
 //! `MSG_WAITALL` when blocking), datagrams make exactly one call per message
-//! and check its length. EINTR is retried. Nothing here allocates or formats
+//! and check its length. EINTR is retried, and ENOBUFS within the timeout. Nothing here allocates or formats
 //! unless a call has already failed.
 
 use std::fmt;
@@ -126,6 +126,13 @@ impl Waiter {
         match e.raw_os_error() {
             Some(libc::EINTR) => Ok(()),
             Some(libc::EAGAIN) if self.cfg.spin => self.spin(call),
+            // No buffer for this datagram this instant (a passing shortage
+            // on a busy host): give the CPU up once and send it again,
+            // bounded by the timeout as a spin is.
+            Some(libc::ENOBUFS) => {
+                std::thread::yield_now();
+                self.spin(call)
+            }
             _ => Err(Fault::from_io(call, e, self.cfg.timeout)),
         }
     }
@@ -413,5 +420,90 @@ impl Endpoint for PipeEnd {
     }
     fn calls(&self) -> (u64, u64) {
         (self.writes, self.reads)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BLOCK: WaitCfg = WaitCfg {
+        spin: false,
+        timeout: Duration::from_millis(20),
+    };
+    const SPIN: WaitCfg = WaitCfg {
+        spin: true,
+        timeout: Duration::from_millis(20),
+    };
+
+    fn os(code: i32) -> io::Result<usize> {
+        Err(io::Error::from_raw_os_error(code))
+    }
+
+    /// Replays `script`, one entry per call.
+    fn replay(script: Vec<io::Result<usize>>) -> impl FnMut() -> io::Result<usize> {
+        let mut it = script.into_iter();
+        move || it.next().expect("no more calls scripted")
+    }
+
+    #[test]
+    fn streams_retry_eintr_and_short_counts() {
+        let mut count = 0;
+        let mut op = replay(vec![os(libc::EINTR), Ok(3), os(libc::EINTR), Ok(61)]);
+        all_bytes(64, "recv", BLOCK, &mut count, |_| op()).unwrap();
+        assert_eq!(count, 4, "every call is counted, failed ones too");
+    }
+
+    #[test]
+    fn datagrams_retry_eintr_and_enobufs_then_send_once() {
+        let mut count = 0;
+        let op = replay(vec![
+            os(libc::ENOBUFS),
+            os(libc::EINTR),
+            os(libc::ENOBUFS),
+            Ok(64),
+        ]);
+        one_datagram(64, "send", BLOCK, &mut count, op).unwrap();
+        assert_eq!(count, 4);
+    }
+
+    #[test]
+    fn lasting_enobufs_ends_within_the_timeout() {
+        let t0 = Instant::now();
+        let f = one_datagram(64, "send", BLOCK, &mut 0, || os(libc::ENOBUFS)).unwrap_err();
+        assert!(matches!(f.cause, Cause::TimedOut(_)), "{f:?}");
+        assert!(t0.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn emsgsize_is_an_error_naming_the_call() {
+        let f = one_datagram(70_000, "send", BLOCK, &mut 0, || os(libc::EMSGSIZE)).unwrap_err();
+        assert_eq!(f.call, "send");
+        assert!(f.cause.to_string().contains("Message too long"), "{f:?}");
+    }
+
+    #[test]
+    fn peer_gone_and_boundaries_are_told_apart() {
+        for code in [libc::EPIPE, libc::ECONNRESET, libc::ECONNREFUSED] {
+            let f = one_datagram(8, "send", BLOCK, &mut 0, || os(code)).unwrap_err();
+            assert!(matches!(f.cause, Cause::PeerClosed), "{code}: {f:?}");
+        }
+        let f = all_bytes(8, "recv", BLOCK, &mut 0, |_| Ok(0)).unwrap_err();
+        assert!(matches!(f.cause, Cause::PeerClosed), "EOF: {f:?}");
+        let f = one_datagram(8, "recv", BLOCK, &mut 0, || Ok(5)).unwrap_err();
+        assert!(
+            matches!(f.cause, Cause::Length { got: 5, want: 8 }),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn eagain_is_a_timeout_when_blocking_and_bounded_when_spinning() {
+        let f = all_bytes(8, "recv", BLOCK, &mut 0, |_| os(libc::EAGAIN)).unwrap_err();
+        assert!(matches!(f.cause, Cause::TimedOut(_)), "{f:?}");
+        let t0 = Instant::now();
+        let f = all_bytes(8, "recv", SPIN, &mut 0, |_| os(libc::EAGAIN)).unwrap_err();
+        assert!(matches!(f.cause, Cause::TimedOut(_)), "{f:?}");
+        assert!(t0.elapsed() < Duration::from_secs(2));
     }
 }

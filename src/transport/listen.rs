@@ -94,7 +94,7 @@ pub fn listen(
     opts: &TransportOpts,
     dir: Option<&SocketDir>,
 ) -> Result<(Listener, Dialer, NameGuard)> {
-    let ctx = Ctx { kind, size };
+    let ctx = Ctx::new(kind, size, opts);
     if !kind.is_connection_oriented() {
         return Err(Error::config(
             "--transport",
@@ -102,18 +102,14 @@ pub fn listen(
             "has no connections; allowed: tcp4, tcp6, uds-stream, uds-seqpacket, uds-abstract",
         ));
     }
-    let fd = s::socket(domain(kind), sock_type(kind)).map_err(ctx.err("socket", kind.name()))?;
+    let fd = ctx.server_socket(domain(kind), sock_type(kind), kind.name())?;
     let (addr, name) = match kind {
         TransportKind::Tcp4 | TransportKind::Tcp6 => {
+            let (v4, v6) = super::inet::addresses(opts).0;
             let any = if kind == TransportKind::Tcp4 {
-                Addr::V4(SockaddrIn::new(127, 0, 0, 1, 0))
+                Addr::V4(super::inet::v4(v4))
             } else {
-                Addr::V6(SockaddrIn6::from(std::net::SocketAddrV6::new(
-                    std::net::Ipv6Addr::LOCALHOST,
-                    0,
-                    0,
-                    0,
-                )))
+                Addr::V6(super::inet::v6(v6))
             };
             s::bind(fd.as_fd(), any.as_sockaddr()).map_err(ctx.err("bind", any.to_string()))?;
             let bound = match any {
@@ -196,7 +192,8 @@ impl Dialer {
         if self.kind.is_tcp() && self.opts.nodelay {
             s::set_nodelay(fd.as_fd(), true).map_err(|e| ("setsockopt", e))?;
         }
-        s::connect(fd.as_fd(), self.addr.as_sockaddr()).map_err(|e| ("connect", e))?;
+        s::connect(fd.as_fd(), self.addr.as_sockaddr())
+            .map_err(|e| ("connect", Ctx::new(self.kind, 0, &self.opts).explain(e)))?;
         wrap(self.kind, fd, &self.opts).map_err(|e| ("fcntl", e))
     }
 
@@ -217,11 +214,12 @@ impl Dialer {
     }
 }
 
-/// TCP sockets in TIME_WAIT whose local or remote port is `port`
-/// (/proc/net/tcp and tcp6, state 06).
+/// TCP sockets in TIME_WAIT whose local or remote port is `port`, in the
+/// calling thread's network namespace (/proc/thread-self/net/tcp and tcp6,
+/// state 06).
 pub fn time_wait_sockets(port: u16) -> usize {
     let port = format!(":{port:04X}");
-    ["/proc/net/tcp", "/proc/net/tcp6"]
+    ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"]
         .iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())
         .map(|t| {

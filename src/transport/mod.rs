@@ -9,6 +9,7 @@ mod endpoint;
 mod inet;
 mod listen;
 mod local;
+mod netns;
 mod unix;
 
 use std::fmt;
@@ -18,6 +19,10 @@ use std::time::Duration;
 
 pub use endpoint::{Cause, DatagramSocket, Endpoint, Fault, PipeEnd, StreamSocket};
 pub use listen::{Addr, Dialer, Listener, NameGuard, listen, time_wait_sockets};
+pub use netns::{
+    CLIENT_V4, CLIENT_V6, ClientPlaces, Namespaces, NetnsMode, Placement, SERVER_V4, SERVER_V6,
+    Topology,
+};
 pub use unix::{SocketDir, datagram_limit};
 
 use crate::error::{Error, Result};
@@ -169,6 +174,9 @@ pub struct TransportOpts {
     pub timeout: Duration,
     /// Blocking or busy-polling calls.
     pub wait: Wait,
+    /// `--netns`: server ends made in their own network namespace, client
+    /// ends in the calling thread's (see [`Topology::enter_client`]).
+    pub netns: Option<Placement>,
 }
 
 impl Default for TransportOpts {
@@ -177,6 +185,7 @@ impl Default for TransportOpts {
             nodelay: true,
             timeout: Duration::from_secs(5),
             wait: Wait::Block,
+            netns: None,
         }
     }
 }
@@ -277,7 +286,7 @@ pub fn connect_pair(
     opts: &TransportOpts,
     dir: Option<&SocketDir>,
 ) -> Result<Connected> {
-    let ctx = Ctx { kind, size };
+    let ctx = Ctx::new(kind, size, opts);
     let pair = match kind {
         TransportKind::Tcp4 | TransportKind::Tcp6 | TransportKind::Udp4 => {
             inet::pair(kind, opts, ctx)?
@@ -302,9 +311,49 @@ pub fn connect_pair(
 pub(crate) struct Ctx {
     kind: TransportKind,
     size: usize,
+    netns: Option<Placement>,
 }
 
 impl Ctx {
+    fn new(kind: TransportKind, size: usize, opts: &TransportOpts) -> Self {
+        Ctx {
+            kind,
+            size,
+            netns: opts.netns,
+        }
+    }
+
+    /// A socket for the server's end: in the server's network namespace
+    /// under `--netns`, else where the caller is.
+    fn server_socket(
+        self,
+        domain: libc::c_int,
+        ty: libc::c_int,
+        target: &str,
+    ) -> Result<std::os::fd::OwnedFd> {
+        let make = || crate::sys::socket::socket(domain, ty);
+        match self.netns {
+            Some(p) => p.server(make),
+            None => make(),
+        }
+        .map_err(self.err("socket", target))
+    }
+
+    /// Add why a set-up call failed where the errno alone does not say:
+    /// an abstract name under `--netns`, or a host without IPv6 for tcp6.
+    fn explain(self, e: std::io::Error) -> std::io::Error {
+        let why = match (self.kind, e.raw_os_error()) {
+            (TransportKind::UdsAbstract, Some(libc::ECONNREFUSED)) if self.netns.is_some() => {
+                "abstract socket names belong to one network namespace, so a client in another cannot reach them; a path socket (uds-stream) can"
+            }
+            (TransportKind::Tcp6, Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT)) => {
+                "IPv6 is unavailable here (no ::1: disabled or not built in); leave tcp6 out"
+            }
+            _ => return e,
+        };
+        std::io::Error::new(e.kind(), format!("{e}: {why}"))
+    }
+
     /// A `map_err` adapter naming the failed call and its target.
     fn err(
         self,
@@ -317,7 +366,7 @@ impl Ctx {
             target,
             transport: self.kind.name(),
             size: self.size,
-            source,
+            source: self.explain(source),
         }
     }
 }
@@ -336,7 +385,7 @@ fn accept_pair<A: nix::sys::socket::SockaddrLike + fmt::Display>(
     use crate::sys::socket as s;
     use std::os::fd::AsFd;
     let target = bind_addr.to_string();
-    let listener = s::socket(domain, ty).map_err(ctx.err("socket", &target))?;
+    let listener = ctx.server_socket(domain, ty, &target)?;
     s::bind(listener.as_fd(), bind_addr).map_err(ctx.err("bind", &target))?;
     s::listen(listener.as_fd(), 1).map_err(ctx.err("listen", &target))?;
     let addr = resolve(listener.as_fd()).map_err(ctx.err("getsockname", &target))?;

@@ -37,10 +37,14 @@ impl SocketDir {
 
     /// Make the directory under `parent`.
     pub fn new_in(parent: &Path) -> Result<Self> {
-        let file_err = |source| Error::File {
-            op: "create socket directory in",
-            path: parent.to_path_buf(),
-            source,
+        let file_err = |e: std::io::Error| {
+            Error::config(
+                "TMPDIR",
+                parent.display(),
+                format!(
+                    "cannot make the private socket directory there ({e}); set TMPDIR to a writable directory"
+                ),
+            )
         };
         let dir = tempfile::Builder::new()
             .prefix("sockbench-")
@@ -124,8 +128,8 @@ pub(super) fn path_pair(
 ) -> Result<Connected> {
     let ty = socket_type(kind);
     let (client, server) = if kind == TransportKind::UdsDgram {
-        let sock = || s::socket(libc::AF_UNIX, ty).map_err(ctx.err("socket", "AF_UNIX"));
-        let (client, server) = (sock()?, sock()?);
+        let client = s::socket(libc::AF_UNIX, ty).map_err(ctx.err("socket", "AF_UNIX"))?;
+        let server = ctx.server_socket(libc::AF_UNIX, ty, "AF_UNIX")?;
         let (_c, client_addr) = Bound::bind(&client, dir.fresh("c"), ctx)?;
         let (_s, server_addr) = Bound::bind(&server, dir.fresh("s"), ctx)?;
         s::connect(client.as_fd(), &server_addr)
@@ -136,7 +140,7 @@ pub(super) fn path_pair(
         // `_c` and `_s` unlink the names here: connected datagram sockets
         // keep their peer without them.
     } else {
-        let listener = s::socket(libc::AF_UNIX, ty).map_err(ctx.err("socket", "AF_UNIX"))?;
+        let listener = ctx.server_socket(libc::AF_UNIX, ty, "AF_UNIX")?;
         let (_name, addr) = Bound::bind(&listener, dir.fresh("s"), ctx)?;
         s::listen(listener.as_fd(), 1).map_err(ctx.err("listen", addr.to_string()))?;
         let client = s::socket(libc::AF_UNIX, ty).map_err(ctx.err("socket", "AF_UNIX"))?;

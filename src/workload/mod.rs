@@ -65,6 +65,10 @@ pub struct PairSpec {
     pub opts: TransportOpts,
     pub mode: Mode,
     pub server_cpu: usize,
+    /// Fault injection, for tests: the server handles this many operations
+    /// (warm-up included), then ends without a word, closing its ends, as a
+    /// crashed or killed server would. `None` in real runs.
+    pub server_exit_after: Option<u64>,
 }
 
 impl PairSpec {
@@ -84,6 +88,7 @@ impl PairSpec {
             opts,
             mode,
             server_cpu,
+            server_exit_after: None,
         }
     }
 }
@@ -363,6 +368,7 @@ fn serve(end: &mut ServerEnd, ctrl: &mut UnixStream, spec: &PairSpec) -> i32 {
             0
         }
     ];
+    let mut left = spec.server_exit_after;
     loop {
         let (n, verify) = match read_msg(ctrl) {
             Ok(m) => (m[0], m[1] != 0),
@@ -375,7 +381,15 @@ fn serve(end: &mut ServerEnd, ctrl: &mut UnixStream, spec: &PairSpec) -> i32 {
         if write_msg(ctrl, [READY, 0, 0, 0, 0, 0, 0, 0]).is_err() {
             return 1;
         }
-        match serve_trial(end, spec, n, verify, &mut buf, &mut buf2) {
+        let n = left.map_or(n, |l| l.min(n));
+        let served = serve_trial(end, spec, n, verify, &mut buf, &mut buf2);
+        if let Some(l) = &mut left {
+            *l -= n;
+            if *l == 0 {
+                return 1; // the injected death: no DONE, no FAULT
+            }
+        }
+        match served {
             Ok(t) => {
                 let mut u = ThreadUsage::now().unwrap_or_default().since(u0);
                 u.add(&t.helper);
@@ -647,7 +661,18 @@ impl PinnedPair {
                     std::thread::sleep(Duration::from_millis(5));
                 }
             }
-            Server::Thread(_) => String::new(),
+            Server::Thread(Some(ref h)) => {
+                let deadline = Instant::now() + Duration::from_millis(200);
+                while !h.is_finished() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                if h.is_finished() {
+                    "; the server thread has ended".to_string()
+                } else {
+                    String::new()
+                }
+            }
+            Server::Thread(None) => String::new(),
         }
     }
 

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::plan::{Budget, Case, Plan, Workload};
 use crate::samples::{Heartbeat, new_histogram};
 use crate::sys::process::Resources;
-use crate::transport::{Buffers, SocketDir, TransportKind};
+use crate::transport::{Buffers, Namespaces, SocketDir, TransportKind};
 use crate::{affinity, cleanup, clock};
 
 /// Operations run, untimed, before every trial after switching cases.
@@ -70,6 +70,8 @@ pub struct Run {
 
 /// Run every case of `plan`.
 pub fn run(plan: &Plan) -> Result<Run> {
+    // `--netns`: the namespaces live until this returns (or the process dies).
+    let ns = Namespaces::new(plan.cases.iter().map(|c| c.netns))?;
     let dir = if plan.cases.iter().any(|c| c.transport.needs_dir()) {
         Some(SocketDir::new()?)
     } else {
@@ -88,11 +90,11 @@ pub fn run(plan: &Plan) -> Result<Run> {
     let results: Vec<Result<(Vec<CaseOutcome>, f64)>> = std::thread::scope(|s| {
         let mut handles = Vec::new();
         for (p, beat) in beats.iter().enumerate() {
-            let (barrier, dir) = (&barrier, dir.as_ref());
+            let (barrier, dir, ns) = (&barrier, dir.as_ref(), &ns);
             let h = std::thread::Builder::new()
                 .name(format!("client-{p}"))
                 .spawn_scoped(s, move || {
-                    let r = measure(plan, p, dir, beat, barrier);
+                    let r = measure(plan, p, dir, ns, beat, barrier);
                     if r.is_err() {
                         barrier.abort();
                     }
@@ -245,16 +247,25 @@ fn measure(
     plan: &Plan,
     p: usize,
     dir: Option<&SocketDir>,
+    ns: &Namespaces,
     beat: &AtomicU64,
     barrier: &AbortBarrier,
 ) -> Result<(Vec<CaseOutcome>, f64)> {
     let (server_cpu, client_cpu) = plan.placement(p);
     affinity::pin("client", client_cpu)?;
+    // Sockets a client makes belong to the namespace its thread is in: it
+    // enters its case's before building the pair and before every trial.
+    let places = ns.client()?;
     let clock_read_ns = clock::read_cost_ns();
     let mut pairs = plan
         .cases
         .iter()
-        .map(|c| PinnedPair::new(plan.pair_spec(c, server_cpu), dir))
+        .map(|c| {
+            places.enter(c.netns)?;
+            let mut spec = plan.pair_spec(c, server_cpu);
+            spec.opts.netns = ns.placement(c.netns);
+            PinnedPair::new(spec, dir)
+        })
         .collect::<Result<Vec<_>>>()?;
     let mut s = Scratch {
         hist: new_histogram(),
@@ -263,7 +274,8 @@ fn measure(
     };
     let aborted = |_| Error::Interrupted;
     let mut per_trial = Vec::with_capacity(pairs.len());
-    for pair in &mut pairs {
+    for (pair, case) in pairs.iter_mut().zip(&plan.cases) {
+        places.enter(case.netns)?;
         let est_ns = warm_up(pair, plan, &mut s)?;
         per_trial.push(match plan.budget {
             Budget::Iterations(_) => 0,
@@ -298,6 +310,7 @@ fn measure(
                 Budget::Iterations(total) => share(total, plan.trials, round),
                 Budget::Duration(_) => per_trial[i],
             };
+            places.enter(plan.cases[i].netns)?;
             trial(&mut pairs[i], plan, TRIAL_WARMUP.min(n), &mut s)?;
             // Client 0 samples the (shared) process, untimed; `merge` keeps
             // pair 0's figures.
@@ -335,7 +348,16 @@ fn measure(
         }
     }
     for (o, pair) in outcomes.iter_mut().zip(&pairs) {
-        o.time_wait = pair.listen_port().map(crate::transport::time_wait_sockets);
+        places.enter(o.case.netns)?;
+        // TIME_WAIT sits with the side that closes first: the server's.
+        o.time_wait = pair
+            .listen_port()
+            .map(|port| match ns.placement(o.case.netns) {
+                Some(n) => n
+                    .server(|| Ok(crate::transport::time_wait_sockets(port)))
+                    .unwrap_or(0),
+                None => crate::transport::time_wait_sockets(port),
+            });
     }
     drop(pairs);
     Ok((outcomes, clock_read_ns))

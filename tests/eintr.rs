@@ -1,0 +1,119 @@
+//! EINTR: a storm of signals whose handler has no SA_RESTART (so every
+//! blocking call they interrupt returns EINTR, timed sockets included) hits
+//! the client and server threads, or the forked server, during every
+//! workload; every operation still completes, verified. Its own test binary:
+//! the handler is process-wide.
+
+mod util;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use sockbench::samples::{Heartbeat, new_histogram};
+use sockbench::transport::{SocketDir, TransportKind};
+use sockbench::workload::{Job, Mode, PairSpec, PinnedPair};
+
+static CAUGHT: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn on_usr1(_: libc::c_int) {
+    CAUGHT.fetch_add(1, Relaxed);
+}
+
+/// Threads of this process doing the measurement: the client (named
+/// `eintr-client`) and thread-mode servers (`server-*`).
+fn targets() -> Vec<libc::pid_t> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            comm.starts_with("server-") || comm.starts_with("eintr-client")
+        })
+        .filter_map(|t| t.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn signal_storm_interrupts_nothing_that_matters() {
+    let action = SigAction::new(
+        SigHandler::Handler(on_usr1),
+        SaFlags::empty(), // no SA_RESTART
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only increments an atomic.
+    unsafe { sigaction(Signal::SIGUSR1, &action) }.unwrap();
+    let stop = AtomicBool::new(false);
+    let dir = SocketDir::new().unwrap();
+    let (server_cpu, client_cpu) = util::cpus();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let pid = std::process::id() as libc::pid_t;
+            while !stop.load(Relaxed) {
+                for tid in targets() {
+                    // SAFETY: tgkill takes plain integers.
+                    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGUSR1) };
+                }
+                for child in util::children(std::process::id()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(child as i32),
+                        Signal::SIGUSR1,
+                    );
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        });
+        let client = std::thread::Builder::new()
+            .name("eintr-client".into())
+            .spawn_scoped(s, || {
+                sockbench::affinity::pin("client", client_cpu).unwrap();
+                let beat = AtomicU64::new(0);
+                let mut hist = new_histogram();
+                for mode in [Mode::Thread, Mode::Process] {
+                    for kind in TransportKind::ALL {
+                        let what = format!("{kind} {mode:?}");
+                        let echo = PairSpec::echo(kind, 1000, util::opts(), mode, server_cpu);
+                        let mut pair = PinnedPair::new(echo, Some(&dir))
+                            .unwrap_or_else(|e| panic!("{what}: {e}"));
+                        pair.record(3000, &mut hist, &mut Heartbeat::new(&beat), true)
+                            .unwrap_or_else(|e| panic!("{what} echo: {e}"));
+                        drop(pair);
+                        let sink = PairSpec {
+                            job: Job::Sink,
+                            ..echo
+                        };
+                        let mut pair = PinnedPair::new(sink, Some(&dir)).unwrap();
+                        let t = pair
+                            .transfer(3000, true, &mut Heartbeat::new(&beat))
+                            .unwrap_or_else(|e| panic!("{what} transfer: {e}"));
+                        if kind.is_stream() || kind == TransportKind::UdsSeqpacket {
+                            assert_eq!(t.delivered, 3000, "{what}: every message delivered");
+                        }
+                        drop(pair);
+                        if kind.is_connection_oriented() {
+                            let accept = PairSpec {
+                                job: Job::Accept,
+                                response: 64,
+                                ..echo
+                            };
+                            let mut pair = PinnedPair::new(accept, Some(&dir)).unwrap();
+                            pair.record_connect(300, &mut hist, &mut Heartbeat::new(&beat), true)
+                                .unwrap_or_else(|e| panic!("{what} connect: {e}"));
+                        }
+                    }
+                }
+            })
+            .unwrap();
+        let r = client.join();
+        stop.store(true, Relaxed);
+        if let Err(p) = r {
+            std::panic::resume_unwind(p);
+        }
+    });
+    let caught = CAUGHT.load(Relaxed);
+    eprintln!("{caught} signals handled in this process");
+    assert!(
+        caught > 1000,
+        "the storm was too weak to prove anything: {caught}"
+    );
+}
