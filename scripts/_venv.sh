@@ -1,4 +1,4 @@
-# Sourced by scripts/report and scripts/compare: make scripts/.venv with the
+# Sourced by scripts/report, scripts/compare and scripts/webbench: make scripts/.venv with the
 # pinned requirements on first use (or when requirements.txt changed), then
 # expose its python as $PY. Says precisely what is missing if it cannot.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -15,7 +15,7 @@ import statistics
 import sys
 
 LATENCY_WORKLOADS = ("latency", "rr", "connect")
-CASE_KEY = ("workload", "transport", "size_bytes", "response_bytes", "depth", "pairs")
+CASE_KEY = ("workload", "transport", "size_bytes", "response_bytes", "depth", "pairs", "netns")
 NEEDED_LATENCY = ("p50_ns", "p99_ns", "p999_ns", "mean_ns", "p50_ci_low_ns", "p50_ci_high_ns", "ops_per_s")
 NEEDED_THROUGHPUT = ("bytes_per_s", "bytes_per_s_ci_low", "bytes_per_s_ci_high", "client_cpu_ns_per_msg",
                      "server_cpu_ns_per_msg", "loss_pct")
@@ -50,13 +50,19 @@ class Run:
         self.source, self.label = source, label
         self.cases, self.ratios, self.warnings = cases, ratios, warnings
         self.env, self.command, self.hgrm = env, command, hgrm
+        self.settings = {}
 
     def workloads(self):
         return sorted({c["workload"] for c in self.cases})
 
 
+def netns(case):
+    """`--netns` mode of a case or ratio side; runs from before --netns were all `off`."""
+    return case.get("netns", "off")
+
+
 def key(case):
-    return tuple(case.get(k) for k in CASE_KEY)
+    return tuple(netns(case) if k == "netns" else case.get(k) for k in CASE_KEY)
 
 
 def load_sockbench(path):
@@ -67,20 +73,22 @@ def load_sockbench(path):
             raise Fatal(f"{os.path.join(path, 'summary.json')}: no '{field}' (is this sockbench's summary.json?)")
     need = NEEDED_THROUGHPUT if doc["workload"] == "throughput" else NEEDED_LATENCY
     for i, c in enumerate(doc["cases"]):
-        missing = [k for k in CASE_KEY + need if k not in c]
+        missing = [k for k in CASE_KEY + need if k not in c and k != "netns"]
         if missing:
             raise Fatal(f"{os.path.join(path, 'summary.json')}: case {i} lacks {', '.join(missing)}")
     hgrm = {}
     for c in doc["cases"]:
-        stem = f"{c['transport']}-{c['size_bytes']}B"
+        stem = c["transport"] + ("" if netns(c) == "off" else f"-{netns(c)}") + f"-{c['size_bytes']}B"
         if c["workload"] != "latency" and c["response_bytes"] != c["size_bytes"]:
             stem += f"-{c['response_bytes']}B"
         p = os.path.join(path, stem + ".hgrm")
         if os.path.exists(p):
             hgrm[key(c)] = p
     label = os.path.basename(os.path.normpath(path))
-    return Run(path, label, doc["cases"], doc.get("ratios", []), doc.get("warnings", []), doc["env"],
-               " ".join(doc["command"]), hgrm)
+    run = Run(path, label, doc["cases"], doc.get("ratios", []), doc.get("warnings", []), doc["env"],
+              " ".join(doc["command"]), hgrm)
+    run.settings = doc.get("settings", {})
+    return run
 
 
 def read_raw_csv(path):

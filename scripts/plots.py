@@ -46,7 +46,9 @@ def _save(fig, out_dir, name):
 
 
 def _cases(runs, workload):
-    return [c for r in runs for c in r.cases if c["workload"] == workload]
+    """Cases of `workload` with both ends in one namespace (the --netns
+    cases have their own figure)."""
+    return [c for r in runs for c in r.cases if c["workload"] == workload and load.netns(c) == "off"]
 
 
 def _by_transport(cases):
@@ -97,10 +99,11 @@ def ratio_vs_size(runs, out_dir, num="uds-stream", den="tcp4"):
         if any(c.get("pairs", 1) != 1 for c in r.cases):
             continue  # concurrent pairs have their own figure
         for x in r.ratios:
-            if x["numerator"] != num or x["denominator"] != den:
+            if x["numerator"] != num or x["denominator"] != den or \
+                    x.get("numerator_netns", "off") != "off" or x.get("denominator_netns", "off") != "off":
                 continue
             if x["metric"] == "p50":
-                lines.setdefault(r.cases[0]["workload"] if r.cases else "?", []).append(
+                lines.setdefault(x.get("workload") or (r.cases[0]["workload"] if r.cases else "?"), []).append(
                     (x["size_bytes"], x["ratio"], x["ci_low"], x["ci_high"]))
             elif x["metric"] == "bytes_per_s" and x["ratio"] > 0:
                 lines.setdefault("throughput", []).append(
@@ -244,3 +247,149 @@ def deltas(rows, out_dir, title):
     ax.set_title(title)
     ax.grid(True, axis="x", alpha=0.3)
     return _save(fig, out_dir, "delta")
+
+
+HATCH = {"off": "", "veth": "//", "bridge": "xx"}
+
+
+def _bars(groups, series, value, err, ylabel, title, name, out_dir):
+    """Grouped bars: one group per `groups` label, one bar per series
+    (transport, hatch key, label), coloured by transport."""
+    if not groups or not series:
+        return None
+    fig, ax = plt.subplots(figsize=(max(7.5, 1.2 * len(groups) * max(1, len(series)) / 2), 4.5))
+    width = 0.8 / len(series)
+    for j, (transport, hatch, label) in enumerate(series):
+        xs, ys, lo, hi = [], [], [], []
+        for i, g in enumerate(groups):
+            v = value(g, j)
+            if v is None:
+                continue
+            xs.append(i + (j - (len(series) - 1) / 2) * width)
+            ys.append(v)
+            e = err(g, j)
+            lo.append(v - e[0] if e else 0)
+            hi.append(e[1] - v if e else 0)
+        ax.bar(xs, ys, width, color=colour(transport), hatch=hatch, edgecolor="black", lw=0.4, label=label,
+               yerr=[lo, hi], capsize=2)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(groups, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, out_dir, name)
+
+
+def netns_latency(runs, out_dir):
+    """p50 with its CI per (workload, size), one bar per transport and
+    --netns mode: loopback, across veth, through a bridge."""
+    cases = [c for r in runs for c in r.cases if "p50_ci_low_ns" in c and "netns" in c and "variant" not in c]
+    if not any(load.netns(c) != "off" for c in cases):
+        return None
+    groups = sorted({(c["workload"], c["size_bytes"], c["response_bytes"]) for c in cases},
+                    key=lambda g: (g[0], g[1], g[2]))
+    modes = [m for m in HATCH if any(load.netns(c) == m for c in cases)]
+    series = [(t, HATCH[m], f"{t} ({m})") for t in ORDER for m in modes
+              if any(c["transport"] == t and load.netns(c) == m for c in cases)]
+    idx = {(c["workload"], c["size_bytes"], c["response_bytes"], c["transport"], load.netns(c)): c for c in cases}
+    mode_of = {h: m for m, h in HATCH.items()}
+
+    def get(g, j):
+        t, h, _ = series[j]
+        return idx.get(groups[g] + (t, mode_of[h]))
+    labels = [f"{w} {size_label(s)}" + ("" if s == rs or w == "latency" else f"/{size_label(rs)}")
+              for w, s, rs in groups]
+    return _bars(labels, series, lambda g, j: get(labels.index(g), j)["p50_ns"] / 1e3 if get(labels.index(g), j) else None,
+                 lambda g, j: (get(labels.index(g), j)["p50_ci_low_ns"] / 1e3, get(labels.index(g), j)["p50_ci_high_ns"] / 1e3),
+                 "p50 per operation (µs), 95% CI", "Across network namespaces: loopback, veth, bridge",
+                 "netns_latency", out_dir)
+
+
+def web_latency(runs, out_dir):
+    """nginx → gunicorn: p50 with its CI per (body, app work), one bar per
+    variant: TCP or Unix socket upstream, keepalive off or on."""
+    cases = [c for r in runs for c in r.cases if "variant" in c]
+    if not cases:
+        return None
+    groups = sorted({(c["size_bytes"], c["app_work_us"]) for c in cases})
+    labels = [f"{size_label(b)} B, app {w} µs" for b, w in groups]
+    variants = [("tcp4", "", "tcp"), ("uds-stream", "", "uds"), ("tcp4", "//", "tcp-ka"), ("uds-stream", "//", "uds-ka")]
+    series = [(t, h, {"tcp": "TCP upstream", "uds": "Unix socket upstream", "tcp-ka": "TCP, keepalive",
+                      "uds-ka": "Unix socket, keepalive"}[v]) for t, h, v in variants]
+    idx = {(c["size_bytes"], c["app_work_us"], c["variant"]): c for c in cases}
+
+    def get(g, j):
+        return idx.get(groups[labels.index(g)] + (variants[j][2],))
+    return _bars(labels, series, lambda g, j: get(g, j)["p50_ns"] / 1e3 if get(g, j) else None,
+                 lambda g, j: (get(g, j)["p50_ci_low_ns"] / 1e3, get(g, j)["p50_ci_high_ns"] / 1e3),
+                 "request latency p50 (µs) at fixed concurrency, 95% CI",
+                 "nginx → gunicorn: upstream over TCP or a Unix socket", "web_latency", out_dir)
+
+
+def ladder(runs, out_dir, num="uds-stream", den="tcp4"):
+    """Every UDS ÷ TCP p50 ratio the inputs hold (same --netns on both
+    sides), one bar each with its CI: from syscalls up to nginx."""
+    rows = []
+    for r in runs:
+        for x in r.ratios:
+            if (x["numerator"], x["denominator"], x["metric"]) != (num, den, "p50"):
+                continue
+            ns = x.get("numerator_netns", "off")
+            if ns != x.get("denominator_netns", "off"):
+                continue
+            w = x.get("workload") or (r.cases[0]["workload"] if r.cases else "?")
+            size = size_label(x["size_bytes"]) + ("" if x.get("response_bytes", x["size_bytes"]) == x["size_bytes"]
+                                                  else "/" + size_label(x["response_bytes"]))
+            rows.append((f"{w} {size}" + ("" if ns == "off" else f" ({ns})"), x["ratio"], x["ci_low"], x["ci_high"]))
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, max(2.5, 0.3 * len(rows) + 1)))
+    y = list(range(len(rows)))[::-1]
+    ax.barh(y, [r[1] for r in rows], xerr=[[r[1] - r[2] for r in rows], [r[3] - r[1] for r in rows]],
+            color=colour(num), capsize=2)
+    ax.set_yticks(y)
+    ax.set_yticklabels([r[0] for r in rows], fontsize=7)
+    ax.axvline(1.0, color="black", lw=0.8)
+    ax.set_xlabel(f"{num} ÷ {den}, p50 time (95% CI): below 1, the Unix socket is faster")
+    ax.set_title("How much of the Unix socket's lead survives, layer by layer")
+    ax.grid(True, axis="x", alpha=0.3)
+    return _save(fig, out_dir, "ladder")
+
+
+def drift(runs, out_dir, min_trials=20):
+    """Long runs: p50 and p99 of every trial against operations done, and
+    this process's resident memory and descriptors before each trial."""
+    cases = [c for r in runs for c in r.cases
+             if len(c.get("trial_points", [])) >= min_trials and "rss_kib" in c["trial_points"][0]]
+    if not cases:
+        return None
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(7.5, 6.5), sharex=True)
+    for c in cases:
+        pts = sorted(c["trial_points"], key=lambda t: t["round"])
+        done, xs = 0, []
+        for t in pts:
+            done += t["n"]
+            xs.append(done / 1e6)
+        t = c["transport"]
+        a1.plot(xs, [p["p50_ns"] / 1e3 for p in pts], color=colour(t), label=f"{t} p50")
+        a1.plot(xs, [p["p99_ns"] / 1e3 for p in pts], color=colour(t), ls="--", lw=0.8, label=f"{t} p99")
+    rss = sorted(cases[0]["trial_points"], key=lambda t: t["round"])
+    xs = [sum(p["n"] for c in cases for p in c["trial_points"] if p["round"] <= t["round"]) / 1e6 for t in rss]
+    a2.plot(xs, [p["rss_kib"] / 1024 for p in rss], color="black", label="resident memory (MiB)")
+    a2b = a2.twinx()
+    a2b.plot(xs, [p["fds"] for p in rss], color="#7f7f7f", ls=":", label="open descriptors")
+    a1.set_ylabel("RTT per trial (µs)")
+    a1.set_yscale("log")
+    a1.set_title("Drift over the run: every trial's p50 and p99")
+    a1.grid(True, which="both", alpha=0.3)
+    a1.legend(fontsize=7, ncol=2)
+    a2.set_xlabel("round trips done (millions; first panel: per case, second: all cases)")
+    a2.set_ylabel("MiB resident")
+    a2b.set_ylabel("descriptors")
+    a2.set_ylim(bottom=0)
+    a2b.set_ylim(bottom=0)
+    a2.grid(True, alpha=0.3)
+    a2.legend(loc="lower left", fontsize=7)
+    a2b.legend(loc="lower right", fontsize=7)
+    return _save(fig, out_dir, "drift")

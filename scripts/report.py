@@ -9,7 +9,9 @@ The headline tables quote the inputs' numbers as they are (µs with two
 decimals, ratios with three): nothing is re-measured.
 """
 import argparse
+import json
 import os
+import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -28,13 +30,15 @@ def us(ns):
 
 def find(run, transport, size, response=None):
     for c in run.cases:
-        if c["transport"] == transport and c["size_bytes"] == size and (response is None or c["response_bytes"] == response):
+        if load.netns(c) == "off" and "variant" not in c and c["transport"] == transport and c["size_bytes"] == size and (response is None or c["response_bytes"] == response):
             return c
     return None
 
 
 def ratio_row(run, size, metric, response=None):
     for x in run.ratios:
+        if x.get("numerator_netns", "off") != "off" or x.get("denominator_netns", "off") != "off":
+            continue
         if (x["numerator"], x["denominator"], x["size_bytes"], x["metric"]) == (NUM, DEN, size, metric) and \
                 (response is None or x.get("response_bytes") == response):
             return x
@@ -43,6 +47,8 @@ def ratio_row(run, size, metric, response=None):
 
 def headline(run):
     """Per size: TCP, UDS and their paired ratio with its CI."""
+    if any("variant" in c for c in run.cases):
+        return [f"### {run.label} (nginx → gunicorn)", "", "See the nginx → gunicorn section below.", ""]
     w = run.cases[0]["workload"] if run.cases else "?"
     out = [f"### {run.label} ({w})", ""]
     sizes = sorted({(c["size_bytes"], c["response_bytes"]) for c in run.cases})
@@ -74,6 +80,98 @@ def headline(run):
     return out + [""]
 
 
+def label(transport, ns):
+    return transport if ns == "off" else f"{transport} across {ns}"
+
+
+def netns_section(runs):
+    """Cases run with --netns next to the same cases on loopback, and the
+    paired ratios between them."""
+    runs = [r for r in runs if any(load.netns(c) != "off" for c in r.cases)]
+    if not runs:
+        return []
+    md = ["## Across network namespaces (containers without Docker)", "",
+          "Server and client each in their own network namespace, joined by a veth pair (`veth`) or through a "
+          "Linux bridge (`bridge`, Docker's default network); `off` is both in one namespace over loopback. "
+          "TCP crosses the link; the path-bound Unix socket is shared through the file system, as a volume "
+          "shares it between containers. Medians over interleaved trials; ratios are paired by round.", "",
+          "| run | workload | size | transport | p50 µs (95% CI) | p99 µs | ops/s |", "|---|---|---|---|---|---|---|"]
+    for r in runs:
+        for c in r.cases:
+            size = plots.size_label(c["size_bytes"]) + ("" if c["response_bytes"] == c["size_bytes"]
+                                                        else "/" + plots.size_label(c["response_bytes"]))
+            md.append(f"| {r.label} | {c['workload']} | {size} | {label(c['transport'], load.netns(c))} | "
+                      f"{us(c['p50_ns'])} ({us(c['p50_ci_low_ns'])}–{us(c['p50_ci_high_ns'])}) | {us(c['p99_ns'])} | "
+                      f"{c['ops_per_s']:.0f} |")
+    md += ["", "| run | size | ratio (p50, paired by round) | median | 95% CI |", "|---|---|---|---|---|"]
+    for r in runs:
+        for x in r.ratios:
+            if x["metric"] != "p50" or (x.get("numerator_netns", "off") == "off"):
+                continue
+            size = plots.size_label(x["size_bytes"])
+            md.append(f"| {r.label} | {size} | {label(x['numerator'], x['numerator_netns'])} ÷ "
+                      f"{label(x['denominator'], x.get('denominator_netns', 'off'))} | {x['ratio']:.3f} | "
+                      f"{x['ci_low']:.3f}–{x['ci_high']:.3f} |")
+    return md + [""]
+
+
+def web_section(runs):
+    runs = [r for r in runs if any("variant" in c for c in r.cases)]
+    if not runs:
+        return []
+    md = ["## nginx → gunicorn", "",
+          "wrk drives nginx, which proxies to one gunicorn over loopback TCP or over a Unix socket, with "
+          "upstream keepalive off (`close`: a new upstream connection per request) or on. Medians over A B B A "
+          "rounds; UDS/TCP ratios are medians of per-round ratios with 95% bootstrap CIs (below 1 for time, "
+          "above 1 for req/s: the Unix socket wins).", ""]
+    for r in runs:
+        md += [f"### {r.label}", "", f"Settings: `{json.dumps(r.settings, ensure_ascii=False)}`", ""]
+        md += ["| body | app work | upstream | TCP p50 µs | UDS p50 µs | UDS/TCP p50 (95% CI) | TCP p99 µs | UDS p99 µs | "
+               "TCP req/s | UDS req/s | UDS/TCP req/s (95% CI) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        by = {(c["variant"], c["size_bytes"], c["app_work_us"]): c for c in r.cases}
+        rat = {(x.get("workload"), x["size_bytes"], x["metric"]): x for x in r.ratios}
+        for body, work in sorted({(c["size_bytes"], c["app_work_us"]) for c in r.cases}):
+            for ka in (False, True):
+                t, u = by.get(("tcp-ka" if ka else "tcp", body, work)), by.get(("uds-ka" if ka else "uds", body, work))
+                if not t or not u:
+                    continue
+                p, q = rat.get((t["workload"], body, "p50")), rat.get((t["workload"], body, "ops_per_s"))
+                ci = lambda x: f"{x['ratio']:.3f} ({x['ci_low']:.3f}–{x['ci_high']:.3f})" if x else "–"  # noqa: E731
+                md.append(f"| {plots.size_label(body)} | {work} µs | {'keepalive' if ka else 'close'} | "
+                          f"{us(t['p50_ns'])} | {us(u['p50_ns'])} | {ci(p)} | {us(t['p99_ns'])} | {us(u['p99_ns'])} | "
+                          f"{t['ops_per_s']:.0f} | {u['ops_per_s']:.0f} | {ci(q)} |")
+        md.append("")
+    return md
+
+
+def drift_section(runs, min_trials=20):
+    rows = []
+    for r in runs:
+        for c in r.cases:
+            pts = sorted(c.get("trial_points", []), key=lambda t: t["round"])
+            if len(pts) < min_trials or "rss_kib" not in pts[0]:
+                continue
+            k = max(1, len(pts) // 10)
+            first = statistics.median(p["p50_ns"] for p in pts[:k])
+            last = statistics.median(p["p50_ns"] for p in pts[-k:])
+            f99 = statistics.median(p["p99_ns"] for p in pts[:k])
+            l99 = statistics.median(p["p99_ns"] for p in pts[-k:])
+            rows.append(f"| {r.label} | {c['transport']} | {sum(p['n'] for p in pts):,} | {len(pts)} | "
+                        f"{us(first)} → {us(last)} ({100 * (last / first - 1):+.1f}%) | "
+                        f"{us(f99)} → {us(l99)} ({100 * (l99 / f99 - 1):+.1f}%) |")
+            res = (pts[0], pts[-1])
+    if not rows:
+        return []
+    return ["## Long-run drift", "",
+            "First and last tenth of the trials (median of their per-trial figures); the process's resident "
+            "memory, descriptors and threads are sampled before every trial, outside the timed region.", "",
+            "| run | transport | round trips | trials | p50 µs first → last | p99 µs first → last |",
+            "|---|---|---|---|---|---|", *rows, "",
+            f"Process before the first trial: {res[0]['rss_kib']} KiB resident, {res[0]['fds']} descriptors, "
+            f"{res[0]['threads']} threads; before the last: {res[1]['rss_kib']} KiB, {res[1]['fds']} descriptors, "
+            f"{res[1]['threads']} threads.", ""]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="sockbench run directories or CRITERION_DIR[:BASELINE]")
@@ -93,7 +191,11 @@ def main():
     figs += [("Throughput by write size", plots.throughput_vs_size(runs, figdir)),
              ("CPU per message", plots.cpu_per_message(runs, figdir)),
              ("Connection rate", plots.connection_rate(runs, figdir)),
-             ("Scaling with concurrent pairs", plots.pairs_scaling(runs, figdir))]
+             ("Scaling with concurrent pairs", plots.pairs_scaling(runs, figdir)),
+             ("Across network namespaces", plots.netns_latency(runs, figdir)),
+             ("nginx → gunicorn", plots.web_latency(runs, figdir)),
+             (f"{NUM} ÷ {DEN} at every layer measured", plots.ladder(runs, figdir, NUM, DEN)),
+             ("Long-run drift", plots.drift(runs, figdir))]
     md = [f"# sockbench lab report: {', '.join(r.label for r in runs)}", ""]
     md += ["## Sources", "", "| run | workload | revision | taken at | command |", "|---|---|---|---|---|"]
     for r in runs:
@@ -104,6 +206,7 @@ def main():
            "per-round ratio, with a 95% bootstrap CI. Below 1 (times) or above 1 (bytes/s): the Unix socket wins.", ""]
     for r in runs:
         md += headline(r)
+    md += netns_section(runs) + web_section(runs) + drift_section(runs)
     md += ["## Figures", ""]
     for title, f in figs:
         if f:
