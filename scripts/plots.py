@@ -341,9 +341,12 @@ def ladder(runs, out_dir, num="uds-stream", den="tcp4"):
             w = x.get("workload") or (r.cases[0]["workload"] if r.cases else "?")
             size = size_label(x["size_bytes"]) + ("" if x.get("response_bytes", x["size_bytes"]) == x["size_bytes"]
                                                   else "/" + size_label(x["response_bytes"]))
-            rows.append((f"{w} {size}" + ("" if ns == "off" else f" ({ns})"), x["ratio"], x["ci_low"], x["ci_high"]))
+            rows.append((f"{w} {size}" + ("" if ns == "off" else f" ({ns})"), x["ratio"], x["ci_low"], x["ci_high"],
+                         r.label.split("-vm-")[-1]))
     if not rows:
         return None
+    names = [r[0] for r in rows]
+    rows = [(f"{r[0]} [{r[4]}]" if names.count(r[0]) > 1 else r[0],) + r[1:4] for r in rows]
     fig, ax = plt.subplots(figsize=(7.5, max(2.5, 0.3 * len(rows) + 1)))
     y = list(range(len(rows)))[::-1]
     ax.barh(y, [r[1] for r in rows], xerr=[[r[1] - r[2] for r in rows], [r[3] - r[1] for r in rows]],
@@ -358,8 +361,8 @@ def ladder(runs, out_dir, num="uds-stream", den="tcp4"):
 
 
 def drift(runs, out_dir, min_trials=20):
-    """Long runs: p50 and p99 of every trial against operations done, and
-    this process's resident memory and descriptors before each trial."""
+    """Long runs: p50 and p99 of every trial, round by round, and this
+    process's resident memory and descriptors before each round."""
     cases = [c for r in runs for c in r.cases
              if len(c.get("trial_points", [])) >= min_trials and "rss_kib" in c["trial_points"][0]]
     if not cases:
@@ -367,24 +370,22 @@ def drift(runs, out_dir, min_trials=20):
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(7.5, 6.5), sharex=True)
     for c in cases:
         pts = sorted(c["trial_points"], key=lambda t: t["round"])
-        done, xs = 0, []
-        for t in pts:
-            done += t["n"]
-            xs.append(done / 1e6)
+        xs = [p["round"] for p in pts]
         t = c["transport"]
         a1.plot(xs, [p["p50_ns"] / 1e3 for p in pts], color=colour(t), label=f"{t} p50")
         a1.plot(xs, [p["p99_ns"] / 1e3 for p in pts], color=colour(t), ls="--", lw=0.8, label=f"{t} p99")
-    rss = sorted(cases[0]["trial_points"], key=lambda t: t["round"])
-    xs = [sum(p["n"] for c in cases for p in c["trial_points"] if p["round"] <= t["round"]) / 1e6 for t in rss]
-    a2.plot(xs, [p["rss_kib"] / 1024 for p in rss], color="black", label="resident memory (MiB)")
+    first = sorted(cases[0]["trial_points"], key=lambda t: t["round"])
+    xs = [p["round"] for p in first]
+    a2.plot(xs, [p["rss_kib"] / 1024 for p in first], color="black", label="resident memory (MiB)")
     a2b = a2.twinx()
-    a2b.plot(xs, [p["fds"] for p in rss], color="#7f7f7f", ls=":", label="open descriptors")
+    a2b.plot(xs, [p["fds"] for p in first], color="#7f7f7f", ls=":", label="open descriptors")
+    per = statistics_median([p["n"] for p in first])
     a1.set_ylabel("RTT per trial (µs)")
     a1.set_yscale("log")
     a1.set_title("Drift over the run: every trial's p50 and p99")
     a1.grid(True, which="both", alpha=0.3)
     a1.legend(fontsize=7, ncol=2)
-    a2.set_xlabel("round trips done (millions; first panel: per case, second: all cases)")
+    a2.set_xlabel(f"round (one trial of every case each, {per:,.0f} operations per trial)")
     a2.set_ylabel("MiB resident")
     a2b.set_ylabel("descriptors")
     a2.set_ylim(bottom=0)

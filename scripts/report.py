@@ -145,7 +145,7 @@ def web_section(runs):
 
 
 def drift_section(runs, min_trials=20):
-    rows = []
+    rows, res = [], (0,) * 6
     for r in runs:
         for c in r.cases:
             pts = sorted(c.get("trial_points", []), key=lambda t: t["round"])
@@ -156,20 +156,26 @@ def drift_section(runs, min_trials=20):
             last = statistics.median(p["p50_ns"] for p in pts[-k:])
             f99 = statistics.median(p["p99_ns"] for p in pts[:k])
             l99 = statistics.median(p["p99_ns"] for p in pts[-k:])
+            # Theil–Sen: the median of the slopes between every two trials,
+            # robust to the bursts of a shared host; as % of the median, over the run.
+            ys = [p["p50_ns"] for p in pts]
+            slopes = [(ys[j] - ys[i]) / (j - i) for i in range(len(ys)) for j in range(i + 1, len(ys))]
+            trend = 100 * statistics.median(slopes) * (len(ys) - 1) / statistics.median(ys)
             rows.append(f"| {r.label} | {c['transport']} | {sum(p['n'] for p in pts):,} | {len(pts)} | "
                         f"{us(first)} → {us(last)} ({100 * (last / first - 1):+.1f}%) | "
-                        f"{us(f99)} → {us(l99)} ({100 * (l99 / f99 - 1):+.1f}%) |")
-            res = (pts[0], pts[-1])
+                        f"{us(f99)} → {us(l99)} ({100 * (l99 / f99 - 1):+.1f}%) | {trend:+.1f}% |")
+            res = (max(res[0], pts[0]["rss_kib"]), max(res[1], pts[-1]["rss_kib"]),
+                   max(res[2], pts[0]["fds"]), max(res[3], pts[-1]["fds"]),
+                   max(res[4], pts[0]["threads"]), max(res[5], pts[-1]["threads"]))
     if not rows:
         return []
     return ["## Long-run drift", "",
             "First and last tenth of the trials (median of their per-trial figures); the process's resident "
             "memory, descriptors and threads are sampled before every trial, outside the timed region.", "",
-            "| run | transport | round trips | trials | p50 µs first → last | p99 µs first → last |",
-            "|---|---|---|---|---|---|", *rows, "",
-            f"Process before the first trial: {res[0]['rss_kib']} KiB resident, {res[0]['fds']} descriptors, "
-            f"{res[0]['threads']} threads; before the last: {res[1]['rss_kib']} KiB, {res[1]['fds']} descriptors, "
-            f"{res[1]['threads']} threads.", ""]
+            "| run | transport | round trips | trials | p50 µs first → last | p99 µs first → last | p50 trend over the run (Theil–Sen) |",
+            "|---|---|---|---|---|---|---|", *rows, "",
+            f"The process before the first round: {res[0]} KiB resident, {res[2]} descriptors, {res[4]} threads; "
+            f"before the last: {res[1]} KiB, {res[3]} descriptors, {res[5]} threads.", ""]
 
 
 def main():

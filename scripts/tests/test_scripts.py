@@ -146,3 +146,51 @@ def test_missing_criterion_csv_is_named(tmp_path):
     (tmp_path / "crit" / "pingpong" / "tcp4" / "64" / "new" / "raw.csv").write_text("group,function\npingpong,tcp4\n")
     r = run("report.py", f"{tmp_path / 'crit'}:new", "-o", str(tmp_path / "r"))
     assert r.returncode == 1 and "raw.csv: missing columns" in r.stderr
+
+
+def test_report_sections_for_namespaces_web_and_drift(fixtures, tmp_path):
+    import statistics
+    ns, web, soak = fixtures / "netns", fixtures / "web", fixtures / "soak"
+    out = tmp_path / "rep"
+    r = run("report.py", str(ns), str(web), str(soak), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    md = (out / "report.md").read_text()
+    for name in ["netns_latency", "web_latency", "ladder", "drift"]:
+        assert (out / "figures" / f"{name}.png").stat().st_size > 1000, name
+        assert f"figures/{name}.png" in md
+    d = summary(ns)
+    for c in d["cases"]:
+        assert f"{c['p50_ns'] / 1e3:.2f} ({c['p50_ci_low_ns'] / 1e3:.2f}–{c['p50_ci_high_ns'] / 1e3:.2f})" in md
+    crossed = [x for x in d["ratios"] if x["metric"] == "p50" and x["numerator_netns"] != "off"]
+    assert crossed
+    for x in crossed:
+        assert f"| {x['ratio']:.3f} | {x['ci_low']:.3f}–{x['ci_high']:.3f} |" in md
+    w = summary(web)
+    for c in w["cases"]:
+        assert f"{c['ops_per_s']:.0f}" in md
+    for x in w["ratios"]:
+        assert f"{x['ratio']:.3f} ({x['ci_low']:.3f}–{x['ci_high']:.3f})" in md
+    s = summary(soak)
+    pts = sorted(s["cases"][0]["trial_points"], key=lambda t: t["round"])
+    first = statistics.median(p["p50_ns"] for p in pts[:len(pts) // 10])
+    assert f"| {s['cases'][0]['transport']} |" in md and f"{first / 1e3:.2f} →" in md
+
+
+def test_webbench_ratios_are_medians_of_per_round_ratios():
+    from types import SimpleNamespace
+    sys.path.insert(0, SCRIPTS)
+    import webbench
+
+    def rounds(p50s):
+        return [{"round": i, "p50_us": p, "p90_us": p, "p99_us": p, "p999_us": p, "mean_us": p, "max_us": p,
+                 "requests": 1000, "duration_us": 1_000_000} for i, p in enumerate(p50s)]
+    raw = {("tcp", 1024, 0): rounds([100, 200, 300]), ("uds", 1024, 0): rounds([50, 180, 240]),
+           ("tcp-ka", 1024, 0): rounds([100, 100, 100]), ("uds-ka", 1024, 0): rounds([70, 70, 70])}
+    cases, ratios = webbench.summarize(raw, SimpleNamespace(body=[1024], work_us=[0], connections=16))
+    x = next(x for x in ratios if x["workload"] == "http-close-app0us" and x["metric"] == "p50")
+    # per round 0.5, 0.9, 0.8: the median is 0.8 (the ratio of medians would be 0.9)
+    assert x["ratio"] == pytest.approx(0.8)
+    assert x["ci_low"] <= 0.8 <= x["ci_high"]
+    ka = next(x for x in ratios if x["workload"] == "http-keepalive-app0us" and x["metric"] == "p50")
+    assert ka["ratio"] == pytest.approx(0.7)
+    assert {c["variant"] for c in cases} == {"tcp", "uds", "tcp-ka", "uds-ka"}
