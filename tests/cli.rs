@@ -499,27 +499,30 @@ fn interrupt_ends_the_run_and_removes_everything() {
             let tmp = private_tmp();
             let out_dir = tmp.path().join("out");
             let out = out_dir.to_str().unwrap();
+            // Signal `child`; it must end within a second, exit 130 and leave nothing.
+            let interrupt = |child: &mut std::process::Child, what: &str| {
+                let t0 = Instant::now();
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+                let (code, err) = wait_bounded(child, Duration::from_secs(3));
+                assert_eq!(code, Some(130), "{what}: {err}");
+                assert!(
+                    t0.elapsed() < Duration::from_secs(1),
+                    "{what}: took {:?}",
+                    t0.elapsed()
+                );
+                assert!(
+                    leftovers(tmp.path()).is_empty(),
+                    "{what}: left {:?}",
+                    leftovers(tmp.path())
+                );
+            };
             // Process mode: wait for the forked server, then signal.
             let (mut child, server) =
                 start_long_run(tmp.path(), workload, transports, &["--out", out]);
-            let what = format!("{workload} {sig} (process mode)");
-            let t0 = Instant::now();
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
-            let (code, err) = wait_bounded(&mut child, Duration::from_secs(3));
-            assert_eq!(code, Some(130), "{what}: {err}");
-            assert!(
-                t0.elapsed() < Duration::from_secs(1),
-                "{what}: took {:?}",
-                t0.elapsed()
-            );
-            assert!(
-                leftovers(tmp.path()).is_empty(),
-                "{what}: left {:?}",
-                leftovers(tmp.path())
-            );
+            interrupt(&mut child, &format!("{workload} {sig} (process mode)"));
             assert!(
                 !std::path::Path::new(&format!("/proc/{server}")).exists(),
-                "{what}: server process reaped"
+                "{workload} {sig}: server process reaped"
             );
             // Thread mode: signal once the run is under way.
             let mut child = util::bin()
@@ -530,21 +533,7 @@ fn interrupt_ends_the_run_and_removes_everything() {
                 .spawn()
                 .unwrap();
             std::thread::sleep(Duration::from_millis(800));
-            let what = format!("{workload} {sig} (thread mode)");
-            let t0 = Instant::now();
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
-            let (code, err) = wait_bounded(&mut child, Duration::from_secs(3));
-            assert_eq!(code, Some(130), "{what}: {err}");
-            assert!(
-                t0.elapsed() < Duration::from_secs(1),
-                "{what}: took {:?}",
-                t0.elapsed()
-            );
-            assert!(
-                leftovers(tmp.path()).is_empty(),
-                "{what}: left {:?}",
-                leftovers(tmp.path())
-            );
+            interrupt(&mut child, &format!("{workload} {sig} (thread mode)"));
         }
     }
 }

@@ -143,9 +143,7 @@ fn tcp6_without_ipv6_is_a_clear_error() {
             .output()
             .unwrap()
     };
-    let probe = Command::new("unshare").args(["--net", "true"]).output();
-    if !probe.map(|o| o.status.success()).unwrap_or(false) {
-        eprintln!("skipping: cannot make a network namespace here (run as root)");
+    if !util::can_make_netns() {
         return;
     }
     let out = run("tcp6");

@@ -19,16 +19,6 @@ use sockbench::transport::{
 use sockbench::workload::{Mode, PairSpec, PinnedPair};
 use util::{QUICK, leftovers, private_tmp};
 
-fn privileged() -> bool {
-    match sockbench::sys::netns::create() {
-        Ok(_) => true,
-        Err(e) => {
-            eprintln!("skipping: cannot make a network namespace here ({e}); run as root");
-            false
-        }
-    }
-}
-
 /// What the host's network looks like: its links and named namespaces.
 fn host_network() -> (String, String) {
     let run = |args: &[&str]| {
@@ -47,7 +37,7 @@ fn host_network() -> (String, String) {
 
 #[test]
 fn path_sockets_cross_namespaces_abstract_names_do_not() {
-    if !privileged() {
+    if !util::can_make_netns() {
         return;
     }
     for mode in [NetnsMode::Veth, NetnsMode::Bridge] {
@@ -62,14 +52,15 @@ fn path_sockets_cross_namespaces_abstract_names_do_not() {
         std::thread::scope(|s| {
             s.spawn(|| {
                 placement.enter_client().unwrap();
-                for kind in [
-                    TransportKind::Tcp4,
-                    TransportKind::Tcp6,
-                    TransportKind::Udp4,
-                    TransportKind::UdsStream,
-                    TransportKind::UdsDgram,
-                    TransportKind::UdsSeqpacket,
-                ] {
+                // Everything with an address, but the abstract name (below).
+                for kind in TransportKind::ALL.into_iter().filter(|k| {
+                    !matches!(
+                        k,
+                        TransportKind::Socketpair
+                            | TransportKind::Pipe
+                            | TransportKind::UdsAbstract
+                    )
+                }) {
                     for pmode in [Mode::Thread, Mode::Process] {
                         let spec = PairSpec::echo(kind, 1000, opts, pmode, util::cpus().0);
                         let mut pair = PinnedPair::new(spec, Some(&dir))
@@ -123,7 +114,7 @@ fn run_checked(tmp: &std::path::Path, args: &[&str], code: i32) -> String {
 
 #[test]
 fn namespaces_and_links_go_away_on_success_error_and_interrupt() {
-    if !privileged() {
+    if !util::can_make_netns() {
         return;
     }
     let before = host_network();
@@ -223,7 +214,7 @@ fn namespaces_and_links_go_away_on_success_error_and_interrupt() {
 
 #[test]
 fn without_privilege_netns_says_what_it_needs_and_the_rest_runs() {
-    if !privileged() {
+    if !util::can_make_netns() {
         return;
     }
     // Drop to nobody with no capabilities, as an unprivileged user would run.

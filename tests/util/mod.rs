@@ -105,3 +105,15 @@ pub fn children(pid: u32) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Whether this process may make network namespaces (root); says so on
+/// stderr when it may not, so a test that needs them can pass as skipped.
+pub fn can_make_netns() -> bool {
+    match sockbench::sys::netns::create() {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("skipping: cannot make a network namespace here ({e}); run as root");
+            false
+        }
+    }
+}
