@@ -175,7 +175,7 @@ pub struct TransportOpts {
     /// Blocking or busy-polling calls.
     pub wait: Wait,
     /// `--netns`: server ends made in their own network namespace, client
-    /// ends in the calling thread's (see [`Topology::enter_client`]).
+    /// ends in the calling thread's (see [`Placement::enter_client`]).
     pub netns: Option<Placement>,
 }
 
