@@ -335,6 +335,9 @@ def main():
 
     def stop(signum, _):
         raise KeyboardInterrupt
+    # Both, explicitly: a job started in the background of a script has
+    # SIGINT ignored, and Python would then keep ignoring it.
+    signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     stack, staging = Stack(a), None
     try:
