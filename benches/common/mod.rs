@@ -106,6 +106,8 @@ pub struct Setup {
     pub profile: Profile,
     pub dir: SocketDir,
     side: SideFiles,
+    /// Why tcp6 cannot run here (no ::1), if it cannot: its benches are skipped.
+    no_ipv6: Option<String>,
 }
 
 impl Setup {
@@ -132,7 +134,13 @@ impl Setup {
             profile: Profile::from_env(),
             dir: SocketDir::new().unwrap_or_else(|e| die(e.to_string())),
             side: SideFiles::from_args(),
+            no_ipv6: std::net::TcpListener::bind("[::1]:0")
+                .err()
+                .map(|e| e.to_string()),
         };
+        if let Some(why) = &s.no_ipv6 {
+            eprintln!("skipping the tcp6 benches: IPv6 is unavailable here (bind [::1]:0: {why})");
+        }
         if let Err(e) = sockbench::affinity::pin("client", s.client_cpu) {
             die(format!("SOCKBENCH_CLIENT_CPU={}: {e}", s.client_cpu));
         }
@@ -166,6 +174,9 @@ impl Setup {
         ) -> sockbench::Result<Duration>,
     ) {
         let (kind, size) = (spec.kind, spec.size);
+        if kind == TransportKind::Tcp6 && self.no_ipv6.is_some() {
+            return;
+        }
         for s in [spec.size, spec.response] {
             if sockbench::plan::check_size(kind, s).is_err() {
                 return; // e.g. udp4 above 65,507 B: a refusal, not a benchmark
