@@ -88,20 +88,6 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_ready(connect, what, procs, limit=15.0):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        for p, name in procs:
-            if p.poll() is not None:
-                raise RuntimeError(f"{name} exited with status {p.returncode} while starting (see its log)")
-        try:
-            connect().close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not come up within {limit:.0f} s")
-
-
 def tcp_connect(port):
     return lambda: socket.create_connection(("127.0.0.1", port), timeout=1)
 
@@ -149,8 +135,8 @@ class Stack:
                     "--threads", "4", "--keep-alive", "5", "--backlog", "1024", "--chdir", d, "webapp:app"]
         self.spawn("gunicorn-tcp", gunicorn + ["--bind", f"127.0.0.1:{self.gport}"], a.server_cpu)
         self.spawn("gunicorn-uds", gunicorn + ["--bind", f"unix:{self.sock}"], a.server_cpu)
-        wait_ready(tcp_connect(self.gport), "gunicorn on TCP", self.procs)
-        wait_ready(unix_connect(self.sock), "gunicorn on the Unix socket", self.procs)
+        self.wait_ready(tcp_connect(self.gport), "gunicorn on TCP")
+        self.wait_ready(unix_connect(self.sock), "gunicorn on the Unix socket")
         self.ports = {name: free_port() for name, _, _ in VARIANTS}
         upstream = {"tcp4": f"127.0.0.1:{self.gport}", "uds-stream": f"unix:{self.sock}"}
         conf = [f"user {getpass.getuser()};" if os.geteuid() == 0 else "",
@@ -170,9 +156,22 @@ class Stack:
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         self.spawn("nginx", [nginx, "-p", d, "-c", os.path.join(d, "nginx.conf")], a.client_cpu)
         for name, _, _ in VARIANTS:
-            wait_ready(tcp_connect(self.ports[name]), f"nginx listener {name}", self.procs)
+            self.wait_ready(tcp_connect(self.ports[name]), f"nginx listener {name}")
         with open(os.path.join(d, "report.lua"), "w") as f:
             f.write(LUA)
+
+    def wait_ready(self, connect, what, limit=15.0):
+        """Until `connect()` succeeds; a process that exits meanwhile is an
+        error quoting the last line of its log."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                connect().close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{what} did not come up within {limit:.0f} s")
 
     def check_alive(self):
         for p, name in self.procs:

@@ -194,3 +194,18 @@ def test_webbench_ratios_are_medians_of_per_round_ratios():
     ka = next(x for x in ratios if x["workload"] == "http-keepalive-app0us" and x["metric"] == "p50")
     assert ka["ratio"] == pytest.approx(0.7)
     assert {c["variant"] for c in cases} == {"tcp", "uds", "tcp-ka", "uds-ka"}
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--rounds", "0"], "--rounds 0: 1 to 100 allowed"),
+    (["--body", "2M"], "--body '2M': 1 B to 1M allowed"),
+    (["--body", "1K,1K"], "appears twice"),
+    (["--work-us", "x"], "--work-us 'x'"),
+    (["--server-cpu", "999"], "--server-cpu 999: not available"),
+])
+def test_webbench_bad_input_is_one_fatal_line_and_starts_nothing(tmp_path, args, needle):
+    out = tmp_path / "web"
+    r = run("webbench.py", "--out", str(out), *args)
+    assert r.returncode == 1
+    assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("fatal: ") and needle in r.stderr, r.stderr
+    assert not out.exists()
