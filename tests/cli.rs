@@ -476,6 +476,12 @@ fn dead_server_thread_gives_a_bounded_error_and_leaves_nothing() {
             "{what}: says the peer is gone: {err}"
         );
         assert!(
+            ["recv", "send", "read", "write", "connect"]
+                .iter()
+                .any(|call| err.contains(&format!(" {call} ("))),
+            "{what}: names the call that failed: {err}"
+        );
+        assert!(
             leftovers(tmp.path()).is_empty(),
             "{what}: left {:?} (no partial result, no socket file)",
             leftovers(tmp.path())
