@@ -55,9 +55,7 @@ def change_ci(before, after, seed):
 
 
 def label(case):
-    size = plots.size_label(case["size_bytes"])
-    if case["workload"] in ("rr", "connect") and case["response_bytes"] != case["size_bytes"]:
-        size += "/" + plots.size_label(case["response_bytes"])
+    size = plots.sizes_label(case["size_bytes"], case["response_bytes"])
     extra = f" x{case['pairs']}" if case.get("pairs", 1) > 1 else ""
     return f"{case['workload']} {case['transport']} {size}{extra}"
 

@@ -36,6 +36,14 @@ def size_label(b, _=None):
     return str(b)
 
 
+def sizes_label(size, response=None):
+    """`64`, or `512/16K` when the response size differs (0: none, as in
+    throughput)."""
+    if response in (None, 0, size):
+        return size_label(size)
+    return f"{size_label(size)}/{size_label(response)}"
+
+
 def _save(fig, out_dir, name):
     os.makedirs(out_dir, exist_ok=True)
     png = os.path.join(out_dir, name + ".png")
@@ -252,28 +260,23 @@ def deltas(rows, out_dir, title):
 HATCH = {"off": "", "veth": "//", "bridge": "xx"}
 
 
-def _bars(groups, series, value, err, ylabel, title, name, out_dir):
-    """Grouped bars: one group per `groups` label, one bar per series
-    (transport, hatch key, label), coloured by transport."""
-    if not groups or not series:
+def _p50_bars(labels, series, cell, ylabel, title, name, out_dir):
+    """Grouped bars of p50 with its 95% CI: one group per label, one bar per
+    series (transport, hatch, legend), coloured by transport; `cell(i, j)`
+    is the case of group i and series j, or None."""
+    if not labels or not series:
         return None
-    fig, ax = plt.subplots(figsize=(max(7.5, 1.2 * len(groups) * max(1, len(series)) / 2), 4.5))
+    fig, ax = plt.subplots(figsize=(max(7.5, 1.2 * len(labels) * max(1, len(series)) / 2), 4.5))
     width = 0.8 / len(series)
-    for j, (transport, hatch, label) in enumerate(series):
-        xs, ys, lo, hi = [], [], [], []
-        for i, g in enumerate(groups):
-            v = value(g, j)
-            if v is None:
-                continue
-            xs.append(i + (j - (len(series) - 1) / 2) * width)
-            ys.append(v)
-            e = err(g, j)
-            lo.append(v - e[0] if e else 0)
-            hi.append(e[1] - v if e else 0)
-        ax.bar(xs, ys, width, color=colour(transport), hatch=hatch, edgecolor="black", lw=0.4, label=label,
-               yerr=[lo, hi], capsize=2)
-    ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels(groups, fontsize=8)
+    for j, (transport, hatch, legend) in enumerate(series):
+        cs = [(i, c) for i, c in ((i, cell(i, j)) for i in range(len(labels))) if c]
+        ys = [c["p50_ns"] / 1e3 for _, c in cs]
+        err = [[y - c["p50_ci_low_ns"] / 1e3 for y, (_, c) in zip(ys, cs)],
+               [c["p50_ci_high_ns"] / 1e3 - y for y, (_, c) in zip(ys, cs)]]
+        ax.bar([i + (j - (len(series) - 1) / 2) * width for i, _ in cs], ys, width, color=colour(transport),
+               hatch=hatch, edgecolor="black", lw=0.4, label=legend, yerr=err, capsize=2)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, axis="y", alpha=0.3)
@@ -287,23 +290,14 @@ def netns_latency(runs, out_dir):
     cases = [c for r in runs for c in r.cases if "p50_ci_low_ns" in c and "netns" in c and "variant" not in c]
     if not any(load.netns(c) != "off" for c in cases):
         return None
-    groups = sorted({(c["workload"], c["size_bytes"], c["response_bytes"]) for c in cases},
-                    key=lambda g: (g[0], g[1], g[2]))
+    groups = sorted({(c["workload"], c["size_bytes"], c["response_bytes"]) for c in cases})
     modes = [m for m in HATCH if any(load.netns(c) == m for c in cases)]
-    series = [(t, HATCH[m], f"{t} ({m})") for t in ORDER for m in modes
-              if any(c["transport"] == t and load.netns(c) == m for c in cases)]
+    keys = [(t, m) for t in ORDER for m in modes if any(c["transport"] == t and load.netns(c) == m for c in cases)]
     idx = {(c["workload"], c["size_bytes"], c["response_bytes"], c["transport"], load.netns(c)): c for c in cases}
-    mode_of = {h: m for m, h in HATCH.items()}
-
-    def get(g, j):
-        t, h, _ = series[j]
-        return idx.get(groups[g] + (t, mode_of[h]))
-    labels = [f"{w} {size_label(s)}" + ("" if s == rs or w == "latency" else f"/{size_label(rs)}")
-              for w, s, rs in groups]
-    return _bars(labels, series, lambda g, j: get(labels.index(g), j)["p50_ns"] / 1e3 if get(labels.index(g), j) else None,
-                 lambda g, j: (get(labels.index(g), j)["p50_ci_low_ns"] / 1e3, get(labels.index(g), j)["p50_ci_high_ns"] / 1e3),
-                 "p50 per operation (µs), 95% CI", "Across network namespaces: loopback, veth, bridge",
-                 "netns_latency", out_dir)
+    return _p50_bars([f"{w} {sizes_label(s, rs)}" for w, s, rs in groups],
+                     [(t, HATCH[m], f"{t} ({m})") for t, m in keys], lambda i, j: idx.get(groups[i] + keys[j]),
+                     "p50 per operation (µs), 95% CI", "Across network namespaces: loopback, veth, bridge",
+                     "netns_latency", out_dir)
 
 
 def web_latency(runs, out_dir):
@@ -313,18 +307,13 @@ def web_latency(runs, out_dir):
     if not cases:
         return None
     groups = sorted({(c["size_bytes"], c["app_work_us"]) for c in cases})
-    labels = [f"{size_label(b)} B, app {w} µs" for b, w in groups]
-    variants = [("tcp4", "", "tcp"), ("uds-stream", "", "uds"), ("tcp4", "//", "tcp-ka"), ("uds-stream", "//", "uds-ka")]
-    series = [(t, h, {"tcp": "TCP upstream", "uds": "Unix socket upstream", "tcp-ka": "TCP, keepalive",
-                      "uds-ka": "Unix socket, keepalive"}[v]) for t, h, v in variants]
+    series = [("tcp4", "", "tcp", "TCP upstream"), ("uds-stream", "", "uds", "Unix socket upstream"),
+              ("tcp4", "//", "tcp-ka", "TCP, keepalive"), ("uds-stream", "//", "uds-ka", "Unix socket, keepalive")]
     idx = {(c["size_bytes"], c["app_work_us"], c["variant"]): c for c in cases}
-
-    def get(g, j):
-        return idx.get(groups[labels.index(g)] + (variants[j][2],))
-    return _bars(labels, series, lambda g, j: get(g, j)["p50_ns"] / 1e3 if get(g, j) else None,
-                 lambda g, j: (get(g, j)["p50_ci_low_ns"] / 1e3, get(g, j)["p50_ci_high_ns"] / 1e3),
-                 "request latency p50 (µs) at fixed concurrency, 95% CI",
-                 "nginx → gunicorn: upstream over TCP or a Unix socket", "web_latency", out_dir)
+    return _p50_bars([f"{size_label(b)} B, app {w} µs" for b, w in groups], [(t, h, legend) for t, h, _, legend in series],
+                     lambda i, j: idx.get(groups[i] + (series[j][2],)),
+                     "request latency p50 (µs) at fixed concurrency, 95% CI",
+                     "nginx → gunicorn: upstream over TCP or a Unix socket", "web_latency", out_dir)
 
 
 def ladder(runs, out_dir, num="uds-stream", den="tcp4"):
@@ -339,8 +328,7 @@ def ladder(runs, out_dir, num="uds-stream", den="tcp4"):
             if ns != x.get("denominator_netns", "off"):
                 continue
             w = x.get("workload") or (r.cases[0]["workload"] if r.cases else "?")
-            size = size_label(x["size_bytes"]) + ("" if x.get("response_bytes", x["size_bytes"]) == x["size_bytes"]
-                                                  else "/" + size_label(x["response_bytes"]))
+            size = sizes_label(x["size_bytes"], x.get("response_bytes"))
             rows.append((f"{w} {size}" + ("" if ns == "off" else f" ({ns})"), x["ratio"], x["ci_low"], x["ci_high"],
                          r.label.split("-vm-")[-1]))
     if not rows:

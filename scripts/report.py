@@ -17,6 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import load  # noqa: E402
 import plots  # noqa: E402
+import webbench  # noqa: E402
 
 NUM, DEN = "uds-stream", "tcp4"
 ENV_FIELDS = ["hostname", "kernel_release", "kernel_cmdline", "cpu_model", "cpus_online", "cpus_allowed", "cpus_used",
@@ -63,8 +64,7 @@ def headline(run):
         t, u = find(run, DEN, size, resp), find(run, NUM, size, resp)
         if not t or not u:
             continue
-        label = plots.size_label(size) if resp == size or w == "throughput" else \
-            f"{plots.size_label(size)}/{plots.size_label(resp)}"
+        label = plots.sizes_label(size, resp)
         if w == "throughput":
             r = ratio_row(run, size, "bytes_per_s")
             ci = f"{r['ratio']:.3f} ({r['ci_low']:.3f}–{r['ci_high']:.3f})" if r else "–"
@@ -98,8 +98,7 @@ def netns_section(runs):
           "| run | workload | size | transport | p50 µs (95% CI) | p99 µs | ops/s |", "|---|---|---|---|---|---|---|"]
     for r in runs:
         for c in r.cases:
-            size = plots.size_label(c["size_bytes"]) + ("" if c["response_bytes"] == c["size_bytes"]
-                                                        else "/" + plots.size_label(c["response_bytes"]))
+            size = plots.sizes_label(c["size_bytes"], c["response_bytes"])
             md.append(f"| {r.label} | {c['workload']} | {size} | {label(c['transport'], load.netns(c))} | "
                       f"{us(c['p50_ns'])} ({us(c['p50_ci_low_ns'])}–{us(c['p50_ci_high_ns'])}) | {us(c['p99_ns'])} | "
                       f"{c['ops_per_s']:.0f} |")
@@ -126,21 +125,7 @@ def web_section(runs):
           "above 1 for req/s: the Unix socket wins).", ""]
     for r in runs:
         md += [f"### {r.label}", "", f"Settings: `{json.dumps(r.settings, ensure_ascii=False)}`", ""]
-        md += ["| body | app work | upstream | TCP p50 µs | UDS p50 µs | UDS/TCP p50 (95% CI) | TCP p99 µs | UDS p99 µs | "
-               "TCP req/s | UDS req/s | UDS/TCP req/s (95% CI) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-        by = {(c["variant"], c["size_bytes"], c["app_work_us"]): c for c in r.cases}
-        rat = {(x.get("workload"), x["size_bytes"], x["metric"]): x for x in r.ratios}
-        for body, work in sorted({(c["size_bytes"], c["app_work_us"]) for c in r.cases}):
-            for ka in (False, True):
-                t, u = by.get(("tcp-ka" if ka else "tcp", body, work)), by.get(("uds-ka" if ka else "uds", body, work))
-                if not t or not u:
-                    continue
-                p, q = rat.get((t["workload"], body, "p50")), rat.get((t["workload"], body, "ops_per_s"))
-                ci = lambda x: f"{x['ratio']:.3f} ({x['ci_low']:.3f}–{x['ci_high']:.3f})" if x else "–"  # noqa: E731
-                md.append(f"| {plots.size_label(body)} | {work} µs | {'keepalive' if ka else 'close'} | "
-                          f"{us(t['p50_ns'])} | {us(u['p50_ns'])} | {ci(p)} | {us(t['p99_ns'])} | {us(u['p99_ns'])} | "
-                          f"{t['ops_per_s']:.0f} | {u['ops_per_s']:.0f} | {ci(q)} |")
-        md.append("")
+        md += webbench.table(r.cases, r.ratios) + [""]
     return md
 
 

@@ -43,6 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import load  # noqa: E402
+import plots  # noqa: E402
 
 VARIANTS = [  # (name, transport, keepalive)
     ("tcp", "tcp4", False),
@@ -278,17 +279,24 @@ def fingerprint():
 
 
 def table(cases, ratios):
-    lines = ["| body | app work | upstream | TCP p50 µs | UDS p50 µs | UDS/TCP p50 (95% CI) | TCP req/s | UDS req/s | UDS/TCP req/s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    """The Markdown table of a webbench run: per (body, app work) and
+    upstream keepalive, TCP and UDS p50/p99 and req/s with the paired ratios.
+    Used for the run's README and by scripts/report."""
+    us = lambda ns: f"{ns / 1e3:.2f}"  # noqa: E731
+    ci = lambda x: f"{x['ratio']:.3f} ({x['ci_low']:.3f}–{x['ci_high']:.3f})" if x else "–"  # noqa: E731
+    lines = ["| body | app work | upstream | TCP p50 µs | UDS p50 µs | UDS/TCP p50 (95% CI) | TCP p99 µs | UDS p99 µs | "
+             "TCP req/s | UDS req/s | UDS/TCP req/s (95% CI) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     by = {(c["variant"], c["size_bytes"], c["app_work_us"]): c for c in cases}
-    rat = {(x["workload"], x["size_bytes"], x["metric"]): x for x in ratios}
+    rat = {(x.get("workload"), x["size_bytes"], x["metric"]): x for x in ratios}
     for body, work in sorted({(c["size_bytes"], c["app_work_us"]) for c in cases}):
         for ka in (False, True):
-            t, u = by[("tcp-ka" if ka else "tcp", body, work)], by[("uds-ka" if ka else "uds", body, work)]
-            r, q = rat[(t["workload"], body, "p50")], rat[(t["workload"], body, "ops_per_s")]
-            lines.append(f"| {body} B | {work} µs | {'keepalive' if ka else 'close'} | {t['p50_ns'] / 1e3:.1f} | "
-                         f"{u['p50_ns'] / 1e3:.1f} | {r['ratio']:.3f} ({r['ci_low']:.3f}–{r['ci_high']:.3f}) | "
-                         f"{t['ops_per_s']:.0f} | {u['ops_per_s']:.0f} | {q['ratio']:.3f} ({q['ci_low']:.3f}–{q['ci_high']:.3f}) |")
+            t, u = by.get(("tcp-ka" if ka else "tcp", body, work)), by.get(("uds-ka" if ka else "uds", body, work))
+            if not t or not u:
+                continue
+            p, q = rat.get((t["workload"], body, "p50")), rat.get((t["workload"], body, "ops_per_s"))
+            lines.append(f"| {plots.size_label(body)} | {work} µs | {'keepalive' if ka else 'close'} | "
+                         f"{us(t['p50_ns'])} | {us(u['p50_ns'])} | {ci(p)} | {us(t['p99_ns'])} | {us(u['p99_ns'])} | "
+                         f"{t['ops_per_s']:.0f} | {u['ops_per_s']:.0f} | {ci(q)} |")
     return lines
 
 

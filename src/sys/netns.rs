@@ -15,10 +15,6 @@ use std::process::Command;
 
 use nix::sched::{CloneFlags, unshare};
 
-fn errno(e: nix::errno::Errno) -> io::Error {
-    io::Error::from_raw_os_error(e as i32)
-}
-
 /// The calling thread's network namespace.
 pub fn current() -> io::Result<OwnedFd> {
     Ok(std::fs::File::open("/proc/thread-self/ns/net")?.into())
@@ -31,7 +27,7 @@ pub fn create() -> io::Result<OwnedFd> {
     std::thread::Builder::new()
         .name("netns".into())
         .spawn(|| {
-            unshare(CloneFlags::CLONE_NEWNET).map_err(errno)?;
+            unshare(CloneFlags::CLONE_NEWNET)?;
             current()
         })?
         .join()

@@ -293,4 +293,20 @@ impl ClientPlaces<'_> {
             (None, None) => Ok(()),
         }
     }
+
+    /// Run `f` (a look at /proc/thread-self/net) in the namespace of a
+    /// `mode` case's server: its own under `--netns`, else the thread's.
+    pub fn on_server_side<T>(&self, mode: NetnsMode, f: impl FnOnce() -> T) -> Result<T> {
+        match self.ns.placement(mode) {
+            Some(p) => p.server(|| Ok(f())).map_err(|e| Error::Netns {
+                mode: mode.name(),
+                step: "setns(server namespace)".into(),
+                reason: e.to_string(),
+            }),
+            None => {
+                self.enter(mode)?;
+                Ok(f())
+            }
+        }
+    }
 }

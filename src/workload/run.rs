@@ -348,16 +348,13 @@ fn measure(
         }
     }
     for (o, pair) in outcomes.iter_mut().zip(&pairs) {
-        places.enter(o.case.netns)?;
         // TIME_WAIT sits with the side that closes first: the server's.
-        o.time_wait = pair
-            .listen_port()
-            .map(|port| match ns.placement(o.case.netns) {
-                Some(n) => n
-                    .server(|| Ok(crate::transport::time_wait_sockets(port)))
-                    .unwrap_or(0),
-                None => crate::transport::time_wait_sockets(port),
-            });
+        if let Some(port) = pair.listen_port() {
+            o.time_wait = Some(
+                places
+                    .on_server_side(o.case.netns, || crate::transport::time_wait_sockets(port))?,
+            );
+        }
     }
     drop(pairs);
     Ok((outcomes, clock_read_ns))
