@@ -49,3 +49,27 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     let n = syscall!(write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()))?;
     Ok(n as usize)
 }
+
+/// Wait until `fd` is ready for `events` (`POLLIN`/`POLLOUT`) or `timeout`
+/// passes: `Ok(true)` when ready (or in error/hang-up, which the next call
+/// reports), `Ok(false)` on timeout. EINTR is returned to the caller, which
+/// owns the deadline.
+pub fn poll_one(
+    fd: BorrowedFd<'_>,
+    events: libc::c_short,
+    timeout: std::time::Duration,
+) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    // Round up, so a wait never becomes a zero-length (non-blocking) poll.
+    let ms = timeout
+        .as_nanos()
+        .div_ceil(1_000_000)
+        .min(libc::c_int::MAX as u128) as libc::c_int;
+    // SAFETY: `p` is one live, exclusively borrowed pollfd; nfds is 1.
+    let n = syscall!(poll(&mut p, 1, ms))?;
+    Ok(n > 0)
+}

@@ -24,6 +24,7 @@ macro_rules! syscall {
     }};
 }
 
+pub mod buf;
 pub mod io;
 pub mod netns;
 pub mod process;

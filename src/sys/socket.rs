@@ -9,10 +9,6 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::socket::{SockaddrLike, setsockopt, sockopt};
 use nix::sys::time::TimeVal;
 
-fn nix_err(e: nix::errno::Errno) -> io::Error {
-    io::Error::from_raw_os_error(e as i32)
-}
-
 /// `socket(2)` with `SOCK_CLOEXEC`.
 pub fn socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
     let fd = syscall!(socket(domain, ty | libc::SOCK_CLOEXEC, 0))?;
@@ -36,8 +32,9 @@ pub fn connect(fd: BorrowedFd<'_>, addr: &dyn SockaddrLike) -> io::Result<()> {
     }
 }
 
-/// Longest wait for an interrupted connect to finish.
-const CONNECT_WAIT: Duration = Duration::from_secs(5);
+/// Longest wait of a one-time set-up call that should not wait at all (an
+/// interrupted connect finishing, an accept of a connection already made).
+pub const SETUP_WAIT: Duration = Duration::from_secs(5);
 
 fn finish_connect(fd: BorrowedFd<'_>) -> io::Result<()> {
     let mut p = libc::pollfd {
@@ -45,7 +42,7 @@ fn finish_connect(fd: BorrowedFd<'_>) -> io::Result<()> {
         events: libc::POLLOUT,
         revents: 0,
     };
-    let deadline = std::time::Instant::now() + CONNECT_WAIT;
+    let deadline = std::time::Instant::now() + SETUP_WAIT;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         // SAFETY: `p` is one live pollfd.
@@ -56,7 +53,7 @@ fn finish_connect(fd: BorrowedFd<'_>) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    match nix::sys::socket::getsockopt(&fd, sockopt::SocketError).map_err(nix_err)? {
+    match nix::sys::socket::getsockopt(&fd, sockopt::SocketError)? {
         0 => Ok(()),
         err => Err(io::Error::from_raw_os_error(err)),
     }
@@ -67,9 +64,12 @@ pub fn listen(fd: BorrowedFd<'_>, backlog: libc::c_int) -> io::Result<()> {
     syscall!(listen(fd.as_raw_fd(), backlog)).map(drop)
 }
 
-/// `accept4(2)` with `SOCK_CLOEXEC`, retried on EINTR; the peer address
-/// is not asked for.
-pub fn accept(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+/// `accept4(2)` with `SOCK_CLOEXEC`; the peer address is not asked for. An
+/// interrupted accept waits for a connection within what is left of one
+/// `timeout` from the first interruption (a signal must not start the
+/// listener's SO_RCVTIMEO afresh), then is made again.
+pub fn accept(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<OwnedFd> {
+    let mut since: Option<std::time::Instant> = None;
     let new = loop {
         // SAFETY: null address pointers are allowed when the peer address is not wanted.
         match syscall!(accept4(
@@ -78,7 +78,21 @@ pub fn accept(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
             std::ptr::null_mut(),
             libc::SOCK_CLOEXEC
         )) {
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {
+                let now = std::time::Instant::now();
+                let left = timeout.saturating_sub(now.duration_since(*since.get_or_insert(now)));
+                // Out of time reads as the listener's own timeout (EAGAIN).
+                let timed_out = io::Error::from_raw_os_error(libc::EAGAIN);
+                if left.is_zero() {
+                    return Err(timed_out);
+                }
+                match crate::sys::io::poll_one(fd, libc::POLLIN, left) {
+                    Ok(false) => return Err(timed_out),
+                    Ok(true) => continue,
+                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
             r => break r?,
         }
     };
@@ -111,44 +125,48 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// The address a socket is bound to (used after binding port 0).
 pub fn local_addr<T: SockaddrLike>(fd: BorrowedFd<'_>) -> io::Result<T> {
-    nix::sys::socket::getsockname(fd.as_raw_fd()).map_err(nix_err)
+    nix::sys::socket::getsockname(fd.as_raw_fd()).map_err(io::Error::from)
+}
+
+/// A timeout as the `timeval` of SO_RCVTIMEO/SO_SNDTIMEO. `{0, 0}` would mean
+/// "wait for ever", so a bound is never rounded down to it: anything under
+/// a microsecond becomes one microsecond.
+fn timeval(timeout: Duration) -> TimeVal {
+    let t = timeout.max(Duration::from_micros(1));
+    TimeVal::new(
+        t.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+        t.subsec_micros() as libc::suseconds_t,
+    )
 }
 
 /// `SO_RCVTIMEO` and `SO_SNDTIMEO`: bounds every blocking call on the socket.
 pub fn set_timeouts(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<()> {
-    let tv = TimeVal::new(
-        timeout.as_secs() as libc::time_t,
-        timeout.subsec_micros() as libc::suseconds_t,
-    );
-    setsockopt(&fd, sockopt::ReceiveTimeout, &tv).map_err(nix_err)?;
-    setsockopt(&fd, sockopt::SendTimeout, &tv).map_err(nix_err)
+    let tv = timeval(timeout);
+    setsockopt(&fd, sockopt::ReceiveTimeout, &tv)?;
+    Ok(setsockopt(&fd, sockopt::SendTimeout, &tv)?)
 }
 
 /// `SO_RCVTIMEO` alone.
 pub fn set_recv_timeout(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<()> {
-    let tv = TimeVal::new(
-        timeout.as_secs() as libc::time_t,
-        timeout.subsec_micros() as libc::suseconds_t,
-    );
-    setsockopt(&fd, sockopt::ReceiveTimeout, &tv).map_err(nix_err)
+    Ok(setsockopt(&fd, sockopt::ReceiveTimeout, &timeval(timeout))?)
 }
 
 /// `TCP_NODELAY`.
 pub fn set_nodelay(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
-    setsockopt(&fd, sockopt::TcpNoDelay, &on).map_err(nix_err)
+    setsockopt(&fd, sockopt::TcpNoDelay, &on).map_err(io::Error::from)
 }
 
 /// `SO_SNDBUF` and `SO_RCVBUF` (the kernel doubles and caps them at
 /// `net.core.wmem_max`/`rmem_max`).
 pub fn set_buffers(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
-    setsockopt(&fd, sockopt::SndBuf, &bytes).map_err(nix_err)?;
-    setsockopt(&fd, sockopt::RcvBuf, &bytes).map_err(nix_err)
+    setsockopt(&fd, sockopt::SndBuf, &bytes)?;
+    setsockopt(&fd, sockopt::RcvBuf, &bytes).map_err(io::Error::from)
 }
 
 /// Effective (`SO_SNDBUF`, `SO_RCVBUF`) in bytes, as the kernel reports them.
 pub fn buffers(fd: BorrowedFd<'_>) -> io::Result<(usize, usize)> {
-    let snd = nix::sys::socket::getsockopt(&fd, sockopt::SndBuf).map_err(nix_err)?;
-    let rcv = nix::sys::socket::getsockopt(&fd, sockopt::RcvBuf).map_err(nix_err)?;
+    let snd = nix::sys::socket::getsockopt(&fd, sockopt::SndBuf)?;
+    let rcv = nix::sys::socket::getsockopt(&fd, sockopt::RcvBuf)?;
     Ok((snd, rcv))
 }
 
@@ -156,17 +174,17 @@ pub fn buffers(fd: BorrowedFd<'_>) -> io::Result<(usize, usize)> {
 pub fn pipe_capacity(fd: BorrowedFd<'_>) -> io::Result<usize> {
     fcntl(fd, FcntlArg::F_GETPIPE_SZ)
         .map(|n| n as usize)
-        .map_err(nix_err)
+        .map_err(io::Error::from)
 }
 
 /// Set or clear `O_NONBLOCK`.
 pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
-    let flags = fcntl(fd, FcntlArg::F_GETFL).map_err(nix_err)?;
+    let flags = fcntl(fd, FcntlArg::F_GETFL)?;
     let mut flags = OFlag::from_bits_truncate(flags);
     flags.set(OFlag::O_NONBLOCK, on);
     fcntl(fd, FcntlArg::F_SETFL(flags))
         .map(drop)
-        .map_err(nix_err)
+        .map_err(io::Error::from)
 }
 
 /// Shut down both directions, so a blocked peer sees end-of-file at once.

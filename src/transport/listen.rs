@@ -179,7 +179,11 @@ impl Listener {
 
     /// `accept` one connection (bounded by the listener's SO_RCVTIMEO).
     pub fn accept(&self) -> std::io::Result<AnyEndpoint> {
-        wrap(self.kind, s::accept(self.fd.as_fd())?, &self.opts)
+        wrap(
+            self.kind,
+            s::accept(self.fd.as_fd(), self.opts.timeout)?,
+            &self.opts,
+        )
     }
 }
 

@@ -230,12 +230,16 @@ impl AnyEndpoint {
         s + r
     }
 
-    /// Change the bound on blocking receives (sockets only; pipes take none).
-    pub fn set_recv_timeout(&self, timeout: Duration) -> std::io::Result<()> {
+    /// Bound receives by `timeout` instead of `--timeout`: blocking (the
+    /// socket's SO_RCVTIMEO), spinning, and after signals alike.
+    pub fn set_recv_timeout(&mut self, timeout: Duration) -> std::io::Result<()> {
         match self {
-            AnyEndpoint::Stream(s) => crate::sys::socket::set_recv_timeout(s.fd(), timeout),
-            AnyEndpoint::Datagram(d) => crate::sys::socket::set_recv_timeout(d.fd(), timeout),
-            AnyEndpoint::Pipe(_) => Ok(()),
+            AnyEndpoint::Stream(s) => s.set_recv_timeout(timeout),
+            AnyEndpoint::Datagram(d) => d.set_recv_timeout(timeout),
+            AnyEndpoint::Pipe(p) => {
+                p.set_recv_timeout(timeout);
+                Ok(())
+            }
         }
     }
 
@@ -391,7 +395,8 @@ fn accept_pair<A: nix::sys::socket::SockaddrLike + fmt::Display>(
     let addr = resolve(listener.as_fd()).map_err(ctx.err("getsockname", &target))?;
     let client = s::socket(domain, ty).map_err(ctx.err("socket", &target))?;
     s::connect(client.as_fd(), &addr).map_err(ctx.err("connect", addr.to_string()))?;
-    let server = s::accept(listener.as_fd()).map_err(ctx.err("accept", addr.to_string()))?;
+    let server =
+        s::accept(listener.as_fd(), s::SETUP_WAIT).map_err(ctx.err("accept", addr.to_string()))?;
     Ok((client, server))
 }
 

@@ -145,7 +145,8 @@ pub(super) fn path_pair(
         s::listen(listener.as_fd(), 1).map_err(ctx.err("listen", addr.to_string()))?;
         let client = s::socket(libc::AF_UNIX, ty).map_err(ctx.err("socket", "AF_UNIX"))?;
         s::connect(client.as_fd(), &addr).map_err(ctx.err("connect", addr.to_string()))?;
-        let server = s::accept(listener.as_fd()).map_err(ctx.err("accept", addr.to_string()))?;
+        let server = s::accept(listener.as_fd(), s::SETUP_WAIT)
+            .map_err(ctx.err("accept", addr.to_string()))?;
         (client, server)
     };
     if !kind.is_stream() {

@@ -457,7 +457,7 @@ impl PinnedPair {
                 Some(name),
             )
         } else {
-            let conn = transport::connect_pair(spec.kind, spec.size, &spec.opts, dir)?;
+            let mut conn = transport::connect_pair(spec.kind, spec.size, &spec.opts, dir)?;
             let duplex = spec.job == Job::Duplex;
             if matches!(spec.job, Job::Sink | Job::Duplex) && !spec.kind.is_stream() {
                 conn.server
