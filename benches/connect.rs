@@ -6,7 +6,7 @@ mod common;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sockbench::transport::TransportKind;
-use sockbench::workload::Job;
+use sockbench::workload::{Job, PinnedPair, Stop};
 
 fn connect(c: &mut Criterion) {
     let setup = common::Setup::from_env();
@@ -21,7 +21,11 @@ fn connect(c: &mut Criterion) {
             "64",
             setup.spec(kind, 64, 64, Job::Accept),
             Throughput::Elements(1),
-            |p, n, h, beat| p.record_connect(n, h, beat, false).map(|(_, d)| d),
+            PinnedPair::dial,
+            |p, n, h, beat| {
+                p.record_connect(Stop::count(n), h, beat, false)
+                    .map(|(s, _)| s.elapsed())
+            },
         );
     }
     group.finish();

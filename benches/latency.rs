@@ -7,7 +7,7 @@ mod common;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sockbench::transport::TransportKind;
-use sockbench::workload::Job;
+use sockbench::workload::{Job, PinnedPair, Stop};
 
 fn pingpong(c: &mut Criterion) {
     let setup = common::Setup::from_env();
@@ -20,7 +20,11 @@ fn pingpong(c: &mut Criterion) {
                 &size.to_string(),
                 setup.spec(kind, size, size, Job::Echo),
                 Throughput::Bytes(2 * size as u64),
-                |p, n, h, beat| p.record(n, h, beat, false).map(|(_, d)| d),
+                PinnedPair::connect,
+                |p, n, h, beat| {
+                    p.record(Stop::count(n), h, beat, false)
+                        .map(|(s, _)| s.elapsed())
+                },
             );
         }
     }

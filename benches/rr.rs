@@ -6,7 +6,7 @@ mod common;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sockbench::transport::TransportKind;
-use sockbench::workload::Job;
+use sockbench::workload::{Job, PinnedPair, Stop};
 
 const SIZES: [(usize, usize); 1] = [(512, 16 << 10)];
 
@@ -21,7 +21,11 @@ fn rr(c: &mut Criterion) {
                 &format!("{req}x{resp}"),
                 setup.spec(kind, req, resp, Job::Echo),
                 Throughput::Bytes((req + resp) as u64),
-                |p, n, h, beat| p.record(n, h, beat, false).map(|(_, d)| d),
+                PinnedPair::connect,
+                |p, n, h, beat| {
+                    p.record(Stop::count(n), h, beat, false)
+                        .map(|(s, _)| s.elapsed())
+                },
             );
         }
     }

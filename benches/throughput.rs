@@ -8,7 +8,7 @@ mod common;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sockbench::transport::TransportKind;
-use sockbench::workload::Job;
+use sockbench::workload::{Job, PinnedPair, Stop};
 
 fn stream(c: &mut Criterion) {
     let setup = common::Setup::from_env();
@@ -21,9 +21,10 @@ fn stream(c: &mut Criterion) {
                 &size.to_string(),
                 setup.spec(kind, size, size, Job::Sink),
                 Throughput::Bytes(size as u64),
+                PinnedPair::connect,
                 |p, n, _, beat| {
-                    p.transfer(n, false, beat)
-                        .map(|t| std::time::Duration::from_nanos(t.elapsed_ns))
+                    p.transfer(Stop::count(n), false, beat)
+                        .map(|t| std::time::Duration::from_nanos(t.elapsed_ns()))
                 },
             );
         }

@@ -316,6 +316,37 @@ impl Plan {
             .join(" ")
     }
 
+    /// The order the cases run in within a round, as indices into `cases`:
+    /// grouped by everything but the dimensions a ratio compares
+    /// (transport, `--netns`), groups in the order their sizes were given;
+    /// inside a group by `--netns` mode, then transport, as given. So the
+    /// trials a ratio pairs run back to back; odd rounds run the whole
+    /// order backwards (A B … B A).
+    pub fn schedule(&self) -> Vec<usize> {
+        fn rank<T: PartialEq>(seen: &mut Vec<T>, v: T) -> usize {
+            seen.iter().position(|x| *x == v).unwrap_or_else(|| {
+                seen.push(v);
+                seen.len() - 1
+            })
+        }
+        let (mut groups, mut modes, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
+        let mut keyed: Vec<((usize, usize, usize), usize)> = self
+            .cases
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let g = rank(&mut groups, (c.size, c.response));
+                (
+                    (g, rank(&mut modes, c.netns), rank(&mut kinds, c.transport)),
+                    i,
+                )
+            })
+            .collect();
+        // Ranks of first appearance: sizes as given, modes and kinds as given.
+        keyed.sort_by_key(|&(k, _)| k);
+        keyed.into_iter().map(|(_, i)| i).collect()
+    }
+
     /// The pair to build for `case` with its server on `server_cpu`.
     pub fn pair_spec(&self, case: &Case, server_cpu: usize) -> PairSpec {
         PairSpec {

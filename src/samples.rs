@@ -14,6 +14,12 @@ pub fn new_histogram() -> Histogram<u64> {
     h
 }
 
+/// A progress counter on a cache line (two, for the adjacent-line
+/// prefetcher) of its own, so the counters of concurrent pairs never share one.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct BeatCell(pub std::sync::atomic::AtomicU64);
+
 /// A plain counter of round trips that a supervisor can read from another
 /// thread: one relaxed store per round trip, outside the timed interval.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use sockbench::samples::{Heartbeat, new_histogram};
 use sockbench::transport::{SocketDir, TransportKind};
-use sockbench::workload::{Job, Mode, PairSpec, PinnedPair};
+use sockbench::workload::{Job, Mode, PairSpec, PinnedPair, Stop};
 
 static CAUGHT: AtomicU64 = AtomicU64::new(0);
 
@@ -73,18 +73,23 @@ fn signal_storm_interrupts_nothing_that_matters() {
                     for kind in TransportKind::ALL {
                         let what = format!("{kind} {mode:?}");
                         let echo = PairSpec::echo(kind, 1000, util::opts(), mode, server_cpu);
-                        let mut pair = PinnedPair::new(echo, Some(&dir))
+                        let mut pair = PinnedPair::connect(echo, Some(&dir))
                             .unwrap_or_else(|e| panic!("{what}: {e}"));
-                        pair.record(3000, &mut hist, &mut Heartbeat::new(&beat), true)
-                            .unwrap_or_else(|e| panic!("{what} echo: {e}"));
+                        pair.record(
+                            Stop::count(3000),
+                            &mut hist,
+                            &mut Heartbeat::new(&beat),
+                            true,
+                        )
+                        .unwrap_or_else(|e| panic!("{what} echo: {e}"));
                         drop(pair);
                         let sink = PairSpec {
                             job: Job::Sink,
                             ..echo
                         };
-                        let mut pair = PinnedPair::new(sink, Some(&dir)).unwrap();
+                        let mut pair = PinnedPair::connect(sink, Some(&dir)).unwrap();
                         let t = pair
-                            .transfer(3000, true, &mut Heartbeat::new(&beat))
+                            .transfer(Stop::count(3000), true, &mut Heartbeat::new(&beat))
                             .unwrap_or_else(|e| panic!("{what} transfer: {e}"));
                         if kind.is_stream() || kind == TransportKind::UdsSeqpacket {
                             assert_eq!(t.delivered, 3000, "{what}: every message delivered");
@@ -96,9 +101,14 @@ fn signal_storm_interrupts_nothing_that_matters() {
                                 response: 64,
                                 ..echo
                             };
-                            let mut pair = PinnedPair::new(accept, Some(&dir)).unwrap();
-                            pair.record_connect(300, &mut hist, &mut Heartbeat::new(&beat), true)
-                                .unwrap_or_else(|e| panic!("{what} connect: {e}"));
+                            let mut pair = PinnedPair::dial(accept, Some(&dir)).unwrap();
+                            pair.record_connect(
+                                Stop::count(300),
+                                &mut hist,
+                                &mut Heartbeat::new(&beat),
+                                true,
+                            )
+                            .unwrap_or_else(|e| panic!("{what} connect: {e}"));
                         }
                     }
                 }

@@ -25,7 +25,7 @@ fn cycle(kind: TransportKind, i: usize, dir: &SocketDir) {
     } else {
         Mode::Thread
     };
-    let pair = PinnedPair::new(util::spec(kind, SIZE, mode), Some(dir))
+    let pair = PinnedPair::connect(util::spec(kind, SIZE, mode), Some(dir))
         .unwrap_or_else(|e| panic!("{kind} cycle {i}: {e}"));
     drop(pair);
 }

@@ -16,7 +16,7 @@ use sockbench::samples::{Heartbeat, new_histogram};
 use sockbench::transport::{
     NetnsMode, SERVER_V4, SocketDir, Topology, TransportKind, TransportOpts, listen,
 };
-use sockbench::workload::{Mode, PairSpec, PinnedPair};
+use sockbench::workload::{Mode, PairSpec, PinnedPair, Stop};
 use util::{QUICK, leftovers, private_tmp};
 
 /// What the host's network looks like: its links and named namespaces.
@@ -63,10 +63,10 @@ fn path_sockets_cross_namespaces_abstract_names_do_not() {
                 }) {
                     for pmode in [Mode::Thread, Mode::Process] {
                         let spec = PairSpec::echo(kind, 1000, opts, pmode, util::cpus().0);
-                        let mut pair = PinnedPair::new(spec, Some(&dir))
+                        let mut pair = PinnedPair::connect(spec, Some(&dir))
                             .unwrap_or_else(|e| panic!("{mode:?} {kind}: {e}"));
                         let mut h = new_histogram();
-                        pair.record(20, &mut h, &mut Heartbeat::new(&beat), true)
+                        pair.record(Stop::count(20), &mut h, &mut Heartbeat::new(&beat), true)
                             .unwrap_or_else(|e| panic!("{mode:?} {kind} {pmode:?}: {e}"));
                         assert_eq!(h.len(), 20, "{mode:?} {kind}");
                     }
@@ -78,7 +78,7 @@ fn path_sockets_cross_namespaces_abstract_names_do_not() {
                     Mode::Thread,
                     util::cpus().0,
                 );
-                let e = PinnedPair::new(spec, None).unwrap_err().to_string();
+                let e = PinnedPair::connect(spec, None).unwrap_err().to_string();
                 assert!(
                     e.contains("Connection refused") && e.contains("abstract socket names"),
                     "{mode:?}: {e}"
@@ -93,7 +93,7 @@ fn path_sockets_cross_namespaces_abstract_names_do_not() {
             Mode::Thread,
             util::cpus().0,
         );
-        drop(PinnedPair::new(spec, None).unwrap());
+        drop(PinnedPair::connect(spec, None).unwrap());
         // The server really is elsewhere: the host has no route to it.
         let (_l, dialer, _g) = listen(TransportKind::Tcp4, 64, &opts, None).unwrap();
         assert_eq!(

@@ -12,7 +12,7 @@ use sockbench::transport::{
 };
 use sockbench::with_endpoint;
 use sockbench::workload::pingpong::fill_pattern;
-use sockbench::workload::{Mode, PinnedPair};
+use sockbench::workload::{Mode, PinnedPair, Stop};
 
 fn echo_all_sizes(mode: Mode) {
     let dir = SocketDir::new().unwrap();
@@ -20,12 +20,12 @@ fn echo_all_sizes(mode: Mode) {
     let beat = std::sync::atomic::AtomicU64::new(0);
     for kind in TransportKind::ALL {
         for size in util::sizes(kind) {
-            let mut pair = PinnedPair::new(util::spec(kind, size, mode), Some(&dir))
+            let mut pair = PinnedPair::connect(util::spec(kind, size, mode), Some(&dir))
                 .unwrap_or_else(|e| panic!("{kind} {size}: {e}"));
             let mut h = new_histogram();
             let n = if size > 4096 { 5 } else { 50 };
-            let (usage, _) = pair
-                .record(n, &mut h, &mut Heartbeat::new(&beat), true)
+            let (_, usage) = pair
+                .record(Stop::count(n), &mut h, &mut Heartbeat::new(&beat), true)
                 .unwrap_or_else(|e| panic!("{kind} {size} B {mode:?}: {e}"));
             assert_eq!(h.len(), n, "{kind} {size}: one sample per round trip");
             assert!(h.min() > 0, "{kind} {size}: RTTs are positive");
@@ -159,13 +159,19 @@ fn one_send_and_one_receive_call_per_message() {
     for kind in TransportKind::ALL {
         for size in [1, 64, 4096] {
             let mut pair =
-                PinnedPair::new(util::spec(kind, size, Mode::Thread), Some(&dir)).unwrap();
+                PinnedPair::connect(util::spec(kind, size, Mode::Thread), Some(&dir)).unwrap();
             let n = 200;
-            let (u, _) = pair
-                .record(n, &mut new_histogram(), &mut Heartbeat::new(&beat), false)
+            let (_, u) = pair
+                .record(
+                    Stop::count(n),
+                    &mut new_histogram(),
+                    &mut Heartbeat::new(&beat),
+                    false,
+                )
                 .unwrap();
-            assert_eq!(u.client_calls, 2 * n, "{kind} {size} B client calls");
-            assert_eq!(u.server_calls, 2 * n, "{kind} {size} B server calls");
+            // Plus the end marker: one more send (client) and receive (server).
+            assert_eq!(u.client_calls, 2 * n + 1, "{kind} {size} B client calls");
+            assert_eq!(u.server_calls, 2 * n + 1, "{kind} {size} B server calls");
         }
     }
 }

@@ -4,6 +4,7 @@
 //! it, outside the timed closure) and writes its HDR tail files.
 #![allow(dead_code)]
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use hdrhistogram::Histogram;
 use sockbench::report::Fingerprint;
 use sockbench::samples::{Heartbeat, new_histogram};
 use sockbench::transport::{SocketDir, TransportKind, TransportOpts, Wait};
+use sockbench::workload::pair::ClientEnd;
 use sockbench::workload::{Job, Mode, PairSpec, PinnedPair};
 
 fn die(msg: String) -> ! {
@@ -74,25 +76,45 @@ impl Profile {
     }
 }
 
+/// Criterion's timing settings of one profile.
+pub struct Settings {
+    pub warm_up: Duration,
+    pub measurement: Duration,
+    pub samples: usize,
+    pub resamples: usize,
+}
+
+impl Profile {
+    /// `full`: 0.5 s warm-up, 2 s of samples, 40 samples; `quick`: 0.2 s,
+    /// 0.5 s, 15. Analysis costs criterion several seconds per benchmark at
+    /// its default 100,000 resamples; 20,000 keep CIs stable and the full
+    /// suite under 15 minutes on 2 CPUs.
+    pub fn settings(self) -> Settings {
+        match self {
+            Profile::Full => Settings {
+                warm_up: Duration::from_millis(500),
+                measurement: Duration::from_secs(2),
+                samples: 40,
+                resamples: 20_000,
+            },
+            Profile::Quick => Settings {
+                warm_up: Duration::from_millis(200),
+                measurement: Duration::from_millis(500),
+                samples: 15,
+                resamples: 5_000,
+            },
+        }
+    }
+}
+
 /// Criterion settings of the profile (command-line flags still override them).
 pub fn criterion() -> Criterion {
-    let c = Criterion::default();
-    match Profile::from_env() {
-        // Analysis and plots cost criterion several seconds per benchmark at
-        // its default 100,000 resamples; 20,000 keep CIs stable and the full
-        // suite under 15 minutes on 2 CPUs.
-        Profile::Full => c
-            .warm_up_time(Duration::from_millis(500))
-            .measurement_time(Duration::from_secs(2))
-            .sample_size(40)
-            .nresamples(20_000),
-        Profile::Quick => c
-            .warm_up_time(Duration::from_millis(200))
-            .measurement_time(Duration::from_millis(500))
-            .sample_size(15)
-            .nresamples(5_000)
-            .without_plots(),
-    }
+    let s = Profile::from_env().settings();
+    Criterion::default()
+        .warm_up_time(s.warm_up)
+        .measurement_time(s.measurement)
+        .sample_size(s.samples)
+        .nresamples(s.resamples)
 }
 
 /// Placement and options: SOCKBENCH_SERVER_CPU (0), SOCKBENCH_CLIENT_CPU (1),
@@ -156,18 +178,21 @@ impl Setup {
         }
     }
 
-    /// Register `<group>/<kind>/<param>` on a pair built from `spec`. `run`
-    /// does `n` operations and returns the time they took; the latencies it
-    /// records into the histogram become the bench's tail side files.
-    pub fn define(
+    /// Register `<group>/<kind>/<param>` on a pair built by `make` from
+    /// `spec`. `run` does `n` operations and returns the time they took; the
+    /// latencies it records during criterion's measured samples (not its
+    /// warm-up) become the bench's tail side files.
+    #[allow(clippy::too_many_arguments)]
+    pub fn define<C: ClientEnd>(
         &self,
         group: &mut BenchmarkGroup<'_, WallTime>,
         group_name: &str,
         param: &str,
         spec: PairSpec,
         throughput: Throughput,
+        make: fn(PairSpec, Option<&SocketDir>) -> sockbench::Result<PinnedPair<C>>,
         mut run: impl FnMut(
-            &mut PinnedPair,
+            &mut PinnedPair<C>,
             u64,
             &mut Histogram<u64>,
             &mut Heartbeat<'_>,
@@ -182,24 +207,66 @@ impl Setup {
                 return; // e.g. udp4 above 65,507 B: a refusal, not a benchmark
             }
         }
-        let mut pair: Option<PinnedPair> = None;
-        let mut hist = new_histogram();
+        let mut pair: Option<PinnedPair<C>> = None;
+        let mut tails = Tails::new(self.side.samples);
         let beat = AtomicU64::new(0);
         group.throughput(throughput);
         group.bench_with_input(BenchmarkId::new(kind.name(), param), &size, |b, _| {
             let p = pair.get_or_insert_with(|| {
-                PinnedPair::new(spec, Some(&self.dir))
-                    .unwrap_or_else(|e| die(format!("{kind} {size} B: {e}")))
+                make(spec, Some(&self.dir)).unwrap_or_else(|e| die(format!("{kind} {size} B: {e}")))
             });
             let mut beat = Heartbeat::new(&beat);
             b.iter_custom(|n| {
-                run(p, n, &mut hist, &mut beat).unwrap_or_else(|e| die(e.to_string()))
+                let h = tails.next_call();
+                run(p, n, h, &mut beat).unwrap_or_else(|e| die(e.to_string()))
             });
         });
-        if pair.is_some() && !hist.is_empty() {
+        if pair.is_some() && !tails.is_empty() {
             self.side
-                .write(&format!("{group_name}/{}/{param}", kind.name()), &hist);
+                .write(&format!("{group_name}/{}/{param}", kind.name()), &tails);
         }
+    }
+}
+
+/// Latencies per `iter_custom` call, split into criterion's measured
+/// samples (its last `samples` calls) and its warm-up (every call before).
+struct Tails {
+    samples: usize,
+    measured: VecDeque<Histogram<u64>>,
+    warmup: Histogram<u64>,
+}
+
+impl Tails {
+    fn new(samples: usize) -> Self {
+        Tails {
+            samples,
+            measured: VecDeque::with_capacity(samples + 1),
+            warmup: new_histogram(),
+        }
+    }
+
+    /// The histogram for the next call; older calls than the last `samples`
+    /// belong to the warm-up.
+    fn next_call(&mut self) -> &mut Histogram<u64> {
+        if self.measured.len() == self.samples
+            && let Some(old) = self.measured.pop_front()
+        {
+            self.warmup.add(&old).expect("histograms share bounds");
+        }
+        self.measured.push_back(new_histogram());
+        self.measured.back_mut().expect("just pushed")
+    }
+
+    fn is_empty(&self) -> bool {
+        self.measured.iter().all(Histogram::is_empty)
+    }
+
+    fn merged(&self) -> Histogram<u64> {
+        let mut h = new_histogram();
+        for m in &self.measured {
+            h.add(m).expect("histograms share bounds");
+        }
+        h
     }
 }
 
@@ -211,6 +278,8 @@ struct SideFiles {
     root: PathBuf,
     dirs: Vec<String>,
     env: Option<Fingerprint>,
+    /// Criterion's sample count: its measured `iter_custom` calls per bench.
+    samples: usize,
 }
 
 impl SideFiles {
@@ -232,21 +301,30 @@ impl SideFiles {
         if !(has("--baseline") || has("--baseline-lenient") || has("--discard-baseline")) {
             dirs.push(value("--save-baseline").unwrap_or_else(|| "base".into()));
         }
+        let samples = value("--sample-size")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(Profile::from_env().settings().samples);
         SideFiles {
             root: criterion_home(),
             dirs: if quiet { Vec::new() } else { dirs },
             env: (!quiet).then(Fingerprint::take),
+            samples,
         }
     }
 
     /// tails.json (percentiles), tails.hgrm (µs) and env.json next to
     /// criterion's own files for `id` (`pingpong/tcp4/64`).
-    fn write(&self, id: &str, h: &Histogram<u64>) {
-        let s = sockbench::stats::summarize(h);
+    fn write(&self, id: &str, t: &Tails) {
+        let measured = t.merged();
         let tails = serde_json::json!({
             "id": id,
-            "note": "every operation criterion timed for this bench, warm-up included; ns",
-            "summary": s,
+            "note": format!(
+                "every operation timed in criterion's {} measured samples (its warm-up apart, under \"warmup\"); ns",
+                t.measured.len()
+            ),
+            "samples": t.measured.len(),
+            "summary": sockbench::stats::summarize(&measured),
+            "warmup": (!t.warmup.is_empty()).then(|| sockbench::stats::summarize(&t.warmup)),
         });
         for d in &self.dirs {
             let dir = self.root.join(id).join(d);
@@ -260,7 +338,7 @@ impl SideFiles {
                 .and_then(|()| {
                     std::fs::write(
                         dir.join("tails.hgrm"),
-                        sockbench::report::files::hgrm_string(h),
+                        sockbench::report::files::hgrm_string(&measured),
                     )
                 })
                 .and_then(|()| {

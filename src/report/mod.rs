@@ -41,13 +41,19 @@ pub struct CaseRow {
     #[serde(flatten)]
     pub key: CaseKey,
     pub iterations: u64,
+    /// Seconds of timed work over all trials (the span of each trial, summed).
+    pub timed_s: f64,
+    /// Smallest latency of all (pooled over trials and pairs).
     pub min_ns: u64,
+    /// Mean of the per-trial means; its CI is bootstrapped over the same values.
     pub mean_ns: f64,
     pub mean_ci_low_ns: f64,
     pub mean_ci_high_ns: f64,
+    /// Median of the per-trial medians; its CI is bootstrapped over the same values.
     pub p50_ns: u64,
     pub p50_ci_low_ns: f64,
     pub p50_ci_high_ns: f64,
+    /// Percentiles of every latency of every trial, pooled.
     pub p90_ns: u64,
     pub p99_ns: u64,
     pub p999_ns: u64,
@@ -69,8 +75,10 @@ pub struct CaseRow {
     pub sndbuf_bytes: usize,
     pub rcvbuf_bytes: usize,
     pub clock_read_ns: f64,
-    /// connect over TCP: sockets in TIME_WAIT on the server's port after the case.
-    pub time_wait_sockets: Option<usize>,
+    /// New connections over TCP: sockets in TIME_WAIT after the case on the
+    /// server's side (its listening port) and on the client's (ephemeral ports).
+    pub time_wait_server: Option<usize>,
+    pub time_wait_client: Option<usize>,
 }
 
 /// A throughput case, flat: the columns of summary.csv for `throughput`.
@@ -80,9 +88,13 @@ pub struct ThroughputRow {
     pub key: CaseKey,
     /// `one` (client → server) or `both` (both ways at once; counts add up).
     pub direction: &'static str,
+    /// Seconds of timed work over all trials (the span of each trial, summed).
+    pub timed_s: f64,
     pub messages_sent: u64,
     pub messages_delivered: u64,
     pub loss_pct: f64,
+    /// Datagram trials that ended on the idle limit (their end marker was lost).
+    pub idle_ended_trials: usize,
     /// Delivered payload bytes per second (decimal: 1 GB = 1e9 B), median over trials.
     pub bytes_per_s: f64,
     pub bytes_per_s_ci_low: f64,
@@ -191,6 +203,11 @@ fn key(plan: &Plan, c: &Case, trials: usize) -> CaseKey {
     }
 }
 
+/// Seconds of timed work in `trials`.
+fn timed_s(trials: &[TrialPoint]) -> f64 {
+    trials.iter().map(|t| t.elapsed_ns as f64).sum::<f64>() / 1e9
+}
+
 /// Delivered payload bytes per second of one trial.
 fn rate(t: &TrialPoint, size: usize) -> f64 {
     t.delivered as f64 * size as f64 * 1e9 / t.elapsed_ns.max(1) as f64
@@ -211,11 +228,12 @@ fn latency_row(plan: &Plan, o: &CaseOutcome, clock_read_ns: f64, seed: u64) -> C
     CaseRow {
         key: key(plan, &o.case, o.trials.len()),
         iterations: n,
+        timed_s: timed_s(&o.trials),
         min_ns: s.min_ns,
-        mean_ns: s.mean_ns,
+        mean_ns: stats::mean(&means),
         mean_ci_low_ns: mean_ci.low,
         mean_ci_high_ns: mean_ci.high,
-        p50_ns: s.p50_ns,
+        p50_ns: stats::median(&p50s).round() as u64,
         p50_ci_low_ns: p50_ci.low,
         p50_ci_high_ns: p50_ci.high,
         p90_ns: s.p90_ns,
@@ -238,7 +256,8 @@ fn latency_row(plan: &Plan, o: &CaseOutcome, clock_read_ns: f64, seed: u64) -> C
         sndbuf_bytes: o.buffers.sndbuf_bytes,
         rcvbuf_bytes: o.buffers.rcvbuf_bytes,
         clock_read_ns,
-        time_wait_sockets: o.time_wait,
+        time_wait_server: o.time_wait.map(|t| t.server),
+        time_wait_client: o.time_wait.map(|t| t.client),
     }
 }
 
@@ -247,8 +266,7 @@ fn throughput_row(plan: &Plan, o: &CaseOutcome, both: bool, seed: u64) -> Throug
     let rates: Vec<f64> = o.trials.iter().map(|t| rate(t, size)).collect();
     let ci = stats::bootstrap_ci(&rates, stats::median, seed);
     let bps = stats::median(&rates);
-    let ways = if both { 2 } else { 1 };
-    let sent: u64 = o.trials.iter().map(|t| ways * t.n).sum();
+    let sent: u64 = o.trials.iter().map(|t| t.sent).sum();
     let delivered: u64 = o.trials.iter().map(|t| t.delivered).sum();
     let u = &o.usage;
     let client_cpu = (u.client.user_ns + u.client.sys_ns) as f64;
@@ -257,6 +275,7 @@ fn throughput_row(plan: &Plan, o: &CaseOutcome, both: bool, seed: u64) -> Throug
     ThroughputRow {
         key: key(plan, &o.case, o.trials.len()),
         direction: if both { "both" } else { "one" },
+        timed_s: timed_s(&o.trials),
         messages_sent: sent,
         messages_delivered: delivered,
         loss_pct: if sent == 0 {
@@ -264,6 +283,7 @@ fn throughput_row(plan: &Plan, o: &CaseOutcome, both: bool, seed: u64) -> Throug
         } else {
             100.0 * (sent - delivered.min(sent)) as f64 / sent as f64
         },
+        idle_ended_trials: o.trials.iter().filter(|t| t.idle_ended).count(),
         bytes_per_s: bps,
         bytes_per_s_ci_low: ci.low,
         bytes_per_s_ci_high: ci.high,

@@ -135,12 +135,12 @@ pub fn latency(cases: &[CaseJson<CaseRow>]) -> Vec<Warning> {
                 "raise --trials or --duration, and keep other load off the machine",
             ));
         }
-        if let Some(tw) = r.time_wait_sockets.filter(|&n| n > 0) {
+        if let Some(tw) = r.time_wait_client.filter(|&n| n > 0) {
             out.push(w(
-                "time-wait",
+                "time-wait-client",
                 format!(
-                    "{name}: {tw} TCP sockets were in TIME_WAIT after the case (the server closes first, so they hold no client ports); \
-                     had the client closed first, each would hold an ephemeral port for 60 s"
+                    "{name}: {tw} TCP sockets were in TIME_WAIT on client ports after the case; \
+                     each holds an ephemeral port for 60 s (the server should have closed first)"
                 ),
                 "see net.ipv4.ip_local_port_range and net.ipv4.tcp_tw_reuse in env.json; AF_UNIX sockets have no TIME_WAIT",
             ));
@@ -163,6 +163,19 @@ pub fn throughput(cases: &[CaseJson<ThroughputRow>]) -> Vec<Warning> {
                     r.loss_pct, r.messages_delivered, r.messages_sent
                 ),
                 "UDP has no flow control: raise net.core.rmem_max/rmem_default (SO_RCVBUF) or send slower",
+            ));
+        }
+        if r.idle_ended_trials > 0 {
+            out.push(w(
+                "idle-ended",
+                format!(
+                    "{name}: {} of {} trials lost their end marker and ended on the {} ms idle limit; \
+                     each is timed to the last datagram that arrived",
+                    r.idle_ended_trials,
+                    r.key.trials,
+                    crate::workload::SINK_IDLE.as_millis()
+                ),
+                "UDP drops under overload: send slower, or raise net.core.rmem_max/rmem_default (SO_RCVBUF)",
             ));
         }
         let width = (r.bytes_per_s_ci_high - r.bytes_per_s_ci_low) / r.bytes_per_s.max(1.0);

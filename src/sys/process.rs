@@ -51,10 +51,14 @@ impl ThreadUsage {
     }
 }
 
-/// Fork a child that keeps only the descriptors in `keep` (plus stdio), dies
-/// with its parent, ignores SIGINT (the parent handles Ctrl-C and kills it),
-/// runs `body` and `_exit`s with its return value. Returns the child's pid.
-pub fn fork_child(keep: &[RawFd], body: impl FnOnce() -> i32) -> io::Result<Pid> {
+/// Fork a child named `name` (its `comm`, up to 15 bytes) that keeps only
+/// the descriptors in `keep` (plus stdio), dies with its parent, ignores
+/// SIGINT (the parent handles Ctrl-C and kills it), runs `body` and
+/// `_exit`s with its return value. Returns the child's pid.
+pub fn fork_child(keep: &[RawFd], name: &str, body: impl FnOnce() -> i32) -> io::Result<Pid> {
+    let mut comm = [0u8; 16];
+    let n = name.len().min(15);
+    comm[..n].copy_from_slice(&name.as_bytes()[..n]);
     let parent = nix::unistd::getpid();
     // SAFETY: the child only makes system calls, touches memory it already
     // owns (buffers allocated before the fork) and ends with `_exit`, so no
@@ -69,6 +73,8 @@ pub fn fork_child(keep: &[RawFd], body: impl FnOnce() -> i32) -> io::Result<Pid>
                 // SAFETY: `_exit` is always safe to call; it does not return.
                 unsafe { libc::_exit(1) };
             }
+            // SAFETY: PR_SET_NAME reads a NUL-terminated 16-byte buffer we own.
+            let _ = syscall!(prctl(libc::PR_SET_NAME, comm.as_ptr()));
             // SAFETY: SIG_IGN installs no handler code.
             let _ = unsafe { signal(Signal::SIGINT, SigHandler::SigIgn) };
             close_all_but(keep);

@@ -139,6 +139,31 @@ fn timeval(timeout: Duration) -> TimeVal {
     )
 }
 
+/// The peer of an AF_UNIX socket: (pid, uid), from SO_PEERCRED.
+pub fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<(u32, u32)> {
+    let c = nix::sys::socket::getsockopt(&fd, sockopt::PeerCredentials)?;
+    Ok((c.pid() as u32, c.uid()))
+}
+
+/// The port of an inet socket's peer (`getpeername`).
+pub fn peer_port(fd: BorrowedFd<'_>) -> io::Result<u16> {
+    let a: nix::sys::socket::SockaddrStorage = nix::sys::socket::getpeername(fd.as_raw_fd())?;
+    inet_port(&a)
+}
+
+/// The local port of an inet socket (`getsockname`).
+pub fn local_port(fd: BorrowedFd<'_>) -> io::Result<u16> {
+    let a: nix::sys::socket::SockaddrStorage = nix::sys::socket::getsockname(fd.as_raw_fd())?;
+    inet_port(&a)
+}
+
+fn inet_port(a: &nix::sys::socket::SockaddrStorage) -> io::Result<u16> {
+    a.as_sockaddr_in()
+        .map(|v4| v4.port())
+        .or_else(|| a.as_sockaddr_in6().map(|v6| v6.port()))
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))
+}
+
 /// `SO_RCVTIMEO` and `SO_SNDTIMEO`: bounds every blocking call on the socket.
 pub fn set_timeouts(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<()> {
     let tv = timeval(timeout);

@@ -25,6 +25,9 @@ pub enum Cause {
     Length { got: usize, want: usize },
     /// `--verify`: the echoed payload differs from what was sent.
     Corrupt { offset: usize },
+    /// A connection to the run's listener came from another process
+    /// (described here), not from the run's client.
+    Foreign(String),
 }
 
 /// A failed data-path call: which call, and why.
@@ -58,6 +61,10 @@ impl fmt::Display for Cause {
                     "echoed payload differs from the one sent at byte {offset}"
                 )
             }
+            Cause::Foreign(who) => write!(
+                f,
+                "a foreign process connected to the run's listener ({who}); any local user can reach a loopback TCP port or an abstract socket name, and --netns isolates a run"
+            ),
         }
     }
 }
@@ -84,6 +91,36 @@ pub trait Endpoint: Send {
     fn recv_msg(&mut self, buf: &mut [u8]) -> Result<(), Fault>;
     /// Send-side and receive-side system calls made so far.
     fn calls(&self) -> (u64, u64);
+    /// Wait for the peer to close: the next receive must return end-of-file
+    /// (data instead is a broken protocol, reported as a length error).
+    fn recv_eof(&mut self) -> Result<(), Fault> {
+        unimplemented!("this endpoint has no end-of-file")
+    }
+}
+
+/// Receive with `op` until end-of-file; one byte of data is an error.
+#[inline]
+fn until_eof(
+    (fd, call): (BorrowedFd<'_>, &'static str),
+    cfg: WaitCfg,
+    count: &mut u64,
+    mut op: impl FnMut(&mut [u8]) -> io::Result<usize>,
+) -> Result<(), Fault> {
+    let mut w = Waiter::new(cfg, Dir::Recv);
+    let mut b = [0u8; 1];
+    loop {
+        *count += 1;
+        match op(&mut b) {
+            Ok(0) => return Ok(()),
+            Ok(got) => {
+                return Err(Fault {
+                    call,
+                    cause: Cause::Length { got, want: 0 },
+                });
+            }
+            Err(e) => w.retry(fd, Dir::Recv, call, e)?,
+        }
+    }
 }
 
 /// Wait policy of one endpoint: blocking or spinning, and how long a send
@@ -376,6 +413,12 @@ impl Endpoint for StreamSocket {
     fn calls(&self) -> (u64, u64) {
         (self.sends, self.recvs)
     }
+    fn recv_eof(&mut self) -> Result<(), Fault> {
+        let fd = self.fd.as_fd();
+        until_eof((fd, "recv"), self.cfg, &mut self.recvs, |b| {
+            sys::io::recv(fd, b, 0)
+        })
+    }
 }
 
 /// A datagram or seqpacket socket end: one `send`/`recv` per message, length checked.
@@ -461,6 +504,12 @@ impl Endpoint for DatagramSocket {
     fn calls(&self) -> (u64, u64) {
         (self.sends, self.recvs)
     }
+    fn recv_eof(&mut self) -> Result<(), Fault> {
+        let fd = self.fd.as_fd();
+        until_eof((fd, "recv"), self.cfg, &mut self.recvs, |b| {
+            sys::io::recv(fd, b, 0)
+        })
+    }
 }
 
 /// One end of a pipe pair: `write` to one pipe, `read` from the other.
@@ -542,6 +591,12 @@ impl Endpoint for PipeEnd {
     }
     fn calls(&self) -> (u64, u64) {
         (self.writes, self.reads)
+    }
+    fn recv_eof(&mut self) -> Result<(), Fault> {
+        let fd = self.rd.as_fd();
+        until_eof((fd, "read"), self.cfg, &mut self.reads, |b| {
+            sys::io::read(fd, b)
+        })
     }
 }
 

@@ -218,22 +218,113 @@ impl Dialer {
     }
 }
 
-/// TCP sockets in TIME_WAIT whose local or remote port is `port`, in the
-/// calling thread's network namespace (/proc/thread-self/net/tcp and tcp6,
-/// state 06).
-pub fn time_wait_sockets(port: u16) -> usize {
-    let port = format!(":{port:04X}");
+/// TCP sockets in TIME_WAIT on one listening port, by the side that holds
+/// them: the server's (local port = the listening port) or the client's
+/// (an ephemeral local port, remote port = the listening port). Only the
+/// side that closes first goes through TIME_WAIT.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TimeWait {
+    pub server: usize,
+    pub client: usize,
+}
+
+/// One row of /proc/net/tcp{,6}: local port, remote port, state, uid, inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TcpRow {
+    local_port: u16,
+    remote_port: u16,
+    state: u8,
+    uid: u32,
+    inode: u64,
+}
+
+/// The TCP sockets of the calling thread's network namespace.
+fn tcp_rows() -> Vec<TcpRow> {
+    let port = |a: &str| {
+        a.rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+    };
     ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"]
         .iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())
-        .map(|t| {
+        .flat_map(|t| {
             t.lines()
                 .skip(1)
-                .filter(|l| {
+                .filter_map(|l| {
                     let f: Vec<&str> = l.split_whitespace().collect();
-                    f.len() > 3 && f[3] == "06" && (f[1].ends_with(&port) || f[2].ends_with(&port))
+                    Some(TcpRow {
+                        local_port: port(f.get(1)?)?,
+                        remote_port: port(f.get(2)?)?,
+                        state: u8::from_str_radix(f.get(3)?, 16).ok()?,
+                        uid: f.get(7)?.parse().ok()?,
+                        inode: f.get(9)?.parse().ok()?,
+                    })
                 })
-                .count()
+                .collect::<Vec<_>>()
         })
-        .sum()
+        .collect()
+}
+
+/// The TCP connections in TIME_WAIT (state 06) on `port` now, as (local,
+/// remote) port pairs, in the calling thread's network namespace. Taken when
+/// a listener is made, so that [`time_wait_sockets`] leaves out sockets of
+/// earlier connections whose port number the listener happened to reuse.
+pub fn time_wait_before(port: u16) -> Vec<(u16, u16)> {
+    tcp_rows()
+        .into_iter()
+        .filter(|r| r.state == 0x06 && (r.local_port == port || r.remote_port == port))
+        .map(|r| (r.local_port, r.remote_port))
+        .collect()
+}
+
+/// TCP sockets in TIME_WAIT (state 06) on `port`, per side, in the calling
+/// thread's network namespace, but for those listed in `before`.
+pub fn time_wait_sockets(port: u16, before: &[(u16, u16)]) -> TimeWait {
+    let mut tw = TimeWait::default();
+    for r in tcp_rows().into_iter().filter(|r| r.state == 0x06) {
+        if before.contains(&(r.local_port, r.remote_port)) {
+            continue;
+        }
+        if r.local_port == port {
+            tw.server += 1;
+        } else if r.remote_port == port {
+            tw.client += 1;
+        }
+    }
+    tw
+}
+
+impl Listener {
+    /// Who is on the other end of an accepted connection, if it is not the
+    /// run's own client (this process, or the parent of a forked server).
+    /// Asked only after a transaction failed, so it costs nothing while
+    /// measuring. AF_UNIX: the peer's credentials (SO_PEERCRED). TCP: the
+    /// peer's socket, found by port in /proc/net/tcp, must be one of the
+    /// client process's descriptors. `None` when it is ours or cannot be told.
+    pub fn foreign_peer(&self, ep: &AnyEndpoint) -> Option<String> {
+        let ours = [std::process::id(), nix::unistd::getppid().as_raw() as u32];
+        let fd = ep.socket_fd()?;
+        if !self.kind.is_tcp() {
+            let cred = s::peer_cred(fd).ok()?;
+            return (!ours.contains(&cred.0)).then(|| format!("pid {}, uid {}", cred.0, cred.1));
+        }
+        if self.opts.netns.is_some() {
+            return None; // a private namespace: nothing else can reach it
+        }
+        let peer = s::peer_port(fd).ok()?;
+        let me = s::local_port(fd).ok()?;
+        let row = tcp_rows()
+            .into_iter()
+            .find(|r| r.local_port == peer && r.remote_port == me && r.state == 0x01)?;
+        let link = format!("socket:[{}]", row.inode);
+        let holds = |pid: u32| {
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == link.as_str()))
+        };
+        (!ours.iter().any(|&p| holds(p))).then(|| format!("port {peer}, uid {}", row.uid))
+    }
 }

@@ -18,7 +18,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use endpoint::{Cause, DatagramSocket, Endpoint, Fault, PipeEnd, StreamSocket};
-pub use listen::{Addr, Dialer, Listener, NameGuard, listen, time_wait_sockets};
+pub use listen::{
+    Addr, Dialer, Listener, NameGuard, TimeWait, listen, time_wait_before, time_wait_sockets,
+};
 pub use netns::{
     CLIENT_V4, CLIENT_V6, ClientPlaces, Namespaces, NetnsMode, Placement, SERVER_V4, SERVER_V6,
     Topology,
@@ -221,6 +223,15 @@ impl AnyEndpoint {
             AnyEndpoint::Stream(s) => vec![s.fd().as_raw_fd()],
             AnyEndpoint::Datagram(d) => vec![d.fd().as_raw_fd()],
             AnyEndpoint::Pipe(p) => vec![p.read_fd().as_raw_fd(), p.write_fd().as_raw_fd()],
+        }
+    }
+
+    /// The socket, for sockets (pipes have none).
+    pub fn socket_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        match self {
+            AnyEndpoint::Stream(s) => Some(s.fd()),
+            AnyEndpoint::Datagram(d) => Some(d.fd()),
+            AnyEndpoint::Pipe(_) => None,
         }
     }
 

@@ -1,100 +1,161 @@
 //! Stage: timed loop. A new connection per request, as nginx opens one
-//! towards an upstream by default: the client times socket → connect →
-//! send request → receive response → close; the server accepts, answers and
-//! closes first (so TCP's TIME_WAIT lands on the server side).
+//! towards an upstream without keepalive: the client times socket →
+//! connect → send request → receive response → wait for end-of-file →
+//! close. The server accepts, receives, answers and closes, so it always
+//! closes first (TCP's TIME_WAIT lands on the server's side, never on a
+//! client port), and the client closes only after reading to end-of-file.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use super::pingpong::{check_echo, fill_pattern};
-use super::{ClientEnd, PinnedPair, TrialUsage};
+use super::pingpong::{Served, check_echo, fill_pattern};
+use super::{DATA, Dialing, END, PinnedPair, Span, Stop, TrialUsage};
+use crate::clock;
 use crate::samples::Heartbeat;
-use crate::transport::{Dialer, Endpoint, Fault, Listener};
+use crate::transport::{AnyEndpoint, Cause, Dialer, Endpoint, Fault, Listener};
 use crate::with_endpoint;
 
-/// Server side: `n` times accept, receive a `size`-byte request, send
-/// `response` bytes, close. Returns the system calls made.
+/// Server side: accept, receive a `size`-byte request, send `response`
+/// bytes, close; until a connection brings the end marker (closed without
+/// an answer). Returns how it ended and the system calls made. A failed
+/// transaction whose peer was not the run's client is reported as a
+/// foreign connection.
 pub fn serve(
     l: &Listener,
-    n: u64,
     buf: &mut [u8],
     size: usize,
     response: usize,
-) -> Result<u64, Fault> {
+    limit: u64,
+) -> Result<(Served, u64), Fault> {
     let mut calls = 0;
-    for _ in 0..n {
+    let mut n = 0;
+    loop {
         let mut ep = l
             .accept()
             .map_err(|e| Fault::from_io("accept", e, l.timeout()))?;
-        with_endpoint!(&mut ep, e => {
-            e.recv_msg(&mut buf[..size])?;
-            e.send_msg(&buf[..response])?;
-        });
-        calls += 2 + ep.calls(); // accept, close, data calls
+        let got = with_endpoint!(&mut ep, e => e.recv_msg(&mut buf[..size]));
+        if let Err(f) = got {
+            return Err(foreign_or(l, &ep, f));
+        }
+        if buf[0] == END {
+            calls += 2 + ep.calls(); // accept, close, data calls
+            return Ok((Served::Marker(n), calls));
+        }
+        if n == limit {
+            return Ok((Served::Died, calls));
+        }
+        let sent = with_endpoint!(&mut ep, e => e.send_msg(&buf[..response]));
+        if let Err(f) = sent {
+            return Err(foreign_or(l, &ep, f));
+        }
+        calls += 2 + ep.calls();
+        drop(ep); // the server closes first
+        n += 1;
     }
-    Ok(calls)
 }
 
-/// Client side: `n` timed transactions, each on a new connection; `calls`
-/// counts every system call the client makes. Returns the loop's wall time.
+/// The fault of a failed transaction, or, if the peer was another
+/// process's, the foreign connection that caused it.
+#[cold]
+fn foreign_or(l: &Listener, ep: &AnyEndpoint, f: Fault) -> Fault {
+    match l.foreign_peer(ep) {
+        Some(who) => Fault {
+            call: "accept",
+            cause: Cause::Foreign(who),
+        },
+        None => f,
+    }
+}
+
+/// One transaction on a fresh connection: send, receive the response,
+/// wait for the server's close, close. `calls` counts the client's calls.
+#[inline(always)]
+fn transaction(
+    dialer: &Dialer,
+    calls: &mut u64,
+    tx: &[u8],
+    rx: &mut [u8],
+    answered: bool,
+) -> Result<(), Fault> {
+    let mut ep = dialer
+        .dial()
+        .map_err(|(call, e)| Fault::from_io(call, e, dialer.opts().timeout))?;
+    with_endpoint!(&mut ep, e => {
+        e.send_msg(tx)?;
+        if answered {
+            e.recv_msg(rx)?;
+        }
+        e.recv_eof()?;
+    });
+    *calls += dialer.calls_per_dial() + 1 + ep.calls(); // + close
+    drop(ep);
+    Ok(())
+}
+
+/// Client side: timed transactions, each on a new connection, until
+/// `stop`; then one untimed connection carrying the end marker.
 #[inline(never)]
 pub fn transact<const VERIFY: bool>(
     (dialer, calls): (&Dialer, &mut u64),
-    n: u64,
+    stop: Stop,
     tx: &mut [u8],
     rx: &mut [u8],
     hist: &mut Histogram<u64>,
     beat: &mut Heartbeat<'_>,
     seq: &mut u8,
-) -> Result<Duration, Fault> {
-    let start = Instant::now();
-    let per_dial = dialer.calls_per_dial() + 1; // + close
-    for _ in 0..n {
+) -> Result<Span, Fault> {
+    tx[0] = DATA;
+    let start_ns = clock::now_ns();
+    let deadline = stop.deadline(Instant::now());
+    let mut ops = 0;
+    while ops < stop.ops {
         if VERIFY {
             fill_pattern(tx, *seq);
             *seq = seq.wrapping_add(1);
         }
         let t0 = Instant::now();
-        let mut ep = dialer
-            .dial()
-            .map_err(|(call, e)| Fault::from_io(call, e, dialer.opts().timeout))?;
-        with_endpoint!(&mut ep, e => {
-            e.send_msg(tx)?;
-            e.recv_msg(rx)?;
-        });
-        let data_calls = ep.calls();
-        drop(ep);
+        transaction(dialer, calls, tx, rx, true)?;
         let t1 = Instant::now();
         hist.saturating_record(t1.duration_since(t0).as_nanos() as u64);
         beat.tick();
-        *calls += per_dial + data_calls;
+        ops += 1;
         if VERIFY {
             check_echo(tx, rx)?;
         }
+        if deadline.is_some_and(|d| t1 >= d) {
+            break;
+        }
     }
-    Ok(start.elapsed())
+    let end_ns = clock::now_ns();
+    tx[0] = END;
+    let ended = transaction(dialer, &mut 0, tx, rx, false);
+    tx[0] = DATA;
+    ended?;
+    Ok(Span {
+        ops,
+        start_ns,
+        end_ns,
+    })
 }
 
-impl PinnedPair {
-    /// `n` timed transactions on new connections (the pair's job must be Accept).
+impl PinnedPair<Dialing> {
+    /// Timed transactions on new connections until `stop`.
     pub fn record_connect(
         &mut self,
-        n: u64,
+        stop: Stop,
         hist: &mut Histogram<u64>,
         beat: &mut Heartbeat<'_>,
         verify: bool,
-    ) -> crate::Result<(TrialUsage, Duration)> {
-        let (elapsed, usage, _) = self.trial(n, false, |c, tx, rx, seq| {
-            let ClientEnd::Dialing { dialer, calls } = c else {
-                unreachable!("connect runs on a dialing pair")
-            };
+    ) -> crate::Result<(Span, TrialUsage)> {
+        let (span, usage, _) = self.trial(false, |c, tx, rx, seq| {
+            let d = (&c.dialer, &mut c.calls);
             if verify {
-                transact::<true>((dialer, calls), n, tx, rx, hist, beat, seq)
+                transact::<true>(d, stop, tx, rx, hist, beat, seq)
             } else {
-                transact::<false>((dialer, calls), n, tx, rx, hist, beat, seq)
+                transact::<false>(d, stop, tx, rx, hist, beat, seq)
             }
         })?;
-        Ok((usage, elapsed))
+        Ok((span, usage))
     }
 }

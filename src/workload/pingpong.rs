@@ -2,49 +2,80 @@
 //! connection: the client sends a request, the server answers, the client
 //! times the round trip. With `--depth K`, K requests stay in flight. The
 //! timed interval holds the send and the receive and nothing else: no
-//! allocation, formatting, locks or logging.
+//! allocation, formatting, locks or logging; the stopping rule is looked at
+//! after each latency is recorded.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use super::{ClientEnd, PinnedPair};
+use super::{Connected, DATA, END, PinnedPair, Span, Stop, TrialUsage};
+use crate::clock;
 use crate::samples::Heartbeat;
 use crate::transport::{Cause, Endpoint, Fault};
 use crate::with_endpoint;
 
+/// How a server loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// The client's end marker arrived after this many operations.
+    Marker(u64),
+    /// Fault injection: the server ends here, silently.
+    Died,
+}
+
 /// Server side: receive `size`-byte requests and answer each with the first
-/// `response` bytes of `buf`, `n` times.
+/// `response` bytes of `buf`, until the end marker (which gets no answer).
+/// `limit`: operations left before an injected death (`u64::MAX`: none).
 #[inline(never)]
 pub fn echo<E: Endpoint>(
     ep: &mut E,
-    n: u64,
     buf: &mut [u8],
     size: usize,
     response: usize,
-) -> Result<(), Fault> {
-    for _ in 0..n {
+    limit: u64,
+) -> Result<Served, Fault> {
+    let mut n = 0;
+    loop {
         ep.recv_msg(&mut buf[..size])?;
+        if buf[0] == END {
+            return Ok(Served::Marker(n));
+        }
+        if n == limit {
+            return Ok(Served::Died);
+        }
         ep.send_msg(&buf[..response])?;
+        n += 1;
     }
-    Ok(())
 }
 
-/// `n` timed round trips, each recorded into `hist`. With `VERIFY`, every
-/// request carries a fresh pattern, checked (as far as the response echoes
-/// it) after the interval. Returns the loop's wall time (for criterion).
+/// Send the end marker: a full-size message whose first byte is [`END`].
+pub fn send_end<E: Endpoint>(ep: &mut E, tx: &mut [u8]) -> Result<(), Fault> {
+    tx[0] = END;
+    let r = ep.send_msg(tx);
+    tx[0] = DATA;
+    r
+}
+
+/// Timed round trips, each recorded into `hist`, until `stop`; then the end
+/// marker. With `VERIFY`, every request carries a fresh pattern, checked
+/// (as far as the response echoes it) after the interval.
 #[inline(never)]
 pub fn timed<E: Endpoint, const VERIFY: bool>(
     ep: &mut E,
-    n: u64,
+    stop: Stop,
     tx: &mut [u8],
     rx: &mut [u8],
     hist: &mut Histogram<u64>,
     beat: &mut Heartbeat<'_>,
     seq: &mut u8,
-) -> Result<Duration, Fault> {
+) -> Result<Span, Fault> {
+    tx[0] = DATA;
+    let start_ns = clock::now_ns();
     let start = Instant::now();
-    for _ in 0..n {
+    let deadline = stop.deadline(start);
+    let mut ops = 0;
+    while ops < stop.ops {
         if VERIFY {
             fill_pattern(tx, *seq);
             *seq = seq.wrapping_add(1);
@@ -55,67 +86,80 @@ pub fn timed<E: Endpoint, const VERIFY: bool>(
         let t1 = Instant::now();
         hist.saturating_record(t1.duration_since(t0).as_nanos() as u64);
         beat.tick();
+        ops += 1;
         if VERIFY {
             check_echo(tx, rx)?;
         }
+        if deadline.is_some_and(|d| t1 >= d) {
+            break;
+        }
     }
-    Ok(start.elapsed())
+    let end_ns = clock::now_ns();
+    send_end(ep, tx)?;
+    Ok(Span {
+        ops,
+        start_ns,
+        end_ns,
+    })
 }
 
-/// `n` requests with `sent_at.len()` (the depth) kept in flight: prime the
-/// pipe, then for every response received send the next request. Each
-/// request's latency runs from its send to its response.
+/// Requests with `sent_at.len()` (the depth) kept in flight, until `stop`:
+/// prime the pipe, then for every response received send the next request;
+/// once the rule says stop, drain what is in flight and send the end
+/// marker. Each request's latency runs from its send to its response.
 #[inline(never)]
 pub fn pipelined<E: Endpoint>(
     ep: &mut E,
-    n: u64,
-    tx: &[u8],
+    stop: Stop,
+    tx: &mut [u8],
     rx: &mut [u8],
     hist: &mut Histogram<u64>,
     beat: &mut Heartbeat<'_>,
     sent_at: &mut [Instant],
-) -> Result<Duration, Fault> {
-    let start = Instant::now();
+) -> Result<Span, Fault> {
+    tx[0] = DATA;
     let depth = sent_at.len() as u64;
-    for i in 0..depth.min(n) {
-        sent_at[i as usize] = Instant::now();
+    let start_ns = clock::now_ns();
+    let start = Instant::now();
+    let deadline = stop.deadline(start);
+    let mut sent = 0;
+    while sent < depth.min(stop.ops) {
+        sent_at[sent as usize] = Instant::now();
         ep.send_msg(tx)?;
+        sent += 1;
     }
-    for i in 0..n {
+    let mut done = 0;
+    let mut open = true;
+    while done < sent {
         ep.recv_msg(rx)?;
         let t = Instant::now();
-        let slot = (i % depth) as usize;
+        let slot = (done % depth) as usize;
         hist.saturating_record(t.duration_since(sent_at[slot]).as_nanos() as u64);
         beat.tick();
-        if i + depth < n {
+        done += 1;
+        open = open && sent < stop.ops && deadline.is_none_or(|d| t < d);
+        if open {
             sent_at[slot] = Instant::now();
             ep.send_msg(tx)?;
+            sent += 1;
         }
     }
-    Ok(start.elapsed())
+    let end_ns = clock::now_ns();
+    send_end(ep, tx)?;
+    Ok(Span {
+        ops: done,
+        start_ns,
+        end_ns,
+    })
 }
 
-/// `n` round trips timed as one batch (for criterion, which wants totals).
-#[inline(never)]
-pub fn batch<E: Endpoint>(
-    ep: &mut E,
-    n: u64,
-    tx: &mut [u8],
-    rx: &mut [u8],
-) -> Result<Duration, Fault> {
-    let t0 = Instant::now();
-    for _ in 0..n {
-        ep.send_msg(tx)?;
-        ep.recv_msg(rx)?;
-    }
-    Ok(t0.elapsed())
-}
-
-/// A pattern that differs per message and per byte position.
+/// A pattern that differs per message and per byte position. The first
+/// byte stays [`DATA`]: it is the message's marker.
 pub fn fill_pattern(buf: &mut [u8], seq: u8) {
     for (i, b) in buf.iter_mut().enumerate() {
         *b = (i as u8).wrapping_mul(31).wrapping_add(seq) ^ ((i >> 8) as u8);
     }
+    buf[0] = DATA;
 }
 
 /// The response must start with the request (the server echoes its buffer).
@@ -130,75 +174,65 @@ pub fn check_echo(tx: &[u8], rx: &[u8]) -> Result<(), Fault> {
     }
 }
 
-fn connected(c: &mut ClientEnd) -> &mut crate::transport::AnyEndpoint {
-    match c {
-        ClientEnd::Connected(ep) => ep,
-        ClientEnd::Dialing { .. } => unreachable!("ping-pong runs on a connected pair"),
-    }
-}
-
-impl PinnedPair {
-    /// `n` timed round trips recorded into `hist` (see [`timed`]); returns
-    /// the trial's accounting and the loop's wall time.
+impl PinnedPair<Connected> {
+    /// Timed round trips until `stop`, recorded into `hist` (see [`timed`]).
     pub fn record(
         &mut self,
-        n: u64,
+        stop: Stop,
         hist: &mut Histogram<u64>,
         beat: &mut Heartbeat<'_>,
         verify: bool,
-    ) -> crate::Result<(super::TrialUsage, Duration)> {
-        let (elapsed, usage, _) = self.trial(n, false, |c, tx, rx, seq| {
-            with_endpoint!(connected(c), e => if verify {
-                timed::<_, true>(e, n, tx, rx, hist, beat, seq)
+    ) -> crate::Result<(Span, TrialUsage)> {
+        let (span, usage, _) = self.trial(false, |c, tx, rx, seq| {
+            with_endpoint!(&mut c.ep, e => if verify {
+                timed::<_, true>(e, stop, tx, rx, hist, beat, seq)
             } else {
-                timed::<_, false>(e, n, tx, rx, hist, beat, seq)
+                timed::<_, false>(e, stop, tx, rx, hist, beat, seq)
             })
         })?;
-        Ok((usage, elapsed))
+        Ok((span, usage))
     }
 
-    /// `n` requests with `sent_at.len()` in flight (see [`pipelined`]).
+    /// Requests with `sent_at.len()` in flight until `stop` (see [`pipelined`]).
     pub fn record_pipelined(
         &mut self,
-        n: u64,
+        stop: Stop,
         hist: &mut Histogram<u64>,
         beat: &mut Heartbeat<'_>,
         sent_at: &mut [Instant],
-    ) -> crate::Result<(super::TrialUsage, Duration)> {
-        let (elapsed, usage, _) = self.trial(n, false, |c, tx, rx, _| {
-            with_endpoint!(connected(c), e => pipelined(e, n, tx, rx, hist, beat, sent_at))
+    ) -> crate::Result<(Span, TrialUsage)> {
+        let (span, usage, _) = self.trial(false, |c, tx, rx, _| {
+            with_endpoint!(&mut c.ep, e => pipelined(e, stop, tx, rx, hist, beat, sent_at))
         })?;
-        Ok((usage, elapsed))
-    }
-
-    /// `n` round trips timed as one batch (see [`batch`]).
-    pub fn round_trips(&mut self, n: u64) -> crate::Result<Duration> {
-        let (elapsed, _, _) = self.trial(
-            n,
-            false,
-            |c, tx, rx, _| with_endpoint!(connected(c), e => batch(e, n, tx, rx)),
-        )?;
-        Ok(elapsed)
+        Ok((span, usage))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
+    use std::time::Duration;
 
     use super::*;
 
     /// An in-memory endpoint that answers every request at once and tracks
     /// how many requests are in flight.
+    #[derive(Default)]
     struct Counting {
         queue: VecDeque<Vec<u8>>,
         in_flight: u64,
         max_in_flight: u64,
         at_recv: Vec<u64>,
+        ends: u64,
     }
 
     impl Endpoint for Counting {
         fn send_msg(&mut self, buf: &[u8]) -> Result<(), Fault> {
+            if buf[0] == END {
+                self.ends += 1;
+                return Ok(());
+            }
+            assert_eq!(self.ends, 0, "nothing after the end marker");
             self.queue.push_back(buf.to_vec());
             self.in_flight += 1;
             self.max_in_flight = self.max_in_flight.max(self.in_flight);
@@ -220,29 +254,25 @@ mod tests {
     }
 
     #[test]
-    fn depth_keeps_exactly_k_in_flight() {
+    fn depth_keeps_exactly_k_in_flight_then_ends() {
         for (depth, n) in [(1usize, 10u64), (4, 100), (16, 100), (8, 5)] {
-            let mut ep = Counting {
-                queue: VecDeque::new(),
-                in_flight: 0,
-                max_in_flight: 0,
-                at_recv: Vec::new(),
-            };
+            let mut ep = Counting::default();
             let mut hist = crate::samples::new_histogram();
             let shared = std::sync::atomic::AtomicU64::new(0);
             let mut sent_at = vec![Instant::now(); depth];
-            pipelined(
+            let span = pipelined(
                 &mut ep,
-                n,
-                &[1u8; 8],
+                Stop::count(n),
+                &mut [0u8; 8],
                 &mut [0u8; 8],
                 &mut hist,
                 &mut Heartbeat::new(&shared),
                 &mut sent_at,
             )
             .unwrap();
-            assert_eq!(hist.len(), n, "one latency per request");
+            assert_eq!((span.ops, hist.len()), (n, n), "one latency per request");
             assert_eq!(ep.in_flight, 0, "every request answered");
+            assert_eq!(ep.ends, 1, "one end marker, after the last answer");
             assert_eq!(ep.max_in_flight, (depth as u64).min(n));
             // Until the tail drains, every receive happens with exactly K in flight.
             let full = n.saturating_sub(depth as u64) as usize + 1;
@@ -256,10 +286,67 @@ mod tests {
         }
     }
 
+    /// A time budget holds: the loop stops at the first latency taken after
+    /// the deadline, and an echo server stops at the marker.
+    #[test]
+    fn time_stops_the_loop_and_the_marker_stops_the_server() {
+        let mut ep = Counting::default();
+        let mut hist = crate::samples::new_histogram();
+        let shared = std::sync::atomic::AtomicU64::new(0);
+        let t0 = Instant::now();
+        let span = timed::<_, true>(
+            &mut ep,
+            Stop::time(Duration::from_millis(30)),
+            &mut [0u8; 16],
+            &mut [0u8; 16],
+            &mut hist,
+            &mut Heartbeat::new(&shared),
+            &mut 0,
+        )
+        .unwrap();
+        let took = t0.elapsed();
+        assert!(
+            took >= Duration::from_millis(30) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+        assert!(span.ops > 10 && span.ops == hist.len(), "{span:?}");
+        assert!(span.end_ns - span.start_ns >= 30_000_000, "{span:?}");
+        assert_eq!(ep.ends, 1);
+
+        // The server side: three requests answered, then the marker.
+        struct Feed(VecDeque<u8>, u64);
+        impl Endpoint for Feed {
+            fn send_msg(&mut self, _: &[u8]) -> Result<(), Fault> {
+                self.1 += 1;
+                Ok(())
+            }
+            fn recv_msg(&mut self, buf: &mut [u8]) -> Result<(), Fault> {
+                buf[0] = self.0.pop_front().expect("read past the marker");
+                Ok(())
+            }
+            fn calls(&self) -> (u64, u64) {
+                (0, 0)
+            }
+        }
+        let mut f = Feed([DATA, DATA, DATA, END, DATA].into(), 0);
+        assert_eq!(
+            echo(&mut f, &mut [0u8; 4], 4, 4, u64::MAX).unwrap(),
+            Served::Marker(3)
+        );
+        assert_eq!(
+            (f.1, f.0.len()),
+            (3, 1),
+            "no answer to the marker, nothing read after it"
+        );
+        let mut f = Feed([DATA, DATA, DATA].into(), 0);
+        assert_eq!(echo(&mut f, &mut [0u8; 4], 4, 4, 2).unwrap(), Served::Died);
+    }
+
     #[test]
     fn corrupt_echo_is_caught() {
         let mut a = [0u8; 300];
         fill_pattern(&mut a, 3);
+        assert_eq!(a[0], DATA, "the marker byte is kept");
         let mut b = a;
         assert!(check_echo(&a, &b).is_ok());
         b[257] ^= 1;

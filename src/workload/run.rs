@@ -1,32 +1,45 @@
 //! Stage: timed loop orchestration, for every workload. Pins one client
 //! thread per pair (`--pairs`), starts one pinned pair per case on each,
-//! warms every case up, then runs `--trials` rounds in A B … B A order (odd
-//! rounds reversed), the client threads meeting at a barrier before each
-//! trial so that concurrent pairs overlap. Results of concurrent pairs are
-//! merged after the threads have joined.
+//! warms every case up, then runs `--trials` rounds. Each round runs the
+//! plan's schedule, in which the cases a ratio compares are adjacent, forward
+//! in even rounds and backward in odd ones (A B … B A); the client threads
+//! meet at a barrier before each trial so that concurrent pairs overlap.
+//! Every trial is stamped with its start and end. Results of concurrent
+//! pairs are merged after the threads have joined.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
 use super::barrier::AbortBarrier;
-use super::{Job, Mode, PinnedPair, TrialUsage};
+use super::{Connected, Dialing, Job, Mode, PairSpec, PinnedPair, Stop, TrialUsage};
 use crate::error::{Error, Result};
 use crate::plan::{Budget, Case, Plan, Workload};
-use crate::samples::{Heartbeat, new_histogram};
+use crate::samples::{BeatCell, Heartbeat, new_histogram};
 use crate::sys::process::Resources;
-use crate::transport::{Buffers, Namespaces, SocketDir, TransportKind};
+use crate::transport::{
+    Buffers, Namespaces, SocketDir, TimeWait, TransportKind, time_wait_before, time_wait_sockets,
+};
 use crate::{affinity, cleanup, clock};
 
 /// Operations run, untimed, before every trial after switching cases.
 pub const TRIAL_WARMUP: u64 = 50;
+
+/// How often a transfer's sender looks at the clock when a trial is
+/// bounded by time: about once per this long, never inside a send.
+const CLOCK_CHECK_NS: f64 = 20_000.0;
 
 /// One trial's figures, kept for confidence intervals and paired ratios.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct TrialPoint {
     /// Round (0-based); trials of different cases in one round are paired.
     pub round: u32,
+    /// When the trial ran: ns since the run's start, from the first pair's
+    /// first operation to the last pair's end. Trials a ratio compares are
+    /// adjacent in time.
+    pub start_ns: u64,
+    pub end_ns: u64,
     /// Operations timed (over all pairs).
     pub n: u64,
     /// Median latency of the trial (mean of the pairs' medians), ns; 0 for transfers.
@@ -35,11 +48,16 @@ pub struct TrialPoint {
     pub mean_ns: f64,
     /// 99th percentile of the trial (mean of the pairs'), ns; 0 for transfers.
     pub p99_ns: u64,
-    /// Wall time of the trial (the slowest pair), ns.
+    /// Wall time of the trial, `end_ns - start_ns`: the span all pairs took.
     pub elapsed_ns: u64,
     /// Messages the servers received (transfers) or requests served.
     pub delivered: u64,
-    /// This process's memory, descriptors and threads just before the trial.
+    /// Messages sent (transfers: both ways for `--direction both`).
+    pub sent: u64,
+    /// A datagram transfer ended on the idle limit: its end marker was lost.
+    pub idle_ended: bool,
+    /// This process's memory, descriptors and threads just before the trial
+    /// (before its untimed warm-up).
     #[serde(flatten)]
     pub resources: Resources,
 }
@@ -54,8 +72,8 @@ pub struct CaseOutcome {
     /// CPU and syscall accounting summed over the timed trials and pairs.
     pub usage: TrialUsage,
     pub buffers: Buffers,
-    /// TCP sockets left in TIME_WAIT on the listening port(s) after the case (connect).
-    pub time_wait: Option<usize>,
+    /// TCP sockets left in TIME_WAIT after the case, per side (connections per request).
+    pub time_wait: Option<TimeWait>,
 }
 
 /// A whole run.
@@ -68,6 +86,43 @@ pub struct Run {
     pub elapsed: Duration,
 }
 
+/// A pair of the kind its job needs.
+#[derive(Debug)]
+enum Pair {
+    Connected(PinnedPair<Connected>),
+    Dialing(PinnedPair<Dialing>),
+}
+
+impl Pair {
+    fn new(spec: PairSpec, dir: Option<&SocketDir>) -> Result<Pair> {
+        Ok(match spec.job {
+            Job::Accept => Pair::Dialing(PinnedPair::dial(spec, dir)?),
+            _ => Pair::Connected(PinnedPair::connect(spec, dir)?),
+        })
+    }
+
+    fn check_alive(&mut self) -> Result<()> {
+        match self {
+            Pair::Connected(p) => p.check_alive(),
+            Pair::Dialing(p) => p.check_alive(),
+        }
+    }
+
+    fn buffers(&self) -> Buffers {
+        match self {
+            Pair::Connected(p) => p.buffers(),
+            Pair::Dialing(p) => p.buffers(),
+        }
+    }
+
+    fn listen_port(&self) -> Option<u16> {
+        match self {
+            Pair::Connected(_) => None,
+            Pair::Dialing(p) => p.listen_port(),
+        }
+    }
+}
+
 /// Run every case of `plan`.
 pub fn run(plan: &Plan) -> Result<Run> {
     // `--netns`: the namespaces live until this returns (or the process dies).
@@ -77,9 +132,15 @@ pub fn run(plan: &Plan) -> Result<Run> {
     } else {
         None
     };
-    let beats: Vec<AtomicU64> = (0..plan.pairs).map(|_| AtomicU64::new(0)).collect();
+    run_in(plan, &ns, dir.as_ref())
+}
+
+/// Run every case of `plan` with namespaces and a socket directory made by the caller.
+pub fn run_in(plan: &Plan, ns: &Namespaces, dir: Option<&SocketDir>) -> Result<Run> {
+    let beats: Vec<BeatCell> = (0..plan.pairs).map(|_| BeatCell::default()).collect();
     let barrier = AbortBarrier::new(plan.pairs);
     let started = Instant::now();
+    let origin_ns = clock::now_ns();
     // Pipes take no SO_RCVTIMEO: in process mode a stopped server would block
     // the client for ever, so a watchdog kills servers that stop progressing.
     let watch = plan.mode == Mode::Process
@@ -87,14 +148,15 @@ pub fn run(plan: &Plan) -> Result<Run> {
             .cases
             .iter()
             .any(|c| c.transport == TransportKind::Pipe);
+    let fired = AtomicBool::new(false);
     let results: Vec<Result<(Vec<CaseOutcome>, f64)>> = std::thread::scope(|s| {
         let mut handles = Vec::new();
         for (p, beat) in beats.iter().enumerate() {
-            let (barrier, dir, ns) = (&barrier, dir.as_ref(), &ns);
+            let barrier = &barrier;
             let h = std::thread::Builder::new()
                 .name(format!("client-{p}"))
                 .spawn_scoped(s, move || {
-                    let r = measure(plan, p, dir, ns, beat, barrier);
+                    let r = measure(plan, p, (dir, ns), (&beat.0, barrier), origin_ns);
                     if r.is_err() {
                         barrier.abort();
                     }
@@ -115,7 +177,7 @@ pub fn run(plan: &Plan) -> Result<Run> {
             }
         }
         if watch {
-            watchdog(&handles, &beats, plan.opts.timeout);
+            watchdog(&handles, &beats, plan.opts.timeout, &fired);
         }
         handles
             .into_iter()
@@ -137,7 +199,15 @@ pub fn run(plan: &Plan) -> Result<Run> {
             }
         }
     }
-    if let Some(e) = first_err {
+    if let Some(mut e) = first_err {
+        if fired.load(Relaxed)
+            && let Error::Run { cause, .. } = &mut e
+        {
+            cause.push_str(&format!(
+                " (sockbench's watchdog killed the server after {} without progress)",
+                humantime::format_duration(plan.opts.timeout)
+            ));
+        }
         return Err(e);
     }
     let clock_read_ns = ok.first().map_or(0.0, |(_, c)| *c);
@@ -153,6 +223,7 @@ pub fn run(plan: &Plan) -> Result<Run> {
         t.p50_ns /= plan.pairs as u64;
         t.p99_ns /= plan.pairs as u64;
         t.mean_ns /= plan.pairs as f64;
+        t.elapsed_ns = t.end_ns.saturating_sub(t.start_ns).max(1);
     }
     Ok(Run {
         cases,
@@ -166,33 +237,40 @@ fn merge(into: &mut CaseOutcome, from: CaseOutcome) {
     into.hist.add(&from.hist).expect("histograms share bounds");
     into.usage.add(&from.usage);
     into.time_wait = match (into.time_wait, from.time_wait) {
-        (Some(a), Some(b)) => Some(a.max(b)),
+        (Some(a), Some(b)) => Some(TimeWait {
+            server: a.server.max(b.server),
+            client: a.client.max(b.client),
+        }),
         (a, b) => a.or(b),
     };
     for (a, b) in into.trials.iter_mut().zip(&from.trials) {
         a.n += b.n;
         a.delivered += b.delivered;
-        a.elapsed_ns = a.elapsed_ns.max(b.elapsed_ns);
+        a.sent += b.sent;
+        a.start_ns = a.start_ns.min(b.start_ns);
+        a.end_ns = a.end_ns.max(b.end_ns);
         a.p50_ns += b.p50_ns;
         a.p99_ns += b.p99_ns;
         a.mean_ns += b.mean_ns;
+        a.idle_ended |= b.idle_ended;
     }
 }
 
 fn watchdog<T>(
     clients: &[std::thread::ScopedJoinHandle<'_, T>],
-    beats: &[AtomicU64],
+    beats: &[BeatCell],
     timeout: Duration,
+    fired: &AtomicBool,
 ) {
-    let total = || beats.iter().map(|b| b.load(Relaxed)).sum::<u64>();
+    let total = || beats.iter().map(|b| b.0.load(Relaxed)).sum::<u64>();
     let (mut last, mut since) = (total(), Instant::now());
     while !clients.iter().all(|c| c.is_finished()) {
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(Duration::from_millis(100));
         let now = total();
         if now != last {
             (last, since) = (now, Instant::now());
         } else if since.elapsed() > timeout {
-            super::WATCHDOG_FIRED.store(true, Relaxed);
+            fired.store(true, Relaxed);
             cleanup::kill_children();
             since = Instant::now();
         }
@@ -209,36 +287,46 @@ struct Scratch<'a> {
 /// What one trial gave, before it becomes a [`TrialPoint`].
 struct TrialOut {
     usage: TrialUsage,
-    elapsed_ns: u64,
+    ops: u64,
+    start_ns: u64,
+    end_ns: u64,
     delivered: u64,
+    sent: u64,
+    idle_ended: bool,
 }
 
-/// Run `n` operations of the plan's workload on `pair`.
-fn trial(pair: &mut PinnedPair, plan: &Plan, n: u64, s: &mut Scratch<'_>) -> Result<TrialOut> {
+/// One trial of the plan's workload on `pair`, until `stop`.
+fn trial(pair: &mut Pair, plan: &Plan, stop: Stop, s: &mut Scratch<'_>) -> Result<TrialOut> {
     s.hist.reset();
-    let ns = |d: Duration| d.as_nanos() as u64;
-    let (usage, delivered, elapsed_ns) = match (plan.workload, pair.spec().job) {
-        (Workload::Throughput { .. }, _) => {
-            let t = pair.transfer(n, plan.verify, &mut s.beat)?;
-            (t.usage, t.delivered, t.elapsed_ns)
-        }
-        (_, Job::Accept) => {
-            let (u, d) = pair.record_connect(n, &mut s.hist, &mut s.beat, plan.verify)?;
-            (u, n, ns(d))
-        }
-        (w, _) if w.depth() > 1 => {
-            let (u, d) = pair.record_pipelined(n, &mut s.hist, &mut s.beat, &mut s.sent_at)?;
-            (u, n, ns(d))
-        }
-        _ => {
-            let (u, d) = pair.record(n, &mut s.hist, &mut s.beat, plan.verify)?;
-            (u, n, ns(d))
-        }
+    let (span, usage) = match pair {
+        Pair::Dialing(p) => p.record_connect(stop, &mut s.hist, &mut s.beat, plan.verify)?,
+        Pair::Connected(p) => match plan.workload {
+            Workload::Throughput { .. } => {
+                let t = p.transfer(stop, plan.verify, &mut s.beat)?;
+                return Ok(TrialOut {
+                    usage: t.usage,
+                    ops: t.sent,
+                    start_ns: t.start_ns,
+                    end_ns: t.start_ns + t.elapsed_ns(),
+                    delivered: t.delivered,
+                    sent: t.sent,
+                    idle_ended: t.idle_ended,
+                });
+            }
+            w if w.depth() > 1 => {
+                p.record_pipelined(stop, &mut s.hist, &mut s.beat, &mut s.sent_at)?
+            }
+            _ => p.record(stop, &mut s.hist, &mut s.beat, plan.verify)?,
+        },
     };
     Ok(TrialOut {
         usage,
-        elapsed_ns,
-        delivered,
+        ops: span.ops,
+        start_ns: span.start_ns,
+        end_ns: span.end_ns.max(span.start_ns + 1),
+        delivered: span.ops,
+        sent: span.ops,
+        idle_ended: false,
     })
 }
 
@@ -246,10 +334,9 @@ fn trial(pair: &mut PinnedPair, plan: &Plan, n: u64, s: &mut Scratch<'_>) -> Res
 fn measure(
     plan: &Plan,
     p: usize,
-    dir: Option<&SocketDir>,
-    ns: &Namespaces,
-    beat: &AtomicU64,
-    barrier: &AbortBarrier,
+    (dir, ns): (Option<&SocketDir>, &Namespaces),
+    (beat, barrier): (&std::sync::atomic::AtomicU64, &AbortBarrier),
+    origin_ns: u64,
 ) -> Result<(Vec<CaseOutcome>, f64)> {
     let (server_cpu, client_cpu) = plan.placement(p);
     affinity::pin("client", client_cpu)?;
@@ -264,25 +351,39 @@ fn measure(
             places.enter(c.netns)?;
             let mut spec = plan.pair_spec(c, server_cpu);
             spec.opts.netns = ns.placement(c.netns);
-            PinnedPair::new(spec, dir)
+            Pair::new(spec, dir)
         })
         .collect::<Result<Vec<_>>>()?;
+    // TIME_WAIT sockets already on each listener's port (earlier users of
+    // the port number), per side, so that only this run's are counted.
+    let mut tw_before = Vec::with_capacity(pairs.len());
+    for (pair, case) in pairs.iter().zip(&plan.cases) {
+        tw_before.push(match pair.listen_port() {
+            None => (Vec::new(), Vec::new()),
+            Some(port) => {
+                let server = places.on_server_side(case.netns, || time_wait_before(port))?;
+                places.enter(case.netns)?;
+                (server, time_wait_before(port))
+            }
+        });
+    }
     let mut s = Scratch {
         hist: new_histogram(),
         sent_at: vec![Instant::now(); plan.workload.depth() as usize],
         beat: Heartbeat::new(beat),
     };
     let aborted = |_| Error::Interrupted;
-    let mut per_trial = Vec::with_capacity(pairs.len());
+    // Warm every case up; a transfer's sender then looks at the clock about
+    // every CLOCK_CHECK_NS.
+    let mut check_every = Vec::with_capacity(pairs.len());
     for (pair, case) in pairs.iter_mut().zip(&plan.cases) {
         places.enter(case.netns)?;
-        let est_ns = warm_up(pair, plan, &mut s)?;
-        per_trial.push(match plan.budget {
-            Budget::Iterations(_) => 0,
-            Budget::Duration(d) => {
-                ((d.as_nanos() as f64 / f64::from(plan.trials)) / est_ns.max(1.0)).max(1.0) as u64
-            }
-        });
+        let per_op_ns = warm_up(pair, plan, &mut s)?;
+        check_every.push(
+            ((CLOCK_CHECK_NS / per_op_ns.max(1.0)) as u64)
+                .clamp(1, 4096)
+                .next_power_of_two(),
+        );
     }
     let mut outcomes: Vec<CaseOutcome> = pairs
         .iter()
@@ -296,31 +397,35 @@ fn measure(
             time_wait: None,
         })
         .collect();
+    let schedule = plan.schedule();
     for round in 0..plan.trials {
         let order: Vec<usize> = if round % 2 == 0 {
-            (0..pairs.len()).collect()
+            schedule.clone()
         } else {
-            (0..pairs.len()).rev().collect()
+            schedule.iter().rev().copied().collect()
         };
         for i in order {
             for p in &mut pairs {
                 p.check_alive()?;
             }
-            let n = match plan.budget {
-                Budget::Iterations(total) => share(total, plan.trials, round),
-                Budget::Duration(_) => per_trial[i],
-            };
             places.enter(plan.cases[i].netns)?;
-            trial(&mut pairs[i], plan, TRIAL_WARMUP.min(n), &mut s)?;
-            // Client 0 samples the (shared) process, untimed; `merge` keeps
-            // pair 0's figures.
+            // Client 0 samples the (shared) process, untimed, before the
+            // trial's warm-up; `merge` keeps pair 0's figures.
             let resources = if p == 0 {
                 Resources::now().unwrap_or_default()
             } else {
                 Resources::default()
             };
+            trial(&mut pairs[i], plan, Stop::count(TRIAL_WARMUP), &mut s)?;
             barrier.wait().map_err(aborted)?;
-            let t = trial(&mut pairs[i], plan, n, &mut s)?;
+            let stop = match plan.budget {
+                Budget::Iterations(total) => Stop::count(share(total, plan.trials, round)),
+                Budget::Duration(d) => Stop {
+                    check_every: check_every[i],
+                    ..Stop::time(d / plan.trials)
+                },
+            };
+            let t = trial(&mut pairs[i], plan, stop, &mut s)?;
             let o = &mut outcomes[i];
             o.hist.add(&s.hist).expect("histograms share bounds");
             o.usage.add(&t.usage);
@@ -333,7 +438,9 @@ fn measure(
             };
             o.trials.push(TrialPoint {
                 round,
-                n,
+                start_ns: t.start_ns.saturating_sub(origin_ns),
+                end_ns: t.end_ns.saturating_sub(origin_ns),
+                n: t.ops,
                 p50_ns: q(0.5),
                 p99_ns: q(0.99),
                 mean_ns: if s.hist.is_empty() {
@@ -341,19 +448,22 @@ fn measure(
                 } else {
                     s.hist.mean()
                 },
-                elapsed_ns: t.elapsed_ns,
+                elapsed_ns: t.end_ns.saturating_sub(t.start_ns).max(1),
                 delivered: t.delivered,
+                sent: t.sent,
+                idle_ended: t.idle_ended,
                 resources,
             });
         }
     }
-    for (o, pair) in outcomes.iter_mut().zip(&pairs) {
-        // TIME_WAIT sits with the side that closes first: the server's.
+    for ((o, pair), (on_server, on_client)) in outcomes.iter_mut().zip(&pairs).zip(&tw_before) {
+        // Each side's TIME_WAIT sockets, in that side's namespace.
         if let Some(port) = pair.listen_port() {
-            o.time_wait = Some(
-                places
-                    .on_server_side(o.case.netns, || crate::transport::time_wait_sockets(port))?,
-            );
+            let server = places
+                .on_server_side(o.case.netns, || time_wait_sockets(port, on_server).server)?;
+            places.enter(o.case.netns)?;
+            let client = time_wait_sockets(port, on_client).client;
+            o.time_wait = Some(TimeWait { server, client });
         }
     }
     drop(pairs);
@@ -367,9 +477,8 @@ pub fn share(total: u64, trials: u32, round: u32) -> u64 {
 }
 
 /// Warm a pair up until both the count and the time of the plan are met;
-/// returns the wall time per operation of the last chunk (ns), for sizing
-/// duration-based trials.
-fn warm_up(pair: &mut PinnedPair, plan: &Plan, s: &mut Scratch<'_>) -> Result<f64> {
+/// returns the wall time per operation of the last chunk (ns).
+fn warm_up(pair: &mut Pair, plan: &Plan, s: &mut Scratch<'_>) -> Result<f64> {
     let start = Instant::now();
     let mut done = 0u64;
     loop {
@@ -377,10 +486,10 @@ fn warm_up(pair: &mut PinnedPair, plan: &Plan, s: &mut Scratch<'_>) -> Result<f6
             0 => 200, // count met, time not yet
             left => left.clamp(10, 1000),
         };
-        let t = trial(pair, plan, chunk, s)?;
+        let t = trial(pair, plan, Stop::count(chunk), s)?;
         done += chunk;
         if done >= plan.warmup && start.elapsed() >= plan.warmup_time {
-            return Ok(t.elapsed_ns as f64 / chunk as f64);
+            return Ok((t.end_ns - t.start_ns) as f64 / t.ops.max(1) as f64);
         }
     }
 }

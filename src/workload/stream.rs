@@ -1,16 +1,19 @@
 //! Stage: timed loop. One-way bulk transfer for throughput: the client
-//! writes `n` messages, the server reads them. Streams must deliver every
-//! byte; datagrams may be lost (UDP), so the server counts what arrived and
-//! the client ends each trial with one end-marker datagram.
+//! writes messages until its stopping rule says stop, then an end marker;
+//! the server reads until the marker. Streams must deliver every byte;
+//! datagrams may be lost (UDP), so the server counts what arrived, and a
+//! lost marker ends the transfer on an idle limit, stamped at the last
+//! datagram that did arrive.
 
-use super::{ClientEnd, PinnedPair, TrialUsage};
+use std::time::Instant;
+
+use super::pingpong::send_end;
+use super::{Connected, DATA, END, PinnedPair, Span, Stop, TrialUsage};
+use crate::clock;
 use crate::samples::Heartbeat;
 use crate::sys::process::ThreadUsage;
 use crate::transport::{Cause, Endpoint, Fault};
 use crate::with_endpoint;
-
-/// First byte of a datagram that ends a transfer (data messages carry 0).
-pub const END_MARKER: u8 = 1;
 
 /// Sequence number a message carries in bytes 1..9 with `--verify`
 /// (messages shorter than 9 bytes carry none).
@@ -19,173 +22,233 @@ fn seq_of(buf: &[u8]) -> Option<u64> {
         .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
 }
 
-/// Server side: receive `n` messages of `buf.len()` bytes. A stream must
-/// deliver exactly `n` in order. A datagram transfer ends at the end marker
-/// or after an idle timeout (a lost marker); with `verify`, sequence
-/// numbers must rise (a gap is loss, a repeat or step back is corruption).
-/// Returns the data messages received and the `CLOCK_MONOTONIC` time (ns)
-/// the transfer ended: at the last receive, or, after an idle timeout,
-/// that much earlier.
+/// How a sink ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sunk {
+    /// Data messages received (the marker not counted), and the
+    /// `CLOCK_MONOTONIC` time the transfer ended: at the end marker, or,
+    /// when the marker was lost (`idle_ended`), at the last datagram received.
+    Ended {
+        delivered: u64,
+        end_ns: u64,
+        idle_ended: bool,
+    },
+    /// Fault injection: the server ends here, silently.
+    Died,
+}
+
+/// Receive messages of `buf.len()` bytes until the end marker. A stream
+/// must deliver 0, 1, 2, ... in order; a datagram transfer may lose some,
+/// and ends on [`super::SINK_IDLE`] without a datagram if the marker itself is
+/// lost (the receiving end's bound must be set to it). With `verify`,
+/// sequence numbers must rise (a gap is loss, a repeat or step back is
+/// corruption). `limit`: messages left before an injected death.
 #[inline(never)]
 pub fn sink<E: Endpoint>(
     ep: &mut E,
-    n: u64,
     buf: &mut [u8],
     stream: bool,
     verify: bool,
-) -> Result<(u64, u64), Fault> {
+    limit: u64,
+) -> Result<Sunk, Fault> {
     let bad = |offset| Fault {
         call: "recv",
         cause: Cause::Corrupt { offset },
     };
+    let mut n = 0u64;
     if stream {
-        for i in 0..n {
+        loop {
             ep.recv_msg(buf)?;
-            if verify && seq_of(buf).is_some_and(|s| s != i) {
+            if buf[0] == END {
+                return Ok(Sunk::Ended {
+                    delivered: n,
+                    end_ns: clock::now_ns(),
+                    idle_ended: false,
+                });
+            }
+            if verify && seq_of(buf).is_some_and(|s| s != n) {
                 return Err(bad(1));
             }
+            if n == limit {
+                return Ok(Sunk::Died);
+            }
+            n += 1;
         }
-        return Ok((n, crate::clock::now_ns()));
     }
-    let mut got = 0u64;
+    // Datagrams: the time of the last one is kept (one clock read each),
+    // because only the idle limit can say that it was the last.
     let mut last: Option<u64> = None;
+    let mut last_ns = clock::now_ns();
     loop {
         match ep.recv_msg(buf) {
-            Ok(()) if buf[0] == END_MARKER => return Ok((got, crate::clock::now_ns())),
+            Ok(()) if buf[0] == END => {
+                return Ok(Sunk::Ended {
+                    delivered: n,
+                    end_ns: clock::now_ns(),
+                    idle_ended: false,
+                });
+            }
             Ok(()) => {
+                last_ns = clock::now_ns();
                 if verify && let Some(s) = seq_of(buf) {
-                    if last.is_some_and(|l| s <= l) || s >= n {
+                    if last.is_some_and(|l| s <= l) {
                         return Err(bad(1));
                     }
                     last = Some(s);
                 }
-                got += 1;
+                if n == limit {
+                    return Ok(Sunk::Died);
+                }
+                n += 1;
             }
             Err(Fault {
                 cause: Cause::TimedOut(_),
                 ..
             }) => {
-                let idle = super::SINK_IDLE.as_nanos() as u64;
-                return Ok((got, crate::clock::now_ns().saturating_sub(idle)));
+                return Ok(Sunk::Ended {
+                    delivered: n,
+                    end_ns: last_ns,
+                    idle_ended: true,
+                });
             }
             Err(f) => return Err(f),
         }
     }
 }
 
-/// Client side: send `n` messages of `tx`, numbered with `verify`; a
-/// datagram transfer then sends one end marker.
-#[inline(never)]
+/// Send messages of `tx`, numbered with `verify`, while `more(i)` allows
+/// the `i`-th; then the end marker. Returns the data messages sent.
+#[inline(always)]
 pub fn blast<E: Endpoint>(
     ep: &mut E,
-    n: u64,
     tx: &mut [u8],
-    stream: bool,
     verify: bool,
     beat: &mut Heartbeat<'_>,
-) -> Result<(), Fault> {
-    tx[0] = 0;
-    for i in 0..n {
+    mut more: impl FnMut(u64) -> bool,
+) -> Result<u64, Fault> {
+    tx[0] = DATA;
+    let mut i = 0;
+    while more(i) {
         if verify && let Some(b) = tx.get_mut(1..9) {
             b.copy_from_slice(&i.to_le_bytes());
         }
         ep.send_msg(tx)?;
         beat.tick();
+        i += 1;
     }
-    if !stream {
-        tx[0] = END_MARKER;
-        let sent = ep.send_msg(tx);
-        tx[0] = 0;
-        sent?;
-    }
-    Ok(())
+    send_end(ep, tx)?;
+    Ok(i)
+}
+
+/// The client's sender: [`blast`] until `stop`, reading the clock once per
+/// `stop.check_every` messages (a power of two), never inside a send.
+#[inline(never)]
+pub fn blast_until<E: Endpoint>(
+    ep: &mut E,
+    tx: &mut [u8],
+    verify: bool,
+    beat: &mut Heartbeat<'_>,
+    stop: Stop,
+) -> Result<Span, Fault> {
+    let start_ns = clock::now_ns();
+    let deadline = stop.deadline(Instant::now());
+    let mask = stop.check_every.max(1).next_power_of_two() - 1;
+    let ops = blast(ep, tx, verify, beat, |i| {
+        i < stop.ops && (i & mask != 0 || deadline.is_none_or(|d| Instant::now() < d))
+    })?;
+    Ok(Span {
+        ops,
+        start_ns,
+        end_ns: clock::now_ns(),
+    })
 }
 
 /// What one transfer trial measured.
 #[derive(Debug, Clone, Copy)]
 pub struct Transfer {
     pub usage: TrialUsage,
-    /// From the client's first send to the server's last receive (the end
-    /// marker, or the last data message before an idle timeout), ns.
-    pub elapsed_ns: u64,
+    /// From the client's first send to the last receive (the end marker, or
+    /// the last datagram before an idle ending), `CLOCK_MONOTONIC` ns.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// Data messages sent (both ways for Duplex).
+    pub sent: u64,
     /// Data messages received (by both ends, for Duplex).
     pub delivered: u64,
+    /// A receiver ended on its idle limit: an end marker was lost.
+    pub idle_ended: bool,
 }
 
-impl PinnedPair {
-    /// One trial of `n` one-way messages (job Sink), or of `n` each way at
-    /// once (job Duplex: a helper thread on the client's CPU receives while
-    /// this one sends; its CPU and calls count as the client's).
+impl Transfer {
+    /// Wall time of the transfer, ns (at least 1).
+    pub fn elapsed_ns(&self) -> u64 {
+        self.end_ns.saturating_sub(self.start_ns).max(1)
+    }
+}
+
+impl PinnedPair<Connected> {
+    /// One transfer trial until `stop` (job Sink), or one each way at once
+    /// (job Duplex: a helper thread on the client's CPU receives while this
+    /// one sends; its CPU and calls count as the client's).
     pub fn transfer(
         &mut self,
-        n: u64,
+        stop: Stop,
         verify: bool,
         beat: &mut Heartbeat<'_>,
     ) -> crate::Result<Transfer> {
         let stream = self.spec().kind.is_stream();
         let size = self.spec().size;
-        let mut second = self.client_rx.take();
-        let result = self.trial(n, verify, |c, tx, rx, _| {
-            let ClientEnd::Connected(ep) = c else {
-                unreachable!("a transfer runs on a connected pair")
-            };
-            let start = crate::clock::now_ns();
-            let Some(rx_ep) = second.as_mut() else {
-                with_endpoint!(ep, e => blast(e, n, tx, stream, verify, beat))?;
-                return Ok((start, Downstream::default()));
+        let ((span, down), mut usage, report) = self.trial(verify, |c, tx, rx, _| {
+            let Some(rx_ep) = c.rx.as_mut() else {
+                let span = with_endpoint!(&mut c.ep, e => blast_until(e, tx, verify, beat, stop))?;
+                return Ok((span, None));
             };
             std::thread::scope(|s| {
                 let receiver = s.spawn(|| {
                     let (calls0, u0) = (rx_ep.calls(), ThreadUsage::now().unwrap_or_default());
-                    let got =
-                        with_endpoint!(rx_ep, e => sink(e, n, &mut rx[..size], stream, verify));
+                    let got = with_endpoint!(rx_ep, e => sink(e, &mut rx[..size], stream, verify, u64::MAX));
                     (
                         got,
                         ThreadUsage::now().unwrap_or_default().since(u0),
                         rx_ep.calls() - calls0,
                     )
                 });
-                let sent = with_endpoint!(ep, e => blast(e, n, tx, stream, verify, beat));
+                let sent = with_endpoint!(&mut c.ep, e => blast_until(e, tx, verify, beat, stop));
                 let (got, usage, calls) = receiver
                     .join()
                     .unwrap_or_else(|p| std::panic::resume_unwind(p));
-                sent?;
-                let (delivered, end_ns) = got?;
-                Ok((
-                    start,
-                    Downstream {
-                        usage,
-                        calls,
+                let span = sent?;
+                match got? {
+                    Sunk::Ended {
                         delivered,
                         end_ns,
-                    },
-                ))
+                        idle_ended,
+                    } => Ok((span, Some((usage, calls, delivered, end_ns, idle_ended)))),
+                    Sunk::Died => unreachable!("the client's receiver has no injected death"),
+                }
             })
-        });
-        self.client_rx = second;
-        let ((start_ns, down), mut usage, report) = result?;
-        usage.client.add(&down.usage);
-        usage.client_calls += down.calls;
-        Ok(Transfer {
+        })?;
+        if let Some((u, calls, ..)) = down {
+            usage.client.add(&u);
+            usage.client_calls += calls;
+        }
+        let mut t = Transfer {
             usage,
-            elapsed_ns: report
-                .end_ns
-                .max(down.end_ns)
-                .saturating_sub(start_ns)
-                .max(1),
-            delivered: report.delivered + down.delivered,
-        })
+            start_ns: span.start_ns,
+            end_ns: report.end_ns,
+            sent: span.ops + report.sent,
+            delivered: report.delivered,
+            idle_ended: report.idle_ended,
+        };
+        if let Some((_, _, delivered, end_ns, idle_ended)) = down {
+            t.delivered += delivered;
+            t.end_ns = t.end_ns.max(end_ns);
+            t.idle_ended |= idle_ended;
+        }
+        Ok(t)
     }
 }
 
-/// What the client's receiving thread saw in a Duplex trial.
-#[derive(Debug, Default, Clone, Copy)]
-struct Downstream {
-    usage: ThreadUsage,
-    calls: u64,
-    delivered: u64,
-    end_ns: u64,
-}
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
@@ -218,9 +281,20 @@ mod tests {
 
     fn msg(seq: u64, marker: bool) -> Vec<u8> {
         let mut m = vec![0u8; 16];
-        m[0] = if marker { END_MARKER } else { 0 };
+        m[0] = if marker { END } else { DATA };
         m[1..9].copy_from_slice(&seq.to_le_bytes());
         m
+    }
+
+    fn delivered(s: Sunk) -> (u64, bool) {
+        match s {
+            Sunk::Ended {
+                delivered,
+                idle_ended,
+                ..
+            } => (delivered, idle_ended),
+            Sunk::Died => panic!("died"),
+        }
     }
 
     #[test]
@@ -233,28 +307,105 @@ mod tests {
                 .chain([msg(0, true), msg(9, false)])
                 .collect(),
         );
-        let (got, _) = sink(&mut f, 5, &mut [0u8; 16], false, true).unwrap();
-        assert_eq!(got, 4);
+        let got = sink(&mut f, &mut [0u8; 16], false, true, u64::MAX).unwrap();
+        assert_eq!(delivered(got), (4, false));
         assert_eq!(f.0.len(), 1, "stops at the marker");
-        // The marker itself lost: the idle timeout ends the transfer.
+    }
+
+    /// The marker itself lost: the idle limit ends the transfer, flagged,
+    /// and stamped at the last datagram received, not at the limit.
+    #[test]
+    fn a_lost_marker_ends_at_the_last_datagram() {
         let mut f = Feed([0, 1].map(|s| msg(s, false)).into_iter().collect());
-        assert_eq!(sink(&mut f, 5, &mut [0u8; 16], false, true).unwrap().0, 2);
+        let before = clock::now_ns();
+        let got = sink(&mut f, &mut [0u8; 16], false, true, u64::MAX).unwrap();
+        let after = clock::now_ns();
+        assert_eq!(delivered(got), (2, true));
+        let Sunk::Ended { end_ns, .. } = got else {
+            unreachable!()
+        };
+        assert!(
+            (before..=after).contains(&end_ns),
+            "{before} {end_ns} {after}"
+        );
     }
 
     #[test]
     fn duplicates_and_reordering_are_corruption() {
-        for seqs in [[0, 1, 1], [0, 2, 1], [0, 1, 7]] {
+        for seqs in [[0, 1, 1], [0, 2, 1]] {
             let mut f = Feed(seqs.map(|s| msg(s, false)).into_iter().collect());
-            let e = sink(&mut f, 5, &mut [0u8; 16], false, true).unwrap_err();
+            let e = sink(&mut f, &mut [0u8; 16], false, true, u64::MAX).unwrap_err();
             assert!(matches!(e.cause, Cause::Corrupt { .. }), "{seqs:?}");
         }
-        // A stream must deliver 0, 1, 2, ... exactly.
+        // A stream must deliver 0, 1, 2, ... exactly, then the marker.
         let mut f = Feed([0, 2].map(|s| msg(s, false)).into_iter().collect());
         assert!(matches!(
-            sink(&mut f, 2, &mut [0u8; 16], true, true)
+            sink(&mut f, &mut [0u8; 16], true, true, u64::MAX)
                 .unwrap_err()
                 .cause,
             Cause::Corrupt { .. }
         ));
+        let mut f = Feed([msg(0, false), msg(1, false), msg(0, true)].into());
+        assert_eq!(
+            delivered(sink(&mut f, &mut [0u8; 16], true, true, u64::MAX).unwrap()),
+            (2, false)
+        );
+    }
+
+    /// The sender reads the clock once per `check_every` messages and ends
+    /// with exactly one marker.
+    #[test]
+    fn blast_stops_on_count_or_time_and_ends_with_the_marker() {
+        #[derive(Default)]
+        struct Count(u64, u64);
+        impl Endpoint for Count {
+            fn send_msg(&mut self, b: &[u8]) -> Result<(), Fault> {
+                if b[0] == END {
+                    self.1 += 1
+                } else {
+                    self.0 += 1
+                }
+                Ok(())
+            }
+            fn recv_msg(&mut self, _: &mut [u8]) -> Result<(), Fault> {
+                unreachable!()
+            }
+            fn calls(&self) -> (u64, u64) {
+                (0, 0)
+            }
+        }
+        let shared = std::sync::atomic::AtomicU64::new(0);
+        let mut c = Count::default();
+        let span = blast_until(
+            &mut c,
+            &mut [0u8; 8],
+            true,
+            &mut Heartbeat::new(&shared),
+            Stop::count(77),
+        )
+        .unwrap();
+        assert_eq!((span.ops, c.0, c.1), (77, 77, 1));
+        let mut c = Count::default();
+        let stop = Stop {
+            check_every: 64,
+            ..Stop::time(std::time::Duration::from_millis(20))
+        };
+        let t0 = Instant::now();
+        let span = blast_until(
+            &mut c,
+            &mut [0u8; 8],
+            false,
+            &mut Heartbeat::new(&shared),
+            stop,
+        )
+        .unwrap();
+        assert!(t0.elapsed() >= std::time::Duration::from_millis(20));
+        assert_eq!(
+            span.ops % 64,
+            0,
+            "stops only where it looks at the clock: {}",
+            span.ops
+        );
+        assert_eq!(c.1, 1);
     }
 }
