@@ -246,3 +246,178 @@ fn throughput_reports_rates_loss_and_units() {
         "uds-stream and uds-dgram over tcp4"
     );
 }
+
+/// The trials a ratio compares run back to back: within a round, nothing
+/// of another group (another size) runs between them, and odd rounds run
+/// the order backwards. Checked from the JSON's trial start and end times.
+#[test]
+fn compared_trials_run_back_to_back() {
+    let mut args = vec![
+        "latency",
+        "-t",
+        "tcp4,uds-stream,uds-dgram",
+        "-s",
+        "64,4K,1",
+        "-n",
+        "60",
+        "--trials",
+        "3",
+        "--warmup",
+        "10",
+        "--warmup-time",
+        "0s",
+    ];
+    args.extend(["--mode", "thread"]);
+    let doc = json(&args);
+    // (round, start) → (transport, size), per round in time order.
+    let mut trials: Vec<(u64, u64, u64, String, u64)> = Vec::new();
+    for c in doc["cases"].as_array().unwrap() {
+        for t in c["trial_points"].as_array().unwrap() {
+            let (s, e) = (
+                t["start_ns"].as_u64().unwrap(),
+                t["end_ns"].as_u64().unwrap(),
+            );
+            assert!(e > s && t["elapsed_ns"].as_u64().unwrap() == e - s, "{t}");
+            trials.push((
+                t["round"].as_u64().unwrap(),
+                s,
+                e,
+                c["transport"].as_str().unwrap().to_string(),
+                c["size_bytes"].as_u64().unwrap(),
+            ));
+        }
+    }
+    trials.sort_by_key(|t| (t.0, t.1));
+    for w in trials.windows(2) {
+        assert!(w[0].0 < w[1].0 || w[0].2 <= w[1].1, "trials overlap: {w:?}");
+    }
+    let rounds: Vec<Vec<(String, u64)>> = (0..3)
+        .map(|r| {
+            trials
+                .iter()
+                .filter(|t| t.0 == r)
+                .map(|t| (t.3.clone(), t.4))
+                .collect()
+        })
+        .collect();
+    let mut back = rounds[0].clone();
+    back.reverse();
+    assert_eq!(rounds[1], back, "odd rounds run the order backwards");
+    assert_eq!(rounds[2], rounds[0]);
+    for ratio in doc["ratios"].as_array().unwrap() {
+        let size = ratio["size_bytes"].as_u64().unwrap();
+        for order in &rounds {
+            let at = |k: &serde_json::Value| {
+                order
+                    .iter()
+                    .position(|(t, s)| t == k.as_str().unwrap() && *s == size)
+                    .unwrap()
+            };
+            let (a, b) = (at(&ratio["numerator"]), at(&ratio["denominator"]));
+            let between = &order[a.min(b)..=a.max(b)];
+            assert!(
+                between.iter().all(|(_, s)| *s == size),
+                "{ratio}: another size runs between the compared trials: {order:?}"
+            );
+        }
+    }
+}
+
+/// Each reported point is the statistic its CI is of: p50 the median of
+/// the per-trial medians, mean the mean of the per-trial means (with
+/// concurrent pairs in separate processes, where pooled and per-trial
+/// figures differ most).
+#[test]
+fn points_and_their_cis_are_the_same_statistic() {
+    let mut args = vec![
+        "latency",
+        "-t",
+        "tcp4,uds-stream",
+        "--pairs",
+        "4",
+        "--mode",
+        "process",
+        "--trials",
+        "5",
+    ];
+    args.extend(&QUICK[..2]);
+    args.extend(&QUICK[4..]);
+    let doc = json(&args);
+    for c in doc["cases"].as_array().unwrap() {
+        let pts = c["trial_points"].as_array().unwrap();
+        let mut p50s: Vec<f64> = pts.iter().map(|t| t["p50_ns"].as_f64().unwrap()).collect();
+        p50s.sort_by(f64::total_cmp);
+        let median = p50s[p50s.len() / 2];
+        let mean = pts
+            .iter()
+            .map(|t| t["mean_ns"].as_f64().unwrap())
+            .sum::<f64>()
+            / pts.len() as f64;
+        let f = |k: &str| c[k].as_f64().unwrap();
+        assert_eq!(f("p50_ns"), median.round(), "{c}");
+        assert!((f("mean_ns") - mean).abs() < 1e-6 * mean, "{c}");
+        assert!(
+            f("p50_ci_low_ns") <= f("p50_ns") && f("p50_ns") <= f("p50_ci_high_ns"),
+            "{c}"
+        );
+        assert!(
+            f("mean_ci_low_ns") <= f("mean_ns") && f("mean_ns") <= f("mean_ci_high_ns"),
+            "{c}"
+        );
+    }
+}
+
+/// `--duration` is the timed length of a case: every workload stops on
+/// time (one operation may run past it), whatever its warm-up suggested.
+#[test]
+fn duration_is_the_timed_length_of_each_case() {
+    for (workload, extra) in [
+        ("latency", &[][..]),
+        ("rr", &["--depth", "4"][..]),
+        ("connect", &[][..]),
+        ("throughput", &["-s", "4K"][..]),
+        ("throughput", &["-s", "1K", "--direction", "both"][..]),
+    ] {
+        let mut args = vec![workload, "-t", "uds-stream", "-d", "800ms", "--trials", "4"];
+        args.extend(extra);
+        args.extend(["--warmup", "10", "--warmup-time", "0s"]);
+        let doc = json(&args);
+        let t = doc["cases"][0]["timed_s"].as_f64().unwrap();
+        assert!(
+            (0.8..1.2).contains(&t),
+            "{workload} {extra:?}: {t} s timed for -d 800ms"
+        );
+    }
+}
+
+/// A spinning datagram receiver honours the idle limit that ends a transfer
+/// whose marker was lost (SO_RCVTIMEO does nothing on a non-blocking
+/// socket): the run ends normally, even with a short --timeout.
+#[test]
+fn spinning_datagram_transfer_ends_like_a_blocking_one() {
+    for wait in ["spin", "block"] {
+        let doc = json(&[
+            "throughput",
+            "-t",
+            "udp4,uds-dgram",
+            "-s",
+            "32K",
+            "--wait",
+            wait,
+            "--timeout",
+            "300ms",
+            "-n",
+            "1000",
+            "--trials",
+            "2",
+            "--warmup",
+            "10",
+            "--warmup-time",
+            "0s",
+        ]);
+        for c in doc["cases"].as_array().unwrap() {
+            assert!(c["messages_delivered"].as_u64().unwrap() > 0, "{wait}: {c}");
+            assert!(c["idle_ended_trials"].as_u64().is_some(), "{c}");
+        }
+    }
+}
