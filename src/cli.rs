@@ -109,8 +109,8 @@ pub struct Common {
     /// A list runs every case in each, interleaved (`off,veth,bridge`).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "off")]
     pub netns: Vec<NetnsMode>,
-    /// Longest wait for a peer before the run fails (SO_RCVTIMEO/SO_SNDTIMEO).
-    #[arg(long, value_parser = parse_duration, default_value = "5s", allow_hyphen_values = true)]
+    /// Longest wait for a peer before the run fails (SO_RCVTIMEO/SO_SNDTIMEO): 10ms to 1h.
+    #[arg(long, value_parser = parse_timeout, default_value = "5s", allow_hyphen_values = true)]
     pub timeout: Duration,
     /// Check every byte (or, for transfers, every sequence number) outside the timed interval.
     #[arg(long)]
@@ -240,6 +240,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = parse_duration_or_zero(s)?;
     if d.is_zero() {
         return Err("must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+/// Shortest and longest `--timeout`.
+pub const TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(10)..=Duration::from_secs(3600);
+
+/// `--timeout`: a duration from 10 ms to 1 h. Shorter bounds are below what
+/// SO_RCVTIMEO and the scheduler can keep; longer ones are no bound at all
+/// for a benchmark.
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration_or_zero(s)?;
+    if !TIMEOUT_RANGE.contains(&d) {
+        return Err("must be from 10ms to 1h".into());
     }
     Ok(d)
 }

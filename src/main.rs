@@ -58,7 +58,11 @@ fn main() -> ExitCode {
 fn measure(plan: &Plan) -> Result<()> {
     let env = Fingerprint::take();
     let run = workload::run::run(plan)?;
-    let report = report::build(plan, &run, std::env::args().collect(), env);
+    // The command as given; a non-UTF-8 argument is recorded with U+FFFD.
+    let argv = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let report = report::build(plan, &run, argv, env);
     if let Some(out) = &plan.out {
         report::files::write_run_dir(out, &report, &run)?;
     }

@@ -52,6 +52,19 @@ fn bad_input_gets_one_line_exit_2_and_leaves_nothing() {
         (vec!["-d", "0s"], &["--duration", "0s", "longer than zero"]),
         (vec!["-d", "5"], &["--duration", "'5'"]),
         (vec!["--timeout", "-1s"], &["--timeout"]),
+        (
+            vec!["--timeout", "1ns"],
+            &["--timeout", "1ns", "10ms to 1h"],
+        ),
+        (
+            vec!["--timeout", "9ms"],
+            &["--timeout", "9ms", "10ms to 1h"],
+        ),
+        (
+            vec!["--timeout", "9223372036854775808s"],
+            &["--timeout", "9223372036854775808s"],
+        ),
+        (vec!["--timeout", "2h"], &["--timeout", "2h", "10ms to 1h"]),
         (vec!["--mode", "fork"], &["--mode", "fork", "thread"]),
         (vec!["--wait", "poll"], &["--wait", "poll", "spin"]),
         (vec!["--nodelay", "yes"], &["--nodelay", "yes", "on"]),
@@ -310,17 +323,12 @@ fn start_long_run(
     extra: &[&str],
 ) -> (std::process::Child, u32) {
     let mut child = util::bin()
-        .args([
-            workload,
-            "-t",
-            transport,
-            "--mode",
-            "process",
-            "-d",
-            "20s",
-            "--timeout",
-            "2s",
-        ])
+        .args([workload, "-t", transport, "--mode", "process", "-d", "20s"])
+        .args(if extra.contains(&"--timeout") {
+            &[][..]
+        } else {
+            &["--timeout", "2s"][..]
+        })
         .args(extra)
         .env("TMPDIR", tmp)
         .stdout(Stdio::piped())
@@ -329,7 +337,7 @@ fn start_long_run(
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Some(&server) = util::children(child.id()).first() {
+        if let Some(&server) = util::servers(child.id()).first() {
             std::thread::sleep(Duration::from_millis(300)); // let the run get going
             return (child, server);
         }
@@ -415,6 +423,46 @@ fn killed_server_gives_a_bounded_error_and_leaves_nothing() {
         assert!(
             util::children(child.id()).is_empty(),
             "{what}: no child left"
+        );
+    }
+}
+
+/// A stopped server (SIGSTOP) makes the run fail within `--timeout`, and
+/// the run then exits within a second: no waiting on the server's account
+/// of it for longer than a moment, no polling before killing it.
+#[test]
+fn stopped_server_gives_an_error_within_the_timeout_then_exit_within_a_second() {
+    for (workload, transport) in [
+        ("latency", "uds-stream"),
+        ("latency", "udp4"),
+        ("latency", "pipe"),
+        ("throughput", "tcp4"),
+        ("connect", "tcp4"),
+    ] {
+        let tmp = private_tmp();
+        let (mut child, server) =
+            start_long_run(tmp.path(), workload, transport, &["--timeout", "1s"]);
+        let server = nix::unistd::Pid::from_raw(server as i32);
+        nix::sys::signal::kill(server, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        let t0 = Instant::now();
+        let (code, err) = wait_bounded(&mut child, Duration::from_secs(10));
+        let took = t0.elapsed();
+        let what = format!("{workload} {transport}");
+        assert_eq!(code, Some(1), "{what}: {err}");
+        // 1 s of --timeout (the watchdog's for pipes), then at most 1 s to exit.
+        assert!(
+            took < Duration::from_millis(2500),
+            "{what}: took {took:?}: {err}"
+        );
+        assert!(err.contains(transport), "{what}: {err}");
+        assert!(
+            leftovers(tmp.path()).is_empty(),
+            "{what}: left {:?}",
+            leftovers(tmp.path())
+        );
+        assert!(
+            !std::path::Path::new(&format!("/proc/{server}")).exists(),
+            "{what}: the stopped server was killed and reaped"
         );
     }
 }

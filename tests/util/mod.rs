@@ -106,6 +106,17 @@ pub fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Forked servers of process `pid` (their name is `sb-server`).
+pub fn servers(pid: u32) -> Vec<u32> {
+    children(pid)
+        .into_iter()
+        .filter(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/comm"))
+                .is_ok_and(|n| n.trim() == "sb-server")
+        })
+        .collect()
+}
+
 /// Whether this process may make network namespaces (root); says so on
 /// stderr when it may not, so a test that needs them can pass as skipped.
 pub fn can_make_netns() -> bool {
