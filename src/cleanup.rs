@@ -1,55 +1,44 @@
 //! Stage: safety net for every stage. Records what the program created on
-//! disk and which children it forked, so that Ctrl-C (SIGINT/SIGTERM) and
-//! error paths remove exactly those and nothing else. Never deletes a path it
-//! was not told about.
+//! disk (its private directories, by identity) and which children it
+//! forked, so that errors and signals remove exactly those and nothing
+//! else; and a reaper child that does the same when nothing in this process
+//! can run any more (SIGKILL, or any signal without a handler).
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, Once};
+use std::sync::{Mutex, MutexGuard};
 
 use nix::unistd::Pid;
 
+use crate::sys::fs::{Contents, DirId, remove_owned_dir};
+
 #[derive(Default)]
 struct Registry {
-    files: Vec<PathBuf>,
-    dirs: Vec<PathBuf>,
-    trees: Vec<PathBuf>,
+    dirs: Vec<(PathBuf, DirId, Contents)>,
     children: Vec<Pid>,
+    /// The write end of the reaper's pipe: it wakes when this closes.
+    reaper: Option<OwnedFd>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
-    files: Vec::new(),
     dirs: Vec::new(),
-    trees: Vec::new(),
     children: Vec::new(),
+    reaper: None,
 });
 
 fn registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A socket file this program bound; unlinked on interruption.
-pub fn add_file(p: &Path) {
-    registry().files.push(p.to_owned());
+/// A private directory this program made (socket directory, staging
+/// directory): removed with what it put in it (`contents`) on an error, a
+/// signal or a kill, if it is still the same directory.
+pub fn add_dir(p: &Path, id: DirId, contents: Contents) {
+    registry().dirs.push((p.to_owned(), id, contents));
 }
-/// Forget a socket file (after the program unlinked it itself).
-pub fn remove_file(p: &Path) {
-    registry().files.retain(|f| f != p);
-}
-/// An empty private directory this program made; removed (rmdir) on interruption.
-pub fn add_dir(p: &Path) {
-    registry().dirs.push(p.to_owned());
-}
-/// Forget a private directory.
+/// Forget a private directory (removed, or renamed into place).
 pub fn remove_dir(p: &Path) {
-    registry().dirs.retain(|f| f != p);
-}
-/// A staging directory holding only files this program wrote; removed whole.
-pub fn add_tree(p: &Path) {
-    registry().trees.push(p.to_owned());
-}
-/// Forget a staging directory (renamed into place or removed).
-pub fn remove_tree(p: &Path) {
-    registry().trees.retain(|f| f != p);
+    registry().dirs.retain(|(f, _, _)| f != p);
 }
 /// A forked server; killed and reaped on interruption.
 pub fn add_child(pid: Pid) {
@@ -68,33 +57,47 @@ pub fn kill_children() {
     }
 }
 
-/// Kill and reap recorded children, then remove recorded files and directories.
+/// Kill and reap recorded children, then remove recorded directories.
 pub fn run_all() {
     let mut r = registry();
     for pid in r.children.drain(..) {
         crate::sys::process::kill_child(pid);
         crate::sys::process::reap(pid);
     }
-    for f in r.files.drain(..) {
-        let _ = std::fs::remove_file(&f);
-    }
-    for d in r.dirs.drain(..) {
-        let _ = std::fs::remove_dir(&d);
-    }
-    for t in r.trees.drain(..) {
-        let _ = std::fs::remove_dir_all(&t);
+    for (d, id, what) in r.dirs.drain(..) {
+        let _ = remove_owned_dir(&d, id, what);
     }
 }
 
-/// Install the SIGINT/SIGTERM handler (once per process): clean up, then
-/// exit with status 130. Measurement threads blocked in a call die with the
-/// process; forked servers are killed and reaped first.
+/// Fork the reaper: a child (named `sb-reaper`) that ignores every signal
+/// that can be ignored, waits until this process is gone (its pipe closes,
+/// however the process ended), then removes the directories recorded now
+/// that are still the same directories. Call it once the run's directories
+/// exist; a later call replaces the reaper.
+pub fn start_reaper() -> std::io::Result<()> {
+    let dirs = registry().dirs.clone();
+    let write_end = crate::sys::process::spawn_reaper(move || {
+        for (d, id, what) in &dirs {
+            let _ = remove_owned_dir(d, *id, *what);
+        }
+    })?;
+    registry().reaper = Some(write_end);
+    Ok(())
+}
+
+/// Install the SIGINT/SIGTERM/SIGHUP handler (once per process): clean up,
+/// then exit with status 130. Measurement threads blocked in a call die
+/// with the process; forked servers are killed and reaped first.
 pub fn install_signal_handler() {
-    static ONCE: Once = Once::new();
+    static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = ctrlc::set_handler(|| {
             run_all();
-            eprintln!("error: interrupted; removed the run's sockets and partial results");
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: interrupted; removed the run's sockets and partial results"
+            );
             std::process::exit(130);
         });
     });

@@ -1,21 +1,29 @@
-//! Stage: entry point. argv → plan → run → report; prints `error: …` on
-//! stderr and sets the exit status (2 bad input, 1 failed run, 130 interrupted).
+//! Stage: entry point. argv → plan → the run's directories → run → report;
+//! prints `error: …` on stderr and sets the exit status (2 bad input, 1
+//! failed run or output, 130 interrupted). Every write to stdout and stderr
+//! is checked: a full disk, a closed pipe or a closed descriptor ends the
+//! program with a status, never a panic.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
 use sockbench::cli::{Cli, Command, Format};
 use sockbench::plan::Plan;
-use sockbench::report::{self, Fingerprint};
-use sockbench::{Result, cleanup, workload};
+use sockbench::report::files::{Staging, estimate_bytes, write_fallback};
+use sockbench::report::{self, AnyReport, Fingerprint};
+use sockbench::transport::SocketDir;
+use sockbench::{Error, Result, cleanup, workload};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
+            return match e.print() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::from(1),
+            };
         }
         Err(e) => {
             // One line naming the flag, the value and what is allowed: clap's
@@ -27,52 +35,142 @@ fn main() -> ExitCode {
                 .map(str::trim)
                 .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
                 .collect();
-            eprintln!("{}", line.join(" "));
+            say(&line.join(" "));
             return ExitCode::from(2);
         }
     };
-    cleanup::install_signal_handler();
-    let result = match cli.command {
-        Command::Latency(a) => Plan::latency(&a).and_then(|p| measure(&p)),
-        Command::Rr(a) => Plan::rr(&a).and_then(|p| measure(&p)),
-        Command::Connect(a) => Plan::connect(&a).and_then(|p| measure(&p)),
-        Command::Throughput(a) => Plan::throughput(&a).and_then(|p| measure(&p)),
+    let plan = match cli.command {
+        Command::Latency(a) => Plan::latency(&a),
+        Command::Rr(a) => Plan::rr(&a),
+        Command::Connect(a) => Plan::connect(&a),
+        Command::Throughput(a) => Plan::throughput(&a),
         Command::Env => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&Fingerprint::take()).expect("serialises")
-            );
-            Ok(())
+            let text = serde_json::to_string_pretty(&Fingerprint::take()).expect("serialises");
+            return match stdout(&(text + "\n")) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => stdout_failed(&e),
+            };
         }
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    match plan.and_then(|p| measure(&p)) {
+        Ok(code) => code,
         Err(e) => {
             cleanup::run_all();
-            eprintln!("error: {e}");
+            say(&format!("error: {e}"));
             ExitCode::from(e.exit_code() as u8)
         }
     }
 }
 
-fn measure(plan: &Plan) -> Result<()> {
+fn measure(plan: &Plan) -> Result<ExitCode> {
+    // What the run makes on disk is made before any timed work: a bad place
+    // is bad input (exit 2), and the reaper removes both if the run is
+    // killed where nothing of it can run.
+    let dir = if plan.cases.iter().any(|c| c.transport.needs_dir()) {
+        Some(SocketDir::new()?)
+    } else {
+        None
+    };
+    let staging = match &plan.out {
+        Some(out) => Some(Staging::prepare(
+            out,
+            estimate_bytes(plan.cases.len(), plan.trials),
+        )?),
+        None => None,
+    };
+    cleanup::start_reaper().map_err(|e| Error::Setup {
+        op: "fork",
+        target: "cleanup reaper".into(),
+        transport: "-",
+        size: 0,
+        source: e,
+    })?;
+    cleanup::install_signal_handler();
     let env = Fingerprint::take();
-    let run = workload::run::run(plan)?;
+    let run = workload::run::run(plan, dir.as_ref())?;
     // The command as given; a non-UTF-8 argument is recorded with U+FFFD.
     let argv = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let report = report::build(plan, &run, argv, env);
-    if let Some(out) = &plan.out {
-        report::files::write_run_dir(out, &report, &run)?;
-    }
     for w in report.warnings() {
-        eprintln!("warning: {} ({})", w.message, w.fix);
+        say(&format!("warning: {} ({})", w.message, w.fix));
     }
-    match plan.format {
-        Format::Table => print!("{}", report::table::render(&report)),
-        Format::Json => print!("{}", report::files::json_string(&report)),
-        Format::Csv => print!("{}", report::files::csv_string(&report)?),
+    let mut code = ExitCode::SUCCESS;
+    let printed = results(plan.format, &report).and_then(|text| {
+        stdout(&text).map_err(|e| Error::File {
+            op: "write",
+            path: "stdout".into(),
+            source: e,
+        })
+    });
+    // A finished measurement is never lost: if stdout failed (but for a
+    // reader that went away) and there is no --out, keep a copy.
+    if let Err(e) = printed {
+        code = match &e {
+            Error::File { source, .. } => stdout_failed(source),
+            other => {
+                say(&format!("error: {other}"));
+                ExitCode::from(1)
+            }
+        };
+        let pipe_gone = matches!(&e, Error::File { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe);
+        if staging.is_none() && !pipe_gone {
+            keep_copy(&report, &run, "stdout could not be written");
+        }
     }
-    Ok(())
+    if let Some(st) = staging {
+        let out = st.out().display().to_string();
+        if let Err(e) = st.commit(&report, &run) {
+            keep_copy(&report, &run, &format!("could not write --out {out}: {e}"));
+            code = ExitCode::from(1);
+        }
+    }
+    Ok(code)
+}
+
+/// The results as the format asks.
+fn results(format: Format, report: &AnyReport) -> Result<String> {
+    Ok(match format {
+        Format::Table => report::table::render(report),
+        Format::Json => report::files::json_string(report),
+        Format::Csv => report::files::csv_string(report)?,
+    })
+}
+
+/// Write a copy of the results under $TMPDIR and say where (or that even
+/// that failed), after `why`.
+fn keep_copy(report: &AnyReport, run: &workload::run::Run, why: &str) {
+    match write_fallback(report, run) {
+        Ok(p) => say(&format!(
+            "error: {why}; the results are kept in {}",
+            p.display()
+        )),
+        Err(e2) => say(&format!(
+            "error: {why}; no copy could be kept either ({e2})"
+        )),
+    }
+}
+
+/// Write all of `text` to stdout and flush.
+fn stdout(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// Exit status after a failed write to stdout: quiet when the reader went
+/// away (EPIPE, as `| head` does), one line otherwise.
+fn stdout_failed(e: &std::io::Error) -> ExitCode {
+    if e.kind() != std::io::ErrorKind::BrokenPipe {
+        say(&format!("error: write stdout: {e}"));
+    }
+    ExitCode::from(1)
+}
+
+/// One line on stderr. If stderr itself cannot be written (a full disk, a
+/// closed descriptor) there is nowhere left to say so: the line is dropped,
+/// and the exit status still tells.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }

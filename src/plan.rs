@@ -270,9 +270,6 @@ impl Plan {
             (None, Some(d)) => Budget::Duration(d),
             (None, None) => Budget::Duration(Duration::from_secs(1)),
         };
-        if let Some(out) = &c.out {
-            check_out(out)?;
-        }
         Ok(Plan {
             workload,
             cases,
@@ -450,42 +447,4 @@ fn check_cpu(flag: &'static str, cpu: usize, cpus: &[usize]) -> Result<()> {
             affinity::format_list(cpus)
         ),
     ))
-}
-
-/// `--out` must be new or an empty directory, in a writable directory.
-fn check_out(out: &Path) -> Result<()> {
-    let bad = |why: &str| Err(Error::config("--out", out.display(), why));
-    if out.as_os_str().is_empty() {
-        return bad("empty path; name a new directory");
-    }
-    match std::fs::symlink_metadata(out) {
-        Ok(m) if m.is_dir() => {
-            let empty = std::fs::read_dir(out)
-                .map(|mut d| d.next().is_none())
-                .unwrap_or(false);
-            if !empty {
-                return bad("already exists and is not empty; name a new or empty directory");
-            }
-        }
-        Ok(_) => return bad("exists and is not a directory; name a new directory"),
-        Err(_) => {}
-    }
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !parent.is_dir() {
-        return bad("its parent directory does not exist; create it first");
-    }
-    // Try it (access(2) says yes to root even on /proc): a probe directory,
-    // removed at once, so a run never measures for minutes and then cannot
-    // write its results.
-    match tempfile::Builder::new()
-        .prefix(".sockbench-probe-")
-        .tempdir_in(parent)
-    {
-        Ok(probe) => drop(probe),
-        Err(e) => return bad(&format!("its parent directory is not writable ({e})")),
-    }
-    Ok(())
 }

@@ -190,15 +190,25 @@ fn bad_input_gets_one_line_exit_2_and_leaves_nothing() {
     );
 }
 
-/// TMPDIR (where the private socket directory goes) too long for a socket
-/// path, or not writable: one line naming it, exit 2, nothing left.
+/// TMPDIR (where the private socket directory goes) unusable or unsafe:
+/// not writable, missing, writable by every user without the sticky bit,
+/// or owned by another user. One line naming it, exit 2, nothing left.
+/// A TMPDIR too long for a socket path is fine: sockets are bound through
+/// the directory's descriptor (/proc/self/fd/N/name).
 #[test]
-fn bad_tmpdir_is_one_line_exit_2() {
+fn bad_or_unsafe_tmpdir_is_one_line_exit_2() {
+    use std::os::unix::fs::PermissionsExt;
     let tmp = private_tmp();
-    let long = tmp.path().join("d".repeat(100));
-    std::fs::create_dir(&long).unwrap();
-    for (dir, needle) in [
-        (long.as_path(), "exceed 107 bytes"),
+    let open = tmp.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let theirs = tmp.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    let nobody = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .map(|u| u.uid);
+    let owned_by_other = nobody.is_some() && nix::unistd::chown(&theirs, nobody, None).is_ok();
+    let mut cases = vec![
         (
             std::path::Path::new("/proc"),
             "cannot make the private socket directory",
@@ -207,7 +217,14 @@ fn bad_tmpdir_is_one_line_exit_2() {
             std::path::Path::new("/nonexistent-sockbench"),
             "cannot make",
         ),
-    ] {
+        (open.as_path(), "sticky"),
+    ];
+    if owned_by_other {
+        cases.push((theirs.as_path(), "another user"));
+    } else {
+        eprintln!("skipping the other-owner case: cannot chown to nobody here");
+    }
+    for (dir, needle) in cases {
         let out = run(
             dir,
             &["latency", "-t", "uds-stream", "-n", "10", "--trials", "1"],
@@ -220,6 +237,17 @@ fn bad_tmpdir_is_one_line_exit_2() {
             "{dir:?}: {err}"
         );
     }
+    assert!(leftovers(&open).is_empty() && leftovers(&theirs).is_empty());
+    let long = tmp.path().join("d".repeat(200));
+    std::fs::create_dir(&long).unwrap();
+    let mut args = vec!["latency", "-t", "uds-stream,uds-dgram,uds-seqpacket"];
+    args.extend(QUICK);
+    let out = run(&long, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(leftovers(&long).is_empty());
 }
 

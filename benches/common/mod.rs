@@ -160,6 +160,10 @@ impl Setup {
                 .err()
                 .map(|e| e.to_string()),
         };
+        // If the bench is killed, a reaper child removes the socket directory.
+        if let Err(e) = sockbench::cleanup::start_reaper() {
+            die(format!("fork the cleanup reaper: {e}"));
+        }
         if let Some(why) = &s.no_ipv6 {
             eprintln!("skipping the tcp6 benches: IPv6 is unavailable here (bind [::1]:0: {why})");
         }

@@ -6,13 +6,18 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 use hdrhistogram::Histogram;
 
 use super::AnyReport;
 use crate::cleanup;
 use crate::error::{Error, Result};
+use crate::sys::fs::{self as sfs, DirId};
 use crate::workload::run::Run;
 
 fn file_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -112,48 +117,183 @@ pub fn hgrm_string(h: &Histogram<u64>) -> String {
     s
 }
 
-/// Write the run directory `out` atomically: stage everything in
-/// `.<name>.partial-<pid>` beside it, then rename. `out` may be absent or an
-/// empty directory. On any failure (or Ctrl-C) the staging directory is removed.
-pub fn write_run_dir(out: &Path, report: &AnyReport, run: &Run) -> Result<()> {
-    let name = out.file_name().ok_or_else(|| {
-        Error::config(
-            "--out",
-            out.display(),
-            "has no final component; name a directory",
-        )
-    })?;
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let stage = parent.join(format!(
-        ".{}.partial-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    fs::create_dir(&stage).map_err(file_err("create", &stage))?;
-    cleanup::add_tree(&stage);
-    // `out` is absent or empty (checked by the plan); rename(2) replaces an
-    // empty directory.
-    let result = fill(&stage, report, run).and_then(|()| {
-        fs::rename(&stage, out).map_err(file_err("rename staging directory to", out))
-    });
-    if result.is_err() {
-        let _ = fs::remove_dir_all(&stage);
-    }
-    cleanup::remove_tree(&stage);
-    result
+/// A result directory in the making: a private directory with an
+/// unpredictable name, created exclusively beside `--out` before anything
+/// is measured, holding the room the results will need. [`Staging::commit`]
+/// writes the files into it (through its descriptor) and renames it into
+/// place, so a result directory is whole or absent. Dropped uncommitted, it
+/// is removed; if the process is killed, the reaper removes it.
+#[derive(Debug)]
+pub struct Staging {
+    out: PathBuf,
+    path: PathBuf,
+    fd: OwnedFd,
+    id: DirId,
+    committed: bool,
 }
 
-fn fill(stage: &Path, report: &AnyReport, run: &Run) -> Result<()> {
-    let put = |name: &str, body: &str| -> Result<()> {
-        let p = stage.join(name);
-        let mut f = fs::File::create(&p).map_err(file_err("create", &p))?;
-        f.write_all(body.as_bytes())
-            .map_err(file_err("write", &p))?;
-        f.sync_all().map_err(file_err("sync", &p))
-    };
+/// Name of the file that holds the reserved room until the results need it.
+const RESERVE: &str = ".reserve";
+
+/// Room to reserve for a run's results: generous for summary.json's
+/// per-trial points, one .hgrm per case, the CSV and the fingerprint.
+pub fn estimate_bytes(cases: usize, trials: u32) -> u64 {
+    (64 << 10) + cases as u64 * ((16 << 10) + u64::from(trials) * 1024)
+}
+
+impl Staging {
+    /// Check `out` and make the staging directory with `reserve` bytes of
+    /// room, before any timed work. Everything that can be known now is an
+    /// `Error::Config` naming `--out` (exit 2).
+    pub fn prepare(out: &Path, reserve: u64) -> Result<Staging> {
+        let bad = |why: String| Error::config("--out", out.display(), why);
+        let Some(name) = out.file_name() else {
+            return Err(bad(
+                "names no new directory (., .. or /); name a new or empty directory".into(),
+            ));
+        };
+        if name.len() > 255 {
+            return Err(bad(format!(
+                "its last component is {} bytes long; a file name holds at most 255",
+                name.len()
+            )));
+        }
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !parent.is_dir() {
+            return Err(bad(
+                "its parent directory does not exist; create it first".into()
+            ));
+        }
+        if let Some(why) = sfs::unsafe_parent(&parent) {
+            return Err(bad(format!(
+                "its parent directory {why}; name a directory elsewhere"
+            )));
+        }
+        match fs::symlink_metadata(out) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(bad("is a symbolic link; name a new directory".into()));
+            }
+            Ok(m) if m.is_dir() => {
+                let empty = fs::read_dir(out)
+                    .map(|mut d| d.next().is_none())
+                    .unwrap_or(false);
+                if !empty {
+                    return Err(bad(
+                        "already exists and is not empty; name a new or empty directory".into(),
+                    ));
+                }
+                if sfs::is_mount_point(out) {
+                    return Err(bad(
+                        "is a mount point, which a finished result cannot be renamed onto; name a directory inside it".into(),
+                    ));
+                }
+            }
+            Ok(_) => {
+                return Err(bad(
+                    "exists and is not a directory; name a new directory".into()
+                ));
+            }
+            Err(_) => {}
+        }
+        let path = tempfile::Builder::new()
+            .prefix(".sockbench-")
+            .tempdir_in(&parent)
+            .map_err(|e| bad(format!("its parent directory is not writable ({e})")))?
+            .keep();
+        let held = sfs::open_dir(&path).and_then(|fd| Ok((sfs::dir_id(fd.as_fd())?, fd)));
+        let (id, fd) = match held {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = fs::remove_dir(&path);
+                return Err(bad(format!("cannot hold its staging directory ({e})")));
+            }
+        };
+        cleanup::add_dir(&path, id, sfs::Contents::Results);
+        let staging = Staging {
+            out: out.to_path_buf(),
+            path,
+            fd,
+            id,
+            committed: false,
+        };
+        sfs::reserve(staging.fd.as_fd(), std::ffi::OsStr::new(RESERVE), reserve).map_err(|e| {
+            bad(format!(
+                "its file system cannot hold the results (about {} KiB): {e}",
+                reserve.div_ceil(1024)
+            ))
+        })?;
+        Ok(staging)
+    }
+
+    /// Where the results are going.
+    pub fn out(&self) -> &Path {
+        &self.out
+    }
+
+    /// Write the run's files and rename the directory into place.
+    pub fn commit(mut self, report: &AnyReport, run: &Run) -> Result<()> {
+        let _ = sfs::unlink_in(self.fd.as_fd(), std::ffi::OsStr::new(RESERVE));
+        fill(
+            |name, body| put_at(&self.fd, &self.path, name, body),
+            report,
+            run,
+        )?;
+        let dir = fs::File::from(self.fd.try_clone().map_err(file_err("sync", &self.path))?);
+        dir.sync_all().map_err(file_err("sync", &self.path))?;
+        // `out` is absent or an empty directory (checked when prepared);
+        // rename(2) replaces an empty directory.
+        fs::rename(&self.path, &self.out)
+            .map_err(file_err("rename staging directory to", &self.out))?;
+        self.committed = true;
+        cleanup::remove_dir(&self.path);
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = sfs::remove_owned_dir(&self.path, self.id, sfs::Contents::Results);
+            cleanup::remove_dir(&self.path);
+        }
+    }
+}
+
+/// Write `name` inside the directory `dir` (shown as `shown/name`):
+/// created exclusively, never through a link, synced.
+fn put_at(dir: &OwnedFd, shown: &Path, name: &str, body: &str) -> Result<()> {
+    let p = shown.join(name);
+    let fd = nix::fcntl::openat(
+        dir.as_fd(),
+        name,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    )
+    .map_err(|e| file_err("create", &p)(e.into()))?;
+    let mut f = fs::File::from(fd);
+    f.write_all(body.as_bytes())
+        .map_err(file_err("write", &p))?;
+    f.sync_all().map_err(file_err("sync", &p))
+}
+
+/// Write a run's files into a fresh directory under `$TMPDIR` (a fallback
+/// when `--out` could not be written after measuring); returns its path.
+pub fn write_fallback(report: &AnyReport, run: &Run) -> Result<PathBuf> {
+    let tmp = std::env::temp_dir();
+    let dir = tempfile::Builder::new()
+        .prefix("sockbench-result-")
+        .tempdir_in(&tmp)
+        .map_err(file_err("create", &tmp))?
+        .keep();
+    let fd = sfs::open_dir(&dir).map_err(file_err("open", &dir))?;
+    fill(|name, body| put_at(&fd, &dir, name, body), report, run)?;
+    Ok(dir)
+}
+
+fn fill(put: impl Fn(&str, &str) -> Result<()>, report: &AnyReport, run: &Run) -> Result<()> {
     put("summary.json", &json_string(report))?;
     put("summary.csv", &csv_string(report)?)?;
     put(

@@ -85,6 +85,51 @@ pub fn fork_child(keep: &[RawFd], name: &str, body: impl FnOnce() -> i32) -> io:
     }
 }
 
+/// Fork a reaper: a child named `sb-reaper` that ignores the signals that
+/// end a process (so a Ctrl-C to the process group or a stray SIGTERM does
+/// not take it first), blocks until every write end of its pipe is closed
+/// (this process is gone, however it ended; children forked later close
+/// their copy), runs `at_exit` and exits. Returns the write end, to keep
+/// open for as long as this process lives.
+pub fn spawn_reaper(at_exit: impl FnOnce()) -> io::Result<std::os::fd::OwnedFd> {
+    let (rd, wr) = crate::sys::socket::pipe()?;
+    // SAFETY: the child makes system calls and runs `at_exit`, which only
+    // opens, reads and unlinks directory entries (glibc resets malloc's
+    // locks in the child), then `_exit`s; it never returns into Rust code
+    // that another thread of the parent could be in the middle of.
+    match unsafe { fork() }? {
+        ForkResult::Parent { .. } => Ok(wr),
+        ForkResult::Child => {
+            // SAFETY: PR_SET_NAME reads a NUL-terminated buffer we own.
+            let _ = syscall!(prctl(libc::PR_SET_NAME, c"sb-reaper".as_ptr()));
+            for sig in [
+                Signal::SIGINT,
+                Signal::SIGTERM,
+                Signal::SIGHUP,
+                Signal::SIGQUIT,
+                Signal::SIGUSR1,
+                Signal::SIGUSR2,
+                Signal::SIGALRM,
+                Signal::SIGPIPE,
+            ] {
+                // SAFETY: SIG_IGN installs no handler code.
+                let _ = unsafe { signal(sig, SigHandler::SigIgn) };
+            }
+            close_all_but(&[std::os::fd::AsRawFd::as_raw_fd(&rd)]);
+            let mut b = [0u8; 1];
+            loop {
+                match crate::sys::io::read(std::os::fd::AsFd::as_fd(&rd), &mut b) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    _ => break, // EOF: every write end is closed
+                }
+            }
+            at_exit();
+            // SAFETY: `_exit` is always safe to call; it does not return.
+            unsafe { libc::_exit(0) }
+        }
+    }
+}
+
 /// Close every descriptor above stderr that is not in `keep`, so the child
 /// holds no copy of another pair's sockets (a copy would hide end-of-file).
 fn close_all_but(keep: &[RawFd]) {

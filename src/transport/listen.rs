@@ -135,7 +135,7 @@ pub fn listen(
                     "no private socket directory",
                 ))
             })?;
-            let (bound, a) = super::unix::Bound::bind(&fd, dir.fresh("l"), ctx)?;
+            let (bound, a, _) = super::unix::Bound::bind(&fd, dir, "l", ctx)?;
             (Addr::Unix(a), Some(bound))
         }
     };

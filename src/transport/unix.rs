@@ -1,12 +1,17 @@
 //! Stage: transport set-up. AF_UNIX stream, datagram and seqpacket sockets
 //! bound to paths inside a fresh private (0700) directory, and stream
-//! sockets in the abstract namespace. Socket files exist only between bind
-//! and connect/accept; every one this module binds is unlinked right after
-//! (or on Ctrl-C by `cleanup`). It never unlinks a path it did not bind.
+//! sockets in the abstract namespace. The directory is held by descriptor:
+//! sockets are bound through `/proc/self/fd/N/<name>` and unlinked with
+//! `unlinkat`, so nothing done to the path afterwards (a rename, a symlink
+//! in its place) can make sockbench bind or unlink elsewhere. Socket files
+//! exist only between bind and connect/accept (a `connect` listener's until
+//! its case ends). It never unlinks a path it did not bind.
 
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
+use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::sys::socket::UnixAddr;
@@ -16,16 +21,17 @@ use super::{
 };
 use crate::cleanup;
 use crate::error::{Error, Result};
+use crate::sys::fs::{self as sfs, DirId};
 use crate::sys::socket as s;
 
-/// Longest path `sockaddr_un.sun_path` holds, without its NUL.
-const SUN_PATH_MAX: usize = 107;
-
-/// A fresh private (0700) directory for one run's socket files. Removed
-/// (rmdir, so only when empty) on drop and on Ctrl-C.
+/// A fresh private (0700) directory for one run's socket files, held by
+/// descriptor. Removed, with any socket file still in it, on drop, on
+/// Ctrl-C and (by the reaper) when sockbench is killed.
 #[derive(Debug)]
 pub struct SocketDir {
     path: PathBuf,
+    fd: Arc<OwnedFd>,
+    id: DirId,
     next: AtomicU64,
 }
 
@@ -35,40 +41,51 @@ impl SocketDir {
         Self::new_in(&std::env::temp_dir())
     }
 
-    /// Make the directory under `parent`.
+    /// Make the directory under `parent`, which must be safe from other
+    /// users (see [`crate::sys::fs::unsafe_parent`]).
     pub fn new_in(parent: &Path) -> Result<Self> {
-        let file_err = |e: std::io::Error| {
-            Error::config(
-                "TMPDIR",
-                parent.display(),
-                format!(
-                    "cannot make the private socket directory there ({e}); set TMPDIR to a writable directory"
-                ),
-            )
-        };
+        let bad = |why: String| Error::config("TMPDIR", parent.display(), why);
+        if let Some(why) = sfs::unsafe_parent(parent) {
+            return Err(bad(format!(
+                "{why}; set TMPDIR to a directory only you (or root) can write, such as /tmp"
+            )));
+        }
         let dir = tempfile::Builder::new()
             .prefix("sockbench-")
             .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir_in(parent)
-            .map_err(file_err)?;
+            .map_err(|e| {
+                bad(format!(
+                    "cannot make the private socket directory there ({e}); set TMPDIR to a writable directory"
+                ))
+            })?;
         let path = dir.keep();
-        cleanup::add_dir(&path);
-        let sd = SocketDir {
-            path,
-            next: AtomicU64::new(0),
+        let held = sfs::open_dir(&path).and_then(|fd| {
+            let m = std::fs::File::from(fd.try_clone()?).metadata()?;
+            let me = nix::unistd::geteuid().as_raw();
+            if m.uid() != me || m.mode() & 0o077 != 0 {
+                return Err(std::io::Error::other(
+                    "it is not the private directory just made (owner or mode changed)",
+                ));
+            }
+            Ok((sfs::dir_id(fd.as_fd())?, fd))
+        });
+        let (id, fd) = match held {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = std::fs::remove_dir(&path);
+                return Err(bad(format!(
+                    "cannot hold the private socket directory ({e})"
+                )));
+            }
         };
-        // The longest name we bind is "c<u64>.sock".
-        let longest = sd.path.join(format!("c{}.sock", u64::MAX));
-        if longest.as_os_str().len() > SUN_PATH_MAX {
-            return Err(Error::config(
-                "TMPDIR",
-                parent.display(),
-                format!(
-                    "socket paths under it would exceed {SUN_PATH_MAX} bytes; set TMPDIR to a shorter directory"
-                ),
-            ));
-        }
-        Ok(sd)
+        cleanup::add_dir(&path, id, sfs::Contents::Sockets);
+        Ok(SocketDir {
+            path,
+            fd: Arc::new(fd),
+            id,
+            next: AtomicU64::new(0),
+        })
     }
 
     /// The directory.
@@ -76,38 +93,64 @@ impl SocketDir {
         &self.path
     }
 
-    pub(super) fn fresh(&self, role: &str) -> PathBuf {
+    /// Its identity (device, inode).
+    pub fn id(&self) -> DirId {
+        self.id
+    }
+
+    /// A fresh socket name for `role`: the name, the path to bind through
+    /// the held descriptor, and the real path (for messages).
+    pub(super) fn fresh(&self, role: &str) -> (OsString, PathBuf, PathBuf) {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        self.path.join(format!("{role}{n}.sock"))
+        let name = OsString::from(format!("{role}{n}.sock"));
+        let via = PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd())).join(&name);
+        (name.clone(), via, self.path.join(&name))
     }
 }
 
 impl Drop for SocketDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.path);
+        let _ = sfs::remove_owned_dir(&self.path, self.id, sfs::Contents::Sockets);
         cleanup::remove_dir(&self.path);
     }
 }
 
-/// A socket file this process bound: unlinked when dropped.
+/// A socket file this process bound: unlinked (relative to the held
+/// directory) when dropped.
 #[derive(Debug)]
-pub(super) struct Bound(PathBuf);
+pub(super) struct Bound {
+    dir: Arc<OwnedFd>,
+    name: OsString,
+}
 
 impl Bound {
-    pub(super) fn bind(fd: &OwnedFd, path: PathBuf, ctx: Ctx) -> Result<(Self, UnixAddr)> {
-        let target = path.display().to_string();
-        let addr = UnixAddr::new(&path)
-            .map_err(|e| ctx.err("bind", &target)(std::io::Error::from_raw_os_error(e as i32)))?;
-        s::bind(fd.as_fd(), &addr).map_err(ctx.err("bind", &target))?;
-        cleanup::add_file(&path);
-        Ok((Bound(path), addr))
+    /// Bind `fd` to a fresh `role` name in `dir`; returns the guard, the
+    /// address to connect to, and the real path for messages.
+    pub(super) fn bind(
+        fd: &OwnedFd,
+        dir: &SocketDir,
+        role: &str,
+        ctx: Ctx,
+    ) -> Result<(Self, UnixAddr, String)> {
+        let (name, via, shown) = dir.fresh(role);
+        let shown = shown.display().to_string();
+        let addr =
+            UnixAddr::new(&via).map_err(|e| ctx.err("bind", &shown)(std::io::Error::from(e)))?;
+        s::bind(fd.as_fd(), &addr).map_err(ctx.err("bind", &shown))?;
+        Ok((
+            Bound {
+                dir: dir.fd.clone(),
+                name,
+            },
+            addr,
+            shown,
+        ))
     }
 }
 
 impl Drop for Bound {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-        cleanup::remove_file(&self.0);
+        let _ = sfs::unlink_in(self.dir.as_fd(), &self.name);
     }
 }
 
@@ -130,23 +173,21 @@ pub(super) fn path_pair(
     let (client, server) = if kind == TransportKind::UdsDgram {
         let client = s::socket(libc::AF_UNIX, ty).map_err(ctx.err("socket", "AF_UNIX"))?;
         let server = ctx.server_socket(libc::AF_UNIX, ty, "AF_UNIX")?;
-        let (_c, client_addr) = Bound::bind(&client, dir.fresh("c"), ctx)?;
-        let (_s, server_addr) = Bound::bind(&server, dir.fresh("s"), ctx)?;
-        s::connect(client.as_fd(), &server_addr)
-            .map_err(ctx.err("connect", server_addr.to_string()))?;
-        s::connect(server.as_fd(), &client_addr)
-            .map_err(ctx.err("connect", client_addr.to_string()))?;
+        let (_c, client_addr, client_path) = Bound::bind(&client, dir, "c", ctx)?;
+        let (_s, server_addr, server_path) = Bound::bind(&server, dir, "s", ctx)?;
+        s::connect(client.as_fd(), &server_addr).map_err(ctx.err("connect", server_path))?;
+        s::connect(server.as_fd(), &client_addr).map_err(ctx.err("connect", client_path))?;
         (client, server)
         // `_c` and `_s` unlink the names here: connected datagram sockets
         // keep their peer without them.
     } else {
         let listener = ctx.server_socket(libc::AF_UNIX, ty, "AF_UNIX")?;
-        let (_name, addr) = Bound::bind(&listener, dir.fresh("s"), ctx)?;
-        s::listen(listener.as_fd(), 1).map_err(ctx.err("listen", addr.to_string()))?;
+        let (_name, addr, path) = Bound::bind(&listener, dir, "s", ctx)?;
+        s::listen(listener.as_fd(), 1).map_err(ctx.err("listen", &path))?;
         let client = s::socket(libc::AF_UNIX, ty).map_err(ctx.err("socket", "AF_UNIX"))?;
-        s::connect(client.as_fd(), &addr).map_err(ctx.err("connect", addr.to_string()))?;
-        let server = s::accept(listener.as_fd(), s::SETUP_WAIT)
-            .map_err(ctx.err("accept", addr.to_string()))?;
+        s::connect(client.as_fd(), &addr).map_err(ctx.err("connect", &path))?;
+        let server =
+            s::accept(listener.as_fd(), s::SETUP_WAIT).map_err(ctx.err("accept", &path))?;
         (client, server)
     };
     if !kind.is_stream() {

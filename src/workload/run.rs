@@ -123,20 +123,10 @@ impl Pair {
     }
 }
 
-/// Run every case of `plan`.
-pub fn run(plan: &Plan) -> Result<Run> {
+/// Run every case of `plan`; path-bound AF_UNIX cases bind in `dir`.
+pub fn run(plan: &Plan, dir: Option<&SocketDir>) -> Result<Run> {
     // `--netns`: the namespaces live until this returns (or the process dies).
-    let ns = Namespaces::new(plan.cases.iter().map(|c| c.netns))?;
-    let dir = if plan.cases.iter().any(|c| c.transport.needs_dir()) {
-        Some(SocketDir::new()?)
-    } else {
-        None
-    };
-    run_in(plan, &ns, dir.as_ref())
-}
-
-/// Run every case of `plan` with namespaces and a socket directory made by the caller.
-pub fn run_in(plan: &Plan, ns: &Namespaces, dir: Option<&SocketDir>) -> Result<Run> {
+    let ns = &Namespaces::new(plan.cases.iter().map(|c| c.netns))?;
     let beats: Vec<BeatCell> = (0..plan.pairs).map(|_| BeatCell::default()).collect();
     let barrier = AbortBarrier::new(plan.pairs);
     let started = Instant::now();
