@@ -17,6 +17,9 @@ use sockbench::transport::SocketDir;
 use sockbench::{Error, Result, cleanup, workload};
 
 fn main() -> ExitCode {
+    if sockbench::sys::io::stdout_was_closed() {
+        STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
@@ -48,7 +51,12 @@ fn main() -> ExitCode {
             let text = serde_json::to_string_pretty(&Fingerprint::take()).expect("serialises");
             return match stdout(&(text + "\n")) {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(e) => stdout_failed(&e),
+                Err(e) => {
+                    if e.kind() != std::io::ErrorKind::BrokenPipe {
+                        say(&format!("error: write stdout: {e}"));
+                    }
+                    ExitCode::from(1)
+                }
             };
         }
     };
@@ -107,16 +115,11 @@ fn measure(plan: &Plan) -> Result<ExitCode> {
     // A finished measurement is never lost: if stdout failed (but for a
     // reader that went away) and there is no --out, keep a copy.
     if let Err(e) = printed {
-        code = match &e {
-            Error::File { source, .. } => stdout_failed(source),
-            other => {
-                say(&format!("error: {other}"));
-                ExitCode::from(1)
-            }
-        };
-        let pipe_gone = matches!(&e, Error::File { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe);
-        if staging.is_none() && !pipe_gone {
-            keep_copy(&report, &run, "stdout could not be written");
+        code = ExitCode::from(1);
+        match &e {
+            Error::File { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe => {}
+            _ if staging.is_none() => keep_copy(&report, &run, &e.to_string()),
+            _ => say(&format!("error: {e}")),
         }
     }
     if let Some(st) = staging {
@@ -152,20 +155,17 @@ fn keep_copy(report: &AnyReport, run: &workload::run::Run, why: &str) {
     }
 }
 
+/// stdout was closed when the program started (Rust pointed it at /dev/null).
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Write all of `text` to stdout and flush.
 fn stdout(text: &str) -> std::io::Result<()> {
+    if STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+    }
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()
-}
-
-/// Exit status after a failed write to stdout: quiet when the reader went
-/// away (EPIPE, as `| head` does), one line otherwise.
-fn stdout_failed(e: &std::io::Error) -> ExitCode {
-    if e.kind() != std::io::ErrorKind::BrokenPipe {
-        say(&format!("error: write stdout: {e}"));
-    }
-    ExitCode::from(1)
 }
 
 /// One line on stderr. If stderr itself cannot be written (a full disk, a

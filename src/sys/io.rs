@@ -73,3 +73,16 @@ pub fn poll_one(
     let n = syscall!(poll(&mut p, 1, ms))?;
     Ok(n > 0)
 }
+
+/// Whether stdout was closed when the program started. Rust's runtime
+/// points a closed standard descriptor at /dev/null, opened read-write,
+/// before `main` runs (so no socket takes its number); a shell's
+/// `>/dev/null` opens it write-only. So: /dev/null, read-write, means the
+/// caller closed stdout, and writing the results "to stdout" is an error.
+pub fn stdout_was_closed() -> bool {
+    let dev_null =
+        std::fs::read_link("/proc/self/fd/1").is_ok_and(|p| p == std::path::Path::new("/dev/null"));
+    // SAFETY: F_GETFL on a plain integer descriptor reads no memory.
+    let mode = syscall!(fcntl(1, libc::F_GETFL)).map(|f| f & libc::O_ACCMODE);
+    dev_null && mode.is_ok_and(|m| m == libc::O_RDWR)
+}

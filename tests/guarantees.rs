@@ -1,0 +1,376 @@
+//! The README's guarantees tried the way they break on a hostile machine:
+//! a full or read-only file system, a mount point, odd names, SIGKILL and
+//! other deadly signals, another user racing for our directories, a
+//! foreign process connecting to our listeners, and stdout or stderr that
+//! cannot be written. Each test is named after the promise it keeps.
+//!
+//! Mounts and a second user need root; without it those tests say so on
+//! stderr and pass. Mounts are made inside a private mount namespace
+//! (`unshare -m`), so none outlives its test.
+
+mod util;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use util::{QUICK, leftovers, private_tmp, run};
+
+/// Whether this process may make a private mount namespace with mounts.
+fn can_mount() -> bool {
+    let ok = Command::new("unshare")
+        .args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount -t tmpfs none /mnt",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipping: cannot make a mount namespace here; run as root");
+    }
+    ok
+}
+
+/// `sockbench ARGS` inside a private mount namespace, after `setup` (shell).
+fn in_mount_ns(tmp: &Path, setup: &str, args: &[&str]) -> std::process::Output {
+    let script = format!("{setup} && exec \"$@\"");
+    Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
+        .arg(env!("CARGO_BIN_EXE_sockbench"))
+        .args(args)
+        .env("TMPDIR", tmp)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Bad places for the results are bad input, found before any timed work:
+/// a full file system, an empty mount point (rename cannot replace it),
+/// `.`, a name too long for a file name. Exit 2, one line, nothing left.
+#[test]
+fn results_that_could_not_be_written_are_refused_before_measuring() {
+    let tmp = private_tmp();
+    let long = "n".repeat(256);
+    let mut cases: Vec<(Vec<String>, &str)> = vec![
+        (vec![".".into()], "names no new directory"),
+        (vec![tmp.path().join(&long).display().to_string()], "255"),
+        (
+            vec![tmp.path().join("a/..").display().to_string()],
+            "names no new directory",
+        ),
+    ];
+    let mounts = can_mount();
+    if mounts {
+        cases.push((vec!["@full".into()], "cannot hold the results"));
+        cases.push((vec!["@mount".into()], "mount point"));
+    }
+    for (out, needle) in cases {
+        let t0 = Instant::now();
+        let mut args = vec!["latency", "-t", "uds-stream", "-d", "10s", "--out"];
+        let o = match out[0].as_str() {
+            "@full" => {
+                // A 64 KiB tmpfs, filled but for a few blocks.
+                let m = tmp.path().join("full");
+                std::fs::create_dir_all(&m).unwrap();
+                let setup = format!(
+                    "mount -t tmpfs -o size=64k none {0} && (dd if=/dev/zero of={0}/fill bs=4k count=14 2>/dev/null; true)",
+                    m.display()
+                );
+                args.push("");
+                let target = m.join("res").display().to_string();
+                let mut a: Vec<&str> = args[..args.len() - 1].to_vec();
+                a.push(&target);
+                in_mount_ns(tmp.path(), &setup, &a)
+            }
+            "@mount" => {
+                let m = tmp.path().join("mnt");
+                std::fs::create_dir_all(&m).unwrap();
+                let setup = format!("mount -t tmpfs none {}", m.display());
+                let target = m.display().to_string();
+                let mut a = args.clone();
+                a.push(&target);
+                in_mount_ns(tmp.path(), &setup, &a)
+            }
+            path => {
+                args.push(path);
+                run(tmp.path(), &args)
+            }
+        };
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{out:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{out:?}: {err}");
+        assert!(
+            err.contains("--out") && err.contains(needle),
+            "{out:?}: {err}"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{out:?}: refused before measuring"
+        );
+        let left: Vec<PathBuf> = leftovers(tmp.path())
+            .into_iter()
+            .filter(|p| !["full", "mnt"].contains(&p.file_name().unwrap().to_str().unwrap()))
+            .collect();
+        assert!(left.is_empty(), "{out:?}: left {left:?}");
+    }
+}
+
+/// Names that are fine are fine whatever they look like: a final name of
+/// 250 bytes (the staging name does not grow with it), a name that is not
+/// UTF-8, a parent that already holds other runs' hidden entries.
+#[test]
+fn odd_but_valid_result_names_are_written() {
+    let tmp = private_tmp();
+    std::fs::create_dir(tmp.path().join(".sockbench-XXXXXX")).unwrap();
+    std::fs::write(tmp.path().join(".res.partial-1"), "someone's").unwrap();
+    let long = tmp.path().join("r".repeat(250));
+    let odd = tmp.path().join(OsStr::from_bytes(b"res-\xff\xfe"));
+    for out in [&long, &odd] {
+        let mut args: Vec<&OsStr> = ["latency", "-t", "uds-stream,tcp4"]
+            .iter()
+            .map(OsStr::new)
+            .collect();
+        args.extend(QUICK.iter().map(OsStr::new));
+        args.extend([OsStr::new("--out"), out.as_os_str()]);
+        let o = util::bin()
+            .args(&args)
+            .env("TMPDIR", tmp.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{out:?}: {}", text(&o.stderr));
+        assert!(out.join("summary.json").is_file(), "{out:?}");
+    }
+    let mut names: Vec<String> = leftovers(tmp.path())
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names.len(),
+        4,
+        "only the two results and the two foreign entries: {names:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join(".res.partial-1")).unwrap(),
+        "someone's"
+    );
+}
+
+/// When the results cannot be written after the run (here: the file
+/// system turns read-only mid-run), nothing measured is lost: the table
+/// is on stdout, one line names a kept copy, and the status is 1.
+#[test]
+fn a_finished_measurement_is_never_lost() {
+    if !can_mount() {
+        return;
+    }
+    let tmp = private_tmp();
+    let m = tmp.path().join("mnt");
+    std::fs::create_dir(&m).unwrap();
+    let target = m.join("res").display().to_string();
+    // The file system turns read-only 1.5 s into a 3 s run.
+    let script = format!(
+        "mount -t tmpfs none {0} && ( sleep 1.5; mount -o remount,ro {0} ) & exec \"$@\"",
+        m.display()
+    );
+    let o = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
+        .arg(env!("CARGO_BIN_EXE_sockbench"))
+        .args([
+            "latency",
+            "-t",
+            "uds-stream,tcp4",
+            "-d",
+            "3s",
+            "--out",
+            &target,
+        ])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        out.contains("uds-stream") && out.contains("tcp4"),
+        "the table is on stdout: {out}"
+    );
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error: could not write --out"))
+        .unwrap_or_else(|| panic!("one line says what failed: {err}"));
+    let kept = line.rsplit("kept in ").next().unwrap();
+    assert!(Path::new(kept).join("summary.json").is_file(), "{line}");
+    assert!(
+        Path::new(kept).starts_with(tmp.path()),
+        "the copy is under TMPDIR: {line}"
+    );
+}
+
+/// Start `sockbench ARGS` with TMPDIR=`tmp`, wait until the run is under
+/// way (a server or a socket directory exists), and return it.
+fn start(tmp: &Path, args: &[&str]) -> std::process::Child {
+    let child = util::bin()
+        .args(args)
+        .env("TMPDIR", tmp)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    child
+}
+
+/// Wait until `dir` holds nothing (or `limit` passes).
+fn emptied(dir: &Path, limit: Duration) -> Vec<PathBuf> {
+    let t0 = Instant::now();
+    loop {
+        let left = leftovers(dir);
+        if left.is_empty() || t0.elapsed() > limit {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Killed by a signal nothing in the process can handle (SIGKILL) or by
+/// one it leaves at its default (SIGQUIT, SIGUSR1, SIGALRM), in the middle
+/// of a run that holds listener socket files and a staging directory: the
+/// reaper removes both moments later, and no server outlives the run.
+#[test]
+fn a_killed_run_leaves_nothing_behind() {
+    use nix::sys::signal::Signal::{SIGALRM, SIGKILL, SIGQUIT, SIGUSR1};
+    for (sig, mode) in [
+        (SIGKILL, "thread"),
+        (SIGKILL, "process"),
+        (SIGQUIT, "thread"),
+        (SIGUSR1, "process"),
+        (SIGALRM, "thread"),
+    ] {
+        let tmp = private_tmp();
+        let out = tmp.path().join("out");
+        let out = out.to_str().unwrap();
+        let mut child = start(
+            tmp.path(),
+            &[
+                "connect",
+                "-t",
+                "uds-stream,uds-seqpacket,tcp4",
+                "-d",
+                "20s",
+                "--mode",
+                mode,
+                "--out",
+                out,
+            ],
+        );
+        let servers = util::servers(child.id());
+        assert!(
+            leftovers(tmp.path()).len() >= 2,
+            "{sig} {mode}: socket directory and staging directory exist: {:?}",
+            leftovers(tmp.path())
+        );
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.code().is_none(), "{sig} {mode}: died by the signal");
+        let left = emptied(tmp.path(), Duration::from_secs(3));
+        assert!(left.is_empty(), "{sig} {mode}: left {left:?}");
+        for s in servers {
+            let t0 = Instant::now();
+            while Path::new(&format!("/proc/{s}")).exists() && t0.elapsed() < Duration::from_secs(3)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(
+                !Path::new(&format!("/proc/{s}")).exists(),
+                "{sig}: server {s} outlived the run"
+            );
+        }
+    }
+}
+
+/// Results on stdout that cannot be written: a full device, a reader that
+/// went away, a closed descriptor. Never a panic, never a silent success;
+/// a reader that went away ends quietly. stderr that cannot be written does
+/// not stop the run (its results still reach stdout).
+#[test]
+fn output_that_cannot_be_written_is_an_error_not_a_panic() {
+    let tmp = private_tmp();
+    let args = [
+        "latency",
+        "-t",
+        "uds-stream",
+        "-n",
+        "40",
+        "--trials",
+        "2",
+        "--warmup",
+        "10",
+        "--warmup-time",
+        "0s",
+    ];
+    let bin = env!("CARGO_BIN_EXE_sockbench");
+    let sh = |redirect: &str| {
+        let script = format!("\"$0\" \"$@\" {redirect}");
+        Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .arg(bin)
+            .args(args)
+            .env("TMPDIR", tmp.path())
+            .output()
+            .unwrap()
+    };
+    // stdout on a full device: status 1, one line, a copy kept and named.
+    let o = sh(">/dev/full");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("error: write stdout") && err.contains("kept in"),
+        "{err}"
+    );
+    // A closed stdout: status 1 and a line saying so.
+    let o = sh(">&-");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("error: write stdout") && !err.contains("panicked"),
+        "{err}"
+    );
+    // A reader that went away (`| true`): status 1, quietly.
+    let mut child = Command::new(bin)
+        .args(args)
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away at once
+    let o = child.wait_with_output().unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("error:"),
+        "quiet: {err}"
+    );
+    // stderr on a full device: the run still succeeds and prints its results.
+    let o = sh("2>/dev/full");
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o.stdout).contains("uds-stream"));
+    // Only the copy kept for /dev/full and the one for the closed stdout.
+    let kept = leftovers(tmp.path());
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(
+        kept.iter().all(|k| k.join("summary.json").is_file()),
+        "{kept:?}"
+    );
+}
