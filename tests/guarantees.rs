@@ -374,3 +374,233 @@ fn output_that_cannot_be_written_is_an_error_not_a_panic() {
         "{kept:?}"
     );
 }
+
+/// The id of user `nobody`, if this process can act as it (root).
+fn nobody() -> Option<u32> {
+    let u = nix::unistd::User::from_name("nobody").ok().flatten()?;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: a second user needs root");
+        return None;
+    }
+    Some(u.uid.as_raw())
+}
+
+/// In a shared, sticky temporary directory (like /tmp), another user who
+/// keeps trying to move sockbench's private directory away and put a link
+/// in its place gets nowhere, and the run binds nothing outside it.
+#[test]
+fn another_user_cannot_swap_the_socket_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(uid) = nobody() else { return };
+    let tmp = private_tmp();
+    let shared = tmp.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let decoy = tmp.path().join("decoy");
+    std::fs::create_dir(&decoy).unwrap();
+    // The other user: for 4 s, move every sockbench-* away and link its name elsewhere.
+    let script = format!(
+        "end=$(($(date +%s)+4)); while [ $(date +%s) -lt $end ]; do for d in {0}/sockbench-*; do \
+         [ -L \"$d\" ] || [ -O \"$d\" ] && continue; mv \"$d\" \"$d.moved\" 2>/dev/null && echo MOVED; \
+         ln -s {1} \"$d.x\" 2>/dev/null; done; done",
+        shared.display(),
+        decoy.display()
+    );
+    let attacker = Command::new("setpriv")
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            "--clear-groups",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut args = vec!["connect", "-t", "uds-stream,uds-seqpacket", "-d", "2s"];
+    args.extend(["--warmup-time", "0s"]);
+    let o = run(&shared, &args);
+    let moved = text(&attacker.wait_with_output().unwrap().stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        moved.is_empty(),
+        "the other user moved a directory of sockbench's: {moved}"
+    );
+    assert!(
+        leftovers(&decoy).is_empty(),
+        "nothing was bound through a link"
+    );
+    let ours: Vec<PathBuf> = leftovers(&shared)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("sockbench-")
+        })
+        .filter(|p| !p.is_symlink())
+        .collect();
+    assert!(ours.is_empty(), "left {ours:?}");
+}
+
+/// Even if the socket directory's name is made to point elsewhere mid-run
+/// (root can), sockbench binds, connects and unlinks only inside the
+/// directory it made: it holds it by descriptor. A file of the same name
+/// in the other place is left exactly as it was.
+#[test]
+fn the_socket_directory_is_held_by_descriptor_not_by_name() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: renaming a private directory under a run needs root");
+        return;
+    }
+    let tmp = private_tmp();
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    for name in ["l0.sock", "l1.sock", "s0.sock"] {
+        std::fs::write(elsewhere.join(name), "root's file").unwrap();
+    }
+    let child = util::bin()
+        .args([
+            "connect",
+            "-t",
+            "uds-stream,uds-seqpacket",
+            "-d",
+            "3s",
+            "--warmup-time",
+            "0s",
+        ])
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let dir = loop {
+        let found = leftovers(tmp.path()).into_iter().find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("sockbench-")
+        });
+        if let Some(d) = found.filter(|d| d.join("l1.sock").exists()) {
+            break d;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the run never bound its listeners"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    std::fs::rename(&dir, tmp.path().join("moved")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "the run goes on in its own directory: {}",
+        text(&o.stderr)
+    );
+    for name in ["l0.sock", "l1.sock", "s0.sock"] {
+        assert_eq!(
+            std::fs::read_to_string(elsewhere.join(name)).unwrap(),
+            "root's file"
+        );
+    }
+    assert!(
+        leftovers(&tmp.path().join("moved")).is_empty(),
+        "its own sockets were unlinked"
+    );
+}
+
+/// Start a `connect` run of `transport` and return it with the address of
+/// its listener, read from `ss` (port, or abstract name). The caller waits
+/// for the child it gets back.
+#[allow(clippy::zombie_processes)]
+fn listener_of(tmp: &Path, transport: &str) -> (std::process::Child, String) {
+    let mut child = util::bin()
+        .args([
+            "connect",
+            "-t",
+            transport,
+            "-d",
+            "20s",
+            "--timeout",
+            "1s",
+            "--warmup-time",
+            "0s",
+        ])
+        .env("TMPDIR", tmp)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let flags = if transport == "tcp4" {
+        "-Hltnp"
+    } else {
+        "-Hlxp"
+    };
+    loop {
+        let ss = Command::new("ss").arg(flags).output().unwrap();
+        let pid = format!("pid={},", child.id());
+        let found = text(&ss.stdout)
+            .lines()
+            .find(|l| l.contains(&pid))
+            .map(|l| {
+                let local = l
+                    .split_whitespace()
+                    .nth(if transport == "tcp4" { 3 } else { 4 })
+                    .unwrap();
+                local.to_string()
+            });
+        if let Some(addr) = found {
+            return (child, addr);
+        }
+        if t0.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no listener appeared");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A local process that connects to a run's listener (a loopback TCP port
+/// or an abstract name, both reachable by every local user) and says
+/// nothing makes the run fail within its timeout with one line naming a
+/// foreign process, not "the peer is stuck or gone".
+#[test]
+fn a_foreign_connection_is_named_as_such() {
+    for transport in ["tcp4", "uds-abstract"] {
+        let tmp = private_tmp();
+        let (child, addr) = listener_of(tmp.path(), transport);
+        let _held: Box<dyn std::any::Any> = if transport == "tcp4" {
+            Box::new(std::net::TcpStream::connect(addr.as_str()).unwrap())
+        } else {
+            use std::os::linux::net::SocketAddrExt;
+            let name = addr.trim_start_matches('@');
+            let a = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+            Box::new(std::os::unix::net::UnixStream::connect_addr(&a).unwrap())
+        };
+        let t0 = Instant::now();
+        let o = child.wait_with_output().unwrap();
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{transport}: {err}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{transport}: {:?}",
+            t0.elapsed()
+        );
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_default();
+        assert!(
+            line.contains("foreign process") && line.contains(transport),
+            "{transport}: {err}"
+        );
+        assert!(leftovers(tmp.path()).is_empty());
+    }
+}

@@ -71,6 +71,9 @@ pub struct Listener {
     fd: OwnedFd,
     kind: TransportKind,
     opts: TransportOpts,
+    /// The process whose connections are the run's own: the one that made
+    /// the listener and dials it (a forked server is its child).
+    client_pid: u32,
 }
 
 /// Keeps a listener's socket file (path transports) until dropped, then
@@ -139,7 +142,8 @@ pub fn listen(
             (Addr::Unix(a), Some(bound))
         }
     };
-    // Accepted sockets inherit SO_RCVTIMEO/SO_SNDTIMEO and TCP_NODELAY from the listener.
+    // Accepted TCP sockets inherit SO_RCVTIMEO/SO_SNDTIMEO and TCP_NODELAY
+    // from the listener; accepted AF_UNIX ones get theirs in `accept`.
     s::set_timeouts(fd.as_fd(), opts.timeout)
         .map_err(ctx.err("setsockopt", "SO_RCVTIMEO/SO_SNDTIMEO"))?;
     s::listen(fd.as_fd(), 1024).map_err(ctx.err("listen", addr.to_string()))?;
@@ -148,6 +152,7 @@ pub fn listen(
             fd,
             kind,
             opts: *opts,
+            client_pid: std::process::id(),
         },
         Dialer {
             kind,
@@ -177,13 +182,22 @@ impl Listener {
         self.opts.timeout
     }
 
-    /// `accept` one connection (bounded by the listener's SO_RCVTIMEO).
+    /// `accept` one connection (bounded by the listener's SO_RCVTIMEO). A
+    /// TCP connection inherits the listener's SO_RCVTIMEO/SO_SNDTIMEO and
+    /// TCP_NODELAY; an AF_UNIX one starts without any (the kernel makes it
+    /// afresh), so its timeouts are set here: see [`Listener::calls_per_accept`].
     pub fn accept(&self) -> std::io::Result<AnyEndpoint> {
-        wrap(
-            self.kind,
-            s::accept(self.fd.as_fd(), self.opts.timeout)?,
-            &self.opts,
-        )
+        let fd = s::accept(self.fd.as_fd(), self.opts.timeout)?;
+        if !self.kind.is_tcp() {
+            s::set_timeouts(fd.as_fd(), self.opts.timeout)?;
+        }
+        wrap(self.kind, fd, &self.opts)
+    }
+
+    /// System calls per accepted connection besides its data: accept,
+    /// close, and for AF_UNIX the two setsockopt of its timeouts.
+    pub fn calls_per_accept(&self) -> u64 {
+        2 + if self.kind.is_tcp() { 0 } else { 2 }
     }
 }
 
@@ -297,17 +311,17 @@ pub fn time_wait_sockets(port: u16, before: &[(u16, u16)]) -> TimeWait {
 
 impl Listener {
     /// Who is on the other end of an accepted connection, if it is not the
-    /// run's own client (this process, or the parent of a forked server).
+    /// run's own client (the process that made the listener).
     /// Asked only after a transaction failed, so it costs nothing while
     /// measuring. AF_UNIX: the peer's credentials (SO_PEERCRED). TCP: the
     /// peer's socket, found by port in /proc/net/tcp, must be one of the
     /// client process's descriptors. `None` when it is ours or cannot be told.
     pub fn foreign_peer(&self, ep: &AnyEndpoint) -> Option<String> {
-        let ours = [std::process::id(), nix::unistd::getppid().as_raw() as u32];
+        let ours = self.client_pid;
         let fd = ep.socket_fd()?;
         if !self.kind.is_tcp() {
             let cred = s::peer_cred(fd).ok()?;
-            return (!ours.contains(&cred.0)).then(|| format!("pid {}, uid {}", cred.0, cred.1));
+            return (cred.0 != ours).then(|| format!("pid {}, uid {}", cred.0, cred.1));
         }
         if self.opts.netns.is_some() {
             return None; // a private namespace: nothing else can reach it
@@ -325,6 +339,6 @@ impl Listener {
                 .flatten()
                 .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == link.as_str()))
         };
-        (!ours.iter().any(|&p| holds(p))).then(|| format!("port {peer}, uid {}", row.uid))
+        (!holds(ours)).then(|| format!("port {peer}, uid {}", row.uid))
     }
 }

@@ -39,7 +39,7 @@ pub fn serve(
             return Err(foreign_or(l, &ep, f));
         }
         if buf[0] == END {
-            calls += 2 + ep.calls(); // accept, close, data calls
+            calls += l.calls_per_accept() + ep.calls();
             return Ok((Served::Marker(n), calls));
         }
         if n == limit {
@@ -49,7 +49,7 @@ pub fn serve(
         if let Err(f) = sent {
             return Err(foreign_or(l, &ep, f));
         }
-        calls += 2 + ep.calls();
+        calls += l.calls_per_accept() + ep.calls();
         drop(ep); // the server closes first
         n += 1;
     }

@@ -22,7 +22,7 @@ use crate::{affinity, cleanup};
 
 /// How long an error may wait for the server's own account of it (its
 /// fault report, or how its process ended) before it is reported as is.
-const EXPLAIN_WITHIN: Duration = Duration::from_millis(250);
+const EXPLAIN_WITHIN: Duration = Duration::from_millis(500);
 /// How long a server that was told to stop may take before it is killed
 /// (process) or left to finish on its own (thread).
 const STOP_WITHIN: Duration = Duration::from_millis(500);
