@@ -1,17 +1,27 @@
-# Sourced by scripts/report, scripts/compare and scripts/webbench: make scripts/.venv with the
-# pinned requirements on first use (or when requirements.txt changed), then
-# expose its python as $PY. Says precisely what is missing if it cannot.
+# Sourced by the scripts: make scripts/.venv and install the pinned
+# requirement sets named in $VENV_NEEDS (plots, web, test) that it does not
+# hold yet, saying what it installs; then expose its python as $PY. Says
+# precisely what is missing if it cannot. Nothing happens for a set already
+# installed at the pinned versions.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 venv="$here/.venv"
-stamp="$venv/.requirements"
 if ! command -v python3 >/dev/null 2>&1; then
     echo "fatal: python3 is missing (Debian: apt-get install python3 python3-venv)" >&2
     exit 1
 fi
-if [ ! -x "$venv/bin/python" ] || ! cmp -s "$here/requirements.txt" "$stamp"; then
-    echo "setting up $venv (first use): pip install -r scripts/requirements.txt" >&2
+if [ ! -x "$venv/bin/python" ]; then
+    echo "making $venv (the scripts' own Python environment)" >&2
     python3 -m venv "$venv" || { echo "fatal: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2; exit 1; }
-    "$venv/bin/pip" install -q -r "$here/requirements.txt" || { echo "fatal: pip could not install scripts/requirements.txt" >&2; exit 1; }
-    cp "$here/requirements.txt" "$stamp"
 fi
+for need in ${VENV_NEEDS:-plots}; do
+    req="$here/requirements-$need.txt"
+    stamp="$venv/.installed-$need"
+    if ! cmp -s "$req" "$stamp"; then
+        what=$(grep -v '^#' "$req" | tr '\n' ' ')
+        echo "installing into $venv for $need: $what(first use; about 30 s)" >&2
+        "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" \
+            || { echo "fatal: pip could not install scripts/requirements-$need.txt" >&2; exit 1; }
+        cp "$req" "$stamp"
+    fi
+done
 PY="$venv/bin/python"

@@ -18,8 +18,10 @@ import random
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 import load  # noqa: E402
 import plots  # noqa: E402
+from common import cell  # noqa: E402
 
 HARDWARE = ["cpu_model", "cpus_online", "memory_total_kib", "smt_active", "virtualization"]
 RESAMPLES = 5000
@@ -61,17 +63,21 @@ def label(case):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    try:
+        compare()
+    except common.Fatal as e:
+        common.fatal(str(e))
+
+
+def compare():
+    p = common.parser("scripts/compare", __doc__)
     p.add_argument("before")
     p.add_argument("after")
     p.add_argument("-o", "--output")
     p.add_argument("--allow-different-hardware", action="store_true",
                    help="compare even if CPU model, CPU count, memory or virtualization differ")
     args = p.parse_args()
-    try:
-        before, after = load.load(args.before), load.load(args.after)
-    except load.Fatal as e:
-        load.fatal(str(e))
+    before, after = load.load(args.before), load.load(args.after)
     hw = [f"{k}: {before.env.get(k)!r} → {after.env.get(k)!r}" for k in HARDWARE
           if before.env.get(k) != after.env.get(k)]
     if hw and not args.allow_different_hardware:
@@ -104,21 +110,24 @@ def main():
         load.fatal(f"no case is in both {args.before} and {args.after} (same workload, transport, sizes, depth, pairs)")
     out = args.output or os.path.join(after.source if os.path.isdir(after.source) else ".",
                                       f"compare-vs-{before.label.replace(':', '-')}")
-    fig = plots.deltas(rows, os.path.join(out, "figures"), f"{after.label} vs {before.label}")
+    out = common.output_dir(out)
+    fig = plots.deltas(rows, common.subdir(out, "figures"), f"{after.label} vs {before.label}")
     diff = []
     for k in sorted(set(before.env) | set(after.env)):
         if k in ("taken_at", "sysctls", "mitigations"):
             continue
         if before.env.get(k) != after.env.get(k):
-            diff.append(f"| {k} | {before.env.get(k)} | {after.env.get(k)} |")
+            diff.append(f"| {cell(k)} | {cell(before.env.get(k))} | {cell(after.env.get(k))} |")
     for group in ("sysctls", "mitigations"):
         bs_, as2 = before.env.get(group) or {}, after.env.get(group) or {}
         for k in sorted(set(bs_) | set(as2)):
             if bs_.get(k) != as2.get(k):
-                diff.append(f"| {group}.{k} | {bs_.get(k)} | {as2.get(k)} |")
-    md = [f"# Before/after: {after.label} vs {before.label}", "",
-          f"- before: `{before.command}` ({before.env.get('git_revision', '?')}, {before.env.get('taken_at', '?')})",
-          f"- after: `{after.command}` ({after.env.get('git_revision', '?')}, {after.env.get('taken_at', '?')})", ""]
+                diff.append(f"| {group}.{cell(k)} | {cell(bs_.get(k))} | {cell(as2.get(k))} |")
+    md = [f"# Before/after: {cell(after.label)} vs {cell(before.label)}", "",
+          f"- before: `{cell(before.command)}` ({cell(before.env.get('git_revision', '?'))}, "
+          f"{cell(before.env.get('taken_at', '?'))})",
+          f"- after: `{cell(after.command)}` ({cell(after.env.get('git_revision', '?'))}, "
+          f"{cell(after.env.get('taken_at', '?'))})", ""]
     if hw:
         md += [f"**Warning: different hardware ({'; '.join(hw)}); compared because --allow-different-hardware.**", ""]
     settings = []
@@ -149,13 +158,13 @@ def main():
             else:
                 p99 = (f"{b99 / 1e3:.2f} → {a99 / 1e3:.2f} µs; per-trial p99s {100 * ch99:+.1f}% "
                        f"(CI {100 * lo99:+.1f}% … {100 * hi99:+.1f}%)")
-        md.append(f"| {r['case']} | {r['metric']} | {fmt(r['before'])} | {fmt(r['after'])} | {100 * r['change']:+.1f}% | "
+        md.append(f"| {cell(r['case'])} | {r['metric']} | {fmt(r['before'])} | {fmt(r['after'])} | {100 * r['change']:+.1f}% | "
                   f"{100 * r['ci_low']:+.1f}% … {100 * r['ci_high']:+.1f}% | {p99} | {r['verdict']} |")
     if fig:
         md += ["", f"![change per case](figures/{os.path.basename(fig)})"]
-    md += ["", f"Made by `scripts/compare {args.before} {args.after}`.", ""]
+    md += ["", f"Made by `scripts/compare {cell(args.before)} {cell(args.after)}`.", ""]
     path = os.path.join(out, "compare.md")
-    load.write_atomic(path, "\n".join(md))
+    common.write_text(path, "\n".join(md))
     print(path)
 
 

@@ -10,9 +10,13 @@ Every problem ends the program with `fatal: <file>: <what is wrong>`.
 """
 import csv
 import json
+import math
 import os
 import statistics
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import Fatal, fatal  # noqa: E402,F401  (re-exported: load.Fatal, load.fatal)
 
 LATENCY_WORKLOADS = ("latency", "rr", "connect")
 CASE_KEY = ("workload", "transport", "size_bytes", "response_bytes", "depth", "pairs", "netns")
@@ -22,23 +26,49 @@ NEEDED_THROUGHPUT = ("bytes_per_s", "bytes_per_s_ci_low", "bytes_per_s_ci_high",
 CRITERION_GROUPS = {"pingpong": "latency", "rr": "rr", "connect": "connect", "stream": "throughput"}
 
 
-class Fatal(Exception):
-    """A bad input: the message names the file and what is wrong."""
-
-
-def fatal(msg):
-    print(f"fatal: {msg}", file=sys.stderr)
-    sys.exit(1)
-
-
 def _json(path):
+    """A JSON file; NaN and Infinity (which Python would accept) are refused."""
+    def no_constant(c):
+        raise Fatal(f"{path}: holds {c}, which is not a number JSON allows")
     try:
         with open(path) as f:
-            return json.load(f)
+            return json.load(f, parse_constant=no_constant)
     except FileNotFoundError:
         raise Fatal(f"{path}: missing")
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise Fatal(f"{path}: not valid JSON ({e})")
+    except IsADirectoryError:
+        raise Fatal(f"{path}: is a directory, not a file")
+
+
+TEXT_FIELDS = ("workload", "transport", "netns")
+WHOLE_FIELDS = ("size_bytes", "response_bytes", "depth", "pairs")
+
+
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_case(where, c, need):
+    """A case must be an object with the key columns and the numbers a
+    report reads, each of the right type."""
+    if not isinstance(c, dict):
+        raise Fatal(f"{where}: not an object")
+    missing = [k for k in CASE_KEY + need if k not in c and k != "netns"]
+    if missing:
+        raise Fatal(f"{where} lacks {', '.join(missing)}")
+    for k in TEXT_FIELDS:
+        if k in c and not isinstance(c[k], str):
+            raise Fatal(f"{where}: {k} is {c[k]!r}, not text")
+    for k in WHOLE_FIELDS:
+        if not (isinstance(c[k], int) and not isinstance(c[k], bool) and c[k] >= 0):
+            raise Fatal(f"{where}: {k} is {c[k]!r}, not a whole number")
+    for k in need:
+        if not _number(c[k]):
+            raise Fatal(f"{where}: {k} is {c[k]!r}, not a number")
+    for i, t in enumerate(c.get("trial_points", [])):
+        if not isinstance(t, dict) or not all(_number(v) or isinstance(v, bool) for v in t.values()):
+            raise Fatal(f"{where}: trial point {i} is not an object of numbers")
 
 
 class Run:
@@ -67,15 +97,23 @@ def key(case):
 
 def load_sockbench(path):
     """A `sockbench --out` directory."""
-    doc = _json(os.path.join(path, "summary.json"))
-    for field in ("cases", "env", "workload", "command"):
+    where = os.path.join(path, "summary.json")
+    doc = _json(where)
+    if not isinstance(doc, dict):
+        raise Fatal(f"{where}: not a JSON object (is this sockbench's summary.json?)")
+    for field, kind in (("cases", list), ("env", dict), ("workload", str), ("command", list)):
         if field not in doc:
-            raise Fatal(f"{os.path.join(path, 'summary.json')}: no '{field}' (is this sockbench's summary.json?)")
+            raise Fatal(f"{where}: no '{field}' (is this sockbench's summary.json?)")
+        if not isinstance(doc[field], kind):
+            raise Fatal(f"{where}: '{field}' is not a {kind.__name__}")
     need = NEEDED_THROUGHPUT if doc["workload"] == "throughput" else NEEDED_LATENCY
     for i, c in enumerate(doc["cases"]):
-        missing = [k for k in CASE_KEY + need if k not in c and k != "netns"]
-        if missing:
-            raise Fatal(f"{os.path.join(path, 'summary.json')}: case {i} lacks {', '.join(missing)}")
+        _check_case(f"{where}: case {i}", c, need)
+    for i, x in enumerate(doc.get("ratios", [])):
+        if not isinstance(x, dict) or not all(_number(x.get(k)) for k in ("ratio", "ci_low", "ci_high")):
+            raise Fatal(f"{where}: ratio {i} is not an object with numbers ratio, ci_low, ci_high")
+    if not all(isinstance(w, dict) and isinstance(w.get("message"), str) for w in doc.get("warnings", [])):
+        raise Fatal(f"{where}: a warning is not an object with a message")
     hgrm = {}
     for c in doc["cases"]:
         stem = c["transport"] + ("" if netns(c) == "off" else f"-{netns(c)}") + f"-{c['size_bytes']}B"
@@ -86,7 +124,7 @@ def load_sockbench(path):
             hgrm[key(c)] = p
     label = os.path.basename(os.path.normpath(path))
     run = Run(path, label, doc["cases"], doc.get("ratios", []), doc.get("warnings", []), doc["env"],
-              " ".join(doc["command"]), hgrm)
+              " ".join(str(a) for a in doc["command"]), hgrm)
     run.settings = doc.get("settings", {})
     return run
 
@@ -162,14 +200,6 @@ def load(spec):
     if os.path.isdir(path):
         return load_criterion(path, baseline or "new")
     raise Fatal(f"{spec}: neither a sockbench run directory (no summary.json) nor a criterion directory")
-
-
-def write_atomic(path, text):
-    """Write `text` to `path` complete or not at all."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path + ".partial", "w") as f:
-        f.write(text)
-    os.replace(path + ".partial", path)
 
 
 def read_hgrm(path):

@@ -13,7 +13,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+import common  # noqa: E402
 import load  # noqa: E402
+from common import size_label, sizes_label  # noqa: E402,F401  (used here and by other scripts)
 
 COLOURS = {
     "tcp4": "#d62728", "tcp6": "#ff7f0e", "udp4": "#8c564b",
@@ -27,28 +29,14 @@ def colour(t):
     return COLOURS.get(t, "#000000")
 
 
-def size_label(b, _=None):
-    b = int(b)
-    if b >= 1 << 20 and b % (1 << 20) == 0:
-        return f"{b >> 20}M"
-    if b >= 1024 and b % 1024 == 0:
-        return f"{b >> 10}K"
-    return str(b)
-
-
-def sizes_label(size, response=None):
-    """`64`, or `512/16K` when the response size differs (0: none, as in
-    throughput)."""
-    if response in (None, 0, size):
-        return size_label(size)
-    return f"{size_label(size)}/{size_label(response)}"
-
-
 def _save(fig, out_dir, name):
-    os.makedirs(out_dir, exist_ok=True)
+    """PNG and SVG of `fig` in `out_dir`, written beside and renamed into
+    place: never through a link planted there."""
+    out_dir = common.subdir(os.path.dirname(out_dir) or ".", os.path.basename(out_dir))
     png = os.path.join(out_dir, name + ".png")
-    fig.savefig(png, dpi=130, bbox_inches="tight")
-    fig.savefig(os.path.join(out_dir, name + ".svg"), bbox_inches="tight")
+    common.replace_file(png, lambda tmp: fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight"))
+    common.replace_file(os.path.join(out_dir, name + ".svg"),
+                        lambda tmp: fig.savefig(tmp, format="svg", bbox_inches="tight"))
     plt.close(fig)
     return png
 

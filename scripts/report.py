@@ -15,9 +15,11 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 import load  # noqa: E402
 import plots  # noqa: E402
 import webbench  # noqa: E402
+from common import cell  # noqa: E402
 
 NUM, DEN = "uds-stream", "tcp4"
 ENV_FIELDS = ["hostname", "kernel_release", "kernel_cmdline", "cpu_model", "cpus_online", "cpus_allowed", "cpus_used",
@@ -49,9 +51,9 @@ def ratio_row(run, size, metric, response=None):
 def headline(run):
     """Per size: TCP, UDS and their paired ratio with its CI."""
     if any("variant" in c for c in run.cases):
-        return [f"### {run.label} (nginx → gunicorn)", "", "See the nginx → gunicorn section below.", ""]
+        return [f"### {cell(run.label)} (nginx → gunicorn)", "", "See the nginx → gunicorn section below.", ""]
     w = run.cases[0]["workload"] if run.cases else "?"
-    out = [f"### {run.label} ({w})", ""]
+    out = [f"### {cell(run.label)} ({cell(w)})", ""]
     sizes = sorted({(c["size_bytes"], c["response_bytes"]) for c in run.cases})
     if w == "throughput":
         out += [f"| write size | {DEN} GB/s | {NUM} GB/s | {NUM}/{DEN} bytes/s (95% CI) |", "|---|---|---|---|"]
@@ -99,7 +101,7 @@ def netns_section(runs):
     for r in runs:
         for c in r.cases:
             size = plots.sizes_label(c["size_bytes"], c["response_bytes"])
-            md.append(f"| {r.label} | {c['workload']} | {size} | {label(c['transport'], load.netns(c))} | "
+            md.append(f"| {cell(r.label)} | {c['workload']} | {size} | {label(c['transport'], load.netns(c))} | "
                       f"{us(c['p50_ns'])} ({us(c['p50_ci_low_ns'])}–{us(c['p50_ci_high_ns'])}) | {us(c['p99_ns'])} | "
                       f"{c['ops_per_s']:.0f} |")
     md += ["", "| run | size | ratio (p50, paired by round) | median | 95% CI |", "|---|---|---|---|---|"]
@@ -108,7 +110,7 @@ def netns_section(runs):
             if x["metric"] != "p50" or (x.get("numerator_netns", "off") == "off"):
                 continue
             size = plots.size_label(x["size_bytes"])
-            md.append(f"| {r.label} | {size} | {label(x['numerator'], x['numerator_netns'])} ÷ "
+            md.append(f"| {cell(r.label)} | {size} | {label(x['numerator'], x['numerator_netns'])} ÷ "
                       f"{label(x['denominator'], x.get('denominator_netns', 'off'))} | {x['ratio']:.3f} | "
                       f"{x['ci_low']:.3f}–{x['ci_high']:.3f} |")
     return md + [""]
@@ -124,7 +126,7 @@ def web_section(runs):
           "rounds; UDS/TCP ratios are medians of per-round ratios with 95% bootstrap CIs (below 1 for time, "
           "above 1 for req/s: the Unix socket wins).", ""]
     for r in runs:
-        md += [f"### {r.label}", "", f"Settings: `{json.dumps(r.settings, ensure_ascii=False)}`", ""]
+        md += [f"### {cell(r.label)}", "", f"Settings: `{cell(json.dumps(r.settings, ensure_ascii=False))}`", ""]
         md += webbench.table(r.cases, r.ratios) + [""]
     return md
 
@@ -146,7 +148,7 @@ def drift_section(runs, min_trials=20):
             ys = [p["p50_ns"] for p in pts]
             slopes = [(ys[j] - ys[i]) / (j - i) for i in range(len(ys)) for j in range(i + 1, len(ys))]
             trend = 100 * statistics.median(slopes) * (len(ys) - 1) / statistics.median(ys)
-            rows.append(f"| {r.label} | {c['transport']} | {sum(p['n'] for p in pts):,} | {len(pts)} | "
+            rows.append(f"| {cell(r.label)} | {c['transport']} | {sum(p['n'] for p in pts):,} | {len(pts)} | "
                         f"{us(first)} → {us(last)} ({100 * (last / first - 1):+.1f}%) | "
                         f"{us(f99)} → {us(l99)} ({100 * (l99 / f99 - 1):+.1f}%) | {trend:+.1f}% |")
             res = (max(res[0], pts[0]["rss_kib"]), max(res[1], pts[-1]["rss_kib"]),
@@ -164,18 +166,23 @@ def drift_section(runs, min_trials=20):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    try:
+        report()
+    except common.Fatal as e:
+        common.fatal(str(e))
+
+
+def report():
+    p = common.parser("scripts/report", __doc__)
     p.add_argument("runs", nargs="+", help="sockbench run directories or CRITERION_DIR[:BASELINE]")
     p.add_argument("-o", "--output", help="directory for report.md and figures/ (default: the first run)")
     args = p.parse_args()
-    try:
-        runs = [load.load(r) for r in args.runs]
-    except load.Fatal as e:
-        load.fatal(str(e))
+    runs = [load.load(r) for r in args.runs]
     out = args.output or (runs[0].source if runs[0].label.find("criterion:") < 0 else None)
     if not out:
-        load.fatal("a criterion run needs -o OUT_DIR for the report")
-    figdir = os.path.join(out, "figures")
+        raise common.Fatal("a criterion run needs -o OUT_DIR for the report")
+    out = common.output_dir(out)
+    figdir = common.subdir(out, "figures")
     figs = [("Round-trip time by message size (p50 line, band to p99)", plots.latency_vs_size(runs, figdir)),
             (f"{NUM} ÷ {DEN} by size and workload, with 95% CIs", plots.ratio_vs_size(runs, figdir, NUM, DEN))]
     figs += [("Latency percentiles", f) for f in plots.percentile_curves(runs, figdir)]
@@ -187,11 +194,11 @@ def main():
              ("nginx → gunicorn", plots.web_latency(runs, figdir)),
              (f"{NUM} ÷ {DEN} at every layer measured", plots.ladder(runs, figdir, NUM, DEN)),
              ("Long-run drift", plots.drift(runs, figdir))]
-    md = [f"# sockbench lab report: {', '.join(r.label for r in runs)}", ""]
+    md = [f"# sockbench lab report: {cell(', '.join(r.label for r in runs))}", ""]
     md += ["## Sources", "", "| run | workload | revision | taken at | command |", "|---|---|---|---|---|"]
     for r in runs:
-        md.append(f"| {r.label} | {', '.join(r.workloads())} | {r.env.get('git_revision', '?')} | "
-                  f"{r.env.get('taken_at', '?')} | `{r.command}` |")
+        md.append(f"| {cell(r.label)} | {cell(', '.join(r.workloads()))} | {cell(r.env.get('git_revision', '?'))} | "
+                  f"{cell(r.env.get('taken_at', '?'))} | `{cell(r.command)}` |")
     md += ["", "## Headline: Unix socket vs loopback TCP", "",
            f"Medians of the runs' own figures; ratios are {NUM}/{DEN}, the median over interleaved rounds of the "
            "per-round ratio, with a 95% bootstrap CI. Below 1 (times) or above 1 (bytes/s): the Unix socket wins.", ""]
@@ -207,9 +214,10 @@ def main():
         md += ["Not drawn (the inputs hold no data for them): " + "; ".join(skipped) + ".", ""]
     md += ["## Environment", ""]
     env = runs[0].env
-    md += ["| field | value |", "|---|---|"] + [f"| {k} | {env.get(k)} |" for k in ENV_FIELDS if k in env]
+    md += ["| field | value |", "|---|---|"] + [f"| {k} | {cell(env.get(k))} |" for k in ENV_FIELDS if k in env]
     if env.get("sysctls"):
-        md += ["", "| sysctl | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in sorted(env["sysctls"].items())]
+        md += ["", "| sysctl | value |", "|---|---|"] + [f"| {cell(k)} | {cell(v)} |"
+                                                          for k, v in sorted(env["sysctls"].items())]
     if env.get("mitigations"):
         md += ["", "Mitigations: " + "; ".join(f"{k}: {v}" for k, v in sorted(env["mitigations"].items()))]
     differ = sorted({k for r in runs[1:] for k in ENV_FIELDS + ["sysctls"] if r.env.get(k) != env.get(k)}
@@ -220,17 +228,18 @@ def main():
     warnings = []
     for r in runs:
         for w in r.warnings:
-            line = f"- {w['message']} ({w['fix']})"
+            line = f"- {cell(w['message'])} ({cell(w.get('fix', ''))})"
             if line not in warnings:
                 warnings.append(line)
     res = env.get("clock_resolution_ns")
     if res and res > 100:
         warnings.append(f"- clock resolution is {res} ns: sub-µs differences are below what the clock resolves")
     md += warnings or ["None."]
-    md += ["", "## Commands", ""] + [f"- `{r.command}` (revision {r.env.get('git_revision', '?')})" for r in runs]
-    md += ["", f"Made by `scripts/report {' '.join(args.runs)}`.", ""]
+    md += ["", "## Commands", ""] + [f"- `{cell(r.command)}` (revision {cell(r.env.get('git_revision', '?'))})"
+                                     for r in runs]
+    md += ["", f"Made by `scripts/report {cell(' '.join(args.runs))}`.", ""]
     path = os.path.join(out, "report.md")
-    load.write_atomic(path, "\n".join(md))
+    common.write_text(path, "\n".join(md))
     print(path)
 
 

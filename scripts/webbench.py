@@ -42,8 +42,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-import load  # noqa: E402
-import plots  # noqa: E402
+import common  # noqa: E402
+from common import fatal, size_label  # noqa: E402  (standard library only: the pre-flight runs without the venv)
 
 VARIANTS = [  # (name, transport, keepalive)
     ("tcp", "tcp4", False),
@@ -62,10 +62,6 @@ done = function(summary, latency, requests)
     latency:percentile(99.9), latency.mean, latency.max))
 end
 """
-
-
-def fatal(msg):
-    load.fatal(msg)
 
 
 def parse_sizes(text, flag):
@@ -294,14 +290,14 @@ def table(cases, ratios):
             if not t or not u:
                 continue
             p, q = rat.get((t["workload"], body, "p50")), rat.get((t["workload"], body, "ops_per_s"))
-            lines.append(f"| {plots.size_label(body)} | {work} µs | {'keepalive' if ka else 'close'} | "
+            lines.append(f"| {size_label(body)} | {work} µs | {'keepalive' if ka else 'close'} | "
                          f"{us(t['p50_ns'])} | {us(u['p50_ns'])} | {ci(p)} | {us(t['p99_ns'])} | {us(u['p99_ns'])} | "
                          f"{t['ops_per_s']:.0f} | {u['ops_per_s']:.0f} | {ci(q)} |")
     return lines
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = common.parser("scripts/webbench", __doc__)
     p.add_argument("--out", required=True, help="new directory for summary.json, env.json, README.md")
     p.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
     p.add_argument("--rounds", type=int, default=4, help="A B B A rounds per cell (default 4)")
@@ -311,6 +307,7 @@ def main():
     p.add_argument("--server-cpu", type=int, default=1, help="CPU for gunicorn (default 1)")
     p.add_argument("--client-cpu", type=int, default=0, help="CPU for nginx and wrk (default 0)")
     p.add_argument("--smoke", action="store_true", help="CI check: 1 round of 1 s, 1K body, no app work")
+    p.add_argument("--preflight", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.smoke:
         a.duration, a.rounds, a.body, a.work_us = 1, 1, "1K", "0"
@@ -334,6 +331,9 @@ def main():
     parent = os.path.dirname(os.path.abspath(a.out))
     if not os.path.isdir(parent):
         fatal(f"--out {a.out}: its parent directory does not exist")
+    if a.preflight:  # arguments checked; nothing installed or started yet
+        print("ok")
+        return
     for tool in ("wrk", "taskset"):
         if not shutil.which(tool):
             fatal(f"{tool} is missing (Debian: apt-get install {'wrk' if tool == 'wrk' else 'util-linux'})")

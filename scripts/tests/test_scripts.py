@@ -209,3 +209,123 @@ def test_webbench_bad_input_is_one_fatal_line_and_starts_nothing(tmp_path, args,
     assert r.returncode == 1
     assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("fatal: ") and needle in r.stderr, r.stderr
     assert not out.exists()
+
+
+def one_fatal_line(r):
+    """Exit 1, one `fatal:` line on stderr, no traceback."""
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fatal: "), r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("body,needle", [
+    ("42", "not a JSON object"),
+    ('{"cases": 3, "env": {}, "workload": "latency", "command": []}', "'cases' is not a list"),
+    ("[1, 2]", "not a JSON object"),
+    ("{", "not valid JSON"),
+])
+def test_malformed_summaries_get_one_fatal_line(tmp_path, body, needle):
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "summary.json").write_text(body)
+    for script in ("report.py", "compare.py"):
+        args = [str(d)] if script == "report.py" else [str(d), str(d)]
+        r = run(script, *args, "-o", str(tmp_path / "out"))
+        one_fatal_line(r)
+        assert needle in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("change,needle", [
+    (lambda c: c.update(p50_ns="fast"), "p50_ns is 'fast', not a number"),
+    (lambda c: c.update(size_bytes=-1), "size_bytes is -1, not a whole number"),
+    (lambda c: c.update(transport=7), "transport is 7, not text"),
+    (lambda c: c.update(p99_ns=float("nan")), "NaN"),
+])
+def test_wrong_types_and_nan_get_one_fatal_line(fixtures, tmp_path, change, needle):
+    d = fixtures / "latency-before"
+    doc = summary(d)
+    change(doc["cases"][0])
+    (d / "summary.json").write_text(json.dumps(doc))  # json.dumps writes NaN as NaN
+    r = run("report.py", str(d), "-o", str(tmp_path / "out"))
+    one_fatal_line(r)
+    assert needle in r.stderr, r.stderr
+
+
+def test_bad_output_places_get_one_fatal_line(fixtures, tmp_path):
+    lat = fixtures / "latency-before"
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    for out, needle in [(a_file, "not a directory"), ("/proc/sockbench-report", "cannot make")]:
+        one_fatal_line(run("report.py", str(lat), "-o", str(out)))
+        r = run("compare.py", str(lat), str(fixtures / "latency-after"), "-o", str(out))
+        one_fatal_line(r)
+        assert needle in r.stderr, r.stderr
+    assert a_file.read_text() == "x"
+
+
+def test_a_planted_link_is_never_written_through(fixtures, tmp_path):
+    """A `figures` symlink in a run directory (pointing at someone's
+    directory) is refused; a link in place of report.md is replaced, and
+    what it pointed at is left as it was."""
+    lat = fixtures / "latency-before"
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "latency_vs_size.png").write_text("precious")
+    os.symlink(victim, lat / "figures")
+    r = run("report.py", str(lat))
+    one_fatal_line(r)
+    assert "symbolic link" in r.stderr
+    assert (victim / "latency_vs_size.png").read_text() == "precious"
+    os.unlink(lat / "figures")
+    target = tmp_path / "target.md"
+    target.write_text("precious")
+    os.symlink(target, lat / "report.md")
+    r = run("report.py", str(lat))
+    assert r.returncode == 0, r.stderr
+    assert target.read_text() == "precious"
+    assert not os.path.islink(lat / "report.md")
+
+
+def test_a_newline_or_bar_in_a_run_name_keeps_the_tables_whole(fixtures, tmp_path):
+    odd = tmp_path / "run |one\ntwo"
+    shutil.copytree(fixtures / "latency-before", odd)
+    r = run("report.py", str(odd), "-o", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "out" / "report.md").read_text()
+    lines = md.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("|---"):
+            want = len(re.findall(r"(?<!\\)\|", line))
+            j = i + 1
+            while j < len(lines) and lines[j].startswith("|"):
+                assert len(re.findall(r"(?<!\\)\|", lines[j])) == want, lines[j]
+                j += 1
+    assert "run \\|one two" in md
+
+
+def test_webbench_help_and_bad_input_change_nothing(tmp_path):
+    """`scripts/webbench --help` and bad input run before anything is
+    installed: no apt-get, no systemctl, no virtualenv."""
+    copy = tmp_path / "scripts"
+    shutil.copytree(SCRIPTS, copy, ignore=shutil.ignore_patterns(".venv", "tests", "__pycache__"))
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    log = tmp_path / "calls.log"
+    for tool in ("apt-get", "systemctl", "pip", "nginx", "wrk"):
+        (fake / tool).write_text(f"#!/bin/sh\necho {tool} \"$@\" >> {log}\n")
+        (fake / tool).chmod(0o755)
+    env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}")
+    for args, code, needle in [
+        (["--help"], 0, "usage: scripts/webbench"),
+        (["--out", str(tmp_path / "o"), "--rounds", "0"], 1, "--rounds 0"),
+        ([], 2, "--out"),
+        (["--out", str(tmp_path / "o"), "--body", "huge"], 1, "--body"),
+    ]:
+        r = subprocess.run(["bash", str(copy / "webbench"), *args], capture_output=True, text=True, env=env)
+        assert r.returncode == code, (args, r.returncode, r.stderr)
+        assert needle in (r.stdout + r.stderr), (args, r.stdout, r.stderr)
+        if code:
+            assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not log.exists(), log.read_text()
+    assert not (copy / ".venv").exists()
