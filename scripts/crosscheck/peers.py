@@ -1,0 +1,463 @@
+"""Cross-check sockbench against other tools, cell by cell, interleaved in time.
+
+usage: scripts/crosscheck/peers [--netperf DIR] [--neper DIR] [--lmbench DIR]
+                                [--what matrix|overhead] [--rounds N] [--seconds S] -o OUT_DIR
+
+--what matrix (default): one run in which sockbench and the peers take turns
+(A B ... B A per cell, --rounds rounds) on the same CPUs (server
+--server-cpu, client --client-cpu):
+  ping-pong, mean round trip: tcp4, udp4, uds-stream, uds-dgram, socketpair,
+    pipe at 1 B, 64 B and 64 KiB, against netperf TCP_RR/UDP_RR/STREAM_RR/
+    DG_RR, lmbench lat_tcp/lat_udp/lat_unix/lat_pipe, sockperf, qperf, neper
+    tcp_rr/udp_rr and the lean C loop (lean_pingpong.c);
+  streaming, Gbit/s: tcp4, uds-stream and socketpair at 64 B and 64 KiB
+    writes, against netperf TCP_STREAM/STREAM_STREAM, iperf3, lmbench
+    bw_tcp/bw_unix (sockbench tcp4 both with TCP_NODELAY, its default, and
+    without, as the peers run);
+  connections, transactions/s: tcp4, 1-byte request and response, against
+    netperf TCP_CRR and neper tcp_crr.
+--what overhead: sockbench's mean round trip over the lean C loop's, for
+  uds-stream and tcp4 at 1, 64 and 4096 B, in both server modes; and the
+  price of each difference between them, as the lean loop with it over
+  the lean loop without (a thread instead of a process, send/recv,
+  MSG_WAITALL, two clock reads per round trip, SO_RCVTIMEO/SO_SNDTIMEO).
+
+Conventions are converted to sockbench's: netperf and neper report
+transactions per second (RTT = 1/rate), sockperf and qperf half the round
+trip (doubled here), lmbench the round trip. Every figure is a median over
+rounds; ratios are medians of per-round paired ratios with 95% bootstrap
+CIs (scipy). netperf (configured with --enable-unixdomain), neper and
+lmbench are not Debian packages: build them from their sources outside this
+repository and pass their directories; sockperf, qperf and iperf3 are
+installed with apt-get when run as root. A peer that is not given is left
+out, and says so. Writes OUT_DIR/README.md (command, revision, fingerprint,
+tables) and OUT_DIR/raw.json (every run's figure).
+"""
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.dirname(HERE))
+import common  # noqa: E402
+from common import Fatal, cell, size_label  # noqa: E402
+
+SB = os.path.join(ROOT, "target", "release", "sockbench")
+
+
+def sockbench(args):
+    """`sockbench ARGS --format json`: the first case of its JSON (stdout
+    only; its warnings go to stderr)."""
+    r = subprocess.run([SB, *args, "--format", "json"], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise RuntimeError(f"sockbench {' '.join(args)}: exit {r.returncode}: {r.stderr.strip()[-300:]}")
+    return json.loads(r.stdout)["cases"][0]
+
+
+def run(cmd, env=None, timeout=120):
+    """Run `cmd`; its stdout and stderr together (some peers print results on stderr)."""
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: exit {r.returncode}: {(r.stdout + r.stderr).strip()[-300:]}")
+    return r.stdout + r.stderr
+
+
+def number(pattern, text, what):
+    m = re.search(pattern, text)
+    if not m:
+        raise RuntimeError(f"could not read {what} from: {text.strip()[-300:]}")
+    return float(m.group(1))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Tools:
+    """How to run each tool for one cell; each returns the cell's metric in
+    sockbench's convention (µs of round trip, Gbit/s, transactions/s)."""
+
+    def __init__(self, a, tmp):
+        self.a, self.tmp = a, tmp
+        self.s, self.c = str(a.server_cpu), str(a.client_cpu)
+        self.secs = a.seconds
+        self.lean = os.path.join(tmp, "lean_pingpong")
+        subprocess.run(["gcc", "-O2", "-pthread", "-o", self.lean, os.path.join(HERE, "lean_pingpong.c")], check=True)
+        self.daemons = []
+        self.netperf_port = None
+
+    def close(self):
+        for p in self.daemons:
+            p.kill()
+            p.wait()
+
+    def daemon(self, cmd):
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.daemons.append(p)
+        time.sleep(0.4)
+        return p
+
+    def stop(self, p):
+        p.kill()
+        p.wait()
+        self.daemons.remove(p)
+
+    # sockbench
+    def sockbench_rtt(self, transport, size, mode="process"):
+        return sockbench(["latency", "-t", transport, "-s", str(size), "-d", f"{self.secs}s", "--trials", "1",
+                          "--mode", mode, "--server-cpu", self.s, "--client-cpu", self.c])["mean_ns"] / 1e3
+
+    def sockbench_gbit(self, transport, size, nodelay="on"):
+        return sockbench(["throughput", "-t", transport, "-s", str(size), "-d", f"{self.secs}s", "--trials", "1",
+                          "--mode", "process", "--nodelay", nodelay, "--server-cpu", self.s,
+                          "--client-cpu", self.c])["gbit_per_s"]
+
+    def sockbench_crr(self, size):
+        return sockbench(["connect", "-t", "tcp4", "--request-size", str(size), "--response-size", str(size),
+                          "-d", f"{self.secs}s", "--trials", "1", "--mode", "process", "--server-cpu", self.s,
+                          "--client-cpu", self.c])["ops_per_s"]
+
+    # the lean C loop
+    def lean_rtt(self, transport, size, *variants):
+        out = run([self.lean, transport, str(size), str(self.secs), self.s, self.c, *variants])
+        return float(out.split()[0]) / 1e3
+
+    # netperf: transactions/s, or 10^6 bits/s
+    def netperf(self, test, extra):
+        if self.netperf_port is None:
+            self.netperf_port = str(free_port())
+            self.daemon([os.path.join(self.a.netperf, "netserver"), "-D", "-p", self.netperf_port])
+        out = run([os.path.join(self.a.netperf, "netperf"), "-H", "127.0.0.1", "-p", self.netperf_port,
+                   "-l", str(max(1, round(self.secs))), "-T", f"{self.c},{self.s}", "-P", "0", "-t", test,
+                   "--", *extra])
+        return float(out.strip().splitlines()[0].split()[-1])
+
+    def netperf_rtt(self, test, size):
+        return 1e6 / self.netperf(test, ["-r", f"{size},{size}"])
+
+    def netperf_gbit(self, test, size, *extra):
+        return self.netperf(test, ["-m", str(size), *extra]) / 1e3
+
+    # neper: transactions/s
+    def neper(self, prog, size):
+        exe = os.path.join(self.a.neper, prog)
+        secs = str(max(1, round(self.secs)))
+        srv = self.daemon(["taskset", "-c", self.s, exe, "-l", str(int(secs) + 3), "-Q", str(size), "-R", str(size)])
+        try:
+            out = run(["taskset", "-c", self.c, exe, "-c", "-H", "127.0.0.1", "-l", secs,
+                       "-Q", str(size), "-R", str(size)])
+        finally:
+            self.stop(srv)
+        return number(r"\nthroughput=([0-9.]+)", "\n" + out, f"neper {prog}'s throughput")
+
+    def neper_rtt(self, prog, size):
+        return 1e6 / self.neper(prog, size)
+
+    # lmbench: round trip in µs, bandwidth in MB/s (10^6)
+    def lmbench_pair(self, prog, args, host=True):
+        exe = os.path.join(self.a.lmbench, prog)
+        if host:
+            self.daemon(["taskset", "-c", self.s, exe, "-s"])
+            try:
+                return run(["taskset", "-c", self.c, exe, *args, "127.0.0.1"])
+            finally:
+                subprocess.run([exe, "-S", "127.0.0.1"], capture_output=True)
+                self.daemons.pop().wait()
+        # one program that forks its server: lmbench's own placement, client then server
+        env = dict(os.environ, LMBENCH_SCHED=f"CUSTOM_UNIQUE {self.c} {self.s}")
+        return run([exe, *args], env=env)
+
+    def lmbench_rtt(self, prog, size):
+        host = prog in ("lat_tcp", "lat_udp")
+        args = [] if prog == "lat_pipe" else ["-m", str(size)]
+        return number(r"([0-9.]+) microseconds", self.lmbench_pair(prog, args, host), f"lmbench {prog}")
+
+    def lmbench_gbit(self, prog, size):
+        # -N 1: one repetition (of 10 MB for bw_unix), a few seconds, not a minute
+        out = self.lmbench_pair(prog, ["-m", str(size), "-N", "1"], host=prog == "bw_tcp")
+        # "0.065536 1234.56 MB/sec" (bw_tcp) or "1234.56 MB/sec"-like lines: the figure before MB/sec
+        return number(r"([0-9.]+)\s*MB/sec", out, f"lmbench {prog}") * 8 / 1e3
+
+    # sockperf and qperf: half the round trip
+    def sockperf_rtt(self, proto, size):
+        port = str(free_port())
+        flag = ["--tcp"] if proto == "tcp" else []
+        srv = self.daemon(["taskset", "-c", self.s, "sockperf", "sr", *flag, "-i", "127.0.0.1", "-p", port])
+        try:
+            out = run(["taskset", "-c", self.c, "sockperf", "pp", *flag, "-i", "127.0.0.1", "-p", port,
+                       "-m", str(size), "-t", str(max(1, round(self.secs)))])
+        finally:
+            self.stop(srv)
+        return 2 * number(r"avg-latency=([0-9.]+)", out, "sockperf's avg-latency")
+
+    def qperf_rtt(self, test, size):
+        port = str(free_port())
+        srv = self.daemon(["taskset", "-c", self.s, "qperf", "--listen_port", port])
+        try:
+            # qperf numbers CPUs from 1 (-lca 1 is CPU 0)
+            out = run(["qperf", "127.0.0.1", "--listen_port", port, "-lca", str(int(self.c) + 1),
+                       "-rca", str(int(self.s) + 1),
+                       "-m", str(size), "-t", str(max(1, round(self.secs))), test])
+        finally:
+            self.stop(srv)
+        value = number(r"latency\s*=\s*([0-9.]+)", out, f"qperf {test}")
+        unit = re.search(r"latency\s*=\s*[0-9.]+\s*(\w+)", out).group(1)
+        return 2 * value * {"ns": 1e-3, "us": 1.0, "ms": 1e3}[unit]
+
+    def iperf3_gbit(self, size):
+        port = str(free_port())
+        srv = self.daemon(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", port, "-A", self.s])
+        try:
+            out = run(["iperf3", "-c", "127.0.0.1", "-p", port, "-l", str(size), "-t",
+                       str(max(1, round(self.secs))), "-A", self.c, "-J"])
+        finally:
+            srv.wait(timeout=10)
+            self.daemons.remove(srv)
+        return json.loads(out[out.index("{"):])["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+def ping_cells(t, a):
+    """(transport, size) → [(tool name, thunk)] for the ping-pong matrix."""
+    cells = []
+    for transport in ["tcp4", "udp4", "uds-stream", "uds-dgram", "socketpair", "pipe"]:
+        for size in [1, 64, 65536]:
+            if transport == "udp4" and size > 65507:
+                continue  # UDP carries at most 65,507 B
+            tools = [("sockbench", lambda tr=transport, s=size: t.sockbench_rtt(tr, s)),
+                     ("sockbench (thread)", lambda tr=transport, s=size: t.sockbench_rtt(tr, s, "thread"))]
+            if transport in ("tcp4", "uds-stream"):
+                tools.append(("lean C loop", lambda tr=transport, s=size: t.lean_rtt(tr, s)))
+            nt = {"tcp4": "TCP_RR", "udp4": "UDP_RR", "uds-stream": "STREAM_RR", "uds-dgram": "DG_RR"}.get(transport)
+            if a.netperf and nt and not (transport == "uds-dgram" and size > 65536 - 1024):
+                tools.append((f"netperf {nt}", lambda n=nt, s=size: t.netperf_rtt(n, s)))
+            lm = {"tcp4": "lat_tcp", "udp4": "lat_udp", "socketpair": "lat_unix", "pipe": "lat_pipe"}.get(transport)
+            # lat_pipe moves one word; lat_udp needs 4 B or more (it carries a
+            # sequence number); lat_tcp and lat_unix make one read per message,
+            # so they are ping-pongs only while a message arrives whole (see NOTES)
+            lm_ok = {"lat_pipe": size == 1, "lat_udp": size >= 4}.get(lm, size <= 4096)
+            if a.lmbench and lm and lm_ok:
+                tools.append((f"lmbench {lm}", lambda p=lm, s=size: t.lmbench_rtt(p, s)))
+            if transport in ("tcp4", "udp4") and 14 <= size <= 65000:
+                proto = transport[:3]
+                tools.append(("sockperf", lambda p=proto, s=size: t.sockperf_rtt(p, s)))
+            if transport in ("tcp4", "udp4"):
+                tools.append(("qperf", lambda q=transport[:3] + "_lat", s=size: t.qperf_rtt(q, s)))
+                if a.neper:
+                    tools.append((f"neper {transport[:3]}_rr", lambda p=transport[:3] + "_rr", s=size: t.neper_rtt(p, s)))
+            cells.append(((transport, size), tools))
+    return cells
+
+
+def stream_cells(t, a):
+    cells = []
+    for transport in ["tcp4", "uds-stream", "socketpair"]:
+        for size in [64, 65536]:
+            tools = [("sockbench", lambda tr=transport, s=size: t.sockbench_gbit(tr, s))]
+            if transport == "tcp4":
+                tools.append(("sockbench --nodelay off", lambda s=size: t.sockbench_gbit("tcp4", s, "off")))
+                if a.netperf:
+                    tools.append(("netperf TCP_STREAM", lambda s=size: t.netperf_gbit("TCP_STREAM", s)))
+                tools.append(("iperf3", lambda s=size: t.iperf3_gbit(s)))
+                if a.lmbench:
+                    tools.append(("lmbench bw_tcp", lambda s=size: t.lmbench_gbit("bw_tcp", s)))
+            if transport == "uds-stream" and a.netperf:
+                tools.append(("netperf STREAM_STREAM", lambda s=size: t.netperf_gbit("STREAM_STREAM", s)))
+                tools.append(("netperf STREAM_STREAM -S 212992",
+                              lambda s=size: t.netperf_gbit("STREAM_STREAM", s, "-S", "212992")))
+            if transport == "socketpair" and a.lmbench:
+                tools.append(("lmbench bw_unix", lambda s=size: t.lmbench_gbit("bw_unix", s)))
+            cells.append(((transport, size), tools))
+    return cells
+
+
+def crr_cells(t, a):
+    tools = [("sockbench", lambda: t.sockbench_crr(1))]
+    if a.netperf:
+        tools.append(("netperf TCP_CRR", lambda: 1e6 / t.netperf_rtt("TCP_CRR", 1)))
+    if a.neper:
+        tools.append(("neper tcp_crr", lambda: t.neper("tcp_crr", 1)))
+    return [(("tcp4", 1), tools)]
+
+
+def overhead_cells(t, a):
+    """sockbench over the lean loop; and each difference's price, on the lean loop."""
+    cells = []
+    for transport in ["uds-stream", "tcp4"]:
+        for size in [1, 64, 4096]:
+            cells.append(((transport, size), [
+                ("lean C loop", lambda tr=transport, s=size: t.lean_rtt(tr, s)),
+                ("sockbench (process)", lambda tr=transport, s=size: t.sockbench_rtt(tr, s, "process")),
+                ("sockbench (thread)", lambda tr=transport, s=size: t.sockbench_rtt(tr, s, "thread")),
+            ]))
+    for transport in ["uds-stream", "tcp4"]:
+        variants = [("lean C loop", ())] + [(f"lean + {v}", (v,)) for v in
+                                            ("thread", "sendrecv", "waitall", "clock", "timeo")]
+        cells.append(((transport + " (lean loop variants)", 64), [
+            (name, lambda tr=transport, v=v: t.lean_rtt(tr, 64, *v)) for name, v in variants]))
+    return cells
+
+
+def measure(cells, rounds):
+    """Every tool of a cell once per round, A B ... B A, rounds one after
+    another (cells take turns within a round): {cell: {tool: [values]}}."""
+    res = {key: {name: [] for name, _ in tools} for key, tools in cells}
+    for r in range(rounds):
+        for key, tools in cells:
+            order = tools if r % 2 == 0 else list(reversed(tools))
+            for name, fn in order:
+                try:
+                    v = fn()
+                except (RuntimeError, subprocess.SubprocessError, OSError, ValueError, KeyError) as e:
+                    print(f"warning: {key} {name}: {e}", file=sys.stderr)
+                    v = None
+                res[key][name].append(v)
+                print(f"round {r + 1}/{rounds} {key[0]} {size_label(key[1])} {name}: {v}", file=sys.stderr, flush=True)
+    return res
+
+
+def paired(xs, ys):
+    """Median and 95% bootstrap CI of the per-round ratios xs[i]/ys[i]."""
+    import numpy as np
+    from scipy import stats
+    r = np.array([x / y for x, y in zip(xs, ys) if x and y])
+    if len(r) == 0:
+        return None
+    if len(r) < 3 or np.all(r == r[0]):
+        return float(np.median(r)), float(r.min()), float(r.max()), len(r)
+    ci = stats.bootstrap((r,), np.median, n_resamples=10_000, method="percentile",
+                         random_state=np.random.default_rng(1)).confidence_interval
+    return float(np.median(r)), float(ci.low), float(ci.high), len(r)
+
+
+def table(res, unit, higher_better, base="sockbench", tolerance=0.10):
+    """One row per (cell, tool): median, and the paired ratio base/tool; each
+    cell's line says whether base is within `tolerance` of the peers' median."""
+    import numpy as np
+    lines = [f"| cell | tool | median {unit} | {base} / tool (95% CI, rounds) |", "|---|---|---|---|"]
+    verdicts = []
+    for (transport, size), tools in res.items():
+        label = f"{transport} {size_label(size)}"
+        meds = {n: float(np.median([v for v in vs if v])) for n, vs in tools.items() if any(vs)}
+        for n, vs in tools.items():
+            if n not in meds:
+                lines.append(f"| {cell(label)} | {cell(n)} | failed | |")
+                continue
+            pr = paired(tools[base], vs) if n != base and base in tools else None
+            ratio = f"{pr[0]:.3f} ({pr[1]:.3f}–{pr[2]:.3f}, {pr[3]})" if pr else "–"
+            lines.append(f"| {cell(label)} | {cell(n)} | {meds[n]:.2f} | {ratio} |")
+        peers = [m for n, m in meds.items() if not n.startswith("sockbench") and not n.startswith("lean")]
+        if base in meds and peers:
+            mid = float(np.median(peers))
+            off = meds[base] / mid - 1
+            verdicts.append((label, off, abs(off) <= tolerance))
+    return lines, verdicts
+
+
+NOTES = [
+    "Conventions: netperf and neper report transactions per second (RTT = 1/rate) and netperf "
+    "10^6 bit/s; sockperf's avg-latency and qperf's latency are half a round trip (doubled here); "
+    "lmbench reports the round trip and MB = 10^6 B. qperf numbers CPUs from 1 (`-lca 1` is CPU 0).",
+    "sockbench runs with `--mode process` (a forked server, as every peer but neper's threads); "
+    "`sockbench (thread)` is its default mode, for reference.",
+    "lmbench lat_tcp and lat_unix make one read() per message, and lat_tcp's server answers every "
+    "read with a whole message: once a message arrives in parts (64 KiB here) they stop being a "
+    "ping-pong (lat_tcp times partial messages, lat_unix stalls), so their 64 KiB cells are left out. "
+    "lat_udp needs 4 B or more; lat_pipe moves one word. sockperf carries at most 65,000 B and at "
+    "least 14 B. udp4 carries at most 65,507 B.",
+    "netperf's STREAM_STREAM asks netserver for a 2,304-byte receive buffer (the kernel's minimum) "
+    "unless told otherwise; `-S 212992` gives it the default size (doubled by the kernel to 425,984).",
+    "sockbench sets TCP_NODELAY by default, so its 64 B tcp4 writes go out one segment each; the "
+    "peers leave Nagle on. `sockbench --nodelay off` is the like-for-like row.",
+]
+
+
+def fingerprint():
+    return json.loads(run([SB, "env"]))
+
+
+def main():
+    p = common.parser("scripts/crosscheck/peers", __doc__)
+    p.add_argument("--what", choices=["matrix", "overhead"], default="matrix")
+    p.add_argument("--netperf", help="directory holding netperf and netserver (built with --enable-unixdomain)")
+    p.add_argument("--neper", help="directory holding neper's tcp_rr, udp_rr and tcp_crr")
+    p.add_argument("--lmbench", help="directory holding lmbench's lat_tcp, lat_udp, lat_unix, lat_pipe, bw_tcp, bw_unix")
+    p.add_argument("--rounds", type=int, default=6, help="rounds (default 6; --what overhead: 30)")
+    p.add_argument("--seconds", type=float, default=1.0, help="length of each run (default 1; overhead: 0.5)")
+    p.add_argument("--server-cpu", type=int, default=0)
+    p.add_argument("--client-cpu", type=int, default=1)
+    p.add_argument("-o", "--output", required=True, help="new directory for README.md and raw.json")
+    a = p.parse_args()
+    try:
+        if os.path.exists(a.output) and os.listdir(a.output):
+            raise Fatal(f"-o {a.output}: exists and is not empty; name a new directory")
+        for flag in ("netperf", "neper", "lmbench"):
+            d = getattr(a, flag)
+            if d and not os.path.isdir(d):
+                raise Fatal(f"--{flag} {d}: not a directory")
+        if a.what == "overhead" and "--rounds" not in sys.argv:
+            a.rounds, a.seconds = 30, 0.5
+        for tool, pkg in (("gcc", "gcc"), ("taskset", "util-linux")) + (
+                (("sockperf", "sockperf"), ("qperf", "qperf"), ("iperf3", "iperf3")) if a.what == "matrix" else ()):
+            if not shutil.which(tool):
+                if os.geteuid() == 0 and shutil.which("apt-get"):
+                    print(f"installing {pkg} (Debian package, with apt-get)", file=sys.stderr)
+                    subprocess.run(["apt-get", "install", "-y", "-qq", pkg], check=True, stdout=subprocess.DEVNULL)
+                if not shutil.which(tool):
+                    raise Fatal(f"'{tool}' is missing: install the Debian package '{pkg}'")
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+        tmp = tempfile.mkdtemp(prefix="sockbench-peers-")
+        tools = Tools(a, tmp)
+        started = time.time()
+        try:
+            sections = []
+            if a.what == "overhead":
+                res = measure(overhead_cells(tools, a), a.rounds)
+                sections.append(("sockbench's mean round trip over the lean C loop's, and the price of each "
+                                 "difference (lean loop with it / without)", res, "µs", "lean C loop"))
+            else:
+                sections.append(("Ping-pong: mean round trip", measure(ping_cells(tools, a), a.rounds), "µs", "sockbench"))
+                sections.append(("Streaming: delivered payload", measure(stream_cells(tools, a), a.rounds), "Gbit/s", "sockbench"))
+                sections.append(("New connection per transaction (1 B each way)", measure(crr_cells(tools, a), a.rounds),
+                                 "transactions/s", "sockbench"))
+        finally:
+            tools.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+        wall = time.time() - started
+        env = fingerprint()
+        out = common.output_dir(a.output)
+        md = [f"# {os.path.basename(os.path.normpath(out))}", "",
+              f"Command (from the repository root, at revision `{env.get('git_revision')}`):", "", "```sh",
+              "scripts/crosscheck/peers " + " ".join(sys.argv[1:]), "```", "",
+              f"Wall time {wall:.0f} s; {a.rounds} rounds of {a.seconds} s runs, A B … B A within each cell; "
+              f"server CPU {a.server_cpu}, client CPU {a.client_cpu}. Peers: netperf {a.netperf or 'not given'}, "
+              f"neper {a.neper or 'not given'}, lmbench {a.lmbench or 'not given'}, sockperf, qperf, iperf3 "
+              "(Debian). Medians over rounds; ratios are medians of per-round paired ratios with 95% bootstrap CIs.", ""]
+        raw = {}
+        for title, res, unit, base in sections:
+            lines, verdicts = table(res, unit, unit != "µs", base=base)
+            md += [f"## {title}", ""] + lines + [""]
+            if verdicts and base == "sockbench":
+                md += ["Within 10% of the peers' median: " + "; ".join(
+                    f"{cell(l)} {'yes' if ok else f'**no ({100 * off:+.0f}%)**'}" for l, off, ok in verdicts), ""]
+            raw[title] = {f"{k[0]} {k[1]}": v for k, v in res.items()}
+        md += ["## Notes", ""] + [f"- {n}" for n in NOTES] + [""]
+        md += ["## Machine", "", f"`{cell(env.get('cpu_model'))}`, kernel {cell(env.get('kernel_release'))}, "
+               f"{cell(env.get('virtualization') or 'bare metal')}, clocksource {cell(env.get('clocksource'))}.", ""]
+        common.write_text(os.path.join(out, "README.md"), "\n".join(md))
+        common.write_text(os.path.join(out, "raw.json"), json.dumps({"env": env, "results": raw}, indent=1) + "\n")
+        print(os.path.join(out, "README.md"))
+    except Fatal as e:
+        common.fatal(str(e))
+
+
+if __name__ == "__main__":
+    main()
