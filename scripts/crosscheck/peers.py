@@ -338,11 +338,13 @@ def paired(xs, ys):
     return float(np.median(r)), float(ci.low), float(ci.high), len(r)
 
 
-def table(res, unit, higher_better, base="sockbench", tolerance=0.10):
-    """One row per (cell, tool): median, and the paired ratio base/tool; each
-    cell's line says whether base is within `tolerance` of the peers' median."""
+def table(res, unit, base="sockbench", over_base=False, tolerance=0.10):
+    """One row per (cell, tool): median, and the paired ratio base/tool (or
+    tool/base with `over_base`); each cell's line says whether base is
+    within `tolerance` of the peers' median."""
     import numpy as np
-    lines = [f"| cell | tool | median {unit} | {base} / tool (95% CI, rounds) |", "|---|---|---|---|"]
+    head = f"tool / {base}" if over_base else f"{base} / tool"
+    lines = [f"| cell | tool | median {unit} | {head} (95% CI, rounds) |", "|---|---|---|---|"]
     verdicts = []
     for (transport, size), tools in res.items():
         label = f"{transport} {size_label(size)}"
@@ -351,7 +353,8 @@ def table(res, unit, higher_better, base="sockbench", tolerance=0.10):
             if n not in meds:
                 lines.append(f"| {cell(label)} | {cell(n)} | failed | |")
                 continue
-            pr = paired(tools[base], vs) if n != base and base in tools else None
+            pair = (vs, tools[base]) if over_base else (tools[base], vs)
+            pr = paired(*pair) if n != base and base in tools else None
             ratio = f"{pr[0]:.3f} ({pr[1]:.3f}–{pr[2]:.3f}, {pr[3]})" if pr else "–"
             lines.append(f"| {cell(label)} | {cell(n)} | {meds[n]:.2f} | {ratio} |")
         peers = [m for n, m in meds.items() if not n.startswith("sockbench") and not n.startswith("lean")]
@@ -380,6 +383,44 @@ NOTES = [
 ]
 
 
+OVERHEAD = ("sockbench's mean round trip over the lean C loop's, and the price of each difference "
+            "(lean loop with it / without)")
+PING = "Ping-pong: mean round trip"
+STREAM = "Streaming: delivered payload"
+CRR = "New connection per transaction (1 B each way)"
+# title → (unit, the row every ratio is taken against, ratio = tool / that row)
+SECTIONS = {OVERHEAD: ("µs", "lean C loop", True), PING: ("µs", "sockbench", False),
+            STREAM: ("Gbit/s", "sockbench", False), CRR: ("transactions/s", "sockbench", False)}
+
+
+def render(a, command, env, wall, sections):
+    """OUT_DIR/README.md and raw.json from measured (or re-read) sections."""
+    out = common.output_dir(a.output)
+    md = [f"# {os.path.basename(os.path.normpath(out))}", "",
+          f"Command (from the repository root, at revision `{env.get('git_revision')}`):", "", "```sh",
+          "scripts/crosscheck/peers " + " ".join(command), "```", "",
+          f"Wall time {wall:.0f} s; {a.rounds} rounds of {a.seconds} s runs, A B … B A within each cell; "
+          f"server CPU {a.server_cpu}, client CPU {a.client_cpu}. Peers: netperf {a.netperf or 'not given'}, "
+          f"neper {a.neper or 'not given'}, lmbench {a.lmbench or 'not given'}, sockperf, qperf, iperf3 "
+          "(Debian). Medians over rounds; ratios are medians of per-round paired ratios with 95% bootstrap CIs.", ""]
+    raw = {}
+    for title, res in sections:
+        unit, base, over_base = SECTIONS[title]
+        lines, verdicts = table(res, unit, base=base, over_base=over_base)
+        md += [f"## {title}", ""] + lines + [""]
+        if verdicts and base == "sockbench":
+            md += ["Within 10% of the peers' median: " + "; ".join(
+                f"{cell(lb)} {'yes' if ok else f'**no ({100 * off:+.0f}%)**'}" for lb, off, ok in verdicts), ""]
+        raw[title] = {f"{k[0]} {k[1]}": v for k, v in res.items()}
+    md += ["## Notes", ""] + [f"- {n}" for n in NOTES] + [""]
+    md += ["## Machine", "", f"`{cell(env.get('cpu_model'))}`, kernel {cell(env.get('kernel_release'))}, "
+           f"{cell(env.get('virtualization') or 'bare metal')}, clocksource {cell(env.get('clocksource'))}.", ""]
+    common.write_text(os.path.join(out, "README.md"), "\n".join(md))
+    doc = {"command": command, "wall_s": wall, "env": env, "results": raw}
+    common.write_text(os.path.join(out, "raw.json"), json.dumps(doc, indent=1) + "\n")
+    print(os.path.join(out, "README.md"))
+
+
 def fingerprint():
     return json.loads(run([SB, "env"]))
 
@@ -395,9 +436,11 @@ def main():
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--client-cpu", type=int, default=1)
     p.add_argument("-o", "--output", required=True, help="new directory for README.md and raw.json")
+    p.add_argument("--from", dest="from_raw", metavar="RAW_JSON",
+                   help="re-render the tables of an earlier run's raw.json into -o (nothing is measured)")
     a = p.parse_args()
     try:
-        if os.path.exists(a.output) and os.listdir(a.output):
+        if os.path.exists(a.output) and os.listdir(a.output) and not a.from_raw:
             raise Fatal(f"-o {a.output}: exists and is not empty; name a new directory")
         for flag in ("netperf", "neper", "lmbench"):
             d = getattr(a, flag)
@@ -413,48 +456,28 @@ def main():
                     subprocess.run(["apt-get", "install", "-y", "-qq", pkg], check=True, stdout=subprocess.DEVNULL)
                 if not shutil.which(tool):
                     raise Fatal(f"'{tool}' is missing: install the Debian package '{pkg}'")
+        if a.from_raw:
+            with open(a.from_raw) as f:
+                raw = json.load(f)
+            sections = [(title, {(k.rsplit(" ", 1)[0], int(k.rsplit(" ", 1)[1])): v for k, v in cells.items()})
+                        for title, cells in raw["results"].items()]
+            render(a, raw.get("command") or sys.argv[1:], raw["env"], raw.get("wall_s", 0), sections)
+            return
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
         tmp = tempfile.mkdtemp(prefix="sockbench-peers-")
         tools = Tools(a, tmp)
         started = time.time()
         try:
-            sections = []
             if a.what == "overhead":
-                res = measure(overhead_cells(tools, a), a.rounds)
-                sections.append(("sockbench's mean round trip over the lean C loop's, and the price of each "
-                                 "difference (lean loop with it / without)", res, "µs", "lean C loop"))
+                sections = [(OVERHEAD, measure(overhead_cells(tools, a), a.rounds))]
             else:
-                sections.append(("Ping-pong: mean round trip", measure(ping_cells(tools, a), a.rounds), "µs", "sockbench"))
-                sections.append(("Streaming: delivered payload", measure(stream_cells(tools, a), a.rounds), "Gbit/s", "sockbench"))
-                sections.append(("New connection per transaction (1 B each way)", measure(crr_cells(tools, a), a.rounds),
-                                 "transactions/s", "sockbench"))
+                sections = [(PING, measure(ping_cells(tools, a), a.rounds)),
+                            (STREAM, measure(stream_cells(tools, a), a.rounds)),
+                            (CRR, measure(crr_cells(tools, a), a.rounds))]
         finally:
             tools.close()
             shutil.rmtree(tmp, ignore_errors=True)
-        wall = time.time() - started
-        env = fingerprint()
-        out = common.output_dir(a.output)
-        md = [f"# {os.path.basename(os.path.normpath(out))}", "",
-              f"Command (from the repository root, at revision `{env.get('git_revision')}`):", "", "```sh",
-              "scripts/crosscheck/peers " + " ".join(sys.argv[1:]), "```", "",
-              f"Wall time {wall:.0f} s; {a.rounds} rounds of {a.seconds} s runs, A B … B A within each cell; "
-              f"server CPU {a.server_cpu}, client CPU {a.client_cpu}. Peers: netperf {a.netperf or 'not given'}, "
-              f"neper {a.neper or 'not given'}, lmbench {a.lmbench or 'not given'}, sockperf, qperf, iperf3 "
-              "(Debian). Medians over rounds; ratios are medians of per-round paired ratios with 95% bootstrap CIs.", ""]
-        raw = {}
-        for title, res, unit, base in sections:
-            lines, verdicts = table(res, unit, unit != "µs", base=base)
-            md += [f"## {title}", ""] + lines + [""]
-            if verdicts and base == "sockbench":
-                md += ["Within 10% of the peers' median: " + "; ".join(
-                    f"{cell(l)} {'yes' if ok else f'**no ({100 * off:+.0f}%)**'}" for l, off, ok in verdicts), ""]
-            raw[title] = {f"{k[0]} {k[1]}": v for k, v in res.items()}
-        md += ["## Notes", ""] + [f"- {n}" for n in NOTES] + [""]
-        md += ["## Machine", "", f"`{cell(env.get('cpu_model'))}`, kernel {cell(env.get('kernel_release'))}, "
-               f"{cell(env.get('virtualization') or 'bare metal')}, clocksource {cell(env.get('clocksource'))}.", ""]
-        common.write_text(os.path.join(out, "README.md"), "\n".join(md))
-        common.write_text(os.path.join(out, "raw.json"), json.dumps({"env": env, "results": raw}, indent=1) + "\n")
-        print(os.path.join(out, "README.md"))
+        render(a, sys.argv[1:], fingerprint(), time.time() - started, sections)
     except Fatal as e:
         common.fatal(str(e))
 
