@@ -6,8 +6,9 @@
 mod common;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sockbench::transport::TransportKind;
-use sockbench::workload::{Job, PinnedPair, Stop};
+use sockbench::spec::Job;
+use sockbench::spec::TransportKind;
+use sockbench::workload::{PinnedPair, Stop};
 
 fn pingpong(c: &mut Criterion) {
     let setup = common::Setup::from_env();

@@ -5,8 +5,9 @@
 mod common;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sockbench::transport::TransportKind;
-use sockbench::workload::{Job, PinnedPair, Stop};
+use sockbench::spec::Job;
+use sockbench::spec::TransportKind;
+use sockbench::workload::{PinnedPair, Stop};
 
 const SIZES: [(usize, usize); 1] = [(512, 16 << 10)];
 

@@ -110,3 +110,77 @@ def parser(prog, doc):
             sys.exit(2)
 
     return Parser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+# A transport has the same colour in every figure, and this order in every table.
+COLOURS = {
+    "tcp4": "#d62728", "tcp6": "#ff7f0e", "udp4": "#8c564b",
+    "uds-stream": "#1f77b4", "uds-dgram": "#17becf", "uds-seqpacket": "#9467bd",
+    "uds-abstract": "#2ca02c", "socketpair": "#7f7f7f", "pipe": "#bcbd22",
+}
+ORDER = list(COLOURS)
+
+
+def colour(transport):
+    return COLOURS.get(transport, "#000000")
+
+
+def transport_rank(transport):
+    return ORDER.index(transport) if transport in ORDER else len(ORDER)
+
+
+RESAMPLES = 10_000
+
+
+def median_ci(xs, seed=1):
+    """Median of `xs` and its 95% percentile-bootstrap CI (scipy; the one
+    rule every script uses). One value: that value, three times."""
+    import numpy as np
+    from scipy import stats
+    xs = np.asarray(xs, dtype=float)
+    m = float(np.median(xs))
+    if len(xs) < 2 or np.all(xs == xs[0]):
+        return m, m, m
+    ci = stats.bootstrap((xs,), np.median, n_resamples=RESAMPLES, method="percentile",
+                         random_state=np.random.default_rng(seed)).confidence_interval
+    return m, float(ci.low), float(ci.high)
+
+
+def change_ci(before, after, seed=1):
+    """Relative change of the median, after vs before, and its 95%
+    percentile-bootstrap CI, each side resampled on its own (scipy)."""
+    import numpy as np
+    from scipy import stats
+    b, a = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    point = float(np.median(a) / np.median(b) - 1)
+    if len(b) < 2 or len(a) < 2:
+        return point, point, point
+    ci = stats.bootstrap((a, b), lambda x, y, axis=-1: np.median(x, axis=axis) / np.median(y, axis=axis) - 1,
+                         n_resamples=RESAMPLES, method="percentile", vectorized=True,
+                         random_state=np.random.default_rng(seed)).confidence_interval
+    return point, float(ci.low), float(ci.high)
+
+
+def web_table(cases, ratios):
+    """The Markdown table of an nginx → gunicorn run: per (body, app work)
+    and upstream keepalive, TCP and UDS p50/p99 and req/s with the paired
+    ratios. Used by scripts/webbench (the run's README) and scripts/report."""
+    def us(ns):
+        return f"{ns / 1e3:.2f}"
+
+    def ci(x):
+        return f"{x['ratio']:.3f} ({x['ci_low']:.3f}–{x['ci_high']:.3f})" if x else "–"
+    lines = ["| body | app work | upstream | TCP p50 µs | UDS p50 µs | UDS/TCP p50 (95% CI) | TCP p99 µs | UDS p99 µs | "
+             "TCP req/s | UDS req/s | UDS/TCP req/s (95% CI) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    by = {(c["variant"], c["size_bytes"], c["app_work_us"]): c for c in cases}
+    rat = {(x.get("workload"), x["size_bytes"], x["metric"]): x for x in ratios}
+    for body, work in sorted({(c["size_bytes"], c["app_work_us"]) for c in cases}):
+        for ka in (False, True):
+            t, u = by.get(("tcp-ka" if ka else "tcp", body, work)), by.get(("uds-ka" if ka else "uds", body, work))
+            if not t or not u:
+                continue
+            p, q = rat.get((t["workload"], body, "p50")), rat.get((t["workload"], body, "ops_per_s"))
+            lines.append(f"| {size_label(body)} | {work} µs | {'keepalive' if ka else 'close'} | "
+                         f"{us(t['p50_ns'])} | {us(u['p50_ns'])} | {ci(p)} | {us(t['p99_ns'])} | {us(u['p99_ns'])} | "
+                         f"{t['ops_per_s']:.0f} | {u['ops_per_s']:.0f} | {ci(q)} |")
+    return lines

@@ -14,7 +14,7 @@ OUT_DIR defaults to AFTER/compare-vs-<before>.
 """
 import argparse
 import os
-import random
+import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -24,11 +24,10 @@ import plots  # noqa: E402
 from common import cell  # noqa: E402
 
 HARDWARE = ["cpu_model", "cpus_online", "memory_total_kib", "smt_active", "virtualization"]
-RESAMPLES = 5000
 
 
 def median(xs):
-    return plots.statistics_median(xs)
+    return statistics.median(xs)
 
 
 def samples(case):
@@ -42,18 +41,6 @@ def samples(case):
     if "trial_points" in case:
         return [t["p50_ns"] for t in case["trial_points"]], False
     return case["samples_ns_per_iter"], False
-
-
-def change_ci(before, after, seed):
-    """Relative change of the median, after vs before, with a percentile
-    bootstrap CI (each side resampled on its own)."""
-    rng = random.Random(seed)
-    point = median(after) / median(before) - 1
-    if len(before) < 2 or len(after) < 2:
-        return point, point, point
-    stats = sorted(median(rng.choices(after, k=len(after))) / median(rng.choices(before, k=len(before))) - 1
-                   for _ in range(RESAMPLES))
-    return point, stats[int(0.025 * (RESAMPLES - 1))], stats[int(0.975 * (RESAMPLES - 1))]
 
 
 def label(case):
@@ -91,7 +78,7 @@ def compare():
         if b is None:
             continue
         (bs, higher_better), (as_, _) = samples(b), samples(a)
-        ch, lo, hi = change_ci(bs, as_, seed=i)
+        ch, lo, hi = common.change_ci(bs, as_, seed=i)
         if higher_better:
             verdict = "faster" if lo > 0 else "slower" if hi < 0 else "no significant change"
         else:
@@ -100,7 +87,7 @@ def compare():
         if "p99_ns" in a and "p99_ns" in b and b["p99_ns"]:
             trials99 = [[t.get("p99_ns") for t in c.get("trial_points", [])] for c in (b, a)]
             if all(v and all(trials99[i]) for i, v in enumerate(trials99)):
-                p99 = (b["p99_ns"], a["p99_ns"]) + change_ci(trials99[0], trials99[1], seed=10_000 + i)
+                p99 = (b["p99_ns"], a["p99_ns"]) + common.change_ci(trials99[0], trials99[1], seed=10_000 + i)
             else:  # criterion, or runs without per-trial p99: the merged p99, no CI
                 p99 = (b["p99_ns"], a["p99_ns"], a["p99_ns"] / b["p99_ns"] - 1, None, None)
         rows.append({"case": label(a), "metric": "bytes/s" if higher_better else "p50 ns",

@@ -18,12 +18,26 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import Fatal, fatal  # noqa: E402,F401  (re-exported: load.Fatal, load.fatal)
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The one schema, generated from sockbench's Rust types (tests/schema.rs).
+SCHEMA = os.path.join(ROOT, "docs", "results-schema.json")
+SCHEMA_VERSION = 2  # the newest this loader reads; files without one are version 1
 LATENCY_WORKLOADS = ("latency", "rr", "connect")
 CASE_KEY = ("workload", "transport", "size_bytes", "response_bytes", "depth", "pairs", "netns")
 NEEDED_LATENCY = ("p50_ns", "p99_ns", "p999_ns", "mean_ns", "p50_ci_low_ns", "p50_ci_high_ns", "ops_per_s")
 NEEDED_THROUGHPUT = ("bytes_per_s", "bytes_per_s_ci_low", "bytes_per_s_ci_high", "client_cpu_ns_per_msg",
                      "server_cpu_ns_per_msg", "loss_pct")
 CRITERION_GROUPS = {"pingpong": "latency", "rr": "rr", "connect": "connect", "stream": "throughput"}
+
+
+def schema_properties(definition):
+    """The fields a definition of the results schema has (`CaseRow`,
+    `ThroughputRow`, `WebRow`, ...)."""
+    doc = _json(SCHEMA)
+    try:
+        return set(doc["$defs"][definition]["properties"])
+    except KeyError:
+        raise Fatal(f"{SCHEMA}: no definition {definition}")
 
 
 def _json(path):
@@ -106,6 +120,10 @@ def load_sockbench(path):
             raise Fatal(f"{where}: no '{field}' (is this sockbench's summary.json?)")
         if not isinstance(doc[field], kind):
             raise Fatal(f"{where}: '{field}' is not a {kind.__name__}")
+    version = doc.get("schema_version", 1)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise Fatal(f"{where}: schema version {version!r} is newer than these scripts read ({SCHEMA_VERSION}); "
+                    "update the scripts")
     need = NEEDED_THROUGHPUT if doc["workload"] == "throughput" else NEEDED_LATENCY
     for i, c in enumerate(doc["cases"]):
         _check_case(f"{where}: case {i}", c, need)
@@ -116,12 +134,14 @@ def load_sockbench(path):
         raise Fatal(f"{where}: a warning is not an object with a message")
     hgrm = {}
     for c in doc["cases"]:
-        stem = c["transport"] + ("" if netns(c) == "off" else f"-{netns(c)}") + f"-{c['size_bytes']}B"
-        if c["workload"] != "latency" and c["response_bytes"] != c["size_bytes"]:
-            stem += f"-{c['response_bytes']}B"
-        p = os.path.join(path, stem + ".hgrm")
-        if os.path.exists(p):
-            hgrm[key(c)] = p
+        name = c.get("hgrm_file")
+        if name is None and version < 2:  # older files: the name the Rust side used
+            name = c["transport"] + ("" if netns(c) == "off" else f"-{netns(c)}") + f"-{c['size_bytes']}B"
+            if c["workload"] != "latency" and c["response_bytes"] != c["size_bytes"]:
+                name += f"-{c['response_bytes']}B"
+            name += ".hgrm"
+        if name and os.path.basename(name) == name and os.path.exists(os.path.join(path, name)):
+            hgrm[key(c)] = os.path.join(path, name)
     label = os.path.basename(os.path.normpath(path))
     run = Run(path, label, doc["cases"], doc.get("ratios", []), doc.get("warnings", []), doc["env"],
               " ".join(str(a) for a in doc["command"]), hgrm)

@@ -6,10 +6,14 @@ to draw. The same transport has the same colour in every figure.
 """
 import math
 import os
+import statistics
 
 import matplotlib
 
 matplotlib.use("Agg")
+# The same inputs give the same files, byte for byte: no date in the SVG
+# metadata, and the SVG's element ids drawn from a fixed salt.
+matplotlib.rcParams["svg.hashsalt"] = "sockbench"
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
@@ -17,16 +21,7 @@ import common  # noqa: E402
 import load  # noqa: E402
 from common import size_label, sizes_label  # noqa: E402,F401  (used here and by other scripts)
 
-COLOURS = {
-    "tcp4": "#d62728", "tcp6": "#ff7f0e", "udp4": "#8c564b",
-    "uds-stream": "#1f77b4", "uds-dgram": "#17becf", "uds-seqpacket": "#9467bd",
-    "uds-abstract": "#2ca02c", "socketpair": "#7f7f7f", "pipe": "#bcbd22",
-}
-ORDER = list(COLOURS)
-
-
-def colour(t):
-    return COLOURS.get(t, "#000000")
+from common import colour  # noqa: E402
 
 
 def _save(fig, out_dir, name):
@@ -34,9 +29,10 @@ def _save(fig, out_dir, name):
     place: never through a link planted there."""
     out_dir = common.subdir(os.path.dirname(out_dir) or ".", os.path.basename(out_dir))
     png = os.path.join(out_dir, name + ".png")
-    common.replace_file(png, lambda tmp: fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight"))
+    common.replace_file(png, lambda tmp: fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight",
+                                                     metadata={"Software": None}))
     common.replace_file(os.path.join(out_dir, name + ".svg"),
-                        lambda tmp: fig.savefig(tmp, format="svg", bbox_inches="tight"))
+                        lambda tmp: fig.savefig(tmp, format="svg", bbox_inches="tight", metadata={"Date": None}))
     plt.close(fig)
     return png
 
@@ -51,7 +47,7 @@ def _by_transport(cases):
     out = {}
     for c in cases:
         out.setdefault(c["transport"], []).append(c)
-    return sorted(out.items(), key=lambda kv: ORDER.index(kv[0]) if kv[0] in ORDER else 99)
+    return sorted(out.items(), key=lambda kv: common.transport_rank(kv[0]))
 
 
 def _lines_vs_size(cases, y, band, xlabel, ylabel, title, ylog, name, out_dir):
@@ -134,7 +130,7 @@ def percentile_curves(runs, out_dir):
         for size in sizes:
             fig, ax = plt.subplots(figsize=(7.5, 4.5))
             drawn = 0
-            for k, path in sorted(r.hgrm.items(), key=lambda kv: ORDER.index(kv[0][1]) if kv[0][1] in ORDER else 99):
+            for k, path in sorted(r.hgrm.items(), key=lambda kv: common.transport_rank(kv[0][1])):
                 if k[0] != "latency" or k[2] != size:
                     continue
                 values, pcts = load.read_hgrm(path)
@@ -183,7 +179,7 @@ def connection_rate(runs, out_dir):
     if not cases:
         return None
     ts = [t for t, _ in _by_transport(cases)]
-    rates = [statistics_median([c["ops_per_s"] for c in cases if c["transport"] == t]) for t in ts]
+    rates = [statistics.median([c["ops_per_s"] for c in cases if c["transport"] == t]) for t in ts]
     fig, ax = plt.subplots(figsize=(7.5, 4.0))
     ax.bar(ts, [r / 1e3 for r in rates], color=[colour(t) for t in ts])
     ax.set_ylabel("thousand connections / s (connect, request, response, close)")
@@ -218,10 +214,7 @@ def pairs_scaling(runs, out_dir):
     return _save(fig, out_dir, "pairs_scaling")
 
 
-def statistics_median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
 
 
 def deltas(rows, out_dir, title):
@@ -280,7 +273,7 @@ def netns_latency(runs, out_dir):
         return None
     groups = sorted({(c["workload"], c["size_bytes"], c["response_bytes"]) for c in cases})
     modes = [m for m in HATCH if any(load.netns(c) == m for c in cases)]
-    keys = [(t, m) for t in ORDER for m in modes if any(c["transport"] == t and load.netns(c) == m for c in cases)]
+    keys = [(t, m) for t in common.ORDER for m in modes if any(c["transport"] == t and load.netns(c) == m for c in cases)]
     idx = {(c["workload"], c["size_bytes"], c["response_bytes"], c["transport"], load.netns(c)): c for c in cases}
     return _p50_bars([f"{w} {sizes_label(s, rs)}" for w, s, rs in groups],
                      [(t, HATCH[m], f"{t} ({m})") for t, m in keys], lambda i, j: idx.get(groups[i] + keys[j]),
@@ -304,6 +297,24 @@ def web_latency(runs, out_dir):
                      "nginx → gunicorn: upstream over TCP or a Unix socket", "web_latency", out_dir)
 
 
+def settings_tag(run):
+    """What sets a run's cases apart from another run's of the same workload
+    and size: server mode, concurrent pairs, depth, waiting, Nagle."""
+    c = run.cases[0] if run.cases else {}
+    tags = []
+    if c.get("mode") == "process":
+        tags.append("server process")
+    if c.get("pairs", 1) > 1:
+        tags.append(f"{c['pairs']} pairs")
+    if c.get("depth", 1) > 1:
+        tags.append(f"depth {c['depth']}")
+    if c.get("wait") == "spin":
+        tags.append("spinning")
+    if c.get("nodelay") is False:
+        tags.append("Nagle on")
+    return ", ".join(tags) or "server thread"
+
+
 def ladder(runs, out_dir, num="uds-stream", den="tcp4"):
     """Every UDS ÷ TCP p50 ratio the inputs hold (same --netns on both
     sides), one bar each with its CI: from syscalls up to nginx."""
@@ -318,7 +329,7 @@ def ladder(runs, out_dir, num="uds-stream", den="tcp4"):
             w = x.get("workload") or (r.cases[0]["workload"] if r.cases else "?")
             size = sizes_label(x["size_bytes"], x.get("response_bytes"))
             rows.append((f"{w} {size}" + ("" if ns == "off" else f" ({ns})"), x["ratio"], x["ci_low"], x["ci_high"],
-                         r.label.split("-vm-")[-1]))
+                         settings_tag(r)))
     if not rows:
         return None
     names = [r[0] for r in rows]
@@ -355,7 +366,7 @@ def drift(runs, out_dir, min_trials=20):
     a2.plot(xs, [p["rss_kib"] / 1024 for p in first], color="black", label="resident memory (MiB)")
     a2b = a2.twinx()
     a2b.plot(xs, [p["fds"] for p in first], color="#7f7f7f", ls=":", label="open descriptors")
-    per = statistics_median([p["n"] for p in first])
+    per = statistics.median([p["n"] for p in first])
     a1.set_ylabel("RTT per trial (µs)")
     a1.set_yscale("log")
     a1.set_title("Drift over the run: every trial's p50 and p99")

@@ -18,7 +18,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import load  # noqa: E402
 import plots  # noqa: E402
-import webbench  # noqa: E402
 from common import cell  # noqa: E402
 
 NUM, DEN = "uds-stream", "tcp4"
@@ -127,7 +126,7 @@ def web_section(runs):
           "above 1 for req/s: the Unix socket wins).", ""]
     for r in runs:
         md += [f"### {cell(r.label)}", "", f"Settings: `{cell(json.dumps(r.settings, ensure_ascii=False))}`", ""]
-        md += webbench.table(r.cases, r.ratios) + [""]
+        md += common.web_table(r.cases, r.ratios) + [""]
     return md
 
 

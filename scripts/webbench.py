@@ -98,15 +98,6 @@ def unix_connect(path):
     return c
 
 
-def bootstrap_median_ci(xs, n=10000, seed=1):
-    """95% percentile-bootstrap CI of the median of `xs`."""
-    if len(xs) < 2:
-        return xs[0], xs[0]
-    rnd = random.Random(seed)
-    meds = sorted(statistics.median(rnd.choices(xs, k=len(xs))) for _ in range(n))
-    return meds[int(0.025 * n)], meds[int(0.975 * n) - 1]
-
-
 class Stack:
     """The processes and the private directory of one benchmark; stopped
     and removed by close(), whatever happened."""
@@ -232,7 +223,7 @@ def summarize(raw, args):
     for (name, body, work), rounds in sorted(raw.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
         _, transport, ka = next(v for v in VARIANTS if v[0] == name)
         p50 = [r["p50_us"] * 1e3 for r in rounds]
-        lo, hi = bootstrap_median_ci(p50)
+        _, lo, hi = common.median_ci(p50)
         rps = [r["requests"] / (r["duration_us"] / 1e6) for r in rounds]
         cases.append({
             "workload": f"http-{'keepalive' if ka else 'close'}-app{work}us", "transport": transport,
@@ -258,7 +249,7 @@ def summarize(raw, args):
                 for metric, get in (("p50", lambda p: p["p50_ns"]), ("ops_per_s", lambda p: p["ops_per_s"])):
                     tp = {p["round"]: get(p) for p in t["trial_points"]}
                     paired = [get(p) / tp[p["round"]] for p in u["trial_points"] if tp.get(p["round"])]
-                    lo, hi = bootstrap_median_ci(paired)
+                    _, lo, hi = common.median_ci(paired)
                     ratios.append({"workload": t["workload"], "size_bytes": body, "response_bytes": body,
                                    "numerator": "uds-stream", "denominator": "tcp4", "metric": metric,
                                    "ratio": statistics.median(paired), "ci_low": lo, "ci_high": hi,
@@ -272,28 +263,6 @@ def fingerprint():
     if not os.path.exists(exe):
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     return json.loads(subprocess.run([exe, "env"], capture_output=True, text=True, check=True).stdout)
-
-
-def table(cases, ratios):
-    """The Markdown table of a webbench run: per (body, app work) and
-    upstream keepalive, TCP and UDS p50/p99 and req/s with the paired ratios.
-    Used for the run's README and by scripts/report."""
-    us = lambda ns: f"{ns / 1e3:.2f}"  # noqa: E731
-    ci = lambda x: f"{x['ratio']:.3f} ({x['ci_low']:.3f}–{x['ci_high']:.3f})" if x else "–"  # noqa: E731
-    lines = ["| body | app work | upstream | TCP p50 µs | UDS p50 µs | UDS/TCP p50 (95% CI) | TCP p99 µs | UDS p99 µs | "
-             "TCP req/s | UDS req/s | UDS/TCP req/s (95% CI) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    by = {(c["variant"], c["size_bytes"], c["app_work_us"]): c for c in cases}
-    rat = {(x.get("workload"), x["size_bytes"], x["metric"]): x for x in ratios}
-    for body, work in sorted({(c["size_bytes"], c["app_work_us"]) for c in cases}):
-        for ka in (False, True):
-            t, u = by.get(("tcp-ka" if ka else "tcp", body, work)), by.get(("uds-ka" if ka else "uds", body, work))
-            if not t or not u:
-                continue
-            p, q = rat.get((t["workload"], body, "p50")), rat.get((t["workload"], body, "ops_per_s"))
-            lines.append(f"| {size_label(body)} | {work} µs | {'keepalive' if ka else 'close'} | "
-                         f"{us(t['p50_ns'])} | {us(u['p50_ns'])} | {ci(p)} | {us(t['p99_ns'])} | {us(u['p99_ns'])} | "
-                         f"{t['ops_per_s']:.0f} | {u['ops_per_s']:.0f} | {ci(q)} |")
-    return lines
 
 
 def main():
@@ -356,7 +325,7 @@ def main():
         cases, ratios = summarize(raw, a)
         staging = tempfile.mkdtemp(prefix=".webbench-", dir=parent)
         command = ["scripts/webbench"] + sys.argv[1:]
-        doc = {"tool": "sockbench webbench", "workload": "http", "command": command,
+        doc = {"schema_version": 2, "tool": "sockbench webbench", "workload": "http", "command": command,
                "settings": {"connections": a.connections, "duration_s": a.duration, "rounds": a.rounds,
                             "server_cpu": a.server_cpu, "client_cpu": a.client_cpu,
                             "gunicorn": "1 gthread worker, 4 threads, keep-alive 5 s", "nginx": "1 worker",
@@ -372,14 +341,14 @@ def main():
                   f"Wall time: {wall:.0f} s. nginx and wrk on CPU {a.client_cpu}, gunicorn on CPU {a.server_cpu}; "
                   f"wrk: 1 thread, {a.connections} connections, {a.duration} s per run, {a.rounds} A B B A rounds. "
                   "Medians over rounds; ratios are medians of per-round UDS/TCP ratios with 95% bootstrap CIs.", "",
-                  *table(cases, ratios), ""]
+                  *common.web_table(cases, ratios), ""]
         with open(os.path.join(staging, "README.md"), "w") as f:
             f.write("\n".join(readme))
         if os.path.exists(a.out):
             os.rmdir(a.out)
         os.replace(staging, a.out)
         staging = None
-        print("\n".join(table(cases, ratios)))
+        print("\n".join(common.web_table(cases, ratios)))
     except KeyboardInterrupt:
         print("interrupted: stopped nginx and gunicorn, wrote nothing", file=sys.stderr)
         sys.exit(130)

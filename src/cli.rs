@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::transport::{NetnsMode, TransportKind, Wait};
-use crate::workload::Mode;
+use crate::spec::Mode;
+use crate::spec::{NetnsMode, TransportKind, Wait};
 
 /// Largest message sockbench sends: 1 MiB.
 pub const MAX_SIZE: usize = 1 << 20;
@@ -177,30 +177,6 @@ pub struct ThroughputArgs {
     /// `one`: client → server; `both`: both ways at once.
     #[arg(long, value_enum, default_value = "one")]
     pub direction: Direction,
-}
-
-impl ValueEnum for Mode {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[Mode::Thread, Mode::Process]
-    }
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(match self {
-            Mode::Thread => "thread",
-            Mode::Process => "process",
-        }))
-    }
-}
-
-impl ValueEnum for Wait {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[Wait::Block, Wait::Spin]
-    }
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(match self {
-            Wait::Block => "block",
-            Wait::Spin => "spin",
-        }))
-    }
 }
 
 /// One element of --transport: a name, or `all`.

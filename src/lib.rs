@@ -1,32 +1,34 @@
 //! sockbench: how much does a Unix domain socket save over loopback TCP?
 //!
-//! Data moves one way, and the modules are listed in that order:
-//! `config (cli, plan) → transport set-up (sys, transport) → placement
-//! (affinity) → timed loop (workload) → samples (clock, samples) →
-//! statistics (stats) → results (report)`. A module depends only on modules
-//! before it: `stats` knows no sockets, transports know no CSV.
+//! Data moves one way: `cli` (argv → raw arguments) → `plan` (a validated
+//! run) → `transport` (connected ends, set up once) → `workload` (pinned
+//! pairs and the timed loops) → `samples`/`stats` (histograms, confidence
+//! intervals) → `report` (tables, JSON, CSV, result directories).
 //!
-//! `unsafe` lives only in [`sys`]; `cleanup` removes what the program
-//! created (socket files, staging directories, forked servers) on every exit
-//! path, including Ctrl-C.
+//! The modules are listed below in dependency order: each uses only
+//! modules listed before it (`stats` knows no sockets, transports know no
+//! CSV, the vocabulary in `spec` knows nothing else). `unsafe` lives only
+//! in [`sys`]; `cleanup` removes what the program created (its private
+//! directories, forked servers) on every exit path, and a reaper child
+//! does so when the program is killed.
 #![deny(unsafe_code)]
 
 pub mod error;
+pub mod spec;
+
+pub mod clock;
+pub mod samples;
+pub mod stats;
+pub mod sys;
+
+pub mod affinity;
+pub mod cleanup;
+pub mod transport;
 
 pub mod cli;
 pub mod plan;
 
-pub mod cleanup;
-pub mod sys;
-pub mod transport;
-
-pub mod affinity;
 pub mod workload;
-
-pub mod clock;
-pub mod samples;
-
-pub mod stats;
 
 pub mod report;
 

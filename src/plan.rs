@@ -11,8 +11,9 @@ use crate::affinity;
 use crate::cli::Common;
 use crate::cli::{ConnectArgs, Format, LatencyArgs, RrArgs, Switch, ThroughputArgs};
 use crate::error::{Error, Result};
-use crate::transport::{NetnsMode, TransportKind, TransportOpts, Wait, datagram_limit};
-use crate::workload::{Job, Mode, PairSpec};
+use crate::spec::{Job, Mode};
+use crate::spec::{NetnsMode, TransportKind, Wait};
+use crate::transport::{TransportOpts, datagram_limit};
 
 /// Largest UDP payload over IPv4: 65,535 − 20 (IP header) − 8 (UDP header).
 pub const UDP4_MAX: usize = 65_507;
@@ -103,7 +104,7 @@ pub struct Plan {
     pub client_cpus: Vec<usize>,
     pub pairs: usize,
     pub mode: Mode,
-    /// Hidden `--fault-server-exit-after`: see [`PairSpec::server_exit_after`].
+    /// Hidden `--fault-server-exit-after`: see `workload::PairSpec::server_exit_after`.
     pub server_exit_after: Option<u64>,
     pub opts: TransportOpts,
     pub verify: bool,
@@ -186,7 +187,10 @@ impl Plan {
                 return Err(Error::config(
                     "--transport",
                     k,
-                    "has no connections to open per request; allowed: tcp4, tcp6, uds-stream, uds-seqpacket, uds-abstract",
+                    format!(
+                        "has no connections to open per request; allowed: {}",
+                        TransportKind::names_where(TransportKind::is_connection_oriented)
+                    ),
                 ));
             }
             if c.wait == Wait::Spin {
@@ -199,14 +203,15 @@ impl Plan {
         }
         let netns = unique("--netns", c.netns.iter().copied(), |m| m.name().to_string())?;
         if netns.iter().any(|&m| m != NetnsMode::Off)
-            && let Some(k) = transports
-                .iter()
-                .find(|k| matches!(k, TransportKind::Socketpair | TransportKind::Pipe))
+            && let Some(k) = transports.iter().find(|k| !k.is_addressed())
         {
             return Err(Error::config(
                 "--transport",
                 k,
-                "has no address to reach across --netns; allowed there: tcp4, tcp6, udp4, uds-stream, uds-dgram, uds-seqpacket, uds-abstract",
+                format!(
+                    "has no address to reach across --netns; allowed there: {}",
+                    TransportKind::names_where(TransportKind::is_addressed)
+                ),
             ));
         }
         let depth = workload.depth();
@@ -343,20 +348,6 @@ impl Plan {
         keyed.sort_by_key(|&(k, _)| k);
         keyed.into_iter().map(|(_, i)| i).collect()
     }
-
-    /// The pair to build for `case` with its server on `server_cpu`.
-    pub fn pair_spec(&self, case: &Case, server_cpu: usize) -> PairSpec {
-        PairSpec {
-            kind: case.transport,
-            size: case.size,
-            response: case.response,
-            job: self.workload.job(),
-            opts: self.opts,
-            mode: self.mode,
-            server_cpu,
-            server_exit_after: self.server_exit_after,
-        }
-    }
 }
 
 /// `--request-size` and `--response-size`, each without repeats.
@@ -447,4 +438,82 @@ fn check_cpu(flag: &'static str, cpu: usize, cpus: &[usize]) -> Result<()> {
             affinity::format_list(cpus)
         ),
     ))
+}
+
+/// The `cargo bench` suite's profiles (`SOCKBENCH_PROFILE`): which sizes
+/// each bench measures and how long criterion spends on each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchProfile {
+    /// Every size, 0.5 s warm-up, 2 s of sampling, 40 samples (the default).
+    Full,
+    /// Fewer sizes, 0.2 s warm-up, 0.5 s of sampling, 15 samples.
+    Quick,
+}
+
+/// Criterion's timing of one [`BenchProfile`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BenchTiming {
+    pub warm_up: Duration,
+    pub measurement: Duration,
+    pub samples: usize,
+    /// Bootstrap resamples of criterion's analysis (its default, 100,000,
+    /// costs several seconds per benchmark).
+    pub resamples: usize,
+}
+
+impl BenchProfile {
+    /// `full` or `quick`.
+    pub fn from_name(name: &str) -> std::result::Result<Self, String> {
+        match name {
+            "full" => Ok(BenchProfile::Full),
+            "quick" => Ok(BenchProfile::Quick),
+            _ => Err("allowed: full, quick".into()),
+        }
+    }
+
+    /// Ping-pong, rr and connect message sizes.
+    pub fn latency_sizes(self) -> &'static [usize] {
+        match self {
+            BenchProfile::Full => &[1, 64, 512, 4 << 10, 16 << 10, 64 << 10],
+            BenchProfile::Quick => &[1, 64, 4 << 10, 64 << 10],
+        }
+    }
+
+    /// Throughput write sizes.
+    pub fn throughput_sizes(self) -> &'static [usize] {
+        match self {
+            BenchProfile::Full => &[64, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20],
+            BenchProfile::Quick => &[64, 4 << 10, 64 << 10, 1 << 20],
+        }
+    }
+
+    /// Criterion's timing.
+    pub fn timing(self) -> BenchTiming {
+        match self {
+            BenchProfile::Full => BenchTiming {
+                warm_up: Duration::from_millis(500),
+                measurement: Duration::from_secs(2),
+                samples: 40,
+                resamples: 20_000,
+            },
+            BenchProfile::Quick => BenchTiming {
+                warm_up: Duration::from_millis(200),
+                measurement: Duration::from_millis(500),
+                samples: 15,
+                resamples: 5_000,
+            },
+        }
+    }
+
+    /// The profile as the README states it: `0.5 s warm-up, 2 s sampling, 40 samples`.
+    pub fn describe(self) -> String {
+        let t = self.timing();
+        let s = |d: Duration| format!("{} s", d.as_secs_f64());
+        format!(
+            "{} warm-up, {} sampling, {} samples",
+            s(t.warm_up),
+            s(t.measurement),
+            t.samples
+        )
+    }
 }

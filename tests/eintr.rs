@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use sockbench::samples::{Heartbeat, new_histogram};
-use sockbench::transport::{SocketDir, TransportKind};
-use sockbench::workload::{Job, Mode, PairSpec, PinnedPair, Stop};
+use sockbench::spec::TransportKind;
+use sockbench::spec::{Job, Mode};
+use sockbench::transport::SocketDir;
+use sockbench::workload::{PairSpec, PinnedPair, Stop};
 
 static CAUGHT: AtomicU64 = AtomicU64::new(0);
 

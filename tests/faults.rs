@@ -7,9 +7,8 @@ mod util;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sockbench::transport::{
-    Cause, Endpoint, SocketDir, TransportKind, TransportOpts, Wait, connect_pair,
-};
+use sockbench::spec::{TransportKind, Wait};
+use sockbench::transport::{Cause, Endpoint, SocketDir, TransportOpts, connect_pair};
 use sockbench::with_endpoint;
 
 /// Something foreign where the first socket of a fresh directory would be
@@ -21,8 +20,8 @@ fn occupied_socket_path_is_an_error_and_left_alone() {
     let target = parent.path().join("target");
     std::fs::write(&target, "keep me").unwrap();
     for (kind, first) in [
-        (TransportKind::UdsStream, "s0.sock"),
-        (TransportKind::UdsSeqpacket, "s0.sock"),
+        (TransportKind::UdsStream, "l0.sock"),
+        (TransportKind::UdsSeqpacket, "l0.sock"),
         (TransportKind::UdsDgram, "c0.sock"),
     ] {
         for link in [false, true] {

@@ -7,9 +7,11 @@ mod util;
 
 use std::time::{Duration, Instant};
 
+use sockbench::spec::Mode;
+use sockbench::spec::TransportKind;
 use sockbench::sys::process::Resources;
-use sockbench::transport::{SocketDir, TransportKind};
-use sockbench::workload::{Mode, PinnedPair};
+use sockbench::transport::SocketDir;
+use sockbench::workload::PinnedPair;
 
 /// 16 KiB messages: a pair holds two 16 KiB buffers, so leaking even one
 /// pair in a hundred would show as ≥ 3 MiB over 10,000 cycles.

@@ -13,10 +13,10 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use sockbench::samples::{Heartbeat, new_histogram};
-use sockbench::transport::{
-    NetnsMode, SERVER_V4, SocketDir, Topology, TransportKind, TransportOpts, listen,
-};
-use sockbench::workload::{Mode, PairSpec, PinnedPair, Stop};
+use sockbench::spec::Mode;
+use sockbench::spec::{NetnsMode, TransportKind};
+use sockbench::transport::{SERVER_V4, SocketDir, Topology, TransportOpts, listen};
+use sockbench::workload::{PairSpec, PinnedPair, Stop};
 use util::{QUICK, leftovers, private_tmp};
 
 /// What the host's network looks like: its links and named namespaces.

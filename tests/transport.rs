@@ -7,12 +7,12 @@ mod util;
 use std::time::Duration;
 
 use sockbench::samples::{Heartbeat, new_histogram};
-use sockbench::transport::{
-    AnyEndpoint, Cause, Endpoint, SocketDir, TransportKind, TransportOpts, connect_pair,
-};
+use sockbench::spec::Mode;
+use sockbench::spec::TransportKind;
+use sockbench::transport::{AnyEndpoint, Cause, Endpoint, SocketDir, TransportOpts, connect_pair};
 use sockbench::with_endpoint;
 use sockbench::workload::pingpong::fill_pattern;
-use sockbench::workload::{Mode, PinnedPair, Stop};
+use sockbench::workload::{PinnedPair, Stop};
 
 fn echo_all_sizes(mode: Mode) {
     let dir = SocketDir::new().unwrap();

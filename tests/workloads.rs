@@ -7,8 +7,10 @@ mod util;
 use std::sync::atomic::AtomicU64;
 
 use sockbench::samples::{Heartbeat, new_histogram};
-use sockbench::transport::{SocketDir, TransportKind};
-use sockbench::workload::{Job, Mode, PairSpec, PinnedPair, Stop};
+use sockbench::spec::TransportKind;
+use sockbench::spec::{Job, Mode};
+use sockbench::transport::SocketDir;
+use sockbench::workload::{PairSpec, PinnedPair, Stop};
 use util::{QUICK, private_tmp, run};
 
 fn spec(kind: TransportKind, size: usize, response: usize, job: Job, mode: Mode) -> PairSpec {

@@ -11,110 +11,57 @@ use std::time::Duration;
 
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, measurement::WallTime};
 use hdrhistogram::Histogram;
+use sockbench::cli::{Switch, parse_cpu};
+use sockbench::plan::BenchProfile;
 use sockbench::report::Fingerprint;
 use sockbench::samples::{Heartbeat, new_histogram};
-use sockbench::transport::{SocketDir, TransportKind, TransportOpts, Wait};
+use sockbench::spec::{Job, Mode, TransportKind, Wait};
+use sockbench::transport::{SocketDir, TransportOpts};
 use sockbench::workload::pair::ClientEnd;
-use sockbench::workload::{Job, Mode, PairSpec, PinnedPair};
+use sockbench::workload::{PairSpec, PinnedPair};
 
 fn die(msg: String) -> ! {
     eprintln!("error: {msg}");
     std::process::exit(2)
 }
 
-/// Read a `SOCKBENCH_*` variable as one of `allowed`, or the default.
-fn choice(name: &str, allowed: &[&'static str]) -> &'static str {
-    match std::env::var(name) {
-        Err(_) => allowed[0],
-        Ok(v) => allowed
-            .iter()
-            .find(|a| **a == v)
-            .copied()
-            .unwrap_or_else(|| die(format!("{name}={v}: allowed: {}", allowed.join(", ")))),
-    }
-}
-
-fn cpu(name: &str, default: usize) -> usize {
+/// Read `SOCKBENCH_<name>` with the library's own parser for the flag it
+/// stands for, or the default; a bad value stops the bench with one line.
+fn var<T>(name: &str, default: T, parse: impl Fn(&str) -> Result<T, String>) -> T {
     match std::env::var(name) {
         Err(_) => default,
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| die(format!("{name}={v}: must be a CPU number (0, 1, ...)"))),
+        Ok(v) => parse(&v).unwrap_or_else(|why| die(format!("{name}={v}: {why}"))),
     }
 }
 
-/// `SOCKBENCH_PROFILE`: `full` (default, under 15 minutes on 2 CPUs) or
-/// `quick` (under 3 minutes: fewer sizes, shorter sampling, no plots).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Profile {
-    Full,
-    Quick,
+/// A value of a clap value enum of the library (mode, wait, on/off).
+fn choice<T: clap::ValueEnum>(s: &str) -> Result<T, String> {
+    T::from_str(s, false).map_err(|_| {
+        let names: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_string()))
+            .collect();
+        format!("allowed: {}", names.join(", "))
+    })
 }
 
-impl Profile {
-    pub fn from_env() -> Self {
-        match choice("SOCKBENCH_PROFILE", &["full", "quick"]) {
-            "quick" => Profile::Quick,
-            _ => Profile::Full,
-        }
-    }
-
-    /// Ping-pong, rr and connect message sizes.
-    pub fn latency_sizes(self) -> &'static [usize] {
-        match self {
-            Profile::Full => &[1, 64, 512, 4 << 10, 16 << 10, 64 << 10],
-            Profile::Quick => &[1, 64, 4 << 10, 64 << 10],
-        }
-    }
-
-    /// Throughput write sizes.
-    pub fn throughput_sizes(self) -> &'static [usize] {
-        match self {
-            Profile::Full => &[64, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20],
-            Profile::Quick => &[64, 4 << 10, 64 << 10, 1 << 20],
-        }
-    }
-}
-
-/// Criterion's timing settings of one profile.
-pub struct Settings {
-    pub warm_up: Duration,
-    pub measurement: Duration,
-    pub samples: usize,
-    pub resamples: usize,
-}
-
-impl Profile {
-    /// `full`: 0.5 s warm-up, 2 s of samples, 40 samples; `quick`: 0.2 s,
-    /// 0.5 s, 15. Analysis costs criterion several seconds per benchmark at
-    /// its default 100,000 resamples; 20,000 keep CIs stable and the full
-    /// suite under 15 minutes on 2 CPUs.
-    pub fn settings(self) -> Settings {
-        match self {
-            Profile::Full => Settings {
-                warm_up: Duration::from_millis(500),
-                measurement: Duration::from_secs(2),
-                samples: 40,
-                resamples: 20_000,
-            },
-            Profile::Quick => Settings {
-                warm_up: Duration::from_millis(200),
-                measurement: Duration::from_millis(500),
-                samples: 15,
-                resamples: 5_000,
-            },
-        }
-    }
+/// `SOCKBENCH_PROFILE`: the library's [`BenchProfile`] (`full` by default).
+pub fn profile() -> BenchProfile {
+    var(
+        "SOCKBENCH_PROFILE",
+        BenchProfile::Full,
+        BenchProfile::from_name,
+    )
 }
 
 /// Criterion settings of the profile (command-line flags still override them).
 pub fn criterion() -> Criterion {
-    let s = Profile::from_env().settings();
+    let t = profile().timing();
     Criterion::default()
-        .warm_up_time(s.warm_up)
-        .measurement_time(s.measurement)
-        .sample_size(s.samples)
-        .nresamples(s.resamples)
+        .warm_up_time(t.warm_up)
+        .measurement_time(t.measurement)
+        .sample_size(t.samples)
+        .nresamples(t.resamples)
 }
 
 /// Placement and options: SOCKBENCH_SERVER_CPU (0), SOCKBENCH_CLIENT_CPU (1),
@@ -125,7 +72,7 @@ pub struct Setup {
     pub client_cpu: usize,
     pub mode: Mode,
     pub opts: TransportOpts,
-    pub profile: Profile,
+    pub profile: BenchProfile,
     pub dir: SocketDir,
     side: SideFiles,
     /// Why tcp6 cannot run here (no ::1), if it cannot: its benches are skipped.
@@ -138,22 +85,16 @@ impl Setup {
         // forked servers, as it does for the command.
         sockbench::cleanup::install_signal_handler();
         let s = Setup {
-            server_cpu: cpu("SOCKBENCH_SERVER_CPU", 0),
-            client_cpu: cpu("SOCKBENCH_CLIENT_CPU", 1),
-            mode: match choice("SOCKBENCH_MODE", &["thread", "process"]) {
-                "process" => Mode::Process,
-                _ => Mode::Thread,
-            },
+            server_cpu: var("SOCKBENCH_SERVER_CPU", 0, parse_cpu),
+            client_cpu: var("SOCKBENCH_CLIENT_CPU", 1, parse_cpu),
+            mode: var("SOCKBENCH_MODE", Mode::Thread, choice),
             opts: TransportOpts {
-                nodelay: choice("SOCKBENCH_NODELAY", &["on", "off"]) == "on",
+                nodelay: var("SOCKBENCH_NODELAY", Switch::On, choice) == Switch::On,
                 timeout: Duration::from_secs(5),
-                wait: match choice("SOCKBENCH_WAIT", &["block", "spin"]) {
-                    "spin" => Wait::Spin,
-                    _ => Wait::Block,
-                },
+                wait: var("SOCKBENCH_WAIT", Wait::Block, choice),
                 netns: None,
             },
-            profile: Profile::from_env(),
+            profile: profile(),
             dir: SocketDir::new().unwrap_or_else(|e| die(e.to_string())),
             side: SideFiles::from_args(),
             no_ipv6: std::net::TcpListener::bind("[::1]:0")
@@ -307,7 +248,7 @@ impl SideFiles {
         }
         let samples = value("--sample-size")
             .and_then(|v| v.parse().ok())
-            .unwrap_or(Profile::from_env().settings().samples);
+            .unwrap_or(profile().timing().samples);
         SideFiles {
             root: criterion_home(),
             dirs: if quiet { Vec::new() } else { dirs },

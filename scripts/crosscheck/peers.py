@@ -62,11 +62,20 @@ def sockbench(args):
 
 
 def run(cmd, env=None, timeout=120):
-    """Run `cmd`; its stdout and stderr together (some peers print results on stderr)."""
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)}: exit {r.returncode}: {(r.stdout + r.stderr).strip()[-300:]}")
-    return r.stdout + r.stderr
+    """Run `cmd` in a session of its own; its stdout and stderr together
+    (some peers print results on stderr). On timeout the whole session is
+    killed: a peer's forked server must not outlive its run."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                         start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, 9)
+        p.communicate()
+        raise RuntimeError(f"{' '.join(cmd)}: no result within {timeout} s")
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: exit {p.returncode}: {out.strip()[-300:]}")
+    return out
 
 
 def number(pattern, text, what):
@@ -151,9 +160,11 @@ class Tools:
     def neper(self, prog, size):
         exe = os.path.join(self.a.neper, prog)
         secs = str(max(1, round(self.secs)))
-        srv = self.daemon(["taskset", "-c", self.s, exe, "-l", str(int(secs) + 3), "-Q", str(size), "-R", str(size)])
+        # --nolog: neper would otherwise leave a log file in the working directory
+        srv = self.daemon(["taskset", "-c", self.s, exe, "--nolog", "-l", str(int(secs) + 3),
+                           "-Q", str(size), "-R", str(size)])
         try:
-            out = run(["taskset", "-c", self.c, exe, "-c", "-H", "127.0.0.1", "-l", secs,
+            out = run(["taskset", "-c", self.c, exe, "--nolog", "-c", "-H", "127.0.0.1", "-l", secs,
                        "-Q", str(size), "-R", str(size)])
         finally:
             self.stop(srv)

@@ -39,29 +39,47 @@ pub const SYSCTLS: &[&str] = &[
 ];
 
 /// The machine, kernel, tunables and build a result came from.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Fingerprint {
+    /// Host name.
     pub hostname: Option<String>,
+    /// `uname -r`.
     pub kernel_release: Option<String>,
+    /// `uname -v`.
     pub kernel_version: Option<String>,
+    /// /proc/cmdline (isolcpus, nohz_full, mitigations=... show here).
     pub kernel_cmdline: Option<String>,
+    /// CPU model name.
     pub cpu_model: Option<String>,
+    /// Online CPUs.
     pub cpus_online: Option<String>,
+    /// CPUs this process may run on.
     pub cpus_allowed: String,
     /// CPUs the run pinned to: `server=N client=M`, when a run did.
     pub cpus_used: Option<String>,
+    /// Whether SMT (hyper-threading) is on.
     pub smt_active: Option<String>,
     /// `hypervisor` CPU flag and the DMI vendor/product, when present.
     pub virtualization: Option<String>,
+    /// The kernel's clocksource (tsc is cheapest).
     pub clocksource: Option<String>,
+    /// Resolution of CLOCK_MONOTONIC.
     pub clock_resolution_ns: Option<u64>,
+    /// CPU frequency governor of CPU 0.
     pub cpufreq_governor: Option<String>,
+    /// CPU vulnerability mitigations in force (/sys/devices/system/cpu/vulnerabilities).
     pub mitigations: BTreeMap<String, String>,
+    /// Socket-related sysctls and their values.
     pub sysctls: BTreeMap<String, String>,
+    /// Memory of the machine.
     pub memory_total_kib: Option<u64>,
+    /// sockbench's version.
     pub sockbench_version: String,
+    /// The git revision sockbench was built from (`-dirty` with uncommitted changes).
     pub git_revision: String,
+    /// The compiler that built it.
     pub rustc: String,
+    /// `release` or `debug`.
     pub build_profile: String,
     /// UTC time the fingerprint was taken (RFC 3339).
     pub taken_at: String,

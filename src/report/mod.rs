@@ -5,41 +5,55 @@
 
 pub mod env;
 pub mod files;
+pub mod schema;
 pub mod table;
 pub mod warnings;
 
 use crate::plan::{Case, Plan, Workload};
+use crate::spec::NetnsMode;
+use crate::spec::TransportKind;
 use crate::stats::{self, Ci, Summary};
-use crate::transport::NetnsMode;
-use crate::transport::TransportKind;
 use crate::workload::run::{CaseOutcome, Run, TrialPoint};
 pub use env::Fingerprint;
 pub use warnings::Warning;
 
 /// Columns every row starts with: what was measured and where.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct CaseKey {
+    /// `latency`, `rr`, `connect` or `throughput`.
     pub workload: &'static str,
+    /// The transport (`tcp4`, `uds-stream`, ...).
     pub transport: &'static str,
+    /// Message, request or write size, bytes.
     pub size_bytes: usize,
+    /// Response size, bytes (`rr`, `connect`; equal to `size_bytes` for `latency`; 0 for `throughput`).
     pub response_bytes: usize,
+    /// Requests in flight per pair (`rr --depth`).
     pub depth: u32,
+    /// Concurrent pinned pairs (`--pairs`).
     pub pairs: usize,
-    pub mode: crate::workload::Mode,
-    pub wait: crate::transport::Wait,
+    /// Where the server runs: a thread of sockbench, or a forked process.
+    pub mode: crate::spec::Mode,
+    /// Blocking calls, or non-blocking calls retried in a busy loop.
+    pub wait: crate::spec::Wait,
+    /// TCP_NODELAY on TCP sockets.
     pub nodelay: bool,
     /// `--netns`: off (loopback), veth or bridge.
-    pub netns: crate::transport::NetnsMode,
+    pub netns: crate::spec::NetnsMode,
     /// Placement of every pair: `s0c1` (server CPU 0, client CPU 1), space-separated.
     pub placement: String,
+    /// Interleaved trials (rounds) of the case.
     pub trials: usize,
 }
 
 /// A latency case (latency, rr, connect), flat: the columns of summary.csv.
-#[derive(Debug, Clone, serde::Serialize)]
+/// Times are round trips for `latency`, from a request's send to its
+/// response for `rr`, and the whole transaction for `connect`.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct CaseRow {
     #[serde(flatten)]
     pub key: CaseKey,
+    /// Timed operations over all trials and pairs.
     pub iterations: u64,
     /// Seconds of timed work over all trials (the span of each trial, summed).
     pub timed_s: f64,
@@ -47,42 +61,65 @@ pub struct CaseRow {
     pub min_ns: u64,
     /// Mean of the per-trial means; its CI is bootstrapped over the same values.
     pub mean_ns: f64,
+    /// Low end of the mean's 95% bootstrap CI over the trials.
     pub mean_ci_low_ns: f64,
+    /// High end of the mean's 95% bootstrap CI.
     pub mean_ci_high_ns: f64,
     /// Median of the per-trial medians; its CI is bootstrapped over the same values.
     pub p50_ns: u64,
+    /// Low end of the median's 95% bootstrap CI over the trials.
     pub p50_ci_low_ns: f64,
+    /// High end of the median's 95% bootstrap CI.
     pub p50_ci_high_ns: f64,
-    /// Percentiles of every latency of every trial, pooled.
+    /// 90th percentile of every latency of every trial and pair, pooled (HDR, 3 significant digits).
     pub p90_ns: u64,
+    /// 99th percentile, pooled.
     pub p99_ns: u64,
+    /// 99.9th percentile, pooled.
     pub p999_ns: u64,
+    /// 99.99th percentile, pooled.
     pub p9999_ns: u64,
+    /// Largest latency, pooled.
     pub max_ns: u64,
+    /// Standard deviation of every latency, pooled.
     pub stddev_ns: f64,
-    /// Operations per second over all pairs: n / slowest pair's wall time, per trial, median.
+    /// Operations per second over all pairs (operations ÷ the span all pairs took), median over trials.
     pub ops_per_s: f64,
+    /// CPU time per operation (getrusage RUSAGE_THREAD): client user, client system, server user, server system.
     pub client_user_ns_per_op: f64,
+    /// Client system CPU per operation.
     pub client_sys_ns_per_op: f64,
+    /// Server user CPU per operation.
     pub server_user_ns_per_op: f64,
+    /// Server system CPU per operation.
     pub server_sys_ns_per_op: f64,
+    /// Voluntary and involuntary context switches per operation, each side.
     pub client_vcsw_per_op: f64,
+    /// Client involuntary context switches per operation.
     pub client_ivcsw_per_op: f64,
+    /// Server voluntary context switches per operation.
     pub server_vcsw_per_op: f64,
+    /// Server involuntary context switches per operation.
     pub server_ivcsw_per_op: f64,
+    /// System calls per operation, each side (2.00 = one send, one receive).
     pub client_syscalls_per_op: f64,
+    /// Server system calls per operation.
     pub server_syscalls_per_op: f64,
+    /// SO_SNDBUF and SO_RCVBUF in force on the client end (the listener for connections per request; pipe capacity for pipes).
     pub sndbuf_bytes: usize,
+    /// SO_RCVBUF in force on the client end (pipe capacity for pipes).
     pub rcvbuf_bytes: usize,
+    /// Measured cost of one clock read on the client CPU.
     pub clock_read_ns: f64,
     /// New connections over TCP: sockets in TIME_WAIT after the case on the
     /// server's side (its listening port) and on the client's (ephemeral ports).
     pub time_wait_server: Option<usize>,
+    /// New connections over TCP: sockets in TIME_WAIT on client ports after the case (0 when the server closes first).
     pub time_wait_client: Option<usize>,
 }
 
 /// A throughput case, flat: the columns of summary.csv for `throughput`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct ThroughputRow {
     #[serde(flatten)]
     pub key: CaseKey,
@@ -90,82 +127,131 @@ pub struct ThroughputRow {
     pub direction: &'static str,
     /// Seconds of timed work over all trials (the span of each trial, summed).
     pub timed_s: f64,
+    /// Data messages sent (both ways for `direction both`); each trial's end marker is not counted.
     pub messages_sent: u64,
+    /// Data messages the receivers got; only UDP loses any.
     pub messages_delivered: u64,
+    /// 100 × (sent − delivered) ÷ sent.
     pub loss_pct: f64,
     /// Datagram trials that ended on the idle limit (their end marker was lost).
     pub idle_ended_trials: usize,
     /// Delivered payload bytes per second (decimal: 1 GB = 1e9 B), median over trials.
     pub bytes_per_s: f64,
+    /// 95% bootstrap CI of `bytes_per_s` over the trials.
     pub bytes_per_s_ci_low: f64,
+    /// High end of the rate's 95% bootstrap CI.
     pub bytes_per_s_ci_high: f64,
+    /// The same rate in GB/s (1e9 B/s), Gbit/s and messages/s.
     pub gbyte_per_s: f64,
+    /// The rate in Gbit/s (1e9 bit/s).
     pub gbit_per_s: f64,
+    /// The rate in messages per second.
     pub messages_per_s: f64,
     /// CPU per message sent (client) and received (server), user + system;
     /// with `direction both`, per message moved either way.
     pub client_cpu_ns_per_msg: f64,
+    /// Server CPU (user + system) per message received.
     pub server_cpu_ns_per_msg: f64,
     /// Service demand: CPU per KiB moved.
     pub client_cpu_ns_per_kib: f64,
+    /// Server CPU per KiB received.
     pub server_cpu_ns_per_kib: f64,
+    /// System calls per message sent (client) and received (server).
     pub client_syscalls_per_msg: f64,
+    /// Server system calls per message received.
     pub server_syscalls_per_msg: f64,
+    /// SO_SNDBUF and SO_RCVBUF in force on the client end (pipe capacity for pipes).
     pub sndbuf_bytes: usize,
+    /// SO_RCVBUF in force on the client end (pipe capacity for pipes).
     pub rcvbuf_bytes: usize,
 }
 
 /// A case in summary.json: the row plus its per-trial points.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "CaseJson_for_{R}")]
 pub struct CaseJson<R> {
     #[serde(flatten)]
     pub row: R,
+    /// The HdrHistogram percentile file of the case's latencies in the run
+    /// directory (µs); absent for transfers.
+    pub hgrm_file: Option<String>,
+    /// Every trial's figures, in the order the trials ran.
     pub trial_points: Vec<TrialPoint>,
 }
 
-/// UDS over TCP for one (size, response): the median over rounds of the
-/// per-round ratio (the trials of a round ran back to back), with a bootstrap CI.
-#[derive(Debug, Clone, serde::Serialize)]
+/// One transport over another for one (size, response): the median over
+/// rounds of the per-round ratio (the two trials of a round ran back to
+/// back), with a 95% bootstrap CI.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct RatioRow {
+    /// Message, request or write size of both cases, bytes.
     pub size_bytes: usize,
+    /// Response size of both cases, bytes (0 for transfers).
     pub response_bytes: usize,
+    /// The transport on top (a Unix socket), and the one it is compared with (TCP, or itself without `--netns`).
     pub numerator: &'static str,
+    /// The transport it is compared with (TCP, or the same transport without `--netns`).
     pub denominator: &'static str,
     /// `--netns` mode of each side (`off`: one namespace, loopback).
     pub numerator_netns: NetnsMode,
+    /// `--netns` mode of the denominator's case.
     pub denominator_netns: NetnsMode,
     /// `p50`/`mean` latency (below 1: UDS faster) or `bytes_per_s` (above 1: UDS faster).
     pub metric: &'static str,
+    /// Median of the per-round ratios, and its 95% bootstrap CI.
     pub ratio: f64,
+    /// Low end of the ratio's 95% bootstrap CI.
     pub ci_low: f64,
+    /// High end of the ratio's 95% bootstrap CI.
     pub ci_high: f64,
+    /// Rounds paired.
     pub rounds: usize,
 }
 
 /// Settings that shaped the run.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct Settings {
+    /// `--iterations` or `--duration` per case, in words.
     pub budget: String,
+    /// Untimed operations and time per case before its first trial.
     pub warmup: u64,
-    pub warmup_time_ms: u128,
+    /// Untimed warm-up time per case before its first trial.
+    pub warmup_time_ms: u64,
+    /// Untimed operations before every trial.
     pub trial_warmup: u64,
+    /// Interleaved rounds.
     pub trials: u32,
-    pub timeout_ms: u128,
+    /// Bound on every wait for a peer.
+    pub timeout_ms: u64,
+    /// Every byte (or sequence number) checked.
     pub verify: bool,
 }
 
 /// Everything a run reports: summary.json.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Report_for_{R}")]
 pub struct Report<R> {
+    /// Version of this schema (see `docs/results-schema.md`).
+    pub schema_version: u32,
+    /// `sockbench <version>`.
     pub tool: &'static str,
+    /// `latency`, `rr`, `connect` or `throughput`.
     pub workload: &'static str,
+    /// The command as given.
     pub command: Vec<String>,
+    /// The run's settings.
     pub settings: Settings,
+    /// Wall time of the measurement, s.
     pub elapsed_s: f64,
+    /// Measured cost of one clock read on the client CPU, ns.
     pub clock_read_ns: f64,
+    /// One per case, in the order the command listed them.
     pub cases: Vec<CaseJson<R>>,
+    /// Paired ratios between cases that ran back to back.
     pub ratios: Vec<RatioRow>,
+    /// Result-quality warnings, each with what to try.
     pub warnings: Vec<Warning>,
+    /// The machine, kernel, tunables and build.
     pub env: Fingerprint,
 }
 
@@ -367,10 +453,10 @@ fn settings(plan: &Plan) -> Settings {
             }
         },
         warmup: plan.warmup,
-        warmup_time_ms: plan.warmup_time.as_millis(),
+        warmup_time_ms: plan.warmup_time.as_millis() as u64,
         trial_warmup: crate::workload::run::TRIAL_WARMUP,
         trials: plan.trials,
-        timeout_ms: plan.opts.timeout.as_millis(),
+        timeout_ms: plan.opts.timeout.as_millis() as u64,
         verify: plan.verify,
     }
 }
@@ -384,6 +470,7 @@ fn assemble<R>(
     ratios: Vec<RatioRow>,
 ) -> Report<R> {
     Report {
+        schema_version: schema::SCHEMA_VERSION,
         tool: concat!("sockbench ", env!("CARGO_PKG_VERSION")),
         workload: plan.workload.name(),
         command: argv,
@@ -395,6 +482,8 @@ fn assemble<R>(
             .zip(&run.cases)
             .map(|(row, o)| CaseJson {
                 row,
+                hgrm_file: (!o.hist.is_empty())
+                    .then(|| format!("{}.hgrm", case_stem(o.case.transport, &o.case))),
                 trial_points: o.trials.clone(),
             })
             .collect(),

@@ -147,9 +147,9 @@ fn throughput(r: &Report<ThroughputRow>) -> String {
 }
 
 /// `tcp4`, or `tcp4@veth` under `--netns`.
-fn label(transport: &str, netns: crate::transport::NetnsMode) -> String {
+fn label(transport: &str, netns: crate::spec::NetnsMode) -> String {
     match netns {
-        crate::transport::NetnsMode::Off => transport.to_string(),
+        crate::spec::NetnsMode::Off => transport.to_string(),
         m => format!("{transport}@{}", m.name()),
     }
 }

@@ -4,13 +4,14 @@
 
 use super::{CaseJson, CaseRow, Fingerprint, ThroughputRow};
 use crate::plan::Plan;
-use crate::transport::Wait;
+use crate::spec::Wait;
 
 /// One warning about the trustworthiness of a result.
-#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, PartialEq, schemars::JsonSchema)]
 pub struct Warning {
     /// Stable identifier (`shared-cpu`, `virtualized`, `noisy-tail`, ...).
     pub code: &'static str,
+    /// What is wrong with the conditions or the numbers.
     pub message: String,
     /// What to try.
     pub fix: String,

@@ -39,6 +39,8 @@ pub fn create() -> io::Result<OwnedFd> {
 /// stay where they were made. A descriptor that is not a network namespace
 /// fails (EBADF or EINVAL) and changes nothing.
 pub fn enter(ns: RawFd) -> io::Result<()> {
+    // SAFETY: setns(2) takes a descriptor number and a flag; an invalid one
+    // fails with EBADF or EINVAL and changes nothing.
     syscall!(setns(ns, libc::CLONE_NEWNET)).map(|_| ())
 }
 

@@ -21,8 +21,7 @@ pub struct ThreadUsage {
 impl ThreadUsage {
     /// `getrusage(RUSAGE_THREAD)`.
     pub fn now() -> io::Result<Self> {
-        let u = getrusage(UsageWho::RUSAGE_THREAD)
-            .map_err(|e| io::Error::from_raw_os_error(e as i32))?;
+        let u = getrusage(UsageWho::RUSAGE_THREAD)?;
         let ns = |tv: nix::sys::time::TimeVal| tv.tv_sec() * 1_000_000_000 + tv.tv_usec() * 1_000;
         Ok(Self {
             user_ns: ns(u.user_time()),
@@ -64,7 +63,7 @@ pub fn fork_child(keep: &[RawFd], name: &str, body: impl FnOnce() -> i32) -> io:
     // owns (buffers allocated before the fork) and ends with `_exit`, so no
     // lock held by another parent thread is needed; glibc's malloc is reset
     // for the child by its own fork handlers should the body allocate.
-    match unsafe { fork() }.map_err(|e| io::Error::from_raw_os_error(e as i32))? {
+    match unsafe { fork() }? {
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
             // SAFETY: PR_SET_PDEATHSIG takes a signal number; no pointers.
@@ -185,10 +184,13 @@ fn describe(s: WaitStatus) -> String {
 /// What this process holds right now, read from procfs: resident memory,
 /// open descriptors and threads. Sampled between trials (never inside one)
 /// so long runs can show growth; servers in `--mode process` are not counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Resources {
+    /// Resident memory of this process, KiB.
     pub rss_kib: u64,
+    /// Open descriptors of this process.
     pub fds: u64,
+    /// Threads of this process.
     pub threads: u64,
 }
 

@@ -11,6 +11,7 @@ use nix::sys::time::TimeVal;
 
 /// `socket(2)` with `SOCK_CLOEXEC`.
 pub fn socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) takes plain integers and touches no memory of ours.
     let fd = syscall!(socket(domain, ty | libc::SOCK_CLOEXEC, 0))?;
     // SAFETY: `socket` returned a fresh descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -61,6 +62,7 @@ fn finish_connect(fd: BorrowedFd<'_>) -> io::Result<()> {
 
 /// `listen(2)`.
 pub fn listen(fd: BorrowedFd<'_>, backlog: libc::c_int) -> io::Result<()> {
+    // SAFETY: listen(2) takes a descriptor borrowed from its owner and an integer.
     syscall!(listen(fd.as_raw_fd(), backlog)).map(drop)
 }
 
@@ -215,5 +217,6 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
 /// Shut down both directions, so a blocked peer sees end-of-file at once.
 pub fn shutdown(fd: BorrowedFd<'_>) {
     // Errors (ENOTCONN on an already closed peer) do not matter here.
+    // SAFETY: shutdown(2) takes a descriptor borrowed from its owner and a flag.
     let _ = syscall!(shutdown(fd.as_raw_fd(), libc::SHUT_RDWR));
 }

@@ -9,7 +9,8 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::{TransportOpts, Wait};
+use super::TransportOpts;
+use crate::spec::Wait;
 use crate::sys;
 
 /// Why a data-path call failed.
@@ -28,6 +29,9 @@ pub enum Cause {
     /// A connection to the run's listener came from another process
     /// (described here), not from the run's client.
     Foreign(String),
+    /// Fault injection (`--fault-server-exit-after`, for tests): the server
+    /// stops here, as a crashed one would, and says nothing.
+    Injected,
 }
 
 /// A failed data-path call: which call, and why.
@@ -61,6 +65,7 @@ impl fmt::Display for Cause {
                     "echoed payload differs from the one sent at byte {offset}"
                 )
             }
+            Cause::Injected => f.write_str("fault injection: the server stopped here"),
             Cause::Foreign(who) => write!(
                 f,
                 "a foreign process connected to the run's listener ({who}); any local user can reach a loopback TCP port or an abstract socket name, and --netns isolates a run"
@@ -70,6 +75,14 @@ impl fmt::Display for Cause {
 }
 
 impl Fault {
+    /// The injected death of a server (see [`Cause::Injected`]).
+    pub fn injected() -> Self {
+        Fault {
+            call: "recv",
+            cause: Cause::Injected,
+        }
+    }
+
     /// Classify a failed call: EAGAIN after a socket timeout is a timeout;
     /// EPIPE, ECONNRESET and ECONNREFUSED mean the peer is gone.
     pub fn from_io(call: &'static str, e: io::Error, timeout: Duration) -> Self {
@@ -377,6 +390,14 @@ impl StreamSocket {
 }
 
 impl StreamSocket {
+    /// Make the socket non-blocking and retry in a busy loop (`--wait spin`).
+    pub fn spin(&mut self) -> io::Result<()> {
+        sys::socket::set_nonblocking(self.fd.as_fd(), true)?;
+        self.cfg.spin = true;
+        self.recv_flags = 0;
+        Ok(())
+    }
+
     /// Bound receives by `timeout` instead of `--timeout` (blocking: the
     /// socket's SO_RCVTIMEO; spinning and after signals: the waiter's deadline).
     pub fn set_recv_timeout(&mut self, timeout: Duration) -> io::Result<()> {
@@ -467,6 +488,13 @@ impl DatagramSocket {
 }
 
 impl DatagramSocket {
+    /// Make the socket non-blocking and retry in a busy loop (`--wait spin`).
+    pub fn spin(&mut self) -> io::Result<()> {
+        sys::socket::set_nonblocking(self.fd.as_fd(), true)?;
+        self.cfg.spin = true;
+        Ok(())
+    }
+
     /// Bound receives by `timeout` (see [`StreamSocket::set_recv_timeout`]).
     pub fn set_recv_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         sys::socket::set_recv_timeout(self.fd.as_fd(), timeout)?;

@@ -1,6 +1,7 @@
-//! Stage: transport set-up. Loopback TCP and UDP over 127.0.0.1 and ::1.
-//! Binds port 0 on a loopback address only (never a wildcard) and learns the
-//! port with getsockname. TCP_NODELAY as the options say.
+//! Stage: transport set-up. Loopback addresses (127.0.0.1 and ::1, or the
+//! link between `--netns` namespaces), and the UDP pair. Binds port 0 on
+//! such an address only (never a wildcard) and learns the port with
+//! getsockname. TCP goes through [`super::listen`], as every connection does.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
@@ -8,18 +9,10 @@ use std::os::fd::AsFd;
 
 use nix::sys::socket::{SockaddrIn, SockaddrIn6, SockaddrLike};
 
-use super::{Connected, Ctx, TransportKind, TransportOpts, accept_pair, wrap_sockets};
+use super::setup::wrap_sockets;
+use super::{Connected, Ctx, TransportOpts};
 use crate::error::Result;
 use crate::sys::socket as s;
-
-pub(super) fn pair(kind: TransportKind, opts: &TransportOpts, ctx: Ctx) -> Result<Connected> {
-    let (server, client) = addresses(opts);
-    match kind {
-        TransportKind::Tcp4 => tcp(ctx, libc::AF_INET, &v4(server.0), opts),
-        TransportKind::Tcp6 => tcp(ctx, libc::AF_INET6, &v6(server.1), opts),
-        _ => udp(ctx, libc::AF_INET, (&v4(server.0), &v4(client.0)), opts),
-    }
-}
 
 /// (server, client) addresses, each (IPv4, IPv6): loopback, or the link
 /// between the namespaces under `--netns`.
@@ -46,19 +39,10 @@ pub(super) fn v6(ip: Ipv6Addr) -> SockaddrIn6 {
     SockaddrIn6::from(SocketAddrV6::new(ip, 0, 0, 0))
 }
 
-fn tcp<A: SockaddrLike + fmt::Display>(
-    ctx: Ctx,
-    domain: libc::c_int,
-    any_port: &A,
-    opts: &TransportOpts,
-) -> Result<Connected> {
-    let (client, server) = accept_pair(ctx, domain, libc::SOCK_STREAM, any_port, |fd| {
-        s::local_addr::<A>(fd)
-    })?;
-    for fd in [&client, &server] {
-        s::set_nodelay(fd.as_fd(), opts.nodelay).map_err(ctx.err("setsockopt", "TCP_NODELAY"))?;
-    }
-    wrap_sockets(ctx, (client, server), opts)
+/// Two UDP sockets over IPv4, bound and connected to each other.
+pub(super) fn udp_pair(opts: &TransportOpts, ctx: Ctx) -> Result<Connected> {
+    let (server, client) = addresses(opts);
+    udp(ctx, libc::AF_INET, (&v4(server.0), &v4(client.0)), opts)
 }
 
 fn udp<A: SockaddrLike + fmt::Display>(

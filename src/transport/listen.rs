@@ -6,10 +6,9 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use nix::sys::socket::{SockaddrIn, SockaddrIn6, SockaddrLike, UnixAddr};
 
-use super::{
-    AnyEndpoint, Ctx, DatagramSocket, SocketDir, StreamSocket, TransportKind, TransportOpts,
-};
-use crate::error::{Error, Result};
+use super::{AnyEndpoint, Ctx, DatagramSocket, SocketDir, StreamSocket, TransportOpts};
+use crate::error::Result;
+use crate::spec::TransportKind;
 use crate::sys::socket as s;
 
 /// A socket address of any connection-oriented transport.
@@ -98,13 +97,8 @@ pub fn listen(
     dir: Option<&SocketDir>,
 ) -> Result<(Listener, Dialer, NameGuard)> {
     let ctx = Ctx::new(kind, size, opts);
-    if !kind.is_connection_oriented() {
-        return Err(Error::config(
-            "--transport",
-            kind,
-            "has no connections; allowed: tcp4, tcp6, uds-stream, uds-seqpacket, uds-abstract",
-        ));
-    }
+    // The plan admits only connection-oriented transports here.
+    assert!(kind.is_connection_oriented(), "{kind} has no connections");
     let fd = ctx.server_socket(domain(kind), sock_type(kind), kind.name())?;
     let (addr, name) = match kind {
         TransportKind::Tcp4 | TransportKind::Tcp6 => {
@@ -133,11 +127,7 @@ pub fn listen(
             (Addr::Unix(a), None)
         }
         _ => {
-            let dir = dir.ok_or_else(|| {
-                ctx.err("bind", "socket directory")(std::io::Error::other(
-                    "no private socket directory",
-                ))
-            })?;
+            let dir = dir.ok_or_else(|| ctx.no_dir())?;
             let (bound, a, _) = super::unix::Bound::bind(&fd, dir, "l", ctx)?;
             (Addr::Unix(a), Some(bound))
         }
@@ -232,83 +222,6 @@ impl Dialer {
     }
 }
 
-/// TCP sockets in TIME_WAIT on one listening port, by the side that holds
-/// them: the server's (local port = the listening port) or the client's
-/// (an ephemeral local port, remote port = the listening port). Only the
-/// side that closes first goes through TIME_WAIT.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct TimeWait {
-    pub server: usize,
-    pub client: usize,
-}
-
-/// One row of /proc/net/tcp{,6}: local port, remote port, state, uid, inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct TcpRow {
-    local_port: u16,
-    remote_port: u16,
-    state: u8,
-    uid: u32,
-    inode: u64,
-}
-
-/// The TCP sockets of the calling thread's network namespace.
-fn tcp_rows() -> Vec<TcpRow> {
-    let port = |a: &str| {
-        a.rsplit(':')
-            .next()
-            .and_then(|p| u16::from_str_radix(p, 16).ok())
-    };
-    ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"]
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .flat_map(|t| {
-            t.lines()
-                .skip(1)
-                .filter_map(|l| {
-                    let f: Vec<&str> = l.split_whitespace().collect();
-                    Some(TcpRow {
-                        local_port: port(f.get(1)?)?,
-                        remote_port: port(f.get(2)?)?,
-                        state: u8::from_str_radix(f.get(3)?, 16).ok()?,
-                        uid: f.get(7)?.parse().ok()?,
-                        inode: f.get(9)?.parse().ok()?,
-                    })
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-/// The TCP connections in TIME_WAIT (state 06) on `port` now, as (local,
-/// remote) port pairs, in the calling thread's network namespace. Taken when
-/// a listener is made, so that [`time_wait_sockets`] leaves out sockets of
-/// earlier connections whose port number the listener happened to reuse.
-pub fn time_wait_before(port: u16) -> Vec<(u16, u16)> {
-    tcp_rows()
-        .into_iter()
-        .filter(|r| r.state == 0x06 && (r.local_port == port || r.remote_port == port))
-        .map(|r| (r.local_port, r.remote_port))
-        .collect()
-}
-
-/// TCP sockets in TIME_WAIT (state 06) on `port`, per side, in the calling
-/// thread's network namespace, but for those listed in `before`.
-pub fn time_wait_sockets(port: u16, before: &[(u16, u16)]) -> TimeWait {
-    let mut tw = TimeWait::default();
-    for r in tcp_rows().into_iter().filter(|r| r.state == 0x06) {
-        if before.contains(&(r.local_port, r.remote_port)) {
-            continue;
-        }
-        if r.local_port == port {
-            tw.server += 1;
-        } else if r.remote_port == port {
-            tw.client += 1;
-        }
-    }
-    tw
-}
-
 impl Listener {
     /// Who is on the other end of an accepted connection, if it is not the
     /// run's own client (the process that made the listener).
@@ -328,9 +241,7 @@ impl Listener {
         }
         let peer = s::peer_port(fd).ok()?;
         let me = s::local_port(fd).ok()?;
-        let row = tcp_rows()
-            .into_iter()
-            .find(|r| r.local_port == peer && r.remote_port == me && r.state == 0x01)?;
+        let row = super::tcp_table::connection(peer, me)?;
         let link = format!("socket:[{}]", row.inode);
         let holds = |pid: u32| {
             std::fs::read_dir(format!("/proc/{pid}/fd"))

@@ -3,7 +3,8 @@
 
 use std::os::fd::AsFd;
 
-use super::{AnyEndpoint, Buffers, Connected, Ctx, PipeEnd, TransportOpts, wrap_sockets};
+use super::setup::wrap_sockets;
+use super::{AnyEndpoint, Buffers, Connected, Ctx, PipeEnd, TransportOpts};
 use crate::error::Result;
 use crate::sys::socket as s;
 

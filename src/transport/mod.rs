@@ -10,161 +10,25 @@ mod inet;
 mod listen;
 mod local;
 mod netns;
+mod setup;
+mod tcp_table;
 mod unix;
 
-use std::fmt;
 use std::os::fd::{AsRawFd, RawFd};
-use std::str::FromStr;
 use std::time::Duration;
 
 pub use endpoint::{Cause, DatagramSocket, Endpoint, Fault, PipeEnd, StreamSocket};
-pub use listen::{
-    Addr, Dialer, Listener, NameGuard, TimeWait, listen, time_wait_before, time_wait_sockets,
-};
+pub use listen::{Addr, Dialer, Listener, NameGuard, listen};
 pub use netns::{
-    CLIENT_V4, CLIENT_V6, ClientPlaces, Namespaces, NetnsMode, Placement, SERVER_V4, SERVER_V6,
-    Topology,
+    CLIENT_V4, CLIENT_V6, ClientPlaces, Namespaces, Placement, SERVER_V4, SERVER_V6, Topology,
 };
+pub use tcp_table::{TimeWait, time_wait_before, time_wait_sockets};
 pub use unix::{SocketDir, datagram_limit};
 
-use crate::error::{Error, Result};
+use setup::Ctx;
 
-/// Every transport sockbench measures. `name()` is the stable string used in
-/// output, benchmark ids and file names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(into = "&'static str")]
-pub enum TransportKind {
-    /// TCP over 127.0.0.1.
-    Tcp4,
-    /// TCP over ::1.
-    Tcp6,
-    /// UDP over 127.0.0.1.
-    Udp4,
-    /// AF_UNIX SOCK_STREAM bound to a path.
-    UdsStream,
-    /// AF_UNIX SOCK_DGRAM bound to paths.
-    UdsDgram,
-    /// AF_UNIX SOCK_SEQPACKET bound to a path.
-    UdsSeqpacket,
-    /// AF_UNIX SOCK_STREAM in the abstract namespace.
-    UdsAbstract,
-    /// `socketpair(AF_UNIX, SOCK_STREAM)`: no address, no lookup.
-    Socketpair,
-    /// Two pipes, one per direction.
-    Pipe,
-}
-
-impl TransportKind {
-    /// All transports, in the order used for output.
-    pub const ALL: [TransportKind; 9] = [
-        TransportKind::Tcp4,
-        TransportKind::Tcp6,
-        TransportKind::Udp4,
-        TransportKind::UdsStream,
-        TransportKind::UdsDgram,
-        TransportKind::UdsSeqpacket,
-        TransportKind::UdsAbstract,
-        TransportKind::Socketpair,
-        TransportKind::Pipe,
-    ];
-
-    /// Stable name.
-    pub fn name(self) -> &'static str {
-        match self {
-            TransportKind::Tcp4 => "tcp4",
-            TransportKind::Tcp6 => "tcp6",
-            TransportKind::Udp4 => "udp4",
-            TransportKind::UdsStream => "uds-stream",
-            TransportKind::UdsDgram => "uds-dgram",
-            TransportKind::UdsSeqpacket => "uds-seqpacket",
-            TransportKind::UdsAbstract => "uds-abstract",
-            TransportKind::Socketpair => "socketpair",
-            TransportKind::Pipe => "pipe",
-        }
-    }
-
-    /// Whether the transport is a byte stream (no message boundaries).
-    pub fn is_stream(self) -> bool {
-        !matches!(
-            self,
-            TransportKind::Udp4 | TransportKind::UdsDgram | TransportKind::UdsSeqpacket
-        )
-    }
-
-    /// Whether the transport is a TCP socket.
-    pub fn is_tcp(self) -> bool {
-        matches!(self, TransportKind::Tcp4 | TransportKind::Tcp6)
-    }
-
-    /// Whether the transport is an AF_UNIX socket with an address (path or abstract).
-    pub fn is_uds(self) -> bool {
-        matches!(
-            self,
-            TransportKind::UdsStream
-                | TransportKind::UdsDgram
-                | TransportKind::UdsSeqpacket
-                | TransportKind::UdsAbstract
-        )
-    }
-
-    /// Whether the transport has connections (listen/accept/connect), so a
-    /// workload can open one per request.
-    pub fn is_connection_oriented(self) -> bool {
-        matches!(
-            self,
-            TransportKind::Tcp4
-                | TransportKind::Tcp6
-                | TransportKind::UdsStream
-                | TransportKind::UdsSeqpacket
-                | TransportKind::UdsAbstract
-        )
-    }
-
-    /// Whether set-up binds a path inside the private socket directory.
-    pub fn needs_dir(self) -> bool {
-        matches!(
-            self,
-            TransportKind::UdsStream | TransportKind::UdsDgram | TransportKind::UdsSeqpacket
-        )
-    }
-
-    /// The comma-separated list of names, for error messages and help.
-    pub fn all_names() -> String {
-        Self::ALL.map(Self::name).join(", ")
-    }
-}
-
-impl From<TransportKind> for &'static str {
-    fn from(k: TransportKind) -> Self {
-        k.name()
-    }
-}
-
-impl fmt::Display for TransportKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for TransportKind {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown transport; allowed: {}", Self::all_names()))
-    }
-}
-
-/// How blocking calls wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Wait {
-    /// Blocking calls: the thread sleeps until data arrives (the default).
-    Block,
-    /// Non-blocking calls retried in a busy loop: no wake-up cost.
-    Spin,
-}
+use crate::error::Result;
+use crate::spec::{TransportKind, Wait};
 
 /// Per-socket options applied by [`connect_pair`].
 #[derive(Debug, Clone, Copy)]
@@ -254,6 +118,15 @@ impl AnyEndpoint {
         }
     }
 
+    /// Non-blocking calls retried in a busy loop (`--wait spin`); sockets only.
+    pub fn spin(&mut self) -> std::io::Result<()> {
+        match self {
+            AnyEndpoint::Stream(s) => s.spin(),
+            AnyEndpoint::Datagram(d) => d.spin(),
+            AnyEndpoint::Pipe(_) => Ok(()),
+        }
+    }
+
     /// A second end on the same socket or pipes (`dup`), for a thread that
     /// moves data the other way at the same time.
     pub fn try_clone(&self) -> std::io::Result<AnyEndpoint> {
@@ -293,8 +166,10 @@ pub struct Connected {
 }
 
 /// Build a connected pair for `kind`, sized for `size`-byte messages.
-/// Path-bound AF_UNIX transports need `dir`; their socket files are removed
-/// before this returns (the connection outlives the name).
+/// Connection-oriented transports take the same path as a connection per
+/// request ([`listen`], [`Dialer::dial`], [`Listener::accept`]); path-bound
+/// AF_UNIX transports need `dir`, and their socket files are removed before
+/// this returns (the connection outlives the name).
 pub fn connect_pair(
     kind: TransportKind,
     size: usize,
@@ -302,148 +177,25 @@ pub fn connect_pair(
     dir: Option<&SocketDir>,
 ) -> Result<Connected> {
     let ctx = Ctx::new(kind, size, opts);
-    let pair = match kind {
-        TransportKind::Tcp4 | TransportKind::Tcp6 | TransportKind::Udp4 => {
-            inet::pair(kind, opts, ctx)?
+    match kind {
+        TransportKind::Udp4 => inet::udp_pair(opts, ctx),
+        TransportKind::UdsDgram => {
+            let dir = dir.ok_or_else(|| ctx.no_dir())?;
+            unix::dgram_pair(size, opts, dir, ctx)
         }
-        TransportKind::UdsStream | TransportKind::UdsDgram | TransportKind::UdsSeqpacket => {
-            let dir = dir.ok_or_else(|| {
-                ctx.err("bind", "socket directory")(std::io::Error::other(
-                    "no private socket directory was made for this run",
-                ))
-            })?;
-            unix::path_pair(kind, size, opts, dir, ctx)?
-        }
-        TransportKind::UdsAbstract => unix::abstract_pair(opts, ctx)?,
-        TransportKind::Socketpair => local::socketpair(opts, ctx)?,
-        TransportKind::Pipe => local::pipes(opts, ctx)?,
-    };
-    Ok(pair)
-}
-
-/// Error context for set-up calls: which transport and size they serve.
-#[derive(Clone, Copy)]
-pub(crate) struct Ctx {
-    kind: TransportKind,
-    size: usize,
-    netns: Option<Placement>,
-}
-
-impl Ctx {
-    fn new(kind: TransportKind, size: usize, opts: &TransportOpts) -> Self {
-        Ctx {
-            kind,
-            size,
-            netns: opts.netns,
+        TransportKind::Socketpair => local::socketpair(opts, ctx),
+        TransportKind::Pipe => local::pipes(opts, ctx),
+        _ => {
+            // TCP, AF_UNIX stream/seqpacket/abstract: listen, dial, accept,
+            // then the listener (and its socket file) goes.
+            let (listener, dialer, _name) = listen(kind, size, opts, dir)?;
+            let client = dialer
+                .dial()
+                .map_err(|(call, e)| ctx.err(call, dialer.addr().to_string())(e))?;
+            let server = listener
+                .accept()
+                .map_err(ctx.err("accept", dialer.addr().to_string()))?;
+            setup::finish_connected(ctx, client, server, size, opts)
         }
     }
-
-    /// A socket for the server's end: in the server's network namespace
-    /// under `--netns`, else where the caller is.
-    fn server_socket(
-        self,
-        domain: libc::c_int,
-        ty: libc::c_int,
-        target: &str,
-    ) -> Result<std::os::fd::OwnedFd> {
-        let make = || crate::sys::socket::socket(domain, ty);
-        match self.netns {
-            Some(p) => p.server(make),
-            None => make(),
-        }
-        .map_err(self.err("socket", target))
-    }
-
-    /// Add why a set-up call failed where the errno alone does not say:
-    /// an abstract name under `--netns`, or a host without IPv6 for tcp6.
-    fn explain(self, e: std::io::Error) -> std::io::Error {
-        let why = match (self.kind, e.raw_os_error()) {
-            (TransportKind::UdsAbstract, Some(libc::ECONNREFUSED)) if self.netns.is_some() => {
-                "abstract socket names belong to one network namespace, so a client in another cannot reach them; a path socket (uds-stream) can"
-            }
-            (TransportKind::Tcp6, Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT)) => {
-                "IPv6 is unavailable here (no ::1: disabled or not built in); leave tcp6 out"
-            }
-            _ => return e,
-        };
-        std::io::Error::new(e.kind(), format!("{e}: {why}"))
-    }
-
-    /// A `map_err` adapter naming the failed call and its target.
-    fn err(
-        self,
-        op: &'static str,
-        target: impl Into<String>,
-    ) -> impl FnOnce(std::io::Error) -> Error {
-        let target = target.into();
-        move |source| Error::Setup {
-            op,
-            target,
-            transport: self.kind.name(),
-            size: self.size,
-            source: self.explain(source),
-        }
-    }
-}
-
-/// socket → bind → listen → connect → accept, for every connection-oriented
-/// transport (TCP, AF_UNIX stream/seqpacket, abstract). `resolve` finds the
-/// address to connect to once the listener is bound (port 0 → real port).
-/// The listener is closed before this returns. Returns (client, server).
-fn accept_pair<A: nix::sys::socket::SockaddrLike + fmt::Display>(
-    ctx: Ctx,
-    domain: libc::c_int,
-    ty: libc::c_int,
-    bind_addr: &A,
-    resolve: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> std::io::Result<A>,
-) -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
-    use crate::sys::socket as s;
-    use std::os::fd::AsFd;
-    let target = bind_addr.to_string();
-    let listener = ctx.server_socket(domain, ty, &target)?;
-    s::bind(listener.as_fd(), bind_addr).map_err(ctx.err("bind", &target))?;
-    s::listen(listener.as_fd(), 1).map_err(ctx.err("listen", &target))?;
-    let addr = resolve(listener.as_fd()).map_err(ctx.err("getsockname", &target))?;
-    let client = s::socket(domain, ty).map_err(ctx.err("socket", &target))?;
-    s::connect(client.as_fd(), &addr).map_err(ctx.err("connect", addr.to_string()))?;
-    let server =
-        s::accept(listener.as_fd(), s::SETUP_WAIT).map_err(ctx.err("accept", addr.to_string()))?;
-    Ok((client, server))
-}
-
-/// Datagrams above 64 KiB need bigger socket buffers than the defaults; ask
-/// for them (the kernel caps the request at `net.core.wmem_max`/`rmem_max`).
-/// Smaller messages are measured with the system's defaults.
-fn fit_datagram(fd: std::os::fd::BorrowedFd<'_>, size: usize) -> std::io::Result<()> {
-    if size > 64 * 1024 {
-        crate::sys::socket::set_buffers(fd, size + 64 * 1024)?;
-    }
-    Ok(())
-}
-
-/// Wrap a connected (client, server) pair of socket descriptors.
-fn wrap_sockets(
-    ctx: Ctx,
-    (client, server): (std::os::fd::OwnedFd, std::os::fd::OwnedFd),
-    opts: &TransportOpts,
-) -> Result<Connected> {
-    use std::os::fd::AsFd;
-    let (snd, rcv) = crate::sys::socket::buffers(client.as_fd())
-        .map_err(ctx.err("getsockopt", "SO_SNDBUF/SO_RCVBUF"))?;
-    let buffers = Buffers {
-        sndbuf_bytes: snd,
-        rcvbuf_bytes: rcv,
-    };
-    let wrap = |fd| -> std::io::Result<AnyEndpoint> {
-        Ok(if ctx.kind.is_stream() {
-            AnyEndpoint::Stream(StreamSocket::new(fd, opts)?)
-        } else {
-            AnyEndpoint::Datagram(DatagramSocket::new(fd, opts)?)
-        })
-    };
-    Ok(Connected {
-        client: wrap(client).map_err(ctx.err("setsockopt", "timeouts/blocking mode"))?,
-        server: wrap(server).map_err(ctx.err("setsockopt", "timeouts/blocking mode"))?,
-        buffers,
-    })
 }

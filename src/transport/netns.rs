@@ -19,29 +19,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::Command;
 
 use crate::error::{Error, Result};
+use crate::spec::NetnsMode;
 use crate::sys::netns;
-
-/// How the server's namespace is joined to the client's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NetnsMode {
-    /// Server and client in the same namespace as sockbench (loopback).
-    Off,
-    /// One veth pair between the two namespaces.
-    Veth,
-    /// A veth pair from each namespace to a Linux bridge in a third one.
-    Bridge,
-}
-
-impl NetnsMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            NetnsMode::Off => "off",
-            NetnsMode::Veth => "veth",
-            NetnsMode::Bridge => "bridge",
-        }
-    }
-}
 
 /// Where set-up puts each end, for a run with `--netns`. Copied into every
 /// [`super::TransportOpts`]; the descriptors are the [`Topology`]'s and are

@@ -16,11 +16,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::sys::socket::UnixAddr;
 
-use super::{
-    Connected, Ctx, TransportKind, TransportOpts, accept_pair, fit_datagram, wrap_sockets,
-};
+use super::setup::{fit_datagram, wrap_sockets};
+use super::{Connected, Ctx, TransportOpts};
 use crate::cleanup;
 use crate::error::{Error, Result};
+use crate::spec::TransportKind;
 use crate::sys::fs::{self as sfs, DirId};
 use crate::sys::socket as s;
 
@@ -162,38 +162,24 @@ fn socket_type(kind: TransportKind) -> libc::c_int {
     }
 }
 
-pub(super) fn path_pair(
-    kind: TransportKind,
+/// Two AF_UNIX datagram sockets, each bound to a fresh name in `dir` and
+/// connected to the other; the names are unlinked before this returns
+/// (connected datagram sockets keep their peer without them).
+pub(super) fn dgram_pair(
     size: usize,
     opts: &TransportOpts,
     dir: &SocketDir,
     ctx: Ctx,
 ) -> Result<Connected> {
-    let ty = socket_type(kind);
-    let (client, server) = if kind == TransportKind::UdsDgram {
-        let client = s::socket(libc::AF_UNIX, ty).map_err(ctx.err("socket", "AF_UNIX"))?;
-        let server = ctx.server_socket(libc::AF_UNIX, ty, "AF_UNIX")?;
-        let (_c, client_addr, client_path) = Bound::bind(&client, dir, "c", ctx)?;
-        let (_s, server_addr, server_path) = Bound::bind(&server, dir, "s", ctx)?;
-        s::connect(client.as_fd(), &server_addr).map_err(ctx.err("connect", server_path))?;
-        s::connect(server.as_fd(), &client_addr).map_err(ctx.err("connect", client_path))?;
-        (client, server)
-        // `_c` and `_s` unlink the names here: connected datagram sockets
-        // keep their peer without them.
-    } else {
-        let listener = ctx.server_socket(libc::AF_UNIX, ty, "AF_UNIX")?;
-        let (_name, addr, path) = Bound::bind(&listener, dir, "s", ctx)?;
-        s::listen(listener.as_fd(), 1).map_err(ctx.err("listen", &path))?;
-        let client = s::socket(libc::AF_UNIX, ty).map_err(ctx.err("socket", "AF_UNIX"))?;
-        s::connect(client.as_fd(), &addr).map_err(ctx.err("connect", &path))?;
-        let server =
-            s::accept(listener.as_fd(), s::SETUP_WAIT).map_err(ctx.err("accept", &path))?;
-        (client, server)
-    };
-    if !kind.is_stream() {
-        for fd in [&client, &server] {
-            fit_datagram(fd.as_fd(), size).map_err(ctx.err("setsockopt", "SO_SNDBUF/SO_RCVBUF"))?;
-        }
+    let ty = libc::SOCK_DGRAM;
+    let client = s::socket(libc::AF_UNIX, ty).map_err(ctx.err("socket", "AF_UNIX"))?;
+    let server = ctx.server_socket(libc::AF_UNIX, ty, "AF_UNIX")?;
+    let (_c, client_addr, client_path) = Bound::bind(&client, dir, "c", ctx)?;
+    let (_s, server_addr, server_path) = Bound::bind(&server, dir, "s", ctx)?;
+    s::connect(client.as_fd(), &server_addr).map_err(ctx.err("connect", server_path))?;
+    s::connect(server.as_fd(), &client_addr).map_err(ctx.err("connect", client_path))?;
+    for fd in [&client, &server] {
+        fit_datagram(fd.as_fd(), size).map_err(ctx.err("setsockopt", "SO_SNDBUF/SO_RCVBUF"))?;
     }
     wrap_sockets(ctx, (client, server), opts)
 }
@@ -211,13 +197,7 @@ pub(super) fn abstract_addr(ctx: Ctx) -> Result<UnixAddr> {
             .unwrap_or(0)
     );
     UnixAddr::new_abstract(name.as_bytes())
-        .map_err(|e| ctx.err("bind", &name)(std::io::Error::from_raw_os_error(e as i32)))
-}
-
-pub(super) fn abstract_pair(opts: &TransportOpts, ctx: Ctx) -> Result<Connected> {
-    let addr = abstract_addr(ctx)?;
-    let fds = accept_pair(ctx, libc::AF_UNIX, libc::SOCK_STREAM, &addr, |_| Ok(addr))?;
-    wrap_sockets(ctx, fds, opts)
+        .map_err(|e| ctx.err("bind", &name)(std::io::Error::from(e)))
 }
 
 /// For an AF_UNIX datagram or seqpacket transport: `None` if a `size`-byte

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use super::pingpong::{Served, check_echo, fill_pattern};
+use super::pingpong::{check_echo, fill_pattern};
 use super::{DATA, Dialing, END, PinnedPair, Span, Stop, TrialUsage};
 use crate::clock;
 use crate::samples::Heartbeat;
@@ -18,7 +18,8 @@ use crate::with_endpoint;
 
 /// Server side: accept, receive a `size`-byte request, send `response`
 /// bytes, close; until a connection brings the end marker (closed without
-/// an answer). Returns how it ended and the system calls made. A failed
+/// an answer). Returns the transactions served and the system calls made;
+/// `limit`: transactions before an injected death. A failed
 /// transaction whose peer was not the run's client is reported as a
 /// foreign connection.
 pub fn serve(
@@ -27,7 +28,7 @@ pub fn serve(
     size: usize,
     response: usize,
     limit: u64,
-) -> Result<(Served, u64), Fault> {
+) -> Result<(u64, u64), Fault> {
     let mut calls = 0;
     let mut n = 0;
     loop {
@@ -40,10 +41,10 @@ pub fn serve(
         }
         if buf[0] == END {
             calls += l.calls_per_accept() + ep.calls();
-            return Ok((Served::Marker(n), calls));
+            return Ok((n, calls));
         }
         if n == limit {
-            return Ok((Served::Died, calls));
+            return Err(Fault::injected());
         }
         let sent = with_endpoint!(&mut ep, e => e.send_msg(&buf[..response]));
         if let Err(f) = sent {

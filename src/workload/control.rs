@@ -139,6 +139,7 @@ impl Reply {
                     Cause::Length { got, want } => (3, *got as u64, *want as u64),
                     Cause::Corrupt { offset } => (4, *offset as u64, 0),
                     Cause::Foreign(who) => (5, 0, put_text(&mut f, who)),
+                    Cause::Injected => (6, 0, 0),
                 };
                 f[..5].copy_from_slice(&[FAULT, call, code, a, b]);
             }
@@ -184,6 +185,7 @@ impl Reply {
                         offset: f[3] as usize,
                     },
                     5 => Cause::Foreign(foreign_from(f)),
+                    6 => Cause::Injected,
                     c => return Err(malformed(format!("unknown fault cause {c}"))),
                 };
                 Reply::Fault(Fault { call, cause })

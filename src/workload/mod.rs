@@ -24,39 +24,15 @@ use std::time::{Duration, Instant};
 
 pub use pair::{Connected, Dialing, PinnedPair};
 
+use crate::spec::{Job, Mode, TransportKind};
 use crate::sys::process::ThreadUsage;
-use crate::transport::{TransportKind, TransportOpts};
+use crate::transport::TransportOpts;
 
 /// First byte of every data message.
 pub const DATA: u8 = 0;
 /// First byte of the message that ends a trial: the server stops serving
 /// (and does not answer it).
 pub const END: u8 = 1;
-
-/// Where the echo server runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// A thread of this process (default).
-    Thread,
-    /// A forked child process, as nginx and gunicorn are separate processes.
-    Process,
-}
-
-/// What the server does in a trial.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Job {
-    /// Receive a request of `size` bytes, send a response of `response` bytes.
-    Echo,
-    /// Receive messages of `size` bytes and send nothing (one-way transfer).
-    Sink,
-    /// Accept a connection; on it, receive a request, send a response, close.
-    Accept,
-    /// Receive messages and, from a second thread, send them at the same
-    /// time (`throughput --direction both`).
-    Duplex,
-}
 
 /// What one pair is: transport, sizes, server job, options, placement.
 #[derive(Debug, Clone, Copy)]
@@ -94,6 +70,21 @@ impl PairSpec {
             mode,
             server_cpu,
             server_exit_after: None,
+        }
+    }
+
+    /// The pair that measures `case` of `plan`, with its server on
+    /// `server_cpu` (what to build is the workload's business, not the plan's).
+    pub fn for_case(plan: &crate::plan::Plan, case: &crate::plan::Case, server_cpu: usize) -> Self {
+        Self {
+            kind: case.transport,
+            size: case.size,
+            response: case.response,
+            job: plan.workload.job(),
+            opts: plan.opts,
+            mode: plan.mode,
+            server_cpu,
+            server_exit_after: plan.server_exit_after,
         }
     }
 

@@ -13,8 +13,9 @@ use nix::unistd::Pid;
 
 use super::control::{Command, Control, Reply, ServerReport};
 use super::server::{self, ServerEnd};
-use super::{Job, Mode, PairSpec, SINK_IDLE, TrialUsage};
+use super::{PairSpec, SINK_IDLE, TrialUsage};
 use crate::error::{Error, Result};
+use crate::spec::{Job, Mode};
 use crate::sys::buf::PageBuf;
 use crate::sys::process::{self, ThreadUsage};
 use crate::transport::{self, AnyEndpoint, Buffers, Dialer, Fault, NameGuard, SocketDir};
@@ -269,10 +270,12 @@ impl<C: ClientEnd> PinnedPair<C> {
         let out = body(&mut self.client, &mut self.tx, &mut self.rx, &mut self.seq);
         let u1 = ThreadUsage::now().unwrap_or_default();
         let out = out.map_err(|f| self.run_error(f))?;
-        let report = match self.reply("the server's report")? {
-            Reply::Done(r) => r,
-            other => return Err(self.unexpected(other)),
-        };
+        // The server may still be waiting out a datagram sink's idle limit.
+        let report =
+            match self.reply_within("the server's report", self.spec.opts.timeout + SINK_IDLE)? {
+                Reply::Done(r) => r,
+                other => return Err(self.unexpected(other)),
+            };
         let usage = TrialUsage {
             client: u1.since(u0),
             server: report.usage,
@@ -321,7 +324,12 @@ impl<C: ClientEnd> PinnedPair<C> {
 
     /// The server's next reply; a fault or a dead server becomes an error.
     fn reply(&mut self, what: &'static str) -> Result<Reply> {
-        match self.ctrl.recv_reply(self.spec.opts.timeout) {
+        self.reply_within(what, self.spec.opts.timeout)
+    }
+
+    /// The same, waiting at most `within`.
+    fn reply_within(&mut self, what: &'static str, within: Duration) -> Result<Reply> {
+        match self.ctrl.recv_reply(within) {
             Ok(Reply::Fault(f)) => Err(self.server_fault(f)),
             Ok(r) => Ok(r),
             Err(e) => Err(self.ctrl_error("read", what, e)),

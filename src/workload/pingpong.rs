@@ -15,18 +15,10 @@ use crate::samples::Heartbeat;
 use crate::transport::{Cause, Endpoint, Fault};
 use crate::with_endpoint;
 
-/// How a server loop ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Served {
-    /// The client's end marker arrived after this many operations.
-    Marker(u64),
-    /// Fault injection: the server ends here, silently.
-    Died,
-}
-
 /// Server side: receive `size`-byte requests and answer each with the first
-/// `response` bytes of `buf`, until the end marker (which gets no answer).
-/// `limit`: operations left before an injected death (`u64::MAX`: none).
+/// `response` bytes of `buf`, until the end marker (which gets no answer);
+/// returns the requests answered. `limit`: operations left before an
+/// injected death ([`Fault::injected`]; `u64::MAX`: none).
 #[inline(never)]
 pub fn echo<E: Endpoint>(
     ep: &mut E,
@@ -34,15 +26,15 @@ pub fn echo<E: Endpoint>(
     size: usize,
     response: usize,
     limit: u64,
-) -> Result<Served, Fault> {
+) -> Result<u64, Fault> {
     let mut n = 0;
     loop {
         ep.recv_msg(&mut buf[..size])?;
         if buf[0] == END {
-            return Ok(Served::Marker(n));
+            return Ok(n);
         }
         if n == limit {
-            return Ok(Served::Died);
+            return Err(Fault::injected());
         }
         ep.send_msg(&buf[..response])?;
         n += 1;
@@ -329,17 +321,15 @@ mod tests {
             }
         }
         let mut f = Feed([DATA, DATA, DATA, END, DATA].into(), 0);
-        assert_eq!(
-            echo(&mut f, &mut [0u8; 4], 4, 4, u64::MAX).unwrap(),
-            Served::Marker(3)
-        );
+        assert_eq!(echo(&mut f, &mut [0u8; 4], 4, 4, u64::MAX).unwrap(), 3);
         assert_eq!(
             (f.1, f.0.len()),
             (3, 1),
             "no answer to the marker, nothing read after it"
         );
         let mut f = Feed([DATA, DATA, DATA].into(), 0);
-        assert_eq!(echo(&mut f, &mut [0u8; 4], 4, 4, 2).unwrap(), Served::Died);
+        let died = echo(&mut f, &mut [0u8; 4], 4, 4, 2).unwrap_err();
+        assert!(matches!(died.cause, Cause::Injected), "{died:?}");
     }
 
     #[test]

@@ -13,13 +13,15 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::barrier::AbortBarrier;
-use super::{Connected, Dialing, Job, Mode, PairSpec, PinnedPair, Stop, TrialUsage};
+use super::{Connected, Dialing, PairSpec, PinnedPair, Stop, TrialUsage};
 use crate::error::{Error, Result};
 use crate::plan::{Budget, Case, Plan, Workload};
 use crate::samples::{BeatCell, Heartbeat, new_histogram};
+use crate::spec::TransportKind;
+use crate::spec::{Job, Mode};
 use crate::sys::process::Resources;
 use crate::transport::{
-    Buffers, Namespaces, SocketDir, TimeWait, TransportKind, time_wait_before, time_wait_sockets,
+    Buffers, Namespaces, SocketDir, TimeWait, time_wait_before, time_wait_sockets,
 };
 use crate::{affinity, cleanup, clock};
 
@@ -31,7 +33,7 @@ pub const TRIAL_WARMUP: u64 = 50;
 const CLOCK_CHECK_NS: f64 = 20_000.0;
 
 /// One trial's figures, kept for confidence intervals and paired ratios.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct TrialPoint {
     /// Round (0-based); trials of different cases in one round are paired.
     pub round: u32,
@@ -39,8 +41,9 @@ pub struct TrialPoint {
     /// first operation to the last pair's end. Trials a ratio compares are
     /// adjacent in time.
     pub start_ns: u64,
+    /// When the trial ended, ns since the run's start.
     pub end_ns: u64,
-    /// Operations timed (over all pairs).
+    /// Operations timed (over all pairs); for transfers, messages sent.
     pub n: u64,
     /// Median latency of the trial (mean of the pairs' medians), ns; 0 for transfers.
     pub p50_ns: u64,
@@ -339,7 +342,7 @@ fn measure(
         .iter()
         .map(|c| {
             places.enter(c.netns)?;
-            let mut spec = plan.pair_spec(c, server_cpu);
+            let mut spec = PairSpec::for_case(plan, c, server_cpu);
             spec.opts.netns = ns.placement(c.netns);
             Pair::new(spec, dir)
         })

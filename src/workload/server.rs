@@ -6,15 +6,16 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use super::PairSpec;
 use super::control::{Command, Control, Reply, ServerReport};
-use super::pingpong::{self, Served};
+use super::pingpong;
 use super::stream::{self, Sunk};
-use super::{Job, PairSpec};
 use crate::affinity;
 use crate::samples::Heartbeat;
+use crate::spec::Job;
 use crate::sys::buf::PageBuf;
 use crate::sys::process::ThreadUsage;
-use crate::transport::{AnyEndpoint, Fault, Listener};
+use crate::transport::{AnyEndpoint, Cause, Fault, Listener};
 use crate::with_endpoint;
 
 /// How long the server may take to hand a reply to the control channel
@@ -41,13 +42,6 @@ impl ServerEnd {
             ServerEnd::Listening(l) => vec![std::os::fd::AsRawFd::as_raw_fd(&l.fd())],
         }
     }
-}
-
-/// One trial's outcome on the server.
-enum Trial {
-    Done(ServerReport),
-    /// Fault injection: end now, without a word.
-    Died,
 }
 
 /// The server: pin, say hello, then run trials until told to stop or the
@@ -78,7 +72,7 @@ pub(super) fn serve(end: &mut ServerEnd, ctrl: &mut Control, spec: &PairSpec) ->
             return 1;
         }
         match serve_trial(end, spec, verify, &mut left, &mut buf, &mut buf2) {
-            Ok(Trial::Done(mut r)) => {
+            Ok(mut r) => {
                 let mut u = ThreadUsage::now().unwrap_or_default().since(u0);
                 u.add(&r.usage); // a helper thread's CPU
                 r.usage = u;
@@ -86,7 +80,11 @@ pub(super) fn serve(end: &mut ServerEnd, ctrl: &mut Control, spec: &PairSpec) ->
                     return 1;
                 }
             }
-            Ok(Trial::Died) => return 1, // the injected death: no reply at all
+            // The injected death: no reply at all, as a crash would give.
+            Err(Fault {
+                cause: Cause::Injected,
+                ..
+            }) => return 1,
             Err(f) => {
                 let _ = ctrl.send_reply(&Reply::Fault(f), REPLY_WITHIN);
                 return 1;
@@ -104,23 +102,19 @@ fn serve_trial(
     left: &mut u64,
     buf: &mut [u8],
     buf2: &mut [u8],
-) -> Result<Trial, Fault> {
+) -> Result<ServerReport, Fault> {
     let stream = spec.kind.is_stream();
     let limit = *left;
     let (ep, second) = match end {
         ServerEnd::Listening(l) => {
-            return match super::connect::serve(l, buf, spec.size, spec.response, limit)? {
-                (Served::Marker(n), calls) => {
-                    *left -= n.min(*left);
-                    Ok(Trial::Done(ServerReport {
-                        calls,
-                        delivered: n,
-                        end_ns: crate::clock::now_ns(),
-                        ..ServerReport::default()
-                    }))
-                }
-                (Served::Died, _) => Ok(Trial::Died),
-            };
+            let (n, calls) = super::connect::serve(l, buf, spec.size, spec.response, limit)?;
+            *left -= n.min(*left);
+            return Ok(ServerReport {
+                calls,
+                delivered: n,
+                end_ns: crate::clock::now_ns(),
+                ..ServerReport::default()
+            });
         }
         ServerEnd::Connected(ep, second) => (ep, second),
     };
@@ -145,33 +139,18 @@ fn serve_trial(
         (Job::Sink, _) => {
             with_endpoint!(ep, e => stream::sink(e, &mut buf[..spec.size], stream, verify, limit))?
         }
-        _ => {
-            match with_endpoint!(ep, e => pingpong::echo(e, buf, spec.size, spec.response, limit))?
-            {
-                Served::Marker(n) => Sunk::Ended {
-                    delivered: n,
-                    end_ns: crate::clock::now_ns(),
-                    idle_ended: false,
-                },
-                Served::Died => Sunk::Died,
-            }
-        }
+        _ => Sunk {
+            delivered: with_endpoint!(ep, e => pingpong::echo(e, buf, spec.size, spec.response, limit))?,
+            end_ns: crate::clock::now_ns(),
+            idle_ended: false,
+        },
     };
-    match sunk {
-        Sunk::Ended {
-            delivered,
-            end_ns,
-            idle_ended,
-        } => {
-            *left -= delivered.min(*left);
-            report.delivered = delivered;
-            report.end_ns = end_ns;
-            report.idle_ended = idle_ended;
-            report.calls += ep.calls() - calls0;
-            Ok(Trial::Done(report))
-        }
-        Sunk::Died => Ok(Trial::Died),
-    }
+    *left -= sunk.delivered.min(*left);
+    report.delivered = sunk.delivered;
+    report.end_ns = sunk.end_ns;
+    report.idle_ended = sunk.idle_ended;
+    report.calls += ep.calls() - calls0;
+    Ok(report)
 }
 
 /// Send messages from a helper thread (which inherits the caller's CPU

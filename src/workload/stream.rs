@@ -22,19 +22,14 @@ fn seq_of(buf: &[u8]) -> Option<u64> {
         .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
 }
 
-/// How a sink ended.
+/// How a sink ended: data messages received (the marker not counted), and
+/// the `CLOCK_MONOTONIC` time the transfer ended: at the end marker, or,
+/// when the marker was lost (`idle_ended`), at the last datagram received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sunk {
-    /// Data messages received (the marker not counted), and the
-    /// `CLOCK_MONOTONIC` time the transfer ended: at the end marker, or,
-    /// when the marker was lost (`idle_ended`), at the last datagram received.
-    Ended {
-        delivered: u64,
-        end_ns: u64,
-        idle_ended: bool,
-    },
-    /// Fault injection: the server ends here, silently.
-    Died,
+pub struct Sunk {
+    pub delivered: u64,
+    pub end_ns: u64,
+    pub idle_ended: bool,
 }
 
 /// Receive messages of `buf.len()` bytes until the end marker. A stream
@@ -42,7 +37,8 @@ pub enum Sunk {
 /// and ends on [`super::SINK_IDLE`] without a datagram if the marker itself is
 /// lost (the receiving end's bound must be set to it). With `verify`,
 /// sequence numbers must rise (a gap is loss, a repeat or step back is
-/// corruption). `limit`: messages left before an injected death.
+/// corruption). `limit`: messages left before an injected death
+/// ([`Fault::injected`]).
 #[inline(never)]
 pub fn sink<E: Endpoint>(
     ep: &mut E,
@@ -60,7 +56,7 @@ pub fn sink<E: Endpoint>(
         loop {
             ep.recv_msg(buf)?;
             if buf[0] == END {
-                return Ok(Sunk::Ended {
+                return Ok(Sunk {
                     delivered: n,
                     end_ns: clock::now_ns(),
                     idle_ended: false,
@@ -70,7 +66,7 @@ pub fn sink<E: Endpoint>(
                 return Err(bad(1));
             }
             if n == limit {
-                return Ok(Sunk::Died);
+                return Err(Fault::injected());
             }
             n += 1;
         }
@@ -82,7 +78,7 @@ pub fn sink<E: Endpoint>(
     loop {
         match ep.recv_msg(buf) {
             Ok(()) if buf[0] == END => {
-                return Ok(Sunk::Ended {
+                return Ok(Sunk {
                     delivered: n,
                     end_ns: clock::now_ns(),
                     idle_ended: false,
@@ -97,7 +93,7 @@ pub fn sink<E: Endpoint>(
                     last = Some(s);
                 }
                 if n == limit {
-                    return Ok(Sunk::Died);
+                    return Err(Fault::injected());
                 }
                 n += 1;
             }
@@ -105,7 +101,7 @@ pub fn sink<E: Endpoint>(
                 cause: Cause::TimedOut(_),
                 ..
             }) => {
-                return Ok(Sunk::Ended {
+                return Ok(Sunk {
                     delivered: n,
                     end_ns: last_ns,
                     idle_ended: true,
@@ -218,17 +214,10 @@ impl PinnedPair<Connected> {
                     .join()
                     .unwrap_or_else(|p| std::panic::resume_unwind(p));
                 let span = sent?;
-                match got? {
-                    Sunk::Ended {
-                        delivered,
-                        end_ns,
-                        idle_ended,
-                    } => Ok((span, Some((usage, calls, delivered, end_ns, idle_ended)))),
-                    Sunk::Died => unreachable!("the client's receiver has no injected death"),
-                }
+                Ok((span, Some((usage, calls, got?))))
             })
         })?;
-        if let Some((u, calls, ..)) = down {
+        if let Some((u, calls, _)) = down {
             usage.client.add(&u);
             usage.client_calls += calls;
         }
@@ -240,10 +229,10 @@ impl PinnedPair<Connected> {
             delivered: report.delivered,
             idle_ended: report.idle_ended,
         };
-        if let Some((_, _, delivered, end_ns, idle_ended)) = down {
-            t.delivered += delivered;
-            t.end_ns = t.end_ns.max(end_ns);
-            t.idle_ended |= idle_ended;
+        if let Some((_, _, got)) = down {
+            t.delivered += got.delivered;
+            t.end_ns = t.end_ns.max(got.end_ns);
+            t.idle_ended |= got.idle_ended;
         }
         Ok(t)
     }
@@ -287,14 +276,7 @@ mod tests {
     }
 
     fn delivered(s: Sunk) -> (u64, bool) {
-        match s {
-            Sunk::Ended {
-                delivered,
-                idle_ended,
-                ..
-            } => (delivered, idle_ended),
-            Sunk::Died => panic!("died"),
-        }
+        (s.delivered, s.idle_ended)
     }
 
     #[test]
@@ -321,12 +303,10 @@ mod tests {
         let got = sink(&mut f, &mut [0u8; 16], false, true, u64::MAX).unwrap();
         let after = clock::now_ns();
         assert_eq!(delivered(got), (2, true));
-        let Sunk::Ended { end_ns, .. } = got else {
-            unreachable!()
-        };
         assert!(
-            (before..=after).contains(&end_ns),
-            "{before} {end_ns} {after}"
+            (before..=after).contains(&got.end_ns),
+            "{before} {} {after}",
+            got.end_ns
         );
     }
 

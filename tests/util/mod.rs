@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use sockbench::transport::{TransportKind, TransportOpts, Wait};
-use sockbench::workload::{Mode, PairSpec};
+use sockbench::spec::Mode;
+use sockbench::spec::{TransportKind, Wait};
+use sockbench::transport::TransportOpts;
+use sockbench::workload::PairSpec;
 
 /// (server CPU, client CPU): two different CPUs when there are two, else
 /// the same one (printed, since that is the same-core case).

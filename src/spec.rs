@@ -1,0 +1,215 @@
+//! Stage: vocabulary. The words every stage uses: which transport, how calls
+//! wait, where the ends live (`--netns`), where the server runs, what it
+//! does. Plain values with their names, below everything that uses them
+//! (cli, plan, transport, workload, report); knows no sockets, files or
+//! statistics.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Every transport sockbench measures. `name()` is the stable string used in
+/// output, benchmark ids and file names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(into = "&'static str")]
+pub enum TransportKind {
+    /// TCP over 127.0.0.1.
+    Tcp4,
+    /// TCP over ::1.
+    Tcp6,
+    /// UDP over 127.0.0.1.
+    Udp4,
+    /// AF_UNIX SOCK_STREAM bound to a path.
+    UdsStream,
+    /// AF_UNIX SOCK_DGRAM bound to paths.
+    UdsDgram,
+    /// AF_UNIX SOCK_SEQPACKET bound to a path.
+    UdsSeqpacket,
+    /// AF_UNIX SOCK_STREAM in the abstract namespace.
+    UdsAbstract,
+    /// `socketpair(AF_UNIX, SOCK_STREAM)`: no address, no lookup.
+    Socketpair,
+    /// Two pipes, one per direction.
+    Pipe,
+}
+
+impl TransportKind {
+    /// All transports, in the order used for output.
+    pub const ALL: [TransportKind; 9] = [
+        TransportKind::Tcp4,
+        TransportKind::Tcp6,
+        TransportKind::Udp4,
+        TransportKind::UdsStream,
+        TransportKind::UdsDgram,
+        TransportKind::UdsSeqpacket,
+        TransportKind::UdsAbstract,
+        TransportKind::Socketpair,
+        TransportKind::Pipe,
+    ];
+
+    /// Stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::Tcp4 => "tcp4",
+            TransportKind::Tcp6 => "tcp6",
+            TransportKind::Udp4 => "udp4",
+            TransportKind::UdsStream => "uds-stream",
+            TransportKind::UdsDgram => "uds-dgram",
+            TransportKind::UdsSeqpacket => "uds-seqpacket",
+            TransportKind::UdsAbstract => "uds-abstract",
+            TransportKind::Socketpair => "socketpair",
+            TransportKind::Pipe => "pipe",
+        }
+    }
+
+    /// Whether the transport is a byte stream (no message boundaries).
+    pub fn is_stream(self) -> bool {
+        !matches!(
+            self,
+            TransportKind::Udp4 | TransportKind::UdsDgram | TransportKind::UdsSeqpacket
+        )
+    }
+
+    /// Whether the transport is a TCP socket.
+    pub fn is_tcp(self) -> bool {
+        matches!(self, TransportKind::Tcp4 | TransportKind::Tcp6)
+    }
+
+    /// Whether the transport is an AF_UNIX socket with an address (path or abstract).
+    pub fn is_uds(self) -> bool {
+        matches!(
+            self,
+            TransportKind::UdsStream
+                | TransportKind::UdsDgram
+                | TransportKind::UdsSeqpacket
+                | TransportKind::UdsAbstract
+        )
+    }
+
+    /// Whether the transport has connections (listen/accept/connect), so a
+    /// workload can open one per request.
+    pub fn is_connection_oriented(self) -> bool {
+        matches!(
+            self,
+            TransportKind::Tcp4
+                | TransportKind::Tcp6
+                | TransportKind::UdsStream
+                | TransportKind::UdsSeqpacket
+                | TransportKind::UdsAbstract
+        )
+    }
+
+    /// Whether set-up binds a path inside the private socket directory.
+    pub fn needs_dir(self) -> bool {
+        matches!(
+            self,
+            TransportKind::UdsStream | TransportKind::UdsDgram | TransportKind::UdsSeqpacket
+        )
+    }
+
+    /// The comma-separated list of names, for error messages and help.
+    pub fn all_names() -> String {
+        Self::names_where(|_| true)
+    }
+
+    /// The names of the transports that `allowed` admits, comma-separated:
+    /// every "allowed: ..." list in an error is derived from the kinds.
+    pub fn names_where(allowed: impl Fn(TransportKind) -> bool) -> String {
+        Self::ALL
+            .into_iter()
+            .filter(|&k| allowed(k))
+            .map(Self::name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Whether the transport has an address another network namespace can
+    /// reach (`--netns`): not socketpair and pipe.
+    pub fn is_addressed(self) -> bool {
+        !matches!(self, TransportKind::Socketpair | TransportKind::Pipe)
+    }
+}
+
+impl From<TransportKind> for &'static str {
+    fn from(k: TransportKind) -> Self {
+        k.name()
+    }
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for TransportKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown transport; allowed: {}", Self::all_names()))
+    }
+}
+
+/// How blocking calls wait.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Wait {
+    /// Blocking calls: the thread sleeps until data arrives (the default).
+    Block,
+    /// Non-blocking calls retried in a busy loop: no wake-up cost.
+    Spin,
+}
+
+/// How the server's namespace is joined to the client's.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum NetnsMode {
+    /// Server and client in the same namespace as sockbench (loopback).
+    Off,
+    /// One veth pair between the two namespaces.
+    Veth,
+    /// A veth pair from each namespace to a Linux bridge in a third one.
+    Bridge,
+}
+
+impl NetnsMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            NetnsMode::Off => "off",
+            NetnsMode::Veth => "veth",
+            NetnsMode::Bridge => "bridge",
+        }
+    }
+}
+
+/// Where the echo server runs.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A thread of this process (default).
+    Thread,
+    /// A forked child process, as nginx and gunicorn are separate processes.
+    Process,
+}
+
+/// What the server does in a trial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Job {
+    /// Receive a request of `size` bytes, send a response of `response` bytes.
+    Echo,
+    /// Receive messages of `size` bytes and send nothing (one-way transfer).
+    Sink,
+    /// Accept a connection; on it, receive a request, send a response, close.
+    Accept,
+    /// Receive messages and, from a second thread, send them at the same
+    /// time (`throughput --direction both`).
+    Duplex,
+}

@@ -1,0 +1,123 @@
+//! The one results schema: the committed `docs/results-schema.md` and
+//! `.json` are what the Rust types generate, and what a real run writes
+//! has exactly the keys the schema names. `SOCKBENCH_BLESS=1 cargo test
+//! --test schema` writes the docs anew after a change of the types.
+
+mod util;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::Value;
+use sockbench::report::schema::{json_schema, markdown};
+use util::{QUICK, private_tmp, run};
+
+fn docs() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("docs")
+}
+
+#[test]
+fn results_schema_docs_match_the_types() {
+    let md = markdown() + "\n";
+    let json = serde_json::to_string_pretty(&json_schema()).unwrap() + "\n";
+    let (md_path, json_path) = (
+        docs().join("results-schema.md"),
+        docs().join("results-schema.json"),
+    );
+    if std::env::var_os("SOCKBENCH_BLESS").is_some() {
+        std::fs::create_dir_all(docs()).unwrap();
+        std::fs::write(&md_path, &md).unwrap();
+        std::fs::write(&json_path, &json).unwrap();
+        return;
+    }
+    for (path, want) in [(&md_path, &md), (&json_path, &json)] {
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            have == *want,
+            "{} is stale: the result types changed; run `SOCKBENCH_BLESS=1 cargo test --test schema` and commit it",
+            path.display()
+        );
+    }
+}
+
+/// The property names of definition `name` in the schema (flattened
+/// fields included, as serde writes them).
+fn props(schema: &Value, name: &str) -> BTreeSet<String> {
+    schema["$defs"][name]["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no definition {name} in the schema"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+/// The definition a property refers to (`$ref`, possibly inside a list).
+fn def_of(schema: &Value, holder: &str, field: &str) -> String {
+    let node = &schema["$defs"][holder]["properties"][field];
+    let r = node
+        .get("$ref")
+        .or_else(|| node["items"].get("$ref"))
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{holder}.{field} refers to no definition"));
+    r.rsplit('/').next().unwrap().to_string()
+}
+
+#[test]
+fn a_real_run_writes_exactly_what_the_schema_says() {
+    let schema = json_schema();
+    let tmp = private_tmp();
+    let roots = [("latency", "latency"), ("throughput", "throughput")];
+    for (workload, root) in roots {
+        let mut args = vec![workload, "-t", "tcp4,uds-stream", "--format", "json"];
+        args.extend(QUICK);
+        let out = run(tmp.path(), &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let report = schema["properties"][root]["$ref"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            keys(&doc),
+            props(&schema, &report),
+            "{workload}: summary.json's top level"
+        );
+        let case_def = def_of(&schema, &report, "cases");
+        assert_eq!(
+            keys(&doc["cases"][0]),
+            props(&schema, &case_def),
+            "{workload}: a case"
+        );
+        let point_def = def_of(&schema, &case_def, "trial_points");
+        assert_eq!(
+            keys(&doc["cases"][0]["trial_points"][0]),
+            props(&schema, &point_def),
+            "{workload}: a trial point"
+        );
+        assert_eq!(
+            keys(&doc["ratios"][0]),
+            props(&schema, &def_of(&schema, &report, "ratios")),
+            "{workload}: a ratio"
+        );
+        assert_eq!(
+            keys(&doc["env"]),
+            props(&schema, &def_of(&schema, &report, "env")),
+            "{workload}: env"
+        );
+        assert_eq!(
+            doc["schema_version"],
+            sockbench::report::schema::SCHEMA_VERSION
+        );
+    }
+}
