@@ -16,6 +16,9 @@ usage: scripts/crosscheck/peers [--netperf DIR] [--neper DIR] [--lmbench DIR]
     without, as the peers run);
   connections, transactions/s: tcp4, 1-byte request and response, against
     netperf TCP_CRR and neper tcp_crr.
+--what bench: `sockbench latency` against `cargo bench` (pingpong/<t>/64, the
+  mean time per iteration of criterion's measured samples), tcp4 and
+  uds-stream: the two ways of running the suite agree.
 --what overhead: sockbench's mean round trip over the lean C loop's, for
   uds-stream and tcp4 at 1, 64 and 4096 B, in both server modes; and the
   price of each difference between them, as the lean loop with it over
@@ -299,6 +302,25 @@ def crr_cells(t, a):
     return [(("tcp4", 1), tools)]
 
 
+def criterion_mean(t, transport, home):
+    """`cargo bench` of pingpong/<transport>/64: mean time per iteration
+    from criterion's raw.csv (its measured samples), µs."""
+    env = dict(os.environ, CRITERION_HOME=home, SOCKBENCH_SERVER_CPU=t.s, SOCKBENCH_CLIENT_CPU=t.c)
+    subprocess.run(["cargo", "bench", "--quiet", "--bench", "latency", "--", f"pingpong/{transport}/64$",
+                    "--noplot", "--save-baseline", "peers"], cwd=ROOT, env=env, check=True, capture_output=True)
+    import load
+    _, _, total, iters = load.read_raw_csv(os.path.join(home, "pingpong", transport, "64", "new", "raw.csv"))
+    return total / iters / 1e3
+
+
+def bench_cells(t, a, home):
+    """`sockbench latency` (thread mode, as cargo bench) against `cargo bench`, 64 B."""
+    return [((transport, 64), [
+        ("sockbench (thread)", lambda tr=transport: t.sockbench_rtt(tr, 64, "thread")),
+        ("cargo bench", lambda tr=transport: criterion_mean(t, tr, home)),
+    ]) for transport in ["tcp4", "uds-stream"]]
+
+
 def overhead_cells(t, a):
     """sockbench over the lean loop; and each difference's price, on the lean loop."""
     cells = []
@@ -327,7 +349,7 @@ def measure(cells, rounds):
             for name, fn in order:
                 try:
                     v = fn()
-                except (RuntimeError, subprocess.SubprocessError, OSError, ValueError, KeyError) as e:
+                except (RuntimeError, Fatal, subprocess.SubprocessError, OSError, ValueError, KeyError) as e:
                     print(f"warning: {key} {name}: {e}", file=sys.stderr)
                     v = None
                 res[key][name].append(v)
@@ -396,11 +418,13 @@ NOTES = [
 
 OVERHEAD = ("sockbench's mean round trip over the lean C loop's, and the price of each difference "
             "(lean loop with it / without)")
+BENCH = "`cargo bench` (full profile) against `sockbench latency`: mean round trip, 64 B"
 PING = "Ping-pong: mean round trip"
 STREAM = "Streaming: delivered payload"
 CRR = "New connection per transaction (1 B each way)"
 # title → (unit, the row every ratio is taken against, ratio = tool / that row)
-SECTIONS = {OVERHEAD: ("µs", "lean C loop", True), PING: ("µs", "sockbench", False),
+SECTIONS = {OVERHEAD: ("µs", "lean C loop", True), BENCH: ("µs", "sockbench (thread)", False),
+            PING: ("µs", "sockbench", False),
             STREAM: ("Gbit/s", "sockbench", False), CRR: ("transactions/s", "sockbench", False)}
 
 
@@ -438,7 +462,7 @@ def fingerprint():
 
 def main():
     p = common.parser("scripts/crosscheck/peers", __doc__)
-    p.add_argument("--what", choices=["matrix", "overhead"], default="matrix")
+    p.add_argument("--what", choices=["matrix", "overhead", "bench"], default="matrix")
     p.add_argument("--netperf", help="directory holding netperf and netserver (built with --enable-unixdomain)")
     p.add_argument("--neper", help="directory holding neper's tcp_rr, udp_rr and tcp_crr")
     p.add_argument("--lmbench", help="directory holding lmbench's lat_tcp, lat_udp, lat_unix, lat_pipe, bw_tcp, bw_unix")
@@ -481,6 +505,10 @@ def main():
         try:
             if a.what == "overhead":
                 sections = [(OVERHEAD, measure(overhead_cells(tools, a), a.rounds))]
+            elif a.what == "bench":
+                subprocess.run(["cargo", "bench", "--no-run", "--quiet", "--bench", "latency"], cwd=ROOT, check=True,
+                               capture_output=True)
+                sections = [(BENCH, measure(bench_cells(tools, a, tmp), a.rounds))]
             else:
                 sections = [(PING, measure(ping_cells(tools, a), a.rounds)),
                             (STREAM, measure(stream_cells(tools, a), a.rounds)),
