@@ -17,6 +17,14 @@ def fatal(msg):
     sys.exit(1)
 
 
+def run(main):
+    """Run a script's `main`; a Fatal it raises is one `fatal:` line, exit 1."""
+    try:
+        main()
+    except Fatal as e:
+        fatal(str(e))
+
+
 def size_label(b, _=None):
     """Bytes in the units people write: 64, 4K, 1M (1024-based)."""
     b = int(b)

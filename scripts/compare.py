@@ -50,13 +50,6 @@ def label(case):
 
 
 def main():
-    try:
-        compare()
-    except common.Fatal as e:
-        common.fatal(str(e))
-
-
-def compare():
     p = common.parser("scripts/compare", __doc__)
     p.add_argument("before")
     p.add_argument("after")
@@ -156,4 +149,4 @@ def compare():
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

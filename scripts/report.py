@@ -165,13 +165,6 @@ def drift_section(runs, min_trials=20):
 
 
 def main():
-    try:
-        report()
-    except common.Fatal as e:
-        common.fatal(str(e))
-
-
-def report():
     p = common.parser("scripts/report", __doc__)
     p.add_argument("runs", nargs="+", help="sockbench run directories or CRITERION_DIR[:BASELINE]")
     p.add_argument("-o", "--output", help="directory for report.md and figures/ (default: the first run)")
@@ -243,4 +236,4 @@ def report():
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

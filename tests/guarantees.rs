@@ -304,19 +304,8 @@ fn a_killed_run_leaves_nothing_behind() {
 #[test]
 fn output_that_cannot_be_written_is_an_error_not_a_panic() {
     let tmp = private_tmp();
-    let args = [
-        "latency",
-        "-t",
-        "uds-stream",
-        "-n",
-        "40",
-        "--trials",
-        "2",
-        "--warmup",
-        "10",
-        "--warmup-time",
-        "0s",
-    ];
+    let mut args = vec!["latency", "-t", "uds-stream"];
+    args.extend(QUICK);
     let bin = env!("CARGO_BIN_EXE_sockbench");
     let sh = |redirect: &str| {
         let script = format!("\"$0\" \"$@\" {redirect}");
@@ -324,7 +313,7 @@ fn output_that_cannot_be_written_is_an_error_not_a_panic() {
             .arg("-c")
             .arg(&script)
             .arg(bin)
-            .args(args)
+            .args(&args)
             .env("TMPDIR", tmp.path())
             .output()
             .unwrap()
@@ -348,7 +337,7 @@ fn output_that_cannot_be_written_is_an_error_not_a_panic() {
     );
     // A reader that went away (`| true`): status 1, quietly.
     let mut child = Command::new(bin)
-        .args(args)
+        .args(&args)
         .env("TMPDIR", tmp.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -398,7 +398,7 @@ fn duration_is_the_timed_length_of_each_case() {
 #[test]
 fn spinning_datagram_transfer_ends_like_a_blocking_one() {
     for wait in ["spin", "block"] {
-        let doc = json(&[
+        let mut args = vec![
             "throughput",
             "-t",
             "udp4,uds-dgram",
@@ -410,13 +410,9 @@ fn spinning_datagram_transfer_ends_like_a_blocking_one() {
             "300ms",
             "-n",
             "1000",
-            "--trials",
-            "2",
-            "--warmup",
-            "10",
-            "--warmup-time",
-            "0s",
-        ]);
+        ];
+        args.extend(&QUICK[2..]);
+        let doc = json(&args);
         for c in doc["cases"].as_array().unwrap() {
             assert!(c["messages_delivered"].as_u64().unwrap() > 0, "{wait}: {c}");
             assert!(c["idle_ended_trials"].as_u64().is_some(), "{c}");
