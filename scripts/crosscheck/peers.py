@@ -19,6 +19,10 @@ usage: scripts/crosscheck/peers [--netperf DIR] [--neper DIR] [--lmbench DIR]
 --what bench: `sockbench latency` against `cargo bench` (pingpong/<t>/64, the
   mean time per iteration of criterion's measured samples), tcp4 and
   uds-stream: the two ways of running the suite agree.
+--what socketpair: socketpair against uds-stream, one-way, 64 KiB and 4 KiB
+  writes, in both server modes, each run its own process; and the same in
+  two threads of a C program (stream_threads.c), to tell the kernel from
+  sockbench.
 --what overhead: sockbench's mean round trip over the lean C loop's, for
   uds-stream and tcp4 at 1, 64 and 4096 B, in both server modes; and the
   price of each difference between them, as the lean loop with it over
@@ -104,6 +108,9 @@ class Tools:
         self.secs = a.seconds
         self.lean = os.path.join(tmp, "lean_pingpong")
         subprocess.run(["gcc", "-O2", "-pthread", "-o", self.lean, os.path.join(HERE, "lean_pingpong.c")], check=True)
+        self.threads = os.path.join(tmp, "stream_threads")
+        subprocess.run(["gcc", "-O2", "-pthread", "-o", self.threads, os.path.join(HERE, "stream_threads.c")],
+                       check=True)
         self.daemons = []
         self.netperf_port = None
 
@@ -137,6 +144,15 @@ class Tools:
         return sockbench(["connect", "-t", "tcp4", "--request-size", str(size), "--response-size", str(size),
                           "-d", f"{self.secs}s", "--trials", "1", "--mode", "process", "--server-cpu", self.s,
                           "--client-cpu", self.c])["ops_per_s"]
+
+    # two threads of one C process, one-way
+    def threads_gbit(self, transport, size):
+        out = run([self.threads, transport, str(size), str(self.secs), self.s, self.c])
+        return float(out.split()[0])
+
+    def sockbench_gbit_mode(self, transport, size, mode):
+        return sockbench(["throughput", "-t", transport, "-s", str(size), "-d", f"{self.secs}s", "--trials", "1",
+                          "--mode", mode, "--server-cpu", self.s, "--client-cpu", self.c])["gbit_per_s"]
 
     # the lean C loop
     def lean_rtt(self, transport, size, *variants):
@@ -321,6 +337,25 @@ def bench_cells(t, a, home):
     ]) for transport in ["tcp4", "uds-stream"]]
 
 
+def socketpair_cells(t, a):
+    """socketpair against uds-stream, one-way, in each server mode, every run
+    its own process; and the same two in two threads of a C program."""
+    cells = []
+    for size in [65536, 4096]:
+        for mode in ["thread", "process"]:
+            cells.append(((f"{mode} mode", size), [
+                ("sockbench uds-stream", lambda s=size, m=mode: t.sockbench_gbit_mode("uds-stream", s, m)),
+                ("sockbench socketpair", lambda s=size, m=mode: t.sockbench_gbit_mode("socketpair", s, m)),
+            ]))
+        cells.append((("C, two threads", size), [
+            ("stream_threads.c uds-stream", lambda s=size: t.threads_gbit("uds-stream", s)),
+            ("stream_threads.c socketpair", lambda s=size: t.threads_gbit("socketpair", s)),
+        ]))
+        if a.lmbench:
+            cells[-1][1].append(("lmbench bw_unix (socketpair, two processes)", lambda s=size: t.lmbench_gbit("bw_unix", s)))
+    return cells
+
+
 def overhead_cells(t, a):
     """sockbench over the lean loop; and each difference's price, on the lean loop."""
     cells = []
@@ -376,10 +411,12 @@ def table(res, unit, base="sockbench", over_base=False, tolerance=0.10):
     tool/base with `over_base`); each cell's line says whether base is
     within `tolerance` of the peers' median."""
     import numpy as np
-    head = f"tool / {base}" if over_base else f"{base} / tool"
+    head = ("tool / first row" if base is None else f"tool / {base}") if over_base else f"{base} / tool"
     lines = [f"| cell | tool | median {unit} | {head} (95% CI, rounds) |", "|---|---|---|---|"]
     verdicts = []
+    cell_base = base
     for (transport, size), tools in res.items():
+        base = cell_base if cell_base is not None else next(iter(tools))
         label = f"{transport} {size_label(size)}"
         meds = {n: float(np.median([v for v in vs if v])) for n, vs in tools.items() if any(vs)}
         for n, vs in tools.items():
@@ -419,11 +456,14 @@ NOTES = [
 OVERHEAD = ("sockbench's mean round trip over the lean C loop's, and the price of each difference "
             "(lean loop with it / without)")
 BENCH = "`cargo bench` (full profile) against `sockbench latency`: mean round trip, 64 B"
+SOCKETPAIR = ("socketpair against uds-stream, one-way: Gbit/s, each run its own process (ratio: tool over the "
+              "first row of its cell)")
 PING = "Ping-pong: mean round trip"
 STREAM = "Streaming: delivered payload"
 CRR = "New connection per transaction (1 B each way)"
 # title → (unit, the row every ratio is taken against, ratio = tool / that row)
 SECTIONS = {OVERHEAD: ("µs", "lean C loop", True), BENCH: ("µs", "sockbench (thread)", False),
+            SOCKETPAIR: ("Gbit/s", None, True),
             PING: ("µs", "sockbench", False),
             STREAM: ("Gbit/s", "sockbench", False), CRR: ("transactions/s", "sockbench", False)}
 
@@ -462,7 +502,7 @@ def fingerprint():
 
 def main():
     p = common.parser("scripts/crosscheck/peers", __doc__)
-    p.add_argument("--what", choices=["matrix", "overhead", "bench"], default="matrix")
+    p.add_argument("--what", choices=["matrix", "overhead", "bench", "socketpair"], default="matrix")
     p.add_argument("--netperf", help="directory holding netperf and netserver (built with --enable-unixdomain)")
     p.add_argument("--neper", help="directory holding neper's tcp_rr, udp_rr and tcp_crr")
     p.add_argument("--lmbench", help="directory holding lmbench's lat_tcp, lat_udp, lat_unix, lat_pipe, bw_tcp, bw_unix")
@@ -505,6 +545,8 @@ def main():
         try:
             if a.what == "overhead":
                 sections = [(OVERHEAD, measure(overhead_cells(tools, a), a.rounds))]
+            elif a.what == "socketpair":
+                sections = [(SOCKETPAIR, measure(socketpair_cells(tools, a), a.rounds))]
             elif a.what == "bench":
                 subprocess.run(["cargo", "bench", "--no-run", "--quiet", "--bench", "latency"], cwd=ROOT, check=True,
                                capture_output=True)

@@ -1,7 +1,7 @@
 //! Stage: workloads. A [`PinnedPair`] is a client end and a server pinned to
 //! its CPU, in a thread or a forked process ([`pair`]), talking over a
 //! typed control channel ([`control`]) that starts and ends each trial and
-//! is never timed. The server ([`server`]) has one job per trial: echo
+//! is never timed. The server (`server.rs`) has one job per trial: echo
 //! (ping-pong, request/response), sink (one-way transfer), accept (a new
 //! connection per request) or duplex (both ways at once). The client alone
 //! decides when a trial ends, by count or by time ([`Stop`]), and says so

@@ -412,7 +412,7 @@ impl<C: ClientEnd> PinnedPair<C> {
 
 impl<C: ClientEnd> Drop for PinnedPair<C> {
     /// Tell the server to stop and wake it if it is blocked on the data
-    /// path. A server that does not end within [`STOP_WITHIN`] (at once,
+    /// path. A server that does not end within `STOP_WITHIN` (at once,
     /// after a failed trial) is killed (process) or left to end on its own
     /// timeout (thread), so teardown never outlasts that bound.
     fn drop(&mut self) {
