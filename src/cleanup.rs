@@ -6,6 +6,7 @@
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use nix::unistd::Pid;
@@ -85,20 +86,55 @@ pub fn start_reaper() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Install the SIGINT/SIGTERM/SIGHUP handler (once per process): clean up,
-/// then exit with status 130. Measurement threads blocked in a call die
-/// with the process; forked servers are killed and reaped first.
-pub fn install_signal_handler() {
+/// Set by the first SIGINT of a run that keeps what it measured: the run
+/// ends after the trial under way, with its complete rounds.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Whether the user asked the run to stop (a first Ctrl-C). Read between
+/// trials, never inside one.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+/// What a first SIGINT does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnInterrupt {
+    /// End the run after the current trial and keep its complete rounds
+    /// (`sockbench`'s runs); a second SIGINT aborts.
+    Finish,
+    /// Abort at once (`cargo bench`, which keeps nothing partial).
+    Abort,
+}
+
+/// Install the handler of SIGINT, SIGTERM and SIGHUP (once per process),
+/// in a thread of its own: SIGTERM, SIGHUP and a second SIGINT clean up
+/// (kill and reap the servers, remove the run's directories) and exit
+/// with status 130; a first SIGINT does what `on_interrupt` says.
+pub fn install_signal_handler(on_interrupt: OnInterrupt) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let _ = ctrlc::set_handler(|| {
-            run_all();
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "error: interrupted; removed the run's sockets and partial results"
-            );
-            std::process::exit(130);
-        });
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            return;
+        };
+        let _ = std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for sig in signals.forever() {
+                    if sig == SIGINT && on_interrupt == OnInterrupt::Finish && !STOP.swap(true, Ordering::Relaxed) {
+                        say("interrupted: finishing the trial under way and keeping the complete rounds (Ctrl-C again to abort)");
+                        continue;
+                    }
+                    run_all();
+                    say("error: interrupted; removed the run's sockets and partial results");
+                    std::process::exit(130);
+                }
+            });
     });
+}
+
+/// One line on stderr, never a panic (stderr may be closed or full).
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

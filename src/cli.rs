@@ -14,7 +14,13 @@ pub const MAX_SIZE: usize = 1 << 20;
 
 /// Loopback socket benchmarks: how much a Unix domain socket saves over TCP.
 #[derive(Debug, Parser)]
-#[command(name = "sockbench", version, about, propagate_version = true)]
+#[command(
+    name = "sockbench",
+    version,
+    about,
+    propagate_version = true,
+    arg_required_else_help = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -55,6 +61,17 @@ pub enum Direction {
     Both,
 }
 
+/// Whether to draw live progress on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    /// When stderr is a terminal.
+    Auto,
+    /// Always (also into a file or a pipe).
+    Always,
+    /// Never.
+    Never,
+}
+
 /// On/off switch for socket options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Switch {
@@ -66,9 +83,11 @@ pub enum Switch {
 #[derive(Debug, Args)]
 pub struct Common {
     /// Transports, comma-separated: tcp4, tcp6, udp4, uds-stream, uds-dgram,
-    /// uds-seqpacket, uds-abstract, socketpair, pipe; or `all`.
-    #[arg(long, short, value_delimiter = ',', value_parser = parse_transports, default_value = "tcp4,uds-stream")]
-    pub transport: Vec<Vec<TransportKind>>,
+    /// uds-seqpacket, uds-abstract, socketpair, pipe; or `all` (every one
+    /// that can run the workload at the sizes given; one line names what is
+    /// left out and why).
+    #[arg(long, short, value_delimiter = ',', value_parser = parse_transport, default_value = "tcp4,uds-stream")]
+    pub transport: Vec<TransportArg>,
     /// Timed operations per case (round trips, requests or messages), split over the trials.
     #[arg(long, short = 'n', value_parser = parse_count, conflicts_with = "duration", allow_hyphen_values = true)]
     pub iterations: Option<u64>,
@@ -122,10 +141,28 @@ pub struct Common {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// The table with every column (the default fits 100 columns).
+    #[arg(long)]
+    pub wide: bool,
+    /// Live progress on stderr: case, round, elapsed time and ETA.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: Progress,
+    /// No warnings on stderr (they are still written into summary.json).
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Write summary.json, summary.csv, env.json (and one .hgrm per latency
     /// case) into this new (or empty) directory, atomically.
-    #[arg(long)]
+    #[arg(long, short)]
     pub out: Option<PathBuf>,
+}
+
+/// One element of `--transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportArg {
+    /// A transport named on its own: it runs, or the run is refused.
+    One(TransportKind),
+    /// `all`: every transport that can run the workload.
+    All,
 }
 
 #[derive(Debug, Args)]
@@ -180,11 +217,11 @@ pub struct ThroughputArgs {
 }
 
 /// One element of --transport: a name, or `all`.
-pub fn parse_transports(s: &str) -> Result<Vec<TransportKind>, String> {
+pub fn parse_transport(s: &str) -> Result<TransportArg, String> {
     if s == "all" {
-        return Ok(TransportKind::ALL.to_vec());
+        return Ok(TransportArg::All);
     }
-    s.parse().map(|k| vec![k])
+    s.parse().map(TransportArg::One)
 }
 
 /// A message size: digits with an optional binary unit K/KiB or M/MiB

@@ -4,12 +4,16 @@
 //! is checked: a full disk, a closed pipe or a closed descriptor ends the
 //! program with a status, never a panic.
 
+mod progress;
+
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use sockbench::cli::{Cli, Command, Format};
+use std::io::IsTerminal;
+
+use sockbench::cli::{Cli, Command, Format, Progress};
 use sockbench::plan::Plan;
 use sockbench::report::files::{Staging, estimate_bytes, write_fallback};
 use sockbench::report::{self, AnyReport, Fingerprint};
@@ -28,15 +32,21 @@ fn main() -> ExitCode {
                 Err(_) => ExitCode::from(1),
             };
         }
+        // Bare `sockbench`: the usage with its subcommands, on stderr.
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
         Err(e) => {
             // One line naming the flag, the value and what is allowed: clap's
-            // message up to its usage block, folded, without tips.
+            // message up to its usage block, folded, its tips ("a similar
+            // argument exists") kept.
             let text = e.to_string();
             let line: Vec<&str> = text
                 .lines()
                 .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
                 .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+                .filter(|l| !l.is_empty())
                 .collect();
             say(&line.join(" "));
             return ExitCode::from(2);
@@ -93,19 +103,36 @@ fn measure(plan: &Plan) -> Result<ExitCode> {
         size: 0,
         source: e,
     })?;
-    cleanup::install_signal_handler();
+    cleanup::install_signal_handler(cleanup::OnInterrupt::Finish);
+    for note in &plan.notes {
+        say(note);
+    }
     let env = Fingerprint::take();
-    let run = workload::run::run(plan, dir.as_ref())?;
+    let watch = std::sync::Arc::new(workload::run::Watch::default());
+    let shown = match plan.progress {
+        Progress::Auto => std::io::stderr().is_terminal(),
+        Progress::Always => true,
+        Progress::Never => false,
+    };
+    let run = {
+        let _drawing = shown.then(|| progress::Drawing::start(plan, watch.clone()));
+        workload::run::run(plan, dir.as_ref(), Some(&watch))?
+    };
+    if run.rounds == 0 {
+        return Err(Error::Interrupted); // stopped before a round was complete: nothing to keep
+    }
     // The command as given; a non-UTF-8 argument is recorded with U+FFFD.
     let argv = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let report = report::build(plan, &run, argv, env);
-    for w in report.warnings() {
-        say(&format!("warning: {} ({})", w.message, w.fix));
+    if !plan.quiet {
+        for w in report.warnings() {
+            say(&format!("warning: {} ({})", w.message, w.fix));
+        }
     }
     let mut code = ExitCode::SUCCESS;
-    let printed = results(plan.format, &report).and_then(|text| {
+    let printed = results(plan, &report).and_then(|text| {
         stdout(&text).map_err(|e| Error::File {
             op: "write",
             path: "stdout".into(),
@@ -129,13 +156,17 @@ fn measure(plan: &Plan) -> Result<ExitCode> {
             code = ExitCode::from(1);
         }
     }
+    if run.rounds < plan.trials {
+        // Stopped by a first Ctrl-C: what was kept is out, and marked so.
+        return Ok(ExitCode::from(130));
+    }
     Ok(code)
 }
 
 /// The results as the format asks.
-fn results(format: Format, report: &AnyReport) -> Result<String> {
-    Ok(match format {
-        Format::Table => report::table::render(report),
+fn results(plan: &Plan, report: &AnyReport) -> Result<String> {
+    Ok(match plan.format {
+        Format::Table => report::table::render(report, plan.wide),
         Format::Json => report::files::json_string(report),
         Format::Csv => report::files::csv_string(report)?,
     })

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use crate::affinity;
 use crate::cli::Common;
-use crate::cli::{ConnectArgs, Format, LatencyArgs, RrArgs, Switch, ThroughputArgs};
+use crate::cli::{
+    ConnectArgs, Format, LatencyArgs, Progress, RrArgs, Switch, ThroughputArgs, TransportArg,
+};
 use crate::error::{Error, Result};
 use crate::spec::{Job, Mode};
-use crate::spec::{NetnsMode, TransportKind, Wait};
+use crate::spec::{NetnsMode, TransportKind, Wait, size_label};
 use crate::transport::{TransportOpts, datagram_limit};
 
 /// Largest UDP payload over IPv4: 65,535 − 20 (IP header) − 8 (UDP header).
@@ -94,6 +96,8 @@ pub enum Budget {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub workload: Workload,
+    /// What `--transport all` left out and why: one line each, for stderr.
+    pub notes: Vec<String>,
     /// Transport-major order, as given.
     pub cases: Vec<Case>,
     pub budget: Budget,
@@ -109,6 +113,12 @@ pub struct Plan {
     pub opts: TransportOpts,
     pub verify: bool,
     pub format: Format,
+    /// The table with every column.
+    pub wide: bool,
+    /// Live progress on stderr.
+    pub progress: Progress,
+    /// No warnings on stderr.
+    pub quiet: bool,
     pub out: Option<PathBuf>,
 }
 
@@ -178,21 +188,29 @@ impl Plan {
     }
 
     fn new(workload: Workload, c: &Common, sizes: Vec<(usize, usize)>) -> Result<Plan> {
-        let transports = unique("--transport", c.transport.iter().flatten().copied(), |k| {
-            k.name().to_string()
-        })?;
+        // Named transports must run as asked; those `all` adds are left out,
+        // with a note, where they cannot.
+        let named = unique(
+            "--transport",
+            c.transport.iter().filter_map(|t| match t {
+                TransportArg::One(k) => Some(*k),
+                TransportArg::All => None,
+            }),
+            |k| k.name().to_string(),
+        )?;
+        let all = c.transport.contains(&TransportArg::All);
+        let mut transports: Vec<(TransportKind, bool)> = named.iter().map(|&k| (k, true)).collect();
+        if all {
+            transports.extend(
+                TransportKind::ALL
+                    .into_iter()
+                    .filter(|k| !named.contains(k))
+                    .map(|k| (k, false)),
+            );
+        }
+        let mut left_out: Vec<String> = Vec::new();
         let accept = workload.job() == Job::Accept;
         if accept {
-            if let Some(k) = transports.iter().find(|k| !k.is_connection_oriented()) {
-                return Err(Error::config(
-                    "--transport",
-                    k,
-                    format!(
-                        "has no connections to open per request; allowed: {}",
-                        TransportKind::names_where(TransportKind::is_connection_oriented)
-                    ),
-                ));
-            }
             if c.wait == Wait::Spin {
                 return Err(Error::config(
                     "--wait",
@@ -200,23 +218,49 @@ impl Plan {
                     "connection set-up (connect/accept) is measured blocking; use --wait block",
                 ));
             }
+            admit(
+                &mut transports,
+                &mut left_out,
+                TransportKind::is_connection_oriented,
+                |k| {
+                    Error::config(
+                        "--transport",
+                        k,
+                        format!(
+                            "has no connections to open per request; allowed: {}",
+                            TransportKind::names_where(TransportKind::is_connection_oriented)
+                        ),
+                    )
+                },
+                "no connections to open per request",
+            )?;
         }
         let netns = unique("--netns", c.netns.iter().copied(), |m| m.name().to_string())?;
-        if netns.iter().any(|&m| m != NetnsMode::Off)
-            && let Some(k) = transports.iter().find(|k| !k.is_addressed())
-        {
-            return Err(Error::config(
-                "--transport",
-                k,
-                format!(
-                    "has no address to reach across --netns; allowed there: {}",
-                    TransportKind::names_where(TransportKind::is_addressed)
-                ),
-            ));
+        if netns.iter().any(|&m| m != NetnsMode::Off) {
+            admit(
+                &mut transports,
+                &mut left_out,
+                TransportKind::is_addressed,
+                |k| {
+                    Error::config(
+                        "--transport",
+                        k,
+                        format!(
+                            "has no address to reach across --netns; allowed there: {}",
+                            TransportKind::names_where(TransportKind::is_addressed)
+                        ),
+                    )
+                },
+                "no address to reach across --netns",
+            )?;
         }
         let depth = workload.depth();
+        let (size_flag, response_flag) = match workload {
+            Workload::Latency | Workload::Throughput { .. } => ("--size", "--size"),
+            _ => ("--request-size", "--response-size"),
+        };
         let mut cases = Vec::new();
-        for &transport in &transports {
+        for &(transport, strict) in &transports {
             if depth > 1
                 && matches!(
                     transport,
@@ -227,6 +271,12 @@ impl Plan {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(10);
                 if depth > qlen {
+                    if !strict {
+                        left_out.push(format!(
+                            "{transport} (queues at most {qlen} messages, under --depth {depth})"
+                        ));
+                        continue;
+                    }
                     return Err(Error::config(
                         "--depth",
                         depth,
@@ -237,9 +287,19 @@ impl Plan {
                 }
             }
             for &(size, response) in &sizes {
-                check_size(transport, size)?;
-                if !matches!(workload.job(), Job::Sink | Job::Duplex) {
-                    check_size(transport, response)?;
+                let mut fits = check_size(transport, size, size_flag);
+                if fits.is_ok() && !matches!(workload.job(), Job::Sink | Job::Duplex) {
+                    fits = check_size(transport, response, response_flag);
+                }
+                match fits {
+                    Err(Error::Config { .. }) if !strict => {
+                        left_out.push(format!(
+                            "{transport} at {} (too large for it)",
+                            size_label(size.max(response))
+                        ));
+                        continue;
+                    }
+                    other => other?,
                 }
                 for &netns in &netns {
                     cases.push(Case {
@@ -251,6 +311,21 @@ impl Plan {
                 }
             }
         }
+        if cases.is_empty() {
+            return Err(Error::config(
+                "--transport",
+                "all",
+                format!(
+                    "no transport can run this workload at these sizes: {}",
+                    left_out.join(", ")
+                ),
+            ));
+        }
+        let notes = if left_out.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!("--transport all: left out {}", left_out.join("; "))]
+        };
         let cpus = affinity::available();
         for &cpu in &c.server_cpu {
             check_cpu("--server-cpu", cpu, &cpus)?;
@@ -277,6 +352,7 @@ impl Plan {
         };
         Ok(Plan {
             workload,
+            notes,
             cases,
             budget,
             warmup: c.warmup,
@@ -295,6 +371,9 @@ impl Plan {
             },
             verify: c.verify,
             format: c.format,
+            wide: c.wide,
+            progress: c.progress,
+            quiet: c.quiet,
             out: c.out.clone(),
         })
     }
@@ -388,11 +467,39 @@ fn unique<T: Copy + Eq + std::hash::Hash>(
     Ok(out)
 }
 
-/// Refuse sizes a transport cannot carry, with the limit and what raises it.
-pub fn check_size(kind: TransportKind, size: usize) -> Result<()> {
+/// Keep the transports `allowed` admits; one named by the user that it
+/// does not is an error (`refuse`), one `all` added is left out with `why`.
+fn admit(
+    transports: &mut Vec<(TransportKind, bool)>,
+    left_out: &mut Vec<String>,
+    allowed: impl Fn(TransportKind) -> bool,
+    refuse: impl Fn(TransportKind) -> Error,
+    why: &str,
+) -> Result<()> {
+    if let Some(&(k, _)) = transports
+        .iter()
+        .find(|&&(k, strict)| strict && !allowed(k))
+    {
+        return Err(refuse(k));
+    }
+    let out: Vec<&str> = transports
+        .iter()
+        .filter(|&&(k, _)| !allowed(k))
+        .map(|(k, _)| k.name())
+        .collect();
+    if !out.is_empty() {
+        left_out.push(format!("{} ({why})", out.join(", ")));
+    }
+    transports.retain(|&(k, _)| allowed(k));
+    Ok(())
+}
+
+/// Refuse sizes a transport cannot carry, with the limit and what raises
+/// it; `flag` is the flag the size came from.
+pub fn check_size(kind: TransportKind, size: usize, flag: &'static str) -> Result<()> {
     if kind == TransportKind::Udp4 && size > UDP4_MAX {
         return Err(Error::config(
-            "--size",
+            flag,
             size,
             format!(
                 "udp4 carries at most {UDP4_MAX} B per datagram (the IPv4 limit); use a smaller size or a stream transport"
@@ -402,7 +509,7 @@ pub fn check_size(kind: TransportKind, size: usize) -> Result<()> {
     match datagram_limit(kind, size) {
         Ok(None) => Ok(()),
         Ok(Some(limit)) => Err(Error::config(
-            "--size",
+            flag,
             size,
             format!(
                 "{kind} carries at most {limit} B per message here, even with SO_SNDBUF raised to net.core.wmem_max ({}); \

@@ -213,3 +213,12 @@ pub enum Job {
     /// time (`throughput --direction both`).
     Duplex,
 }
+
+/// Size in the units people write: 64, 4K, 1M.
+pub fn size_label(b: usize) -> String {
+    match b {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{}M", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{}K", b >> 10),
+        b => b.to_string(),
+    }
+}

@@ -565,26 +565,40 @@ fn dead_server_thread_gives_a_bounded_error_and_leaves_nothing() {
     }
 }
 
-/// SIGINT and SIGTERM end a run of every subcommand within a second, in
-/// both modes: exit 130, servers reaped, no socket directory, no result.
+/// SIGTERM, or a second SIGINT, ends a run of every subcommand within a
+/// second, in both modes: exit 130, servers reaped, no socket directory,
+/// no result.
 #[test]
-fn interrupt_ends_the_run_and_removes_everything() {
+fn sigterm_or_a_second_ctrl_c_aborts_and_removes_everything() {
     use nix::sys::signal::Signal::{SIGINT, SIGTERM};
     let runs = [
-        ("latency", "uds-stream,uds-dgram,pipe", SIGINT),
-        ("rr", "tcp4,uds-seqpacket", SIGTERM),
-        ("connect", "tcp4,uds-stream", SIGINT),
-        ("throughput", "tcp4,uds-dgram", SIGTERM),
+        ("latency", "uds-stream,uds-dgram,pipe", false),
+        ("rr", "tcp4,uds-seqpacket", true),
+        ("connect", "tcp4,uds-stream", false),
+        ("throughput", "tcp4,uds-dgram", true),
     ];
-    for (workload, transports, first) in runs {
-        for sig in [first, if first == SIGINT { SIGTERM } else { SIGINT }] {
+    for (workload, transports, sigterm_first) in runs {
+        for sigterm in [sigterm_first, !sigterm_first] {
             let tmp = private_tmp();
             let out_dir = tmp.path().join("out");
             let out = out_dir.to_str().unwrap();
+            let what = |mode: &str| {
+                format!(
+                    "{workload} {} ({mode} mode)",
+                    if sigterm { "SIGTERM" } else { "two SIGINTs" }
+                )
+            };
             // Signal `child`; it must end within a second, exit 130 and leave nothing.
             let interrupt = |child: &mut std::process::Child, what: &str| {
+                let pid = nix::unistd::Pid::from_raw(child.id() as i32);
                 let t0 = Instant::now();
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+                if sigterm {
+                    nix::sys::signal::kill(pid, SIGTERM).unwrap();
+                } else {
+                    nix::sys::signal::kill(pid, SIGINT).unwrap();
+                    std::thread::sleep(Duration::from_millis(50));
+                    nix::sys::signal::kill(pid, SIGINT).unwrap();
+                }
                 let (code, err) = wait_bounded(child, Duration::from_secs(3));
                 assert_eq!(code, Some(130), "{what}: {err}");
                 assert!(
@@ -601,10 +615,11 @@ fn interrupt_ends_the_run_and_removes_everything() {
             // Process mode: wait for the forked server, then signal.
             let (mut child, server) =
                 start_long_run(tmp.path(), workload, transports, &["--out", out]);
-            interrupt(&mut child, &format!("{workload} {sig} (process mode)"));
+            interrupt(&mut child, &what("process"));
             assert!(
                 !std::path::Path::new(&format!("/proc/{server}")).exists(),
-                "{workload} {sig}: server process reaped"
+                "{}: server process reaped",
+                what("process")
             );
             // Thread mode: signal once the run is under way.
             let mut child = util::bin()
@@ -615,7 +630,232 @@ fn interrupt_ends_the_run_and_removes_everything() {
                 .spawn()
                 .unwrap();
             std::thread::sleep(Duration::from_millis(800));
-            interrupt(&mut child, &format!("{workload} {sig} (thread mode)"));
+            interrupt(&mut child, &what("thread"));
         }
     }
+}
+
+/// A first Ctrl-C ends the run after the trial under way and keeps the
+/// complete rounds: the table says how many of the planned ones, the
+/// result directory is written with them (marked so), exit 130.
+#[test]
+fn a_first_ctrl_c_keeps_the_complete_rounds() {
+    for mode in ["thread", "process"] {
+        let tmp = private_tmp();
+        let out_dir = tmp.path().join("out");
+        let mut child = util::bin()
+            .args([
+                "latency",
+                "-t",
+                "tcp4,uds-stream",
+                "-d",
+                "20s",
+                "--trials",
+                "50",
+                "--mode",
+                mode,
+            ])
+            .args(["--warmup-time", "0s", "--out", out_dir.to_str().unwrap()])
+            .env("TMPDIR", tmp.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Trials of 0.4 s, two cases: a round every 0.8 s.
+        std::thread::sleep(Duration::from_millis(3000));
+        let t0 = Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        let mut stdout = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        let (code, err) = wait_bounded(&mut child, Duration::from_secs(5));
+        assert_eq!(code, Some(130), "{mode}: {err}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "{mode}: within a trial and the report: {:?}",
+            t0.elapsed()
+        );
+        assert!(
+            err.contains("finishing the trial under way"),
+            "{mode}: {err}"
+        );
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
+                .unwrap();
+        let rounds = doc["rounds"].as_u64().unwrap();
+        assert!((1..50).contains(&rounds), "{mode}: {rounds} rounds kept");
+        assert_eq!(doc["settings"]["trials"], 50);
+        for c in doc["cases"].as_array().unwrap() {
+            assert_eq!(
+                c["trial_points"].as_array().unwrap().len() as u64,
+                rounds,
+                "{mode}: complete rounds only"
+            );
+        }
+        assert!(
+            stdout.contains(&format!("over {rounds} of 50 rounds")),
+            "{mode}: {stdout}"
+        );
+        let left: Vec<_> = leftovers(tmp.path())
+            .into_iter()
+            .filter(|p| *p != out_dir)
+            .collect();
+        assert!(left.is_empty(), "{mode}: left {left:?}");
+    }
+}
+
+/// What a new user meets first: bare `sockbench` shows the usage with its
+/// subcommands; a misspelt one gets clap's suggestion in its one line;
+/// errors blame the flag that was given.
+#[test]
+fn usage_suggestions_and_errors_name_what_was_given() {
+    let tmp = private_tmp();
+    let out = run(tmp.path(), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    for word in ["Usage:", "latency", "rr", "connect", "throughput", "env"] {
+        assert!(err.contains(word), "bare sockbench shows {word}: {err}");
+    }
+    let out = run(tmp.path(), &["latncy"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("a similar subcommand exists: 'latency'"),
+        "{err}"
+    );
+    let out = run(tmp.path(), &["rr", "--response-size", "100K", "-t", "udp4"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("--response-size 102400") && !err.contains("--size"),
+        "{err}"
+    );
+}
+
+/// `-t all` runs what can run and says, in one line, what it left out and
+/// why; a transport named on its own is still refused.
+#[test]
+fn transport_all_leaves_out_what_cannot_run_and_says_so() {
+    let tmp = private_tmp();
+    let mut args = vec![
+        "connect",
+        "-t",
+        "all",
+        "--format",
+        "json",
+        "--progress",
+        "never",
+    ];
+    args.extend(QUICK);
+    let out = run(tmp.path(), &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let note: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("--transport all"))
+        .collect();
+    assert_eq!(note.len(), 1, "{err}");
+    for k in ["udp4", "uds-dgram", "socketpair", "pipe", "no connections"] {
+        assert!(note[0].contains(k), "{}", note[0]);
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["cases"].as_array().unwrap().len(),
+        5,
+        "tcp4, tcp6, uds-stream, uds-seqpacket, uds-abstract"
+    );
+    let mut args = vec![
+        "throughput",
+        "-t",
+        "all",
+        "--format",
+        "json",
+        "--progress",
+        "never",
+    ];
+    args.extend(QUICK);
+    let out = run(tmp.path(), &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("--transport all: left out udp4 at 64K"),
+        "{err}"
+    );
+    let out = run(tmp.path(), &["connect", "-t", "udp4"]);
+    assert_eq!(out.status.code(), Some(2), "named on its own: refused");
+}
+
+/// The default table fits 100 columns, its headers carry units, `--wide`
+/// shows every column; `--quiet` silences warnings; `-o` is `--out`.
+#[test]
+fn the_table_fits_100_columns_and_quiet_is_quiet() {
+    let tmp = private_tmp();
+    for workload in ["latency", "rr", "throughput"] {
+        let mut args = vec![workload, "-t", "uds-seqpacket,tcp4", "--progress", "never"];
+        args.extend(QUICK);
+        let out = run(tmp.path(), &args);
+        let table = String::from_utf8_lossy(&out.stdout);
+        for line in table.lines().skip(1).take_while(|l| !l.is_empty()) {
+            assert!(
+                line.chars().count() <= 100,
+                "{workload}: {} columns: {line}",
+                line.chars().count()
+            );
+        }
+        assert!(table.contains("µs") || table.contains("Gbit/s"), "{table}");
+        args.push("--wide");
+        let wide = String::from_utf8_lossy(&run(tmp.path(), &args).stdout).into_owned();
+        assert!(wide.contains("calls/"), "{wide}");
+    }
+    let out_dir = tmp.path().join("res");
+    let mut args = vec![
+        "latency",
+        "-q",
+        "-o",
+        out_dir.to_str().unwrap(),
+        "--progress",
+        "never",
+    ];
+    args.extend(QUICK);
+    let out = run(tmp.path(), &args);
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("warning:"),
+        "--quiet"
+    );
+    assert!(out_dir.join("summary.json").is_file(), "-o is --out");
+}
+
+/// Progress goes to stderr when asked (or when stderr is a terminal: a live
+/// bar), with what the run will take said first; into a file or a pipe it
+/// is a line per round; nothing extra when not asked and not a terminal.
+#[test]
+fn progress_is_drawn_only_when_asked_or_on_a_terminal() {
+    let tmp = private_tmp();
+    let mut args = vec!["latency", "-t", "uds-stream", "-d", "1s", "--trials", "4"];
+    args.extend(["--warmup-time", "0s", "-q"]);
+    let auto = run(tmp.path(), &args);
+    assert!(
+        String::from_utf8_lossy(&auto.stderr).trim().is_empty(),
+        "not a terminal: nothing extra"
+    );
+    args.extend(["--progress", "always"]);
+    let always = run(tmp.path(), &args);
+    let err = String::from_utf8_lossy(&always.stderr);
+    assert!(
+        err.contains("1 cases × 4 rounds") && err.contains("250ms per trial"),
+        "{err}"
+    );
+    assert!(
+        err.contains("round 1 of 4 done") && err.contains("left"),
+        "{err}"
+    );
 }

@@ -99,7 +99,7 @@ fn rr_and_connect_verify_every_response() {
     for mode in [Mode::Thread, Mode::Process] {
         for kind in TransportKind::ALL {
             for (req, resp) in [(512, 16 << 10), (16 << 10, 64), (1, 1)] {
-                if sockbench::plan::check_size(kind, resp).is_err() {
+                if sockbench::plan::check_size(kind, resp, "--response-size").is_err() {
                     continue;
                 }
                 let mut h = new_histogram();

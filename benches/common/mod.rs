@@ -83,7 +83,7 @@ impl Setup {
     pub fn from_env() -> Self {
         // Ctrl-C during `cargo bench` removes the socket directory and kills
         // forked servers, as it does for the command.
-        sockbench::cleanup::install_signal_handler();
+        sockbench::cleanup::install_signal_handler(sockbench::cleanup::OnInterrupt::Abort);
         let s = Setup {
             server_cpu: var("SOCKBENCH_SERVER_CPU", 0, parse_cpu),
             client_cpu: var("SOCKBENCH_CLIENT_CPU", 1, parse_cpu),
@@ -148,7 +148,7 @@ impl Setup {
             return;
         }
         for s in [spec.size, spec.response] {
-            if sockbench::plan::check_size(kind, s).is_err() {
+            if sockbench::plan::check_size(kind, s, "--size").is_err() {
                 return; // e.g. udp4 above 65,507 B: a refusal, not a benchmark
             }
         }

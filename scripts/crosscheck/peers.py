@@ -23,6 +23,8 @@ usage: scripts/crosscheck/peers [--netperf DIR] [--neper DIR] [--lmbench DIR]
   writes, in both server modes, each run its own process; and the same in
   two threads of a C program (stream_threads.c), to tell the kernel from
   sockbench.
+--what progress: sockbench with its progress bar drawn on a terminal against
+  sockbench with none (the display must move no number).
 --what overhead: sockbench's mean round trip over the lean C loop's, for
   uds-stream and tcp4 at 1, 64 and 4096 B, in both server modes; and the
   price of each difference between them, as the lean loop with it over
@@ -105,6 +107,7 @@ class Tools:
     def __init__(self, a, tmp):
         self.a, self.tmp = a, tmp
         self.s, self.c = str(a.server_cpu), str(a.client_cpu)
+        self.tmp = tmp
         self.secs = a.seconds
         self.lean = os.path.join(tmp, "lean_pingpong")
         subprocess.run(["gcc", "-O2", "-pthread", "-o", self.lean, os.path.join(HERE, "lean_pingpong.c")], check=True)
@@ -134,6 +137,18 @@ class Tools:
     def sockbench_rtt(self, transport, size, mode="process"):
         return sockbench(["latency", "-t", transport, "-s", str(size), "-d", f"{self.secs}s", "--trials", "1",
                           "--mode", mode, "--server-cpu", self.s, "--client-cpu", self.c])["mean_ns"] / 1e3
+
+    def sockbench_rtt_shown(self, transport, size):
+        """`sockbench latency` with its progress bar drawn on a terminal (a
+        pseudo-terminal from `script`); the result read from its --out."""
+        out = os.path.join(self.tmp, f"shown-{time.monotonic_ns()}")
+        cmd = " ".join([SB, "latency", "-t", transport, "-s", str(size), "-d", f"{self.secs}s", "--trials", "1",
+                        "--server-cpu", self.s, "--client-cpu", self.c, "-q", "--out", out])
+        run(["script", "-qc", cmd, "/dev/null"])
+        with open(os.path.join(out, "summary.json")) as f:
+            mean = json.load(f)["cases"][0]["mean_ns"] / 1e3
+        shutil.rmtree(out)
+        return mean
 
     def sockbench_gbit(self, transport, size, nodelay="on"):
         return sockbench(["throughput", "-t", transport, "-s", str(size), "-d", f"{self.secs}s", "--trials", "1",
@@ -169,8 +184,8 @@ class Tools:
                    "--", *extra])
         return float(out.strip().splitlines()[0].split()[-1])
 
-    def netperf_rtt(self, test, size):
-        return 1e6 / self.netperf(test, ["-r", f"{size},{size}"])
+    def netperf_rtt(self, test, size, *extra):
+        return 1e6 / self.netperf(test, ["-r", f"{size},{size}", *extra])
 
     def netperf_gbit(self, test, size, *extra):
         return self.netperf(test, ["-m", str(size), *extra]) / 1e3
@@ -266,9 +281,15 @@ def ping_cells(t, a):
                      ("sockbench (thread)", lambda tr=transport, s=size: t.sockbench_rtt(tr, s, "thread"))]
             if transport in ("tcp4", "uds-stream"):
                 tools.append(("lean C loop", lambda tr=transport, s=size: t.lean_rtt(tr, s)))
+                if size > 4096:  # one recv per message, as sockbench's blocking streams
+                    tools.append(("lean C loop + MSG_WAITALL",
+                                  lambda tr=transport, s=size: t.lean_rtt(tr, s, "waitall")))
             nt = {"tcp4": "TCP_RR", "udp4": "UDP_RR", "uds-stream": "STREAM_RR", "uds-dgram": "DG_RR"}.get(transport)
             if a.netperf and nt and not (transport == "uds-dgram" and size > 65536 - 1024):
                 tools.append((f"netperf {nt}", lambda n=nt, s=size: t.netperf_rtt(n, s)))
+                if transport == "uds-stream" and size > 4096:  # netserver's small buffers
+                    tools.append((f"netperf {nt} -s 212992 -S 212992",
+                                  lambda n=nt, s=size: t.netperf_rtt(n, s, "-s", "212992", "-S", "212992")))
             lm = {"tcp4": "lat_tcp", "udp4": "lat_udp", "socketpair": "lat_unix", "pipe": "lat_pipe"}.get(transport)
             # lat_pipe moves one word; lat_udp needs 4 B or more (it carries a
             # sequence number); lat_tcp and lat_unix make one read per message,
@@ -354,6 +375,15 @@ def socketpair_cells(t, a):
         if a.lmbench:
             cells[-1][1].append(("lmbench bw_unix (socketpair, two processes)", lambda s=size: t.lmbench_gbit("bw_unix", s)))
     return cells
+
+
+def progress_cells(t, a):
+    """sockbench with its progress bar drawn (on a pseudo-terminal) against
+    sockbench with none: the display must move no number."""
+    return [((transport, 64), [
+        ("sockbench --progress never", lambda tr=transport: t.sockbench_rtt(tr, 64, "thread")),
+        ("sockbench, bar drawn on a terminal", lambda tr=transport: t.sockbench_rtt_shown(tr, 64)),
+    ]) for transport in ["uds-stream", "tcp4"]]
 
 
 def overhead_cells(t, a):
@@ -456,6 +486,7 @@ NOTES = [
 OVERHEAD = ("sockbench's mean round trip over the lean C loop's, and the price of each difference "
             "(lean loop with it / without)")
 BENCH = "`cargo bench` (full profile) against `sockbench latency`: mean round trip, 64 B"
+PROGRESS = "sockbench with its progress bar drawn on a terminal against none: mean round trip, 64 B"
 SOCKETPAIR = ("socketpair against uds-stream, one-way: Gbit/s, each run its own process (ratio: tool over the "
               "first row of its cell)")
 PING = "Ping-pong: mean round trip"
@@ -463,7 +494,7 @@ STREAM = "Streaming: delivered payload"
 CRR = "New connection per transaction (1 B each way)"
 # title → (unit, the row every ratio is taken against, ratio = tool / that row)
 SECTIONS = {OVERHEAD: ("µs", "lean C loop", True), BENCH: ("µs", "sockbench (thread)", False),
-            SOCKETPAIR: ("Gbit/s", None, True),
+            SOCKETPAIR: ("Gbit/s", None, True), PROGRESS: ("µs", "sockbench --progress never", True),
             PING: ("µs", "sockbench", False),
             STREAM: ("Gbit/s", "sockbench", False), CRR: ("transactions/s", "sockbench", False)}
 
@@ -502,7 +533,8 @@ def fingerprint():
 
 def main():
     p = common.parser("scripts/crosscheck/peers", __doc__)
-    p.add_argument("--what", choices=["matrix", "overhead", "bench", "socketpair"], default="matrix")
+    p.add_argument("--what", choices=["matrix", "overhead", "bench", "socketpair", "progress"], default="matrix")
+    p.add_argument("--only", help="matrix: only these cells, comma-separated as `transport size` (tcp4 65536)")
     p.add_argument("--netperf", help="directory holding netperf and netserver (built with --enable-unixdomain)")
     p.add_argument("--neper", help="directory holding neper's tcp_rr, udp_rr and tcp_crr")
     p.add_argument("--lmbench", help="directory holding lmbench's lat_tcp, lat_udp, lat_unix, lat_pipe, bw_tcp, bw_unix")
@@ -545,6 +577,8 @@ def main():
         try:
             if a.what == "overhead":
                 sections = [(OVERHEAD, measure(overhead_cells(tools, a), a.rounds))]
+            elif a.what == "progress":
+                sections = [(PROGRESS, measure(progress_cells(tools, a), a.rounds))]
             elif a.what == "socketpair":
                 sections = [(SOCKETPAIR, measure(socketpair_cells(tools, a), a.rounds))]
             elif a.what == "bench":
@@ -552,9 +586,11 @@ def main():
                                capture_output=True)
                 sections = [(BENCH, measure(bench_cells(tools, a, tmp), a.rounds))]
             else:
-                sections = [(PING, measure(ping_cells(tools, a), a.rounds)),
-                            (STREAM, measure(stream_cells(tools, a), a.rounds)),
-                            (CRR, measure(crr_cells(tools, a), a.rounds))]
+                only = {c.strip() for c in a.only.split(",")} if a.only else None
+                pick = lambda cells: [c for c in cells if only is None or f"{c[0][0]} {c[0][1]}" in only]  # noqa: E731
+                sections = [(title, measure(cells, a.rounds)) for title, cells in
+                            ((PING, pick(ping_cells(tools, a))), (STREAM, pick(stream_cells(tools, a))),
+                             (CRR, pick(crr_cells(tools, a)))) if cells]
         finally:
             tools.close()
             shutil.rmtree(tmp, ignore_errors=True)

@@ -219,7 +219,7 @@ pub struct Settings {
     pub warmup_time_ms: u64,
     /// Untimed operations before every trial.
     pub trial_warmup: u64,
-    /// Interleaved rounds.
+    /// Interleaved rounds planned (`--trials`).
     pub trials: u32,
     /// Bound on every wait for a peer.
     pub timeout_ms: u64,
@@ -241,6 +241,9 @@ pub struct Report<R> {
     pub command: Vec<String>,
     /// The run's settings.
     pub settings: Settings,
+    /// Rounds kept: every planned one (`settings.trials`), or the complete
+    /// ones when a Ctrl-C stopped the run early.
+    pub rounds: u32,
     /// Wall time of the measurement, s.
     pub elapsed_s: f64,
     /// Measured cost of one clock read on the client CPU, ns.
@@ -472,6 +475,7 @@ fn assemble<R>(
     Report {
         schema_version: schema::SCHEMA_VERSION,
         tool: concat!("sockbench ", env!("CARGO_PKG_VERSION")),
+        rounds: run.rounds,
         workload: plan.workload.name(),
         command: argv,
         settings: settings(plan),

@@ -8,20 +8,13 @@ fn us(ns: f64) -> String {
     format!("{:.2}", ns / 1000.0)
 }
 
-/// Size in the units people write: 64, 4K, 1M.
-pub fn size_label(b: usize) -> String {
-    match b {
-        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{}M", b >> 20),
-        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{}K", b >> 10),
-        b => b.to_string(),
-    }
-}
+pub use crate::spec::size_label;
 
-/// The table for any workload.
-pub fn render(r: &AnyReport) -> String {
+/// The table for any workload; `wide`: every column (the default fits 100).
+pub fn render(r: &AnyReport, wide: bool) -> String {
     match r {
-        AnyReport::Latency(r) => latency(r),
-        AnyReport::Throughput(r) => throughput(r),
+        AnyReport::Latency(r) => latency(r, wide),
+        AnyReport::Throughput(r) => throughput(r, wide),
     }
 }
 
@@ -33,63 +26,112 @@ fn sizes(size: usize, response: usize, workload: &str) -> String {
     }
 }
 
-fn latency(r: &Report<CaseRow>) -> String {
+/// "over 10 interleaved trials", or, for a run a Ctrl-C stopped, how many
+/// of the planned rounds it kept.
+fn rounds<R>(r: &Report<R>) -> String {
+    if r.rounds < r.settings.trials {
+        format!(
+            "over {} of {} rounds (stopped by Ctrl-C; the complete rounds are kept)",
+            r.rounds, r.settings.trials
+        )
+    } else {
+        format!("over {} interleaved trials", r.rounds)
+    }
+}
+
+/// One row of cells, right-aligned in `widths` (the first left-aligned).
+fn row(s: &mut String, widths: &[usize], cells: &[String]) {
+    for (i, (w, c)) in widths.iter().zip(cells).enumerate() {
+        let _ = match i {
+            0 => write!(s, "{c:<w$}"),
+            _ => write!(s, " {c:>w$}"),
+        };
+    }
+    s.push('\n');
+}
+
+fn latency(r: &Report<CaseRow>, wide: bool) -> String {
     let mut s = String::new();
     let what = match r.workload {
-        "latency" => "RTT in µs (one-way latency ≈ RTT/2)",
-        "connect" => "per transaction (connect, request, response, close) in µs",
-        _ => "request → response latency in µs",
+        "latency" => "round-trip time (one-way ≈ RTT/2)",
+        "connect" => "per transaction (connect, request, response, end-of-file, close)",
+        _ => "request → response latency",
     };
     let _ = writeln!(
         s,
-        "{what}; 95% CIs over {} interleaved trials; clock read {:.1} ns",
-        r.settings.trials, r.clock_read_ns
+        "{what}; p50 and its 95% CI: median of the trials' medians {}; percentiles of every operation pooled; clock read {:.1} ns",
+        rounds(r),
+        r.clock_read_ns
     );
-    let _ = writeln!(
-        s,
-        "{:<14} {:>9} {:>9} {:>19} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9} {:>7}",
+    let mut head = vec![
         "transport",
         "size",
-        "p50",
-        "p50 95% CI",
-        "mean",
-        "p99",
-        "p99.9",
-        "max",
+        "p50 µs",
+        "p50 95% CI µs",
+        "p99 µs",
+        "p99.9 µs",
+        "max µs",
         "ops/s",
-        "cli cpu",
-        "srv cpu",
-        "sys/op"
+        "cpu µs/op",
+    ];
+    let mut widths = vec![14, 8, 8, 15, 8, 9, 9, 8, 9];
+    if wide {
+        head.extend([
+            "mean µs",
+            "min µs",
+            "cli cpu µs",
+            "srv cpu µs",
+            "cli calls/op",
+            "srv calls/op",
+            "cli vcsw/op",
+            "srv vcsw/op",
+        ]);
+        widths.extend([8, 8, 10, 10, 12, 12, 11, 11]);
+    }
+    row(
+        &mut s,
+        &widths,
+        &head.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
     );
     for c in &r.cases {
         let x = &c.row;
-        let _ = writeln!(
-            s,
-            "{:<14} {:>9} {:>9} {:>19} {:>9} {:>9} {:>9} {:>9} {:>10.0} {:>9} {:>9} {:>7.2}",
+        let cli = x.client_user_ns_per_op + x.client_sys_ns_per_op;
+        let srv = x.server_user_ns_per_op + x.server_sys_ns_per_op;
+        let mut cells = vec![
             label(x.key.transport, x.key.netns),
             sizes(x.key.size_bytes, x.key.response_bytes, r.workload),
             us(x.p50_ns as f64),
             format!("{}–{}", us(x.p50_ci_low_ns), us(x.p50_ci_high_ns)),
-            us(x.mean_ns),
             us(x.p99_ns as f64),
             us(x.p999_ns as f64),
             us(x.max_ns as f64),
-            x.ops_per_s,
-            us(x.client_user_ns_per_op + x.client_sys_ns_per_op),
-            us(x.server_user_ns_per_op + x.server_sys_ns_per_op),
-            x.client_syscalls_per_op,
-        );
+            format!("{:.0}", x.ops_per_s),
+            us(cli + srv),
+        ];
+        if wide {
+            cells.extend([
+                us(x.mean_ns),
+                us(x.min_ns as f64),
+                us(cli),
+                us(srv),
+                format!("{:.2}", x.client_syscalls_per_op),
+                format!("{:.2}", x.server_syscalls_per_op),
+                format!("{:.2}", x.client_vcsw_per_op),
+                format!("{:.2}", x.server_vcsw_per_op),
+            ]);
+        }
+        row(&mut s, &widths, &cells);
     }
     ratio_lines(
         &mut s,
         r,
         "p50",
-        "median ratio, paired by round (below 1: the Unix socket is faster)",
+        "UDS ÷ TCP of the p50, the median of per-round ratios (below 1: the Unix socket is faster)",
     );
     s
 }
 
-fn throughput(r: &Report<ThroughputRow>) -> String {
+fn throughput(r: &Report<ThroughputRow>, wide: bool) -> String {
     let mut s = String::new();
     let way = match r.cases.first().map(|c| c.row.direction) {
         Some("both") => "transfer both ways at once (rates and counts add both directions)",
@@ -97,51 +139,67 @@ fn throughput(r: &Report<ThroughputRow>) -> String {
     };
     let _ = writeln!(
         s,
-        "{way}; GB/s = 1e9 bytes/s of delivered payload; 95% CIs over {} interleaved trials",
-        r.settings.trials
+        "{way}; delivered payload, median and 95% CI {}",
+        rounds(r)
     );
-    let _ = writeln!(
-        s,
-        "{:<14} {:>6} {:>8} {:>17} {:>8} {:>11} {:>7} {:>10} {:>10} {:>8} {:>8}",
+    let mut head = vec![
         "transport",
         "size",
-        "GB/s",
-        "95% CI",
         "Gbit/s",
+        "95% CI Gbit/s",
         "msg/s",
-        "loss%",
+        "loss %",
         "cli ns/msg",
         "srv ns/msg",
-        "cli sys",
-        "srv sys"
+    ];
+    let mut widths = vec![14, 6, 8, 15, 11, 6, 11, 11];
+    if wide {
+        head.extend([
+            "GB/s",
+            "cli calls/msg",
+            "srv calls/msg",
+            "cli ns/KiB",
+            "srv ns/KiB",
+        ]);
+        widths.extend([7, 13, 13, 10, 10]);
+    }
+    row(
+        &mut s,
+        &widths,
+        &head.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
     );
     for c in &r.cases {
         let x = &c.row;
-        let _ = writeln!(
-            s,
-            "{:<14} {:>6} {:>8.3} {:>17} {:>8.2} {:>11.0} {:>7.2} {:>10.0} {:>10.0} {:>8.2} {:>8.2}",
+        let mut cells = vec![
             label(x.key.transport, x.key.netns),
             size_label(x.key.size_bytes),
-            x.gbyte_per_s,
+            format!("{:.2}", x.gbit_per_s),
             format!(
-                "{:.3}–{:.3}",
-                x.bytes_per_s_ci_low / 1e9,
-                x.bytes_per_s_ci_high / 1e9
+                "{:.2}–{:.2}",
+                x.bytes_per_s_ci_low * 8.0 / 1e9,
+                x.bytes_per_s_ci_high * 8.0 / 1e9
             ),
-            x.gbit_per_s,
-            x.messages_per_s,
-            x.loss_pct,
-            x.client_cpu_ns_per_msg,
-            x.server_cpu_ns_per_msg,
-            x.client_syscalls_per_msg,
-            x.server_syscalls_per_msg,
-        );
+            format!("{:.0}", x.messages_per_s),
+            format!("{:.2}", x.loss_pct),
+            format!("{:.0}", x.client_cpu_ns_per_msg),
+            format!("{:.0}", x.server_cpu_ns_per_msg),
+        ];
+        if wide {
+            cells.extend([
+                format!("{:.3}", x.gbyte_per_s),
+                format!("{:.2}", x.client_syscalls_per_msg),
+                format!("{:.2}", x.server_syscalls_per_msg),
+                format!("{:.0}", x.client_cpu_ns_per_kib),
+                format!("{:.0}", x.server_cpu_ns_per_kib),
+            ]);
+        }
+        row(&mut s, &widths, &cells);
     }
     ratio_lines(
         &mut s,
         r,
         "bytes_per_s",
-        "throughput ratio, paired by round (above 1: the Unix socket is faster)",
+        "UDS ÷ TCP of the rate, the median of per-round ratios (above 1: the Unix socket is faster)",
     );
     s
 }

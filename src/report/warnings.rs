@@ -5,6 +5,7 @@
 use super::{CaseJson, CaseRow, Fingerprint, ThroughputRow};
 use crate::plan::Plan;
 use crate::spec::Wait;
+use crate::spec::size_label;
 
 /// One warning about the trustworthiness of a result.
 #[derive(Debug, Clone, serde::Serialize, PartialEq, schemars::JsonSchema)]
@@ -95,6 +96,41 @@ pub fn general(plan: &Plan, env: &Fingerprint) -> Vec<Warning> {
     out
 }
 
+/// A case as a warning names it: `tcp4 64`, `tcp4 512/16K`, `tcp4@veth 64`.
+fn case_name(k: &super::CaseKey) -> String {
+    let transport = match k.netns {
+        crate::spec::NetnsMode::Off => k.transport.to_string(),
+        m => format!("{}@{}", k.transport, m.name()),
+    };
+    if k.workload == "rr" || k.workload == "connect" {
+        format!(
+            "{transport} {}/{}",
+            size_label(k.size_bytes),
+            size_label(k.response_bytes)
+        )
+    } else {
+        format!("{transport} {}", size_label(k.size_bytes))
+    }
+}
+
+/// One warning for every case a check flags: `what`, then each case with
+/// its figure; none if no case is flagged.
+fn grouped(
+    code: &'static str,
+    what: &str,
+    cases: Vec<(String, String)>,
+    fix: &str,
+) -> Option<Warning> {
+    if cases.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = cases
+        .into_iter()
+        .map(|(c, v)| format!("{c} ({v})"))
+        .collect();
+    Some(w(code, format!("{what}: {}", list.join(", ")), fix))
+}
+
 /// Checks of latency numbers (latency, rr, connect).
 pub fn latency(cases: &[CaseJson<CaseRow>]) -> Vec<Warning> {
     let mut out = Vec::new();
@@ -106,90 +142,92 @@ pub fn latency(cases: &[CaseJson<CaseRow>]) -> Vec<Warning> {
         out.push(w(
             "clock-cost",
             format!(
-                "one clock read costs {:.0} ns, over 1% of the smallest median ({min_p50} ns)",
-                c.row.clock_read_ns
+                "one clock read costs {:.0} ns, over 1% of the smallest median ({:.2} µs)",
+                c.row.clock_read_ns,
+                min_p50 as f64 / 1e3
             ),
             "check the clocksource (tsc is cheapest); compare with batch timing (cargo bench)",
         ));
     }
-    for c in cases {
-        let r = &c.row;
-        let name = format!("{} {} B", r.key.transport, r.key.size_bytes);
-        if r.p50_ns > 0 && r.p99_ns as f64 > 10.0 * r.p50_ns as f64 {
-            out.push(w(
-                "noisy-tail",
-                format!(
-                    "{name}: p99 is {:.0}x the median",
-                    r.p99_ns as f64 / r.p50_ns as f64
-                ),
-                "idle the machine, isolate the measured CPUs (isolcpus, nohz_full), or run longer",
-            ));
-        }
-        let width = (r.p50_ci_high_ns - r.p50_ci_low_ns) / r.p50_ns.max(1) as f64;
-        if r.key.trials >= 2 && width > 0.10 {
-            out.push(w(
-                "wide-ci",
-                format!(
-                    "{name}: the median's 95% CI spans {:.0}% of it across trials",
-                    width * 100.0
-                ),
-                "raise --trials or --duration, and keep other load off the machine",
-            ));
-        }
-        if let Some(tw) = r.time_wait_client.filter(|&n| n > 0) {
-            out.push(w(
-                "time-wait-client",
-                format!(
-                    "{name}: {tw} TCP sockets were in TIME_WAIT on client ports after the case; \
-                     each holds an ephemeral port for 60 s (the server should have closed first)"
-                ),
-                "see net.ipv4.ip_local_port_range and net.ipv4.tcp_tw_reuse in env.json; AF_UNIX sockets have no TIME_WAIT",
-            ));
-        }
-    }
+    let rows = || cases.iter().map(|c| &c.row);
+    out.extend(grouped(
+        "noisy-tail",
+        "p99 is over 10× the median",
+        rows()
+            .filter(|r| r.p50_ns > 0 && r.p99_ns as f64 > 10.0 * r.p50_ns as f64)
+            .map(|r| {
+                (
+                    case_name(&r.key),
+                    format!("{:.0}×", r.p99_ns as f64 / r.p50_ns as f64),
+                )
+            })
+            .collect(),
+        "idle the machine, isolate the measured CPUs (isolcpus, nohz_full), or run longer",
+    ));
+    out.extend(grouped(
+        "wide-ci",
+        "the median's 95% CI spans over 10% of it",
+        rows()
+            .filter_map(|r| {
+                let width = (r.p50_ci_high_ns - r.p50_ci_low_ns) / r.p50_ns.max(1) as f64;
+                (r.key.trials >= 2 && width > 0.10)
+                    .then(|| (case_name(&r.key), format!("{:.0}%", width * 100.0)))
+            })
+            .collect(),
+        "raise --trials or --duration, and keep other load off the machine",
+    ));
+    out.extend(grouped(
+        "time-wait-client",
+        "TCP sockets in TIME_WAIT on client ports after the case, each holding an ephemeral port for 60 s (the server should have closed first)",
+        rows()
+            .filter_map(|r| r.time_wait_client.filter(|&n| n > 0).map(|n| (case_name(&r.key), n.to_string())))
+            .collect(),
+        "see net.ipv4.ip_local_port_range and net.ipv4.tcp_tw_reuse in env.json; AF_UNIX sockets have no TIME_WAIT",
+    ));
     out
 }
 
 /// Checks of transfer numbers (throughput).
 pub fn throughput(cases: &[CaseJson<ThroughputRow>]) -> Vec<Warning> {
     let mut out = Vec::new();
-    for c in cases {
-        let r = &c.row;
-        let name = format!("{} {} B", r.key.transport, r.key.size_bytes);
-        if r.loss_pct > 0.0 {
-            out.push(w(
-                "loss",
-                format!(
-                    "{name}: {:.2}% of messages were lost ({} of {} delivered); the rate counts delivered bytes only",
-                    r.loss_pct, r.messages_delivered, r.messages_sent
-                ),
-                "UDP has no flow control: raise net.core.rmem_max/rmem_default (SO_RCVBUF) or send slower",
-            ));
-        }
-        if r.idle_ended_trials > 0 {
-            out.push(w(
-                "idle-ended",
-                format!(
-                    "{name}: {} of {} trials lost their end marker and ended on the {} ms idle limit; \
-                     each is timed to the last datagram that arrived",
-                    r.idle_ended_trials,
-                    r.key.trials,
-                    crate::workload::SINK_IDLE.as_millis()
-                ),
-                "UDP drops under overload: send slower, or raise net.core.rmem_max/rmem_default (SO_RCVBUF)",
-            ));
-        }
-        let width = (r.bytes_per_s_ci_high - r.bytes_per_s_ci_low) / r.bytes_per_s.max(1.0);
-        if r.key.trials >= 2 && width > 0.10 {
-            out.push(w(
-                "wide-ci",
-                format!(
-                    "{name}: the rate's 95% CI spans {:.0}% of it across trials",
-                    width * 100.0
-                ),
-                "raise --trials or --duration, and keep other load off the machine",
-            ));
-        }
-    }
+    let rows = || cases.iter().map(|c| &c.row);
+    out.extend(grouped(
+        "loss",
+        "messages were lost; the rate counts delivered bytes only",
+        rows()
+            .filter(|r| r.loss_pct > 0.0)
+            .map(|r| {
+                (
+                    case_name(&r.key),
+                    format!("{:.2}% of {}", r.loss_pct, r.messages_sent),
+                )
+            })
+            .collect(),
+        "UDP has no flow control: raise net.core.rmem_max/rmem_default (SO_RCVBUF) or send slower",
+    ));
+    out.extend(grouped(
+        "idle-ended",
+        &format!(
+            "trials lost their end marker and ended on the {} ms idle limit, each timed to the last datagram that arrived",
+            crate::workload::SINK_IDLE.as_millis()
+        ),
+        rows()
+            .filter(|r| r.idle_ended_trials > 0)
+            .map(|r| (case_name(&r.key), format!("{} of {}", r.idle_ended_trials, r.key.trials)))
+            .collect(),
+        "UDP drops under overload: send slower, or raise net.core.rmem_max/rmem_default (SO_RCVBUF)",
+    ));
+    out.extend(grouped(
+        "wide-ci",
+        "the rate's 95% CI spans over 10% of it",
+        rows()
+            .filter_map(|r| {
+                let width = (r.bytes_per_s_ci_high - r.bytes_per_s_ci_low) / r.bytes_per_s.max(1.0);
+                (r.key.trials >= 2 && width > 0.10)
+                    .then(|| (case_name(&r.key), format!("{:.0}%", width * 100.0)))
+            })
+            .collect(),
+        "raise --trials or --duration, and keep other load off the machine",
+    ));
     out
 }

@@ -87,6 +87,8 @@ pub struct Run {
     pub clock_read_ns: f64,
     /// Wall time of the measurement.
     pub elapsed: Duration,
+    /// Rounds completed: `--trials`, or fewer when a first Ctrl-C stopped the run.
+    pub rounds: u32,
 }
 
 /// A pair of the kind its job needs.
@@ -126,8 +128,33 @@ impl Pair {
     }
 }
 
-/// Run every case of `plan`; path-bound AF_UNIX cases bind in `dir`.
-pub fn run(plan: &Plan, dir: Option<&SocketDir>) -> Result<Run> {
+/// Where a run is, for whoever watches it (a progress display): written by
+/// the first client thread between trials, never inside one; read from
+/// another thread.
+#[derive(Debug, Default)]
+pub struct Watch {
+    /// Trials done (over every case and round).
+    pub trials_done: std::sync::atomic::AtomicU64,
+    /// The round under way (0-based).
+    pub round: std::sync::atomic::AtomicU32,
+    /// The case of the last trial done (index into the plan's cases).
+    pub case: std::sync::atomic::AtomicUsize,
+    /// Cases warmed up so far.
+    pub warmed: std::sync::atomic::AtomicUsize,
+}
+
+impl Watch {
+    fn trial_done(&self, round: u32, _k: usize, case: usize) {
+        self.trials_done.fetch_add(1, Relaxed);
+        self.round.store(round, Relaxed);
+        self.case.store(case, Relaxed);
+    }
+}
+
+/// Run every case of `plan`; path-bound AF_UNIX cases bind in `dir`. A
+/// first Ctrl-C ([`cleanup::stop_requested`]) ends the run after the trial
+/// under way; the result keeps the complete rounds.
+pub fn run(plan: &Plan, dir: Option<&SocketDir>, watch: Option<&Watch>) -> Result<Run> {
     // `--netns`: the namespaces live until this returns (or the process dies).
     let ns = &Namespaces::new(plan.cases.iter().map(|c| c.netns))?;
     let beats: Vec<BeatCell> = (0..plan.pairs).map(|_| BeatCell::default()).collect();
@@ -136,7 +163,7 @@ pub fn run(plan: &Plan, dir: Option<&SocketDir>) -> Result<Run> {
     let origin_ns = clock::now_ns();
     // Pipes take no SO_RCVTIMEO: in process mode a stopped server would block
     // the client for ever, so a watchdog kills servers that stop progressing.
-    let watch = plan.mode == Mode::Process
+    let supervise = plan.mode == Mode::Process
         && plan
             .cases
             .iter()
@@ -149,7 +176,7 @@ pub fn run(plan: &Plan, dir: Option<&SocketDir>) -> Result<Run> {
             let h = std::thread::Builder::new()
                 .name(format!("client-{p}"))
                 .spawn_scoped(s, move || {
-                    let r = measure(plan, p, (dir, ns), (&beat.0, barrier), origin_ns);
+                    let r = measure(plan, p, (dir, ns), (&beat.0, barrier), origin_ns, watch);
                     if r.is_err() {
                         barrier.abort();
                     }
@@ -169,7 +196,7 @@ pub fn run(plan: &Plan, dir: Option<&SocketDir>) -> Result<Run> {
                 }
             }
         }
-        if watch {
+        if supervise {
             watchdog(&handles, &beats, plan.opts.timeout, &fired);
         }
         handles
@@ -211,6 +238,12 @@ pub fn run(plan: &Plan, dir: Option<&SocketDir>) -> Result<Run> {
             merge(into, from);
         }
     }
+    // Concurrent pairs stop at the same trial, so they hold the same rounds;
+    // keep only rounds every pair completed.
+    let rounds = cases.iter().map(|c| c.trials.len()).min().unwrap_or(0);
+    for c in &mut cases {
+        c.trials.truncate(rounds);
+    }
     // Per-trial latency figures of concurrent pairs: the mean over pairs.
     for t in cases.iter_mut().flat_map(|c| c.trials.iter_mut()) {
         t.p50_ns /= plan.pairs as u64;
@@ -222,6 +255,7 @@ pub fn run(plan: &Plan, dir: Option<&SocketDir>) -> Result<Run> {
         cases,
         clock_read_ns,
         elapsed: started.elapsed(),
+        rounds: rounds as u32,
     })
 }
 
@@ -330,6 +364,7 @@ fn measure(
     (dir, ns): (Option<&SocketDir>, &Namespaces),
     (beat, barrier): (&std::sync::atomic::AtomicU64, &AbortBarrier),
     origin_ns: u64,
+    watch: Option<&Watch>,
 ) -> Result<(Vec<CaseOutcome>, f64)> {
     let (server_cpu, client_cpu) = plan.placement(p);
     affinity::pin("client", client_cpu)?;
@@ -365,13 +400,17 @@ fn measure(
         sent_at: vec![Instant::now(); plan.workload.depth() as usize],
         beat: Heartbeat::new(beat),
     };
-    let aborted = |_| Error::Interrupted;
     // Warm every case up; a transfer's sender then looks at the clock about
     // every CLOCK_CHECK_NS.
     let mut check_every = Vec::with_capacity(pairs.len());
     for (pair, case) in pairs.iter_mut().zip(&plan.cases) {
         places.enter(case.netns)?;
         let per_op_ns = warm_up(pair, plan, &mut s)?;
+        if p == 0
+            && let Some(w) = watch
+        {
+            w.warmed.fetch_add(1, Relaxed);
+        }
         check_every.push(
             ((CLOCK_CHECK_NS / per_op_ns.max(1.0)) as u64)
                 .clamp(1, 4096)
@@ -391,13 +430,21 @@ fn measure(
         })
         .collect();
     let schedule = plan.schedule();
-    for round in 0..plan.trials {
+    // A round's figures are kept only once the round is complete: a stop
+    // (first Ctrl-C) in the middle of one keeps the complete rounds only.
+    let mut pending: Vec<Option<(TrialPoint, TrialUsage)>> = vec![None; pairs.len()];
+    let mut pending_hist: Vec<Histogram<u64>> = (0..pairs.len()).map(|_| new_histogram()).collect();
+    'rounds: for round in 0..plan.trials {
         let order: Vec<usize> = if round % 2 == 0 {
             schedule.clone()
         } else {
             schedule.iter().rev().copied().collect()
         };
-        for i in order {
+        for (k, i) in order.into_iter().enumerate() {
+            if cleanup::stop_requested() {
+                barrier.abort(); // the other pairs stop at this same trial
+                break 'rounds;
+            }
             for p in &mut pairs {
                 p.check_alive()?;
             }
@@ -410,7 +457,12 @@ fn measure(
                 Resources::default()
             };
             trial(&mut pairs[i], plan, Stop::count(TRIAL_WARMUP), &mut s)?;
-            barrier.wait().map_err(aborted)?;
+            if barrier.wait().is_err() {
+                if cleanup::stop_requested() {
+                    break 'rounds;
+                }
+                return Err(Error::Interrupted);
+            }
             let stop = match plan.budget {
                 Budget::Iterations(total) => Stop::count(share(total, plan.trials, round)),
                 Budget::Duration(d) => Stop {
@@ -419,9 +471,14 @@ fn measure(
                 },
             };
             let t = trial(&mut pairs[i], plan, stop, &mut s)?;
-            let o = &mut outcomes[i];
-            o.hist.add(&s.hist).expect("histograms share bounds");
-            o.usage.add(&t.usage);
+            if p == 0
+                && let Some(w) = watch
+            {
+                w.trial_done(round, k, i);
+            }
+            pending_hist[i]
+                .add(&s.hist)
+                .expect("histograms share bounds");
             let q = |f: f64| {
                 if s.hist.is_empty() {
                     0
@@ -429,7 +486,7 @@ fn measure(
                     s.hist.value_at_quantile(f)
                 }
             };
-            o.trials.push(TrialPoint {
+            let point = TrialPoint {
                 round,
                 start_ns: t.start_ns.saturating_sub(origin_ns),
                 end_ns: t.end_ns.saturating_sub(origin_ns),
@@ -446,7 +503,16 @@ fn measure(
                 sent: t.sent,
                 idle_ended: t.idle_ended,
                 resources,
-            });
+            };
+            pending[i] = Some((point, t.usage));
+        }
+        for ((o, p), h) in outcomes.iter_mut().zip(&mut pending).zip(&mut pending_hist) {
+            if let Some((point, usage)) = p.take() {
+                o.trials.push(point);
+                o.usage.add(&usage);
+                o.hist.add(&*h).expect("histograms share bounds");
+                h.reset();
+            }
         }
     }
     for ((o, pair), (on_server, on_client)) in outcomes.iter_mut().zip(&pairs).zip(&tw_before) {

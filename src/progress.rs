@@ -1,0 +1,150 @@
+//! Stage: entry point (display). Live progress on stderr while a run
+//! measures: the case and round under way, elapsed time and the ETA of the
+//! whole run, and before it starts what `--duration` means for the total.
+//! Drawn by a thread of its own that only reads the run's counters
+//! ([`Watch`]), a few times a second: nothing is drawn from inside a timed
+//! region, and the measuring threads never wait for the display.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sockbench::plan::{Budget, Plan};
+use sockbench::spec::size_label;
+use sockbench::workload::run::Watch;
+
+/// How often the display is redrawn.
+const TICK: Duration = Duration::from_millis(250);
+
+/// A progress display for one run; cleared when dropped.
+pub struct Drawing {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// What the run will take: one line, said before it starts.
+pub fn estimate(plan: &Plan) -> String {
+    let (cases, rounds) = (plan.cases.len(), plan.trials);
+    let per_case = match plan.budget {
+        Budget::Duration(d) => Some(d),
+        Budget::Iterations(_) => None,
+    };
+    match per_case {
+        Some(d) => {
+            let timed = d * cases as u32;
+            // Warm-up per case, and a few ms of set-up and untimed warm-up per trial.
+            let all = timed
+                + plan.warmup_time * cases as u32
+                + Duration::from_millis(3) * (cases as u32 * rounds);
+            format!(
+                "{cases} cases × {rounds} rounds: --duration {} of timed work per case ({} per trial), {} in all; about {} with warm-up",
+                humantime::format_duration(d),
+                humantime::format_duration(round_ms(d / rounds)),
+                humantime::format_duration(round_ms(timed)),
+                humantime::format_duration(Duration::from_secs(all.as_secs().max(1)))
+            )
+        }
+        None => format!(
+            "{cases} cases × {rounds} rounds (an operation count per case: the time it takes is not known ahead)"
+        ),
+    }
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}
+
+impl Drawing {
+    /// Say what the run will take and start drawing its progress: a live
+    /// bar on a terminal, else one plain line per round (for a log).
+    pub fn start(plan: &Plan, watch: Arc<Watch>) -> Drawing {
+        let total = (plan.cases.len() as u64) * u64::from(plan.trials);
+        let names: Vec<String> = plan
+            .cases
+            .iter()
+            .map(|c| format!("{} {}", c.transport, size_label(c.size)))
+            .collect();
+        let (cases, rounds) = (plan.cases.len(), plan.trials);
+        let terminal = std::io::stderr().is_terminal();
+        let bar = terminal.then(|| {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} {bar:24} {pos}/{len} trials, {elapsed} elapsed, ETA {eta}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        match &bar {
+            Some(b) => b.println(estimate(plan)),
+            None => say(&estimate(plan)),
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("progress".into())
+                .spawn(move || {
+                    let started = Instant::now();
+                    let mut said_rounds = 0;
+                    while !stop.load(Relaxed) {
+                        let done = watch.trials_done.load(Relaxed);
+                        let warmed = watch.warmed.load(Relaxed);
+                        match &bar {
+                            Some(bar) => {
+                                if warmed < cases && done == 0 {
+                                    bar.set_message(format!("warming up case {} of {cases}", warmed + 1));
+                                } else {
+                                    let case = watch.case.load(Relaxed).min(cases - 1);
+                                    bar.set_message(format!(
+                                        "round {} of {rounds}, {}",
+                                        watch.round.load(Relaxed) + 1,
+                                        names[case]
+                                    ));
+                                }
+                                bar.set_position(done);
+                            }
+                            None => {
+                                let complete = done / cases as u64;
+                                if complete > said_rounds {
+                                    said_rounds = complete;
+                                    let elapsed = started.elapsed();
+                                    let left = elapsed.mul_f64((total - done) as f64 / done as f64);
+                                    say(&format!(
+                                        "round {complete} of {rounds} done, {} elapsed, about {} left",
+                                        humantime::format_duration(Duration::from_secs(elapsed.as_secs())),
+                                        humantime::format_duration(Duration::from_secs(left.as_secs()))
+                                    ));
+                                }
+                            }
+                        }
+                        std::thread::sleep(TICK);
+                    }
+                    if let Some(bar) = bar {
+                        bar.finish_and_clear();
+                    }
+                })
+                .ok()
+        };
+        Drawing { stop, thread }
+    }
+}
+
+/// One line on stderr, never a panic.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+impl Drop for Drawing {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
