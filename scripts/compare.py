@@ -80,7 +80,8 @@ def main():
         if "p99_ns" in a and "p99_ns" in b and b["p99_ns"]:
             trials99 = [[t.get("p99_ns") for t in c.get("trial_points", [])] for c in (b, a)]
             if all(v and all(trials99[i]) for i, v in enumerate(trials99)):
-                p99 = (b["p99_ns"], a["p99_ns"]) + common.change_ci(trials99[0], trials99[1], seed=10_000 + i)
+                p99 = (median(trials99[0]), median(trials99[1])) + common.change_ci(trials99[0], trials99[1],
+                                                                                     seed=10_000 + i)
             else:  # criterion, or runs without per-trial p99: the merged p99, no CI
                 p99 = (b["p99_ns"], a["p99_ns"], a["p99_ns"] / b["p99_ns"] - 1, None, None)
         rows.append({"case": label(a), "metric": "bytes/s" if higher_better else "p50 ns",
@@ -91,7 +92,7 @@ def main():
     out = args.output or os.path.join(after.source if os.path.isdir(after.source) else ".",
                                       f"compare-vs-{before.label.replace(':', '-')}")
     out = common.output_dir(out)
-    fig = plots.deltas(rows, common.subdir(out, "figures"), f"{after.label} vs {before.label}")
+    fig = plots.deltas(rows, common.subdir(out, "figures"), f"after: {after.label}\nbefore: {before.label}")
     diff = []
     for k in sorted(set(before.env) | set(after.env)):
         if k in ("taken_at", "sysctls", "mitigations"):
@@ -122,24 +123,25 @@ def main():
     md += ["", "## What differs in the fingerprint", ""]
     md += (["| field | before | after |", "|---|---|---|"] + diff) if diff else ["Nothing but the time taken."]
     md += ["", "## Per case", "",
-           "Change of the median, after vs before, with a 95% bootstrap CI over the runs' trials (sockbench) or "
-           "samples (criterion). Verdict (on the median): faster or slower when the CI excludes 0, else no "
-           "significant change. p99: the merged histograms' values, and the change of the per-trial p99s with "
-           "its CI (criterion keeps no per-sample p99: no CI there).", "",
-           "| case | metric | before | after | change | 95% CI | p99 before → after (merged); change of per-trial p99s | verdict |",
-           "|---|---|---|---|---|---|---|---|"]
+           "Change of the median, after vs before, with a 95% bootstrap CI over the runs' trials (sockbench: the "
+           "per-trial p50, or bytes/s for throughput) or samples (criterion: time per iteration). Verdict: faster "
+           "or slower when the CI excludes 0, else no significant change.", "",
+           "| case | before | after | change (95% CI) | verdict |",
+           "|---|---|---|---|---|"]
     for r in rows:
         fmt = (lambda v: f"{v / 1e9:.3f} GB/s") if r["metric"] == "bytes/s" else (lambda v: f"{v / 1e3:.2f} µs")
-        p99 = "–"
-        if r["p99"]:
+        md.append(f"| {cell(r['case'])} | {fmt(r['before'])} | {fmt(r['after'])} | {100 * r['change']:+.1f}% "
+                  f"({100 * r['ci_low']:+.1f} … {100 * r['ci_high']:+.1f}) | {r['verdict']} |")
+    tails = [r for r in rows if r["p99"]]
+    if tails:
+        md += ["", "## Tails", "",
+               "The median of the per-trial p99s, before and after, and its change with a 95% bootstrap CI "
+               "(criterion keeps no per-sample p99: there, the p99 of every sample and no CI).", "",
+               "| case | p99 before | p99 after | change (95% CI) |", "|---|---|---|---|"]
+        for r in tails:
             b99, a99, ch99, lo99, hi99 = r["p99"]
-            if lo99 is None:
-                p99 = f"{b99 / 1e3:.2f} → {a99 / 1e3:.2f} µs ({100 * ch99:+.1f}%, no CI)"
-            else:
-                p99 = (f"{b99 / 1e3:.2f} → {a99 / 1e3:.2f} µs; per-trial p99s {100 * ch99:+.1f}% "
-                       f"(CI {100 * lo99:+.1f}% … {100 * hi99:+.1f}%)")
-        md.append(f"| {cell(r['case'])} | {r['metric']} | {fmt(r['before'])} | {fmt(r['after'])} | {100 * r['change']:+.1f}% | "
-                  f"{100 * r['ci_low']:+.1f}% … {100 * r['ci_high']:+.1f}% | {p99} | {r['verdict']} |")
+            ci = "no CI" if lo99 is None else f"{100 * lo99:+.1f} … {100 * hi99:+.1f}"
+            md.append(f"| {cell(r['case'])} | {b99 / 1e3:.2f} µs | {a99 / 1e3:.2f} µs | {100 * ch99:+.1f}% ({ci}) |")
     if fig:
         md += ["", f"![change per case](figures/{os.path.basename(fig)})"]
     md += ["", f"Made by `scripts/compare {cell(args.before)} {cell(args.after)}`.", ""]

@@ -50,37 +50,58 @@ def _by_transport(cases):
     return sorted(out.items(), key=lambda kv: common.transport_rank(kv[0]))
 
 
-def _lines_vs_size(cases, y, band, xlabel, ylabel, title, ylog, name, out_dir):
-    """One line per transport of `y(case)` against size (log2 x axis), with a
-    dashed line and a faint band up to `band(case)` when given."""
-    if len({c["size_bytes"] for c in cases}) < 2:
+def _size_axis(ax, sizes):
+    """Log2 size axis with a tick at every measured size, labelled in the
+    units people write (64, 4K, 1M) and no minor ticks."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(sizes))
+    ax.xaxis.set_major_formatter(FuncFormatter(size_label))
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+
+
+def _trial_ci(case, value):
+    """Median and 95% CI over a case's trials of `value(trial point)`."""
+    xs = [value(p) for p in case.get("trial_points", [])]
+    return common.median_ci(xs) if xs else (None, None, None)
+
+
+def _lines_vs_size(cases, y, ci, dashed, xlabel, ylabel, title, ylog, name, out_dir):
+    """One line per transport of `y(case)` against size, with its 95% CI as
+    error bars (`ci(case)` → (low, high), or None where the case has no CI), and a thin dashed line of
+    `dashed(case)` when given."""
+    sizes = {c["size_bytes"] for c in cases}
+    if len(sizes) < 2:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for t, cs in _by_transport(cases):
         cs = sorted(cs, key=lambda c: c["size_bytes"])
         x = [c["size_bytes"] for c in cs]
-        ax.plot(x, [y(c) for c in cs], marker="o", color=colour(t), label=t)
-        if band:
-            ax.plot(x, [band(c) for c in cs], color=colour(t), lw=0.8, ls="--")
-            ax.fill_between(x, [y(c) for c in cs], [band(c) for c in cs], color=colour(t), alpha=0.05)
-    ax.set_xscale("log", base=2)
+        ys = [y(c) for c in cs]
+        lo_hi = [(ci(c) if ci else None) or (v, v) for c, v in zip(cs, ys)]
+        err = [[max(0.0, v - lh[0]) for v, lh in zip(ys, lo_hi)], [max(0.0, lh[1] - v) for v, lh in zip(ys, lo_hi)]]
+        ax.errorbar(x, ys, yerr=err, marker="o", ms=4, capsize=2, color=colour(t), label=t)
+        if dashed:
+            ax.plot(x, [dashed(c) for c in cs], color=colour(t), lw=0.8, ls="--")
+    _size_axis(ax, sizes)
     if ylog:
         ax.set_yscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(size_label))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     return _save(fig, out_dir, name)
 
 
 def latency_vs_size(runs, out_dir):
-    """RTT (p50 line, p50..p99 band) vs message size, one line per transport."""
+    """RTT vs message size, one line per transport: p50 with its 95% CI over
+    the trials (solid), p99 of every round trip (dashed)."""
     cases = [c for c in _cases(runs, "latency") if "p99_ns" in c and c.get("pairs", 1) == 1]
-    return _lines_vs_size(cases, lambda c: c["p50_ns"] / 1e3, lambda c: c["p99_ns"] / 1e3, "message size (bytes)",
-                          "round-trip time (µs): p50 (solid), p99 (dashed)", "Ping-pong RTT by message size",
-                          True, "latency_vs_size", out_dir)
+    return _lines_vs_size(cases, lambda c: c["p50_ns"] / 1e3,
+                          lambda c: (c["p50_ci_low_ns"] / 1e3, c["p50_ci_high_ns"] / 1e3) if "p50_ci_low_ns" in c else None,
+                          lambda c: c["p99_ns"] / 1e3,
+                          "message size (bytes)", "round-trip time (µs, log): p50 with 95% CI, p99 dashed",
+                          "Ping-pong round trip by message size", True, "latency_vs_size", out_dir)
 
 
 def ratio_vs_size(runs, out_dir, num="uds-stream", den="tcp4"):
@@ -111,11 +132,9 @@ def ratio_vs_size(runs, out_dir, num="uds-stream", den="tcp4"):
         err = [[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]]
         ax.errorbar(x, y, yerr=err, fmt=styles.get(w, "o-"), capsize=3, label=w)
     ax.axhline(1.0, color="black", lw=0.8)
-    ax.set_xscale("log", base=2)
-    ax.set_xlim(left=0.7)
-    ax.xaxis.set_major_formatter(FuncFormatter(size_label))
-    ax.set_xlabel("message / request / write size (bytes)")
-    ax.set_ylabel(f"{num} ÷ {den} time (95% CI)")
+    _size_axis(ax, {p[0] for pts in lines.values() for p in pts})
+    ax.set_xlabel("message, request or write size (bytes)")
+    ax.set_ylabel(f"{num} ÷ {den}, time per operation (95% CI)")
     ax.set_title(f"{num} vs {den}: below 1, the Unix socket is faster")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
@@ -123,7 +142,8 @@ def ratio_vs_size(runs, out_dir, num="uds-stream", den="tcp4"):
 
 
 def percentile_curves(runs, out_dir):
-    """HdrHistogram-style percentile curves, one figure per latency size."""
+    """HdrHistogram-style percentile curves, one figure per run and latency
+    size: a list of (what it shows, PNG path)."""
     out = []
     for i, r in enumerate(runs):
         sizes = sorted({k[2] for k in r.hgrm if k[0] == "latency"})
@@ -153,7 +173,7 @@ def percentile_curves(runs, out_dir):
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8, ncol=2)
             suffix = "" if i == 0 else "_" + r.label.replace(":", "-")
-            out.append(_save(fig, out_dir, f"percentiles_{size}B{suffix}"))
+            out.append((f"{size_label(size)} B, {r.label}", _save(fig, out_dir, f"percentiles_{size}B{suffix}")))
     return out
 
 
@@ -162,79 +182,117 @@ def _single_pair_one_way(runs):
 
 
 def throughput_vs_size(runs, out_dir):
-    return _lines_vs_size(_single_pair_one_way(runs), lambda c: c["bytes_per_s"] / 1e9, None, "write size (bytes)",
-                          "GB/s (1e9 bytes/s delivered)", "One-way throughput by write size", False,
-                          "throughput_vs_size", out_dir)
+    """Delivered GB/s vs write size, with its 95% CI over the trials."""
+    return _lines_vs_size(_single_pair_one_way(runs), lambda c: c["bytes_per_s"] / 1e9,
+                          lambda c: (c["bytes_per_s_ci_low"] / 1e9, c["bytes_per_s_ci_high"] / 1e9)
+                          if "bytes_per_s_ci_low" in c else None, None,
+                          "write size (bytes)", "GB/s delivered (1e9 bytes/s, log), 95% CI",
+                          "One-way throughput by write size", True, "throughput_vs_size", out_dir)
 
 
 def cpu_per_message(runs, out_dir):
     cases = [c for c in _single_pair_one_way(runs) if "client_cpu_ns_per_msg" in c]
-    return _lines_vs_size(cases, lambda c: (c["client_cpu_ns_per_msg"] + c["server_cpu_ns_per_msg"]) / 1e3, None,
-                          "write size (bytes)", "CPU per message, sender + receiver (µs)",
+    return _lines_vs_size(cases, lambda c: (c["client_cpu_ns_per_msg"] + c["server_cpu_ns_per_msg"]) / 1e3,
+                          None, None, "write size (bytes)", "CPU per message, sender + receiver (µs, log)",
                           "CPU cost per message (throughput)", True, "cpu_per_message", out_dir)
 
 
+def _rate(case, point):
+    """A trial's rate: operations per second, or delivered bytes per second."""
+    if case["workload"] == "throughput":
+        return point["delivered"] * case["size_bytes"] / (point["elapsed_ns"] / 1e9)
+    # Runs before schema version 2 lack `n`; their requests served are `delivered`.
+    return point.get("n", point.get("delivered", 0)) / (point["elapsed_ns"] / 1e9)
+
+
 def connection_rate(runs, out_dir):
+    """New connections per second (connect, request, response, close), one
+    bar per transport and size, with its 95% CI over the trials."""
     cases = [c for c in _cases(runs, "connect") if "ops_per_s" in c and c.get("pairs", 1) == 1]
     if not cases:
         return None
-    ts = [t for t, _ in _by_transport(cases)]
-    rates = [statistics.median([c["ops_per_s"] for c in cases if c["transport"] == t]) for t in ts]
+    cases = sorted(cases, key=lambda c: (c["size_bytes"], common.transport_rank(c["transport"])))
+    multi = len({c["size_bytes"] for c in cases}) > 1
+    labels = [c["transport"] + (f"\n{sizes_label(c['size_bytes'], c['response_bytes'])} B" if multi else "")
+              for c in cases]
+    mid, err_lo, err_hi = [], [], []
+    for c in cases:
+        m, lo, hi = _trial_ci(c, lambda p, c=c: _rate(c, p))
+        m = c["ops_per_s"] if m is None else m
+        mid.append(m / 1e3)
+        err_lo.append(0 if lo is None else (m - lo) / 1e3)
+        err_hi.append(0 if hi is None else (hi - m) / 1e3)
     fig, ax = plt.subplots(figsize=(7.5, 4.0))
-    ax.bar(ts, [r / 1e3 for r in rates], color=[colour(t) for t in ts])
-    ax.set_ylabel("thousand connections / s (connect, request, response, close)")
-    ax.set_title("Connection rate, one pinned pair")
+    ax.bar(range(len(cases)), mid, yerr=[err_lo, err_hi], capsize=3, color=[colour(c["transport"]) for c in cases])
+    ax.set_xticks(range(len(cases)))
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_ylabel("thousand transactions / s, 95% CI")
+    size = "" if multi else f", {sizes_label(cases[0]['size_bytes'], cases[0]['response_bytes'])} B each way"
+    ax.set_title(f"New connection per transaction (connect, request, response, close){size}", fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
     return _save(fig, out_dir, "connection_rate")
 
 
 def pairs_scaling(runs, out_dir):
-    """Aggregate rate vs number of pairs, per workload and transport, when
-    the runs hold more than one pair count."""
+    """Aggregate rate vs number of concurrent pairs, per workload, transport
+    and size, as a multiple of the rate with the fewest pairs: the median
+    over trials, with the 95% CI of each trial's rate over that median."""
     pts = {}
     for c in (c for r in runs for c in r.cases):
-        rate = c.get("bytes_per_s") if c["workload"] == "throughput" else c.get("ops_per_s")
-        if rate is None or c.get("direction", "one") != "one":
+        if c["workload"] not in ("latency", "rr", "connect", "throughput") or c.get("direction", "one") != "one" \
+                or not c.get("trial_points") or load.netns(c) != "off":
             continue
-        pts.setdefault((c["workload"], c["transport"], c["size_bytes"]), {})[c.get("pairs", 1)] = rate
+        rates = [_rate(c, p) for p in c["trial_points"]]
+        pts.setdefault((c["workload"], c["transport"], c["size_bytes"], c["response_bytes"]), {})[
+            c.get("pairs", 1)] = common.median_ci(rates)
     series = {k: v for k, v in pts.items() if len(v) > 1}
     if not series:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for (w, t, size), v in sorted(series.items()):
+    counts = set()
+    for (w, t, size, resp), v in sorted(series.items(), key=lambda kv: (kv[0][0], common.transport_rank(kv[0][1]))):
         xs = sorted(v)
-        base = v[xs[0]]
-        ax.plot(xs, [v[x] / base for x in xs], marker="o", color=colour(t),
-                linestyle="-" if w == "throughput" else "--", label=f"{w} {t} {size_label(size)}")
+        counts.update(xs)
+        base = v[xs[0]][0]
+        ys = [v[x][0] / base for x in xs]
+        err = [[y - v[x][1] / base for x, y in zip(xs, ys)], [v[x][2] / base - y for x, y in zip(xs, ys)]]
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color=colour(t),
+                    linestyle="-" if w == "throughput" else "--", label=f"{w} {t} {sizes_label(size, resp)} B")
+    ax.set_xticks(sorted(counts))
     ax.set_xlabel("concurrent pinned pairs")
-    ax.set_ylabel("aggregate rate ÷ rate with the fewest pairs")
+    ax.set_ylabel("aggregate rate ÷ rate with the fewest pairs (95% CI)")
     ax.set_title("Scaling with concurrent pairs")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     return _save(fig, out_dir, "pairs_scaling")
 
 
-
+VERDICT_COLOURS = {"faster": "#2ca02c", "slower": "#d62728", "no significant change": "#9a9a9a"}
 
 
 def deltas(rows, out_dir, title):
-    """Before/after: % change of the median per case with its CI."""
+    """Before/after: change of each case's median, with its 95% CI, coloured
+    by verdict. Time per operation for latency (left of 0: faster), bytes/s
+    for throughput (right of 0: faster)."""
     rows = [r for r in rows if r["change"] is not None and not math.isnan(r["change"])]
     if not rows:
         return None
-    fig, ax = plt.subplots(figsize=(7.5, max(2.5, 0.32 * len(rows) + 1)))
-    y = list(range(len(rows)))
+    fig, ax = plt.subplots(figsize=(7.5, max(2.5, 0.32 * len(rows) + 1.4)))
+    y = list(range(len(rows)))[::-1]
     ch = [100 * r["change"] for r in rows]
     lo = [100 * (r["change"] - r["ci_low"]) for r in rows]
     hi = [100 * (r["ci_high"] - r["change"]) for r in rows]
-    cols = [{"faster": "#2ca02c", "slower": "#d62728"}.get(r["verdict"], "#7f7f7f") for r in rows]
-    ax.barh(y, ch, xerr=[lo, hi], color=cols, capsize=2)
+    ax.barh(y, ch, xerr=[lo, hi], color=[VERDICT_COLOURS[r["verdict"]] for r in rows], capsize=2)
     ax.set_yticks(y)
-    ax.set_yticklabels([r["case"] for r in rows], fontsize=7)
+    ax.set_yticklabels([f"{r['case']} ({'bytes/s' if r['metric'] == 'bytes/s' else 'p50'})" for r in rows],
+                       fontsize=7)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel("change of the median, after vs before (%), 95% CI")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     ax.grid(True, axis="x", alpha=0.3)
+    from matplotlib.patches import Patch
+    shown = [v for v in VERDICT_COLOURS if any(r["verdict"] == v for r in rows)]
+    ax.legend(handles=[Patch(color=VERDICT_COLOURS[v], label=v) for v in shown], fontsize=7, loc="best")
     return _save(fig, out_dir, "delta")
 
 
@@ -275,7 +333,7 @@ def netns_latency(runs, out_dir):
     modes = [m for m in HATCH if any(load.netns(c) == m for c in cases)]
     keys = [(t, m) for t in common.ORDER for m in modes if any(c["transport"] == t and load.netns(c) == m for c in cases)]
     idx = {(c["workload"], c["size_bytes"], c["response_bytes"], c["transport"], load.netns(c)): c for c in cases}
-    return _p50_bars([f"{w} {sizes_label(s, rs)}" for w, s, rs in groups],
+    return _p50_bars([f"{w} {sizes_label(s, rs)} B" for w, s, rs in groups],
                      [(t, HATCH[m], f"{t} ({m})") for t, m in keys], lambda i, j: idx.get(groups[i] + keys[j]),
                      "p50 per operation (µs), 95% CI", "Across network namespaces: loopback, veth, bridge",
                      "netns_latency", out_dir)
@@ -328,7 +386,7 @@ def ladder(runs, out_dir, num="uds-stream", den="tcp4"):
                 continue
             w = x.get("workload") or (r.cases[0]["workload"] if r.cases else "?")
             size = sizes_label(x["size_bytes"], x.get("response_bytes"))
-            rows.append((f"{w} {size}" + ("" if ns == "off" else f" ({ns})"), x["ratio"], x["ci_low"], x["ci_high"],
+            rows.append((f"{w} {size} B" + ("" if ns == "off" else f" ({ns})"), x["ratio"], x["ci_low"], x["ci_high"],
                          settings_tag(r)))
     if not rows:
         return None

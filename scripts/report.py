@@ -175,9 +175,9 @@ def main():
         raise common.Fatal("a criterion run needs -o OUT_DIR for the report")
     out = common.output_dir(out)
     figdir = common.subdir(out, "figures")
-    figs = [("Round-trip time by message size (p50 line, band to p99)", plots.latency_vs_size(runs, figdir)),
+    figs = [("Round-trip time by message size (p50 with 95% CI, p99 dashed)", plots.latency_vs_size(runs, figdir)),
             (f"{NUM} ÷ {DEN} by size and workload, with 95% CIs", plots.ratio_vs_size(runs, figdir, NUM, DEN))]
-    figs += [("Latency percentiles", f) for f in plots.percentile_curves(runs, figdir)]
+    figs += [(f"Round-trip percentiles, {what}", f) for what, f in plots.percentile_curves(runs, figdir)]
     figs += [("Throughput by write size", plots.throughput_vs_size(runs, figdir)),
              ("CPU per message", plots.cpu_per_message(runs, figdir)),
              ("Connection rate", plots.connection_rate(runs, figdir)),
@@ -193,7 +193,8 @@ def main():
                   f"{cell(r.env.get('taken_at', '?'))} | `{cell(r.command)}` |")
     md += ["", "## Headline: Unix socket vs loopback TCP", "",
            f"Medians of the runs' own figures; ratios are {NUM}/{DEN}, the median over interleaved rounds of the "
-           "per-round ratio, with a 95% bootstrap CI. Below 1 (times) or above 1 (bytes/s): the Unix socket wins.", ""]
+           "per-round ratio, with a 95% bootstrap CI. Times: below 1, the Unix socket is faster; bytes/s (throughput): "
+           "above 1, it moves more.", ""]
     for r in runs:
         md += headline(r)
     md += netns_section(runs) + web_section(runs) + drift_section(runs)

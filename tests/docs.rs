@@ -1,18 +1,160 @@
-//! What the documentation states that the code decides: the `cargo bench`
-//! profiles. A change of either fails here until both agree.
+//! What the documentation states that the code decides. Each test fails
+//! when the text and the code part: the `cargo bench` profiles, the tests
+//! the guarantees name, the links, and every sockbench command line shown.
 
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use sockbench::cli::Cli;
 use sockbench::plan::BenchProfile;
 
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Markdown a reader meets: README.md, docs/, scripts/ and results/ READMEs.
+fn pages() -> Vec<PathBuf> {
+    let mut v = vec![
+        root().join("README.md"),
+        root().join("scripts/README.md"),
+        root().join("results/README.md"),
+    ];
+    for e in std::fs::read_dir(root().join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            v.push(p);
+        }
+    }
+    v
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
 #[test]
-fn readme_states_the_bench_profiles_as_the_code_has_them() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+fn the_docs_state_the_bench_profiles_as_the_code_has_them() {
+    let text = read(&root().join("docs/cargo-bench.md"));
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     for p in [BenchProfile::Full, BenchProfile::Quick] {
         let said = p.describe();
         assert!(
             flat.contains(&said),
-            "README.md should say `{said}` for {p:?}"
+            "docs/cargo-bench.md should say `{said}` for {p:?}"
         );
     }
+}
+
+/// Every `snake_case_name` in backquotes in docs/guarantees.md is a test
+/// function in tests/ (a name ending in `…` is a prefix of one).
+#[test]
+fn every_test_a_guarantee_names_exists() {
+    let mut defined = BTreeSet::new();
+    for e in std::fs::read_dir(root().join("tests")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "rs") {
+            for line in read(&p).lines() {
+                if let Some(rest) = line.trim_start().strip_prefix("fn ") {
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    defined.insert(name);
+                }
+            }
+        }
+    }
+    let text = read(&root().join("docs/guarantees.md"));
+    let named: Vec<&str> = text
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| {
+            s.contains('_')
+                && s.trim_end_matches('…')
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+        .collect();
+    assert!(named.len() >= 10, "found only {named:?}");
+    for n in named {
+        let found = match n.strip_suffix('…') {
+            Some(prefix) => defined.iter().any(|d| d.starts_with(prefix)),
+            None => defined.contains(n),
+        };
+        assert!(
+            found,
+            "docs/guarantees.md names `{n}`, which no test defines"
+        );
+    }
+}
+
+/// Every relative link `[..](path)` in the pages points at a file or
+/// directory that exists.
+#[test]
+fn every_relative_link_resolves() {
+    for page in pages() {
+        let text = read(&page);
+        for piece in text.split("](").skip(1) {
+            let target = piece.split(')').next().unwrap();
+            let target = target.split('#').next().unwrap();
+            if target.is_empty() || target.contains("://") {
+                continue;
+            }
+            let p = page.parent().unwrap().join(target);
+            assert!(
+                p.exists(),
+                "{}: link to {target}, which does not exist",
+                page.display()
+            );
+        }
+    }
+}
+
+/// Every sockbench command line in a code block of the pages parses: flags
+/// and values that exist.
+#[test]
+fn every_command_shown_parses() {
+    let mut seen = 0;
+    for page in pages() {
+        let text = read(&page);
+        let mut in_code = false;
+        let mut lines = Vec::new();
+        let mut held = String::new();
+        for line in text.lines() {
+            if line.starts_with("```") {
+                in_code = !in_code;
+            } else if in_code {
+                // A trailing backslash continues the command.
+                match line.strip_suffix('\\') {
+                    Some(part) => held.push_str(part),
+                    None => lines.push(std::mem::take(&mut held) + line),
+                }
+            }
+        }
+        for line in lines {
+            let mut cmd = line.split(" #").next().unwrap().trim().to_string();
+            // $(mktemp -d) and other shell substitutions stand for a path.
+            while let Some(i) = cmd.find("$(") {
+                let j = cmd[i..].find(')').map_or(cmd.len(), |j| i + j + 1);
+                cmd.replace_range(i..j, "/tmp/x");
+            }
+            let args = if let Some(r) = cmd.strip_prefix("cargo run --release -- ") {
+                r
+            } else if let Some(r) = cmd.strip_prefix("sockbench ") {
+                r
+            } else if let Some(r) = cmd.strip_prefix("scripts/record.sh ") {
+                r.split_once(' ').map_or("", |(_label, rest)| rest)
+            } else {
+                continue;
+            };
+            let argv = std::iter::once("sockbench").chain(args.split_whitespace());
+            if let Err(e) = Cli::try_parse_from(argv) {
+                panic!("{}: `{cmd}` does not parse:\n{e}", page.display());
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 5, "only {seen} commands found");
 }

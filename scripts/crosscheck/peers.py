@@ -465,22 +465,41 @@ def table(res, unit, base="sockbench", over_base=False, tolerance=0.10):
     return lines, verdicts
 
 
+# (what a row's tool name must contain for the note to apply, the note)
 NOTES = [
-    "Conventions: netperf and neper report transactions per second (RTT = 1/rate) and netperf "
-    "10^6 bit/s; sockperf's avg-latency and qperf's latency are half a round trip (doubled here); "
-    "lmbench reports the round trip and MB = 10^6 B. qperf numbers CPUs from 1 (`-lca 1` is CPU 0).",
-    "sockbench runs with `--mode process` (a forked server, as every peer but neper's threads); "
-    "`sockbench (thread)` is its default mode, for reference.",
-    "lmbench lat_tcp and lat_unix make one read() per message, and lat_tcp's server answers every "
-    "read with a whole message: once a message arrives in parts (64 KiB here) they stop being a "
-    "ping-pong (lat_tcp times partial messages, lat_unix stalls), so their 64 KiB cells are left out. "
-    "lat_udp needs 4 B or more; lat_pipe moves one word. sockperf carries at most 65,000 B and at "
-    "least 14 B. udp4 carries at most 65,507 B.",
-    "netperf's STREAM_STREAM asks netserver for a 2,304-byte receive buffer (the kernel's minimum) "
-    "unless told otherwise; `-S 212992` gives it the default size (doubled by the kernel to 425,984).",
-    "sockbench sets TCP_NODELAY by default, so its 64 B tcp4 writes go out one segment each; the "
-    "peers leave Nagle on. `sockbench --nodelay off` is the like-for-like row.",
+    (("netperf", "neper", "sockperf", "qperf", "lmbench"),
+     "Conventions: netperf and neper report transactions per second (RTT = 1/rate) and netperf "
+     "10^6 bit/s; sockperf's avg-latency and qperf's latency are half a round trip (doubled here); "
+     "lmbench reports the round trip and MB = 10^6 B. qperf numbers CPUs from 1 (`-lca 1` is CPU 0)."),
+    (("sockbench (thread)",),
+     "Rows named `sockbench` run with `--mode process` (a forked server, as every peer but neper's threads); "
+     "`sockbench (thread)` is its default mode, for reference."),
+    (("lat_",),
+     "lmbench lat_tcp and lat_unix make one read() per message, and lat_tcp's server answers every "
+     "read with a whole message: once a message arrives in parts (64 KiB here) they stop being a "
+     "ping-pong (lat_tcp times partial messages, lat_unix stalls), so their 64 KiB cells are left out. "
+     "lat_udp needs 4 B or more; lat_pipe moves one word. sockperf carries at most 65,000 B and at "
+     "least 14 B. udp4 carries at most 65,507 B."),
+    (("STREAM_STREAM", "STREAM_RR"),
+     "netperf's STREAM_STREAM and STREAM_RR ask netserver for a 2,304-byte receive buffer (the kernel's "
+     "minimum) unless told otherwise; `-S 212992` gives it the default size (doubled by the kernel to 425,984)."),
+    (("--nodelay off",),
+     "sockbench sets TCP_NODELAY by default, so its 64 B tcp4 writes go out one segment each; the "
+     "peers leave Nagle on. `sockbench --nodelay off` is the like-for-like row. Loopback's MSS is "
+     "65,483 B, so a 64 KiB write is one full segment and a 53-byte tail, which Nagle holds until the "
+     "previous segment is acknowledged."),
+    (("stream_threads.c",),
+     "Each row is a process of its own, started fresh every round: `stream_threads.c` is two threads "
+     "of one C program (write on one CPU, read on the other, 64 KiB or 4 KiB calls), lmbench's bw_unix "
+     "two processes over a socketpair."),
 ]
+
+
+def notes(sections):
+    """The notes that concern a tool in the tables."""
+    names = {k[0] for _, res in sections for k in res}
+    names |= {tool for _, res in sections for cell in res.values() for tool in cell}
+    return [text for keys, text in NOTES if any(k in n for k in keys for n in names)]
 
 
 OVERHEAD = ("sockbench's mean round trip over the lean C loop's, and the price of each difference "
@@ -506,9 +525,10 @@ def render(a, command, env, wall, sections):
           f"Command (from the repository root, at revision `{env.get('git_revision')}`):", "", "```sh",
           "scripts/crosscheck/peers " + " ".join(command), "```", "",
           f"Wall time {wall:.0f} s; {a.rounds} rounds of {a.seconds} s runs, A B … B A within each cell; "
-          f"server CPU {a.server_cpu}, client CPU {a.client_cpu}. Peers: netperf {a.netperf or 'not given'}, "
-          f"neper {a.neper or 'not given'}, lmbench {a.lmbench or 'not given'}, sockperf, qperf, iperf3 "
-          "(Debian). Medians over rounds; ratios are medians of per-round paired ratios with 95% bootstrap CIs.", ""]
+          f"server CPU {a.server_cpu}, client CPU {a.client_cpu}. "
+          + "".join(f"{n} from `{d}`. " for n, d in (("netperf", a.netperf), ("neper", a.neper), ("lmbench", a.lmbench))
+                    if d)
+          + "Medians over rounds; ratios are medians of per-round paired ratios with 95% bootstrap CIs.", ""]
     raw = {}
     for title, res in sections:
         unit, base, over_base = SECTIONS[title]
@@ -518,13 +538,20 @@ def render(a, command, env, wall, sections):
             md += ["Within 10% of the peers' median: " + "; ".join(
                 f"{cell(lb)} {'yes' if ok else f'**no ({100 * off:+.0f}%)**'}" for lb, off, ok in verdicts), ""]
         raw[title] = {f"{k[0]} {k[1]}": v for k, v in res.items()}
-    md += ["## Notes", ""] + [f"- {n}" for n in NOTES] + [""]
+    if notes(sections):
+        md += ["## Notes", ""] + [f"- {n}" for n in notes(sections)] + [""]
     md += ["## Machine", "", f"`{cell(env.get('cpu_model'))}`, kernel {cell(env.get('kernel_release'))}, "
            f"{cell(env.get('virtualization') or 'bare metal')}, clocksource {cell(env.get('clocksource'))}.", ""]
     common.write_text(os.path.join(out, "README.md"), "\n".join(md))
     doc = {"command": command, "wall_s": wall, "env": env, "results": raw}
     common.write_text(os.path.join(out, "raw.json"), json.dumps(doc, indent=1) + "\n")
     print(os.path.join(out, "README.md"))
+
+
+def overhead_defaults(a, argv):
+    """--what overhead runs 30 rounds of 0.5 s unless told otherwise."""
+    if a.what == "overhead" and "--rounds" not in argv:
+        a.rounds, a.seconds = 30, 0.5
 
 
 def fingerprint():
@@ -546,6 +573,7 @@ def main():
     p.add_argument("--from", dest="from_raw", metavar="RAW_JSON",
                    help="re-render the tables of an earlier run's raw.json into -o (nothing is measured)")
     a = p.parse_args()
+    overhead_defaults(a, sys.argv[1:])
     try:
         if os.path.exists(a.output) and os.listdir(a.output) and not a.from_raw:
             raise Fatal(f"-o {a.output}: exists and is not empty; name a new directory")
@@ -553,8 +581,6 @@ def main():
             d = getattr(a, flag)
             if d and not os.path.isdir(d):
                 raise Fatal(f"--{flag} {d}: not a directory")
-        if a.what == "overhead" and "--rounds" not in sys.argv:
-            a.rounds, a.seconds = 30, 0.5
         for tool, pkg in (("gcc", "gcc"), ("taskset", "util-linux")) + (
                 (("sockperf", "sockperf"), ("qperf", "qperf"), ("iperf3", "iperf3")) if a.what == "matrix" else ()):
             if not shutil.which(tool):
@@ -568,7 +594,11 @@ def main():
                 raw = json.load(f)
             sections = [(title, {(k.rsplit(" ", 1)[0], int(k.rsplit(" ", 1)[1])): v for k, v in cells.items()})
                         for title, cells in raw["results"].items()]
-            render(a, raw.get("command") or sys.argv[1:], raw["env"], raw.get("wall_s", 0), sections)
+            command = raw.get("command") or sys.argv[1:]
+            first = p.parse_args(command)  # the rounds, lengths, CPUs and peers the run had
+            overhead_defaults(first, command)
+            first.output = a.output
+            render(first, command, raw["env"], raw.get("wall_s", 0), sections)
             return
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
         tmp = tempfile.mkdtemp(prefix="sockbench-peers-")

@@ -81,19 +81,24 @@ def test_compare_reports_changes_with_verdicts(fixtures, tmp_path):
     md = (out / "compare.md").read_text()
     assert (out / "figures" / "delta.png").exists()
     b, a = summary(before), summary(after)
-    rows = [l for l in md.splitlines() if l.startswith("| latency ")]
-    assert len(rows) == len(a["cases"])
+    per_case, tails = md.split("## Tails")
+    rows = [l for l in per_case.splitlines() if l.startswith("| latency ")]
+    tail_rows = [l for l in tails.splitlines() if l.startswith("| latency ")]
+    assert len(rows) == len(a["cases"]) == len(tail_rows)
     for ca in a["cases"]:
         cb = next(c for c in b["cases"] if (c["transport"], c["size_bytes"]) == (ca["transport"], ca["size_bytes"]))
         med = lambda c: sorted(t["p50_ns"] for t in c["trial_points"])  # noqa: E731
         mb, ma = med(cb), med(ca)
         m = lambda v: (v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2)  # noqa: E731
         change = 100 * (m(ma) / m(mb) - 1)
-        row = next(l for l in rows if f" {ca['transport']} " in l and l.split("|")[1].strip().endswith(
-            {64: " 64", 4096: " 4K"}.get(ca["size_bytes"], "?")))
+        name = f"| latency {ca['transport']} {({64: '64', 4096: '4K'})[ca['size_bytes']]} |"
+        row = next(l for l in rows if l.startswith(name))
         assert f"{change:+.1f}%" in row, (row, change)
-        assert f"{cb['p99_ns'] / 1e3:.2f} → {ca['p99_ns'] / 1e3:.2f} µs" in row and "per-trial p99s" in row and "(CI " in row, row
+        assert f"| {m(mb) / 1e3:.2f} µs | {m(ma) / 1e3:.2f} µs |" in row, row
         assert re.search(r"\| (faster|slower|no significant change) \|$", row)
+        p99 = lambda c: sorted(t["p99_ns"] for t in c["trial_points"])  # noqa: E731
+        tail = next(l for l in tail_rows if l.startswith(name))
+        assert f"| {m(p99(cb)) / 1e3:.2f} µs | {m(p99(ca)) / 1e3:.2f} µs | {100 * (m(p99(ca)) / m(p99(cb)) - 1):+.1f}% (" in tail, tail
     assert "What differs in the fingerprint" in md
     # The fixtures differ in --wait (block before, spin after): that is named.
     assert "| wait | block | spin |" in md
@@ -122,7 +127,8 @@ def test_criterion_baselines_compare(fixtures, tmp_path):
     for case in ["| latency tcp4 64 |", "| latency uds-stream 64 |", "| latency tcp4 4K |", "| throughput tcp4 64K |"]:
         assert case in md, case
     # base and new hold the same run: every verdict is "no significant change".
-    rows = [l for l in md.splitlines() if l.startswith("| latency ") or l.startswith("| throughput ")]
+    per_case = md.split("## Tails")[0]
+    rows = [l for l in per_case.splitlines() if l.startswith("| latency ") or l.startswith("| throughput ")]
     assert rows and all(l.endswith("| no significant change |") for l in rows), rows
 
 
