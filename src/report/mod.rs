@@ -85,7 +85,7 @@ pub struct CaseRow {
     pub stddev_ns: f64,
     /// Operations per second over all pairs (operations ÷ the span all pairs took), median over trials.
     pub ops_per_s: f64,
-    /// CPU time per operation (getrusage RUSAGE_THREAD): client user, client system, server user, server system.
+    /// Client user CPU per operation (getrusage RUSAGE_THREAD of the thread doing the work).
     pub client_user_ns_per_op: f64,
     /// Client system CPU per operation.
     pub client_sys_ns_per_op: f64,
@@ -93,7 +93,7 @@ pub struct CaseRow {
     pub server_user_ns_per_op: f64,
     /// Server system CPU per operation.
     pub server_sys_ns_per_op: f64,
-    /// Voluntary and involuntary context switches per operation, each side.
+    /// Client voluntary context switches per operation (blocking waits).
     pub client_vcsw_per_op: f64,
     /// Client involuntary context switches per operation.
     pub client_ivcsw_per_op: f64,
@@ -101,18 +101,18 @@ pub struct CaseRow {
     pub server_vcsw_per_op: f64,
     /// Server involuntary context switches per operation.
     pub server_ivcsw_per_op: f64,
-    /// System calls per operation, each side (2.00 = one send, one receive).
+    /// Client system calls per operation (2.00 = one send, one receive).
     pub client_syscalls_per_op: f64,
     /// Server system calls per operation.
     pub server_syscalls_per_op: f64,
-    /// SO_SNDBUF and SO_RCVBUF in force on the client end (the listener for connections per request; pipe capacity for pipes).
+    /// SO_SNDBUF in force on the client end (the listener for connections per request; pipe capacity for pipes).
     pub sndbuf_bytes: usize,
     /// SO_RCVBUF in force on the client end (pipe capacity for pipes).
     pub rcvbuf_bytes: usize,
     /// Measured cost of one clock read on the client CPU.
     pub clock_read_ns: f64,
     /// New connections over TCP: sockets in TIME_WAIT after the case on the
-    /// server's side (its listening port) and on the client's (ephemeral ports).
+    /// server's side (its listening port), where the closer of each connection waits.
     pub time_wait_server: Option<usize>,
     /// New connections over TCP: sockets in TIME_WAIT on client ports after the case (0 when the server closes first).
     pub time_wait_client: Option<usize>,
@@ -141,7 +141,7 @@ pub struct ThroughputRow {
     pub bytes_per_s_ci_low: f64,
     /// High end of the rate's 95% bootstrap CI.
     pub bytes_per_s_ci_high: f64,
-    /// The same rate in GB/s (1e9 B/s), Gbit/s and messages/s.
+    /// The rate in GB/s (1e9 B/s).
     pub gbyte_per_s: f64,
     /// The rate in Gbit/s (1e9 bit/s).
     pub gbit_per_s: f64,
@@ -160,7 +160,7 @@ pub struct ThroughputRow {
     pub client_syscalls_per_msg: f64,
     /// Server system calls per message received.
     pub server_syscalls_per_msg: f64,
-    /// SO_SNDBUF and SO_RCVBUF in force on the client end (pipe capacity for pipes).
+    /// SO_SNDBUF in force on the client end (pipe capacity for pipes).
     pub sndbuf_bytes: usize,
     /// SO_RCVBUF in force on the client end (pipe capacity for pipes).
     pub rcvbuf_bytes: usize,
