@@ -24,6 +24,8 @@ SCHEMA = os.path.join(ROOT, "docs", "results-schema.json")
 SCHEMA_VERSION = 2  # the newest this loader reads; files without one are version 1
 LATENCY_WORKLOADS = ("latency", "rr", "connect")
 CASE_KEY = ("workload", "transport", "size_bytes", "response_bytes", "depth", "pairs", "netns")
+# Key columns only some workloads have: `load`'s offered rate.
+OPTIONAL_KEY = ("offered_per_s",)
 NEEDED_LATENCY = ("p50_ns", "p99_ns", "p999_ns", "mean_ns", "p50_ci_low_ns", "p50_ci_high_ns", "ops_per_s")
 NEEDED_THROUGHPUT = ("bytes_per_s", "bytes_per_s_ci_low", "bytes_per_s_ci_high", "client_cpu_ns_per_msg",
                      "server_cpu_ns_per_msg", "loss_pct")
@@ -106,7 +108,7 @@ def netns(case):
 
 
 def key(case):
-    return tuple(netns(case) if k == "netns" else case.get(k) for k in CASE_KEY)
+    return tuple(netns(case) if k == "netns" else case.get(k) for k in CASE_KEY + OPTIONAL_KEY)
 
 
 def load_sockbench(path):

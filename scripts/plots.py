@@ -112,7 +112,7 @@ def ratio_vs_size(runs, out_dir, num="uds-stream", den="tcp4"):
         if any(c.get("pairs", 1) != 1 for c in r.cases):
             continue  # concurrent pairs have their own figure
         for x in r.ratios:
-            if x["numerator"] != num or x["denominator"] != den or \
+            if x["numerator"] != num or x["denominator"] != den or "offered_per_s" in x or \
                     x.get("numerator_netns", "off") != "off" or x.get("denominator_netns", "off") != "off":
                 continue
             if x["metric"] == "p50":
@@ -439,3 +439,47 @@ def drift(runs, out_dir, min_trials=20):
     a2.legend(loc="lower left", fontsize=7)
     a2b.legend(loc="lower right", fontsize=7)
     return _save(fig, out_dir, "drift")
+
+
+def load_vs_rate(runs, out_dir, num="uds-stream", den="tcp4"):
+    """`sockbench load`: latency from the intended send against the offered
+    rate, one panel per request/response size: p50 (solid, with its 95% CI),
+    p99 (dashed) and p99.9 (dotted) per transport, log y; and beside it the
+    UDS ÷ TCP ratio of the p99 at each rate with its CI."""
+    cases = [c for c in _cases(runs, "load") if "offered_per_s" in c]
+    if len({c["offered_per_s"] for c in cases}) < 2:
+        return None
+    sizes = sorted({(c["size_bytes"], c["response_bytes"]) for c in cases})
+    fig, axes = plt.subplots(len(sizes), 2, figsize=(11, 4.0 * len(sizes)), squeeze=False)
+    for row, (size, resp) in enumerate(sizes):
+        ax, rax = axes[row]
+        for t, cs in _by_transport([c for c in cases if (c["size_bytes"], c["response_bytes"]) == (size, resp)]):
+            cs = sorted(cs, key=lambda c: c["offered_per_s"])
+            x = [c["offered_per_s"] for c in cs]
+            p50 = [c["p50_ns"] / 1e3 for c in cs]
+            err = [[max(0.0, v - c["p50_ci_low_ns"] / 1e3) for v, c in zip(p50, cs)],
+                   [max(0.0, c["p50_ci_high_ns"] / 1e3 - v) for v, c in zip(p50, cs)]]
+            ax.errorbar(x, p50, yerr=err, marker="o", ms=4, capsize=2, color=colour(t), label=f"{t} p50")
+            ax.plot(x, [c["p99_ns"] / 1e3 for c in cs], color=colour(t), ls="--", marker=".", label=f"{t} p99")
+            ax.plot(x, [c["p999_ns"] / 1e3 for c in cs], color=colour(t), ls=":", label=f"{t} p99.9")
+        ax.set_yscale("log")
+        ax.set_xlabel("offered requests / s")
+        ax.set_ylabel("latency from intended send (µs, log)")
+        ax.set_title(f"{sizes_label(size, resp)} B request/response", fontsize=10)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+        pts = sorted((x["offered_per_s"], x["ratio"], x["ci_low"], x["ci_high"]) for r in runs for x in r.ratios
+                     if x.get("offered_per_s") and x["metric"] == "p99" and x["numerator"] == num
+                     and x["denominator"] == den and (x["size_bytes"], x["response_bytes"]) == (size, resp)
+                     and x.get("numerator_netns", "off") == "off")
+        if pts:
+            rax.errorbar([p[0] for p in pts], [p[1] for p in pts],
+                         yerr=[[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]], fmt="o-", capsize=3)
+        rax.axhline(1.0, color="black", lw=0.8)
+        rax.set_xlabel("offered requests / s")
+        rax.set_ylabel(f"p99: {num} ÷ {den} (95% CI)")
+        rax.set_title("below 1, the Unix socket's tail is shorter", fontsize=10)
+        rax.grid(True, alpha=0.3)
+    fig.suptitle("Latency under open-loop load", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, out_dir, "load_vs_rate")

@@ -181,6 +181,7 @@ def main():
     figs += [("Throughput by write size", plots.throughput_vs_size(runs, figdir)),
              ("CPU per message", plots.cpu_per_message(runs, figdir)),
              ("Connection rate", plots.connection_rate(runs, figdir)),
+             ("Latency under load (open loop, from each request's intended send)", plots.load_vs_rate(runs, figdir, NUM, DEN)),
              ("Scaling with concurrent pairs", plots.pairs_scaling(runs, figdir)),
              ("Across network namespaces", plots.netns_latency(runs, figdir)),
              ("nginx → gunicorn", plots.web_latency(runs, figdir)),

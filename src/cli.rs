@@ -37,6 +37,9 @@ pub enum Command {
     Connect(ConnectArgs),
     /// One-way bulk transfer: bytes and messages per second, CPU per message.
     Throughput(ThroughputArgs),
+    /// Latency under load: requests sent on a fixed schedule (open loop)
+    /// over many connections, timed from when each was due.
+    Load(LoadArgs),
     /// Print the environment fingerprint (JSON) recorded with every result.
     Env,
 }
@@ -214,6 +217,58 @@ pub struct ThroughputArgs {
     /// `one`: client → server; `both`: both ways at once.
     #[arg(long, value_enum, default_value = "one")]
     pub direction: Direction,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Offered request rates in total, comma-separated: 5000, 20k, 1.5k
+    /// (each is a case, interleaved like every other dimension).
+    #[arg(long, value_delimiter = ',', value_parser = parse_rate, default_value = "5k", allow_hyphen_values = true)]
+    pub rate: Vec<u64>,
+    /// Connections the requests are spread over, round-robin.
+    #[arg(long, value_parser = parse_connections, default_value = "16", allow_hyphen_values = true)]
+    pub connections: u32,
+    /// How requests are spaced: evenly, or as a Poisson process.
+    #[arg(long, value_enum, default_value = "constant")]
+    pub arrival: crate::spec::Arrival,
+    /// Request sizes, comma-separated (client → server).
+    #[arg(long, value_delimiter = ',', value_parser = parse_size, default_value = "512", allow_hyphen_values = true)]
+    pub request_size: Vec<usize>,
+    /// Response sizes, comma-separated (server → client).
+    #[arg(long, value_delimiter = ',', value_parser = parse_size, default_value = "16K", allow_hyphen_values = true)]
+    pub response_size: Vec<usize>,
+}
+
+/// Highest `--rate`: one event loop cannot schedule sends closer than 1 µs apart.
+pub const MAX_RATE: u64 = 1_000_000;
+
+/// A request rate: a number with an optional `k` (thousands), 1 to 1,000,000 per second.
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    const HINT: &str = "write rates as 5000, 20k or 1.5k requests per second (1 to 1000k)";
+    let (num, mult) = match s.strip_suffix(['k', 'K']) {
+        Some(n) => (n, 1000.0),
+        None => (s, 1.0),
+    };
+    let v = num
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .map(|v| v * mult)
+        .ok_or_else(|| format!("not a rate; {HINT}"))?;
+    if v.fract() != 0.0 || !(1.0..=MAX_RATE as f64).contains(&v) {
+        return Err(format!("out of range; {HINT}"));
+    }
+    Ok(v as u64)
+}
+
+/// Connections of `load`: 1 to 1024.
+pub fn parse_connections(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err("must be a whole number from 1 to 1024".into()),
+    }
 }
 
 /// One element of --transport: a name, or `all`.

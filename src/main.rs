@@ -57,6 +57,7 @@ fn main() -> ExitCode {
         Command::Rr(a) => Plan::rr(&a),
         Command::Connect(a) => Plan::connect(&a),
         Command::Throughput(a) => Plan::throughput(&a),
+        Command::Load(a) => Plan::load(&a),
         Command::Env => {
             let text = serde_json::to_string_pretty(&Fingerprint::take()).expect("serialises");
             return match stdout(&(text + "\n")) {

@@ -10,10 +10,11 @@ use std::time::Duration;
 use crate::affinity;
 use crate::cli::Common;
 use crate::cli::{
-    ConnectArgs, Format, LatencyArgs, Progress, RrArgs, Switch, ThroughputArgs, TransportArg,
+    ConnectArgs, Format, LatencyArgs, LoadArgs, Progress, RrArgs, Switch, ThroughputArgs,
+    TransportArg,
 };
 use crate::error::{Error, Result};
-use crate::spec::{Job, Mode};
+use crate::spec::{Arrival, Job, Mode};
 use crate::spec::{NetnsMode, TransportKind, Wait, size_label};
 use crate::transport::{TransportOpts, datagram_limit};
 
@@ -31,6 +32,8 @@ pub enum Workload {
     Connect,
     /// Bulk transfer, one way or both ways at once.
     Throughput { both: bool },
+    /// Open-loop request/response at offered rates over many connections.
+    Load { connections: u32, arrival: Arrival },
 }
 
 impl Workload {
@@ -41,6 +44,7 @@ impl Workload {
             Workload::Rr { .. } => "rr",
             Workload::Connect => "connect",
             Workload::Throughput { .. } => "throughput",
+            Workload::Load { .. } => "load",
         }
     }
 
@@ -59,6 +63,23 @@ impl Workload {
             | Workload::Connect => Job::Accept,
             Workload::Throughput { both: false } => Job::Sink,
             Workload::Throughput { both: true } => Job::Duplex,
+            Workload::Load { .. } => Job::Load,
+        }
+    }
+
+    /// Connections per pair (`load --connections`; 1 otherwise).
+    pub fn connections(self) -> usize {
+        match self {
+            Workload::Load { connections, .. } => connections as usize,
+            _ => 1,
+        }
+    }
+
+    /// How `load` spaces its requests (constant otherwise, unused).
+    pub fn arrival(self) -> Arrival {
+        match self {
+            Workload::Load { arrival, .. } => arrival,
+            _ => Arrival::Constant,
         }
     }
 
@@ -81,6 +102,8 @@ pub struct Case {
     pub response: usize,
     /// Where the server and client are: one namespace (off) or two (`--netns`).
     pub netns: NetnsMode,
+    /// `load`: requests per second offered (`--rate`); 0 for closed loops.
+    pub rate: u64,
 }
 
 /// How much each case measures.
@@ -134,6 +157,7 @@ impl Plan {
             Workload::Latency,
             &a.common,
             sizes.iter().map(|&s| (s, s)).collect(),
+            &[0],
         )
     }
 
@@ -167,13 +191,45 @@ impl Plan {
                 ));
             }
         }
-        Self::new(w, &a.common, product(&req, &resp))
+        Self::new(w, &a.common, product(&req, &resp), &[0])
     }
 
     /// `sockbench connect`.
     pub fn connect(a: &ConnectArgs) -> Result<Plan> {
         let (req, resp) = request_response(&a.request_size, &a.response_size)?;
-        Self::new(Workload::Connect, &a.common, product(&req, &resp))
+        Self::new(Workload::Connect, &a.common, product(&req, &resp), &[0])
+    }
+
+    /// `sockbench load`.
+    pub fn load(a: &LoadArgs) -> Result<Plan> {
+        let (req, resp) = request_response(&a.request_size, &a.response_size)?;
+        let rates = unique("--rate", a.rate.iter().copied(), |r| r.to_string())?;
+        if a.common.pairs > 1 {
+            return Err(Error::config(
+                "--pairs",
+                a.common.pairs,
+                "load runs one event loop per side; spread the load with --connections",
+            ));
+        }
+        // Each connection takes a descriptor on each side (both in this
+        // process in thread mode), plus the run's own.
+        let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map_or(1024, |(soft, _)| soft);
+        let most = (limit.saturating_sub(64) / 2).max(1);
+        if u64::from(a.connections) > most {
+            return Err(Error::config(
+                "--connections",
+                a.connections,
+                format!(
+                    "needs two descriptors each and the limit (ulimit -n) is {limit}: at most {most}"
+                ),
+            ));
+        }
+        let w = Workload::Load {
+            connections: a.connections,
+            arrival: a.arrival,
+        };
+        Self::new(w, &a.common, product(&req, &resp), &rates)
     }
 
     /// `sockbench throughput`.
@@ -184,10 +240,16 @@ impl Plan {
             Workload::Throughput { both },
             &a.common,
             sizes.iter().map(|&s| (s, s)).collect(),
+            &[0],
         )
     }
 
-    fn new(workload: Workload, c: &Common, sizes: Vec<(usize, usize)>) -> Result<Plan> {
+    fn new(
+        workload: Workload,
+        c: &Common,
+        sizes: Vec<(usize, usize)>,
+        rates: &[u64],
+    ) -> Result<Plan> {
         // Named transports must run as asked; those `all` adds are left out,
         // with a note, where they cannot.
         let named = unique(
@@ -233,6 +295,24 @@ impl Plan {
                     )
                 },
                 "no connections to open per request",
+            )?;
+        }
+        if workload.job() == Job::Load {
+            admit(
+                &mut transports,
+                &mut left_out,
+                TransportKind::carries_load,
+                |k| {
+                    Error::config(
+                        "--transport",
+                        k,
+                        format!(
+                            "load runs over stream sockets (a lost datagram would stall its connection); allowed: {}",
+                            TransportKind::names_where(TransportKind::carries_load)
+                        ),
+                    )
+                },
+                "load runs over stream sockets only",
             )?;
         }
         let netns = unique("--netns", c.netns.iter().copied(), |m| m.name().to_string())?;
@@ -301,13 +381,16 @@ impl Plan {
                     }
                     other => other?,
                 }
-                for &netns in &netns {
-                    cases.push(Case {
-                        transport,
-                        size,
-                        response,
-                        netns,
-                    });
+                for &rate in rates {
+                    for &netns in &netns {
+                        cases.push(Case {
+                            transport,
+                            size,
+                            response,
+                            netns,
+                            rate,
+                        });
+                    }
                 }
             }
         }
@@ -399,7 +482,8 @@ impl Plan {
 
     /// The order the cases run in within a round, as indices into `cases`:
     /// grouped by everything but the dimensions a ratio compares
-    /// (transport, `--netns`), groups in the order their sizes were given;
+    /// (transport, `--netns`), groups in the order their sizes (and
+    /// `load` rates) were given;
     /// inside a group by `--netns` mode, then transport, as given. So the
     /// trials a ratio pairs run back to back; odd rounds run the whole
     /// order backwards (A B … B A).
@@ -416,7 +500,7 @@ impl Plan {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let g = rank(&mut groups, (c.size, c.response));
+                let g = rank(&mut groups, (c.size, c.response, c.rate));
                 (
                     (g, rank(&mut modes, c.netns), rank(&mut kinds, c.transport)),
                     i,

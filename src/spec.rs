@@ -122,6 +122,12 @@ impl TransportKind {
             .join(", ")
     }
 
+    /// Whether `load` can run over it: a stream socket, whose requests
+    /// cannot be lost and whose event loop waits on one descriptor.
+    pub fn carries_load(self) -> bool {
+        self.is_stream() && self != TransportKind::Pipe
+    }
+
     /// Whether the transport has an address another network namespace can
     /// reach (`--netns`): not socketpair and pipe.
     pub fn is_addressed(self) -> bool {
@@ -212,6 +218,20 @@ pub enum Job {
     /// Receive messages and, from a second thread, send them at the same
     /// time (`throughput --direction both`).
     Duplex,
+    /// Answer requests on many connections from one event loop (`load`).
+    Load,
+}
+
+/// How `load` spaces its requests in time.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrival {
+    /// Evenly: one request every 1/rate seconds.
+    Constant,
+    /// A Poisson process: exponential gaps averaging 1/rate (independent clients).
+    Poisson,
 }
 
 /// Size in the units people write: 64, 4K, 1M.

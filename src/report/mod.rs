@@ -116,6 +116,36 @@ pub struct CaseRow {
     pub time_wait_server: Option<usize>,
     /// New connections over TCP: sockets in TIME_WAIT on client ports after the case (0 when the server closes first).
     pub time_wait_client: Option<usize>,
+    /// `load` only: the offered load and what the open loop measured beside
+    /// the latencies (which, for `load`, run from each request's intended
+    /// send time to its response).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadColumns>,
+}
+
+/// The columns only `load` has.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct LoadColumns {
+    /// Requests per second offered (`--rate`), over all connections; `ops_per_s` is what was answered.
+    pub offered_per_s: u64,
+    /// Connections the requests were spread over (`--connections`).
+    pub connections: usize,
+    /// How requests were spaced: `constant` or `poisson`.
+    pub arrival: crate::spec::Arrival,
+    /// Requests sent over all trials.
+    pub requests_sent: u64,
+    /// Median service time: a request's actual send to its response (what a closed loop would report).
+    pub service_p50_ns: u64,
+    /// 99th percentile of the service time.
+    pub service_p99_ns: u64,
+    /// Median of how late sends left after their intended time: the load generator's resolution.
+    pub send_lateness_p50_ns: u64,
+    /// 99th percentile of the sends' lateness.
+    pub send_lateness_p99_ns: u64,
+    /// Sends that left more than 100 µs after their intended time.
+    pub late_sends: u64,
+    /// Most requests in flight at once (any trial).
+    pub max_in_flight: u64,
 }
 
 /// A throughput case, flat: the columns of summary.csv for `throughput`.
@@ -186,6 +216,9 @@ pub struct CaseJson<R> {
 pub struct RatioRow {
     /// Message, request or write size of both cases, bytes.
     pub size_bytes: usize,
+    /// `load` only: the request rate both cases were offered, per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offered_per_s: Option<u64>,
     /// Response size of both cases, bytes (0 for transfers).
     pub response_bytes: usize,
     /// The transport on top (a Unix socket), and the one it is compared with (TCP, or itself without `--netns`).
@@ -347,6 +380,27 @@ fn latency_row(plan: &Plan, o: &CaseOutcome, clock_read_ns: f64, seed: u64) -> C
         clock_read_ns,
         time_wait_server: o.time_wait.map(|t| t.server),
         time_wait_client: o.time_wait.map(|t| t.client),
+        load: o.load.as_ref().map(|l| {
+            let q = |h: &hdrhistogram::Histogram<u64>, f: f64| {
+                if h.is_empty() {
+                    0
+                } else {
+                    h.value_at_quantile(f)
+                }
+            };
+            LoadColumns {
+                offered_per_s: o.case.rate,
+                connections: plan.workload.connections(),
+                arrival: plan.workload.arrival(),
+                requests_sent: o.trials.iter().map(|t| t.sent).sum(),
+                service_p50_ns: q(&l.service, 0.5),
+                service_p99_ns: q(&l.service, 0.99),
+                send_lateness_p50_ns: q(&l.lateness, 0.5),
+                send_lateness_p99_ns: q(&l.lateness, 0.99),
+                late_sends: l.late,
+                max_in_flight: l.max_in_flight,
+            }
+        }),
     }
 }
 
@@ -400,6 +454,7 @@ fn ratios(cases: &[CaseOutcome], metrics: &[(&'static str, Pick)]) -> Vec<RatioR
     let paired = |a: &Case, b: &Case| {
         a.size == b.size
             && a.response == b.response
+            && a.rate == b.rate
             && ((a.transport.is_uds() && b.transport.is_tcp() && a.netns == b.netns)
                 || (a.transport == b.transport
                     && a.netns != NetnsMode::Off
@@ -419,6 +474,7 @@ fn ratios(cases: &[CaseOutcome], metrics: &[(&'static str, Pick)]) -> Vec<RatioR
                     stats::bootstrap_ci(&r, stats::median, 0x5eed ^ num.case.size as u64);
                 out.push(RatioRow {
                     size_bytes: num.case.size,
+                    offered_per_s: (num.case.rate > 0).then_some(num.case.rate),
                     response_bytes: num.case.response,
                     numerator: num.case.transport.name(),
                     denominator: den.case.transport.name(),
@@ -437,6 +493,7 @@ fn ratios(cases: &[CaseOutcome], metrics: &[(&'static str, Pick)]) -> Vec<RatioR
         (
             r.size_bytes,
             r.response_bytes,
+            r.offered_per_s,
             r.metric,
             r.numerator,
             r.numerator_netns.name(),
@@ -521,8 +578,12 @@ pub fn build(plan: &Plan, run: &Run, argv: Vec<String>, mut env: Fingerprint) ->
             .enumerate()
             .map(|(i, o)| latency_row(plan, o, run.clock_read_ns, seed(i)))
             .collect();
-        let metrics: [(&'static str, Pick); 2] =
-            [("p50", |t, _| t.p50_ns as f64), ("mean", |t, _| t.mean_ns)];
+        let mut metrics: Vec<(&'static str, Pick)> =
+            vec![("p50", |t, _| t.p50_ns as f64), ("mean", |t, _| t.mean_ns)];
+        if matches!(plan.workload, Workload::Load { .. }) {
+            // Under load the question is the tail.
+            metrics.push(("p99", |t, _| t.p99_ns as f64));
+        }
         let ratios = ratios(&run.cases, &metrics);
         let mut r = assemble(plan, run, argv, env, rows, ratios);
         r.warnings = general;
@@ -556,9 +617,13 @@ pub fn case_stem(kind: TransportKind, c: &Case) -> String {
         NetnsMode::Off => String::new(),
         m => format!("-{}", m.name()),
     };
+    let rate = match c.rate {
+        0 => String::new(),
+        r => format!("-{r}rps"),
+    };
     if c.size == c.response {
-        format!("{}{ns}-{}B", kind.name(), c.size)
+        format!("{}{ns}-{}B{rate}", kind.name(), c.size)
     } else {
-        format!("{}{ns}-{}B-{}B", kind.name(), c.size, c.response)
+        format!("{}{ns}-{}B-{}B{rate}", kind.name(), c.size, c.response)
     }
 }

@@ -51,6 +51,9 @@ fn row(s: &mut String, widths: &[usize], cells: &[String]) {
 }
 
 fn latency(r: &Report<CaseRow>, wide: bool) -> String {
+    if r.workload == "load" {
+        return load(r, wide);
+    }
     let mut s = String::new();
     let what = match r.workload {
         "latency" => "round-trip time (one-way ≈ RTT/2)",
@@ -127,6 +130,92 @@ fn latency(r: &Report<CaseRow>, wide: bool) -> String {
         r,
         "p50",
         "UDS ÷ TCP of the p50, the median of per-round ratios (below 1: the Unix socket is faster)",
+    );
+    s
+}
+
+/// A request rate as people write it: 5k, 12.5k, 800.
+fn rate(per_s: u64) -> String {
+    if per_s >= 1000 && per_s.is_multiple_of(100) {
+        let k = per_s as f64 / 1000.0;
+        format!("{}k", k)
+    } else {
+        per_s.to_string()
+    }
+}
+
+/// `load`: one row per transport, sizes and offered rate.
+fn load(r: &Report<CaseRow>, wide: bool) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "request → response under open-loop load, timed from each request's intended send; \
+         p50 and its 95% CI: median of the trials' medians {}; percentiles pooled",
+        rounds(r)
+    );
+    let mut head = vec![
+        "transport",
+        "sizes",
+        "offered/s",
+        "answered/s",
+        "p50 µs",
+        "p50 95% CI µs",
+        "p99 µs",
+        "p99.9 µs",
+        "max µs",
+        "svc p99 µs",
+    ];
+    let mut widths = vec![12, 9, 9, 10, 8, 15, 8, 9, 9, 10];
+    if wide {
+        head.extend([
+            "connections",
+            "late sends",
+            "lateness p99 µs",
+            "in flight",
+            "cpu µs/req",
+        ]);
+        widths.extend([11, 10, 15, 9, 10]);
+    }
+    row(
+        &mut s,
+        &widths,
+        &head.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+    );
+    for c in &r.cases {
+        let x = &c.row;
+        let Some(l) = &x.load else { continue };
+        let cpu = x.client_user_ns_per_op
+            + x.client_sys_ns_per_op
+            + x.server_user_ns_per_op
+            + x.server_sys_ns_per_op;
+        let mut cells = vec![
+            label(x.key.transport, x.key.netns),
+            sizes(x.key.size_bytes, x.key.response_bytes, r.workload),
+            rate(l.offered_per_s),
+            format!("{:.0}", x.ops_per_s),
+            us(x.p50_ns as f64),
+            format!("{}–{}", us(x.p50_ci_low_ns), us(x.p50_ci_high_ns)),
+            us(x.p99_ns as f64),
+            us(x.p999_ns as f64),
+            us(x.max_ns as f64),
+            us(l.service_p99_ns as f64),
+        ];
+        if wide {
+            cells.extend([
+                l.connections.to_string(),
+                l.late_sends.to_string(),
+                us(l.send_lateness_p99_ns as f64),
+                l.max_in_flight.to_string(),
+                us(cpu),
+            ]);
+        }
+        row(&mut s, &widths, &cells);
+    }
+    ratio_lines(
+        &mut s,
+        r,
+        "p99",
+        "UDS ÷ TCP of the p99 at each offered rate, the median of per-round ratios (below 1: the Unix socket is faster)",
     );
     s
 }
@@ -218,11 +307,23 @@ fn ratio_lines<R>(s: &mut String, r: &Report<R>, metric: &str, title: &str) {
         return;
     }
     let _ = writeln!(s, "\n{title}");
+    let what = |x: &super::RatioRow| {
+        let at = x
+            .offered_per_s
+            .map_or(String::new(), |o| format!(" @ {}/s", rate(o)));
+        format!("{}{at}", sizes(x.size_bytes, x.response_bytes, r.workload))
+    };
+    let w = rows
+        .iter()
+        .map(|x| what(x).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(9);
     for x in rows {
         let _ = writeln!(
             s,
-            "  {:>9}  {:<14} / {:<5} {:.3}  (95% CI {:.3}–{:.3}, {} rounds)",
-            sizes(x.size_bytes, x.response_bytes, r.workload),
+            "  {:>w$}  {:<14} / {:<5} {:.3}  (95% CI {:.3}–{:.3}, {} rounds)",
+            what(x),
             label(x.numerator, x.numerator_netns),
             label(x.denominator, x.denominator_netns),
             x.ratio,

@@ -102,7 +102,7 @@ fn case_name(k: &super::CaseKey) -> String {
         crate::spec::NetnsMode::Off => k.transport.to_string(),
         m => format!("{}@{}", k.transport, m.name()),
     };
-    if k.workload == "rr" || k.workload == "connect" {
+    if matches!(k.workload, "rr" | "connect" | "load") {
         format!(
             "{transport} {}/{}",
             size_label(k.size_bytes),
@@ -110,6 +110,15 @@ fn case_name(k: &super::CaseKey) -> String {
         )
     } else {
         format!("{transport} {}", size_label(k.size_bytes))
+    }
+}
+
+/// A latency row as a warning names it: its case, and under `load` the
+/// offered rate (`uds-stream 512/16K @ 5000/s`).
+fn row_name(r: &CaseRow) -> String {
+    match &r.load {
+        Some(l) => format!("{} @ {}/s", case_name(&r.key), l.offered_per_s),
+        None => case_name(&r.key),
     }
 }
 
@@ -157,7 +166,7 @@ pub fn latency(cases: &[CaseJson<CaseRow>]) -> Vec<Warning> {
             .filter(|r| r.p50_ns > 0 && r.p99_ns as f64 > 10.0 * r.p50_ns as f64)
             .map(|r| {
                 (
-                    case_name(&r.key),
+                    row_name(r),
                     format!("{:.0}×", r.p99_ns as f64 / r.p50_ns as f64),
                 )
             })
@@ -171,16 +180,28 @@ pub fn latency(cases: &[CaseJson<CaseRow>]) -> Vec<Warning> {
             .filter_map(|r| {
                 let width = (r.p50_ci_high_ns - r.p50_ci_low_ns) / r.p50_ns.max(1) as f64;
                 (r.key.trials >= 2 && width > 0.10)
-                    .then(|| (case_name(&r.key), format!("{:.0}%", width * 100.0)))
+                    .then(|| (row_name(r), format!("{:.0}%", width * 100.0)))
             })
             .collect(),
         "raise --trials or --duration, and keep other load off the machine",
     ));
     out.extend(grouped(
+        "saturated",
+        "answered under 95% of the offered rate: requests queue and latency grows with the run's length",
+        rows()
+            .filter_map(|r| {
+                let l = r.load.as_ref()?;
+                let share = r.ops_per_s / l.offered_per_s.max(1) as f64;
+                (share < 0.95).then(|| (row_name(r), format!("{:.0}%", share * 100.0)))
+            })
+            .collect(),
+        "this rate is past what the pair can serve: compare lower rates, or read it as the saturation point",
+    ));
+    out.extend(grouped(
         "time-wait-client",
         "TCP sockets in TIME_WAIT on client ports after the case, each holding an ephemeral port for 60 s (the server should have closed first)",
         rows()
-            .filter_map(|r| r.time_wait_client.filter(|&n| n > 0).map(|n| (case_name(&r.key), n.to_string())))
+            .filter_map(|r| r.time_wait_client.filter(|&n| n > 0).map(|n| (row_name(r), n.to_string())))
             .collect(),
         "see net.ipv4.ip_local_port_range and net.ipv4.tcp_tw_reuse in env.json; AF_UNIX sockets have no TIME_WAIT",
     ));

@@ -25,6 +25,7 @@ macro_rules! syscall {
 }
 
 pub mod buf;
+pub mod epoll;
 pub mod fs;
 pub mod io;
 pub mod netns;

@@ -32,6 +32,9 @@ pub enum Cause {
     /// Fault injection (`--fault-server-exit-after`, for tests): the server
     /// stops here, as a crashed one would, and says nothing.
     Injected,
+    /// `load`: more requests in flight than the client keeps account of;
+    /// the server has fallen that far behind the schedule.
+    Backlog(usize),
 }
 
 /// A failed data-path call: which call, and why.
@@ -66,6 +69,10 @@ impl fmt::Display for Cause {
                 )
             }
             Cause::Injected => f.write_str("fault injection: the server stopped here"),
+            Cause::Backlog(n) => write!(
+                f,
+                "over {n} requests in flight: the server fell that far behind the schedule (lower --rate)"
+            ),
             Cause::Foreign(who) => write!(
                 f,
                 "a foreign process connected to the run's listener ({who}); any local user can reach a loopback TCP port or an abstract socket name, and --netns isolates a run"

@@ -64,7 +64,7 @@ const DONE: u64 = 13;
 const FAULT: u64 = 14;
 
 /// Every call a server fault can name, by wire index.
-const CALLS: [&str; 11] = [
+const CALLS: [&str; 14] = [
     "send",
     "recv",
     "read",
@@ -76,6 +76,9 @@ const CALLS: [&str; 11] = [
     "fcntl",
     "poll",
     "close",
+    "epoll_create",
+    "epoll_ctl",
+    "epoll_wait",
 ];
 
 fn malformed(what: String) -> io::Error {
@@ -140,6 +143,7 @@ impl Reply {
                     Cause::Corrupt { offset } => (4, *offset as u64, 0),
                     Cause::Foreign(who) => (5, 0, put_text(&mut f, who)),
                     Cause::Injected => (6, 0, 0),
+                    Cause::Backlog(n) => (7, *n as u64, 0),
                 };
                 f[..5].copy_from_slice(&[FAULT, call, code, a, b]);
             }
@@ -186,6 +190,7 @@ impl Reply {
                     },
                     5 => Cause::Foreign(foreign_from(f)),
                     6 => Cause::Injected,
+                    7 => Cause::Backlog(f[3] as usize),
                     c => return Err(malformed(format!("unknown fault cause {c}"))),
                 };
                 Reply::Fault(Fault { call, cause })
@@ -368,6 +373,7 @@ mod tests {
             Cause::Corrupt { offset: 12 },
             Cause::Os(io::Error::from_raw_os_error(libc::EMSGSIZE)),
             Cause::Foreign("pid 42 (uid 1000)".into()),
+            Cause::Backlog(1 << 18),
         ] {
             let want = cause.to_string();
             let Reply::Fault(f) = round_trip(Reply::Fault(Fault {

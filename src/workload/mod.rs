@@ -14,6 +14,7 @@
 pub mod barrier;
 pub mod connect;
 pub mod control;
+pub mod load;
 pub mod pair;
 pub mod pingpong;
 pub mod run;
@@ -22,7 +23,7 @@ pub mod stream;
 
 use std::time::{Duration, Instant};
 
-pub use pair::{Connected, Dialing, PinnedPair};
+pub use pair::{Connected, Dialing, Fleet, PinnedPair};
 
 use crate::spec::{Job, Mode, TransportKind};
 use crate::sys::process::ThreadUsage;
@@ -46,6 +47,11 @@ pub struct PairSpec {
     pub opts: TransportOpts,
     pub mode: Mode,
     pub server_cpu: usize,
+    /// `load`: connections the pair keeps, requests per second offered
+    /// over all of them, and how they are spaced (0 and constant otherwise).
+    pub connections: usize,
+    pub rate: u64,
+    pub arrival: crate::spec::Arrival,
     /// Fault injection, for tests: the server handles this many operations
     /// (warm-up included), then ends without a word, closing its ends, as a
     /// crashed or killed server would. `None` in real runs.
@@ -69,6 +75,9 @@ impl PairSpec {
             opts,
             mode,
             server_cpu,
+            connections: 1,
+            rate: 0,
+            arrival: crate::spec::Arrival::Constant,
             server_exit_after: None,
         }
     }
@@ -84,13 +93,21 @@ impl PairSpec {
             opts: plan.opts,
             mode: plan.mode,
             server_cpu,
+            connections: plan.workload.connections(),
+            rate: case.rate,
+            arrival: plan.workload.arrival(),
             server_exit_after: plan.server_exit_after,
         }
     }
 
     /// Bytes the largest message of this pair needs.
     pub fn buffer_len(&self) -> usize {
-        self.size.max(self.response)
+        let largest = self.size.max(self.response);
+        if self.job == Job::Load {
+            largest.max(load::CHUNK) // the event loop reads what is there
+        } else {
+            largest
+        }
     }
 }
 

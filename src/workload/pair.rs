@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 use nix::unistd::Pid;
 
 use super::control::{Command, Control, Reply, ServerReport};
+use super::load::{self, LoadScratch, LoadServer};
 use super::server::{self, ServerEnd};
 use super::{PairSpec, SINK_IDLE, TrialUsage};
 use crate::error::{Error, Result};
 use crate::spec::{Job, Mode};
 use crate::sys::buf::PageBuf;
+use crate::sys::epoll::Epoll;
 use crate::sys::process::{self, ThreadUsage};
 use crate::transport::{self, AnyEndpoint, Buffers, Dialer, Fault, NameGuard, SocketDir};
 use crate::{affinity, cleanup};
@@ -48,6 +50,17 @@ pub struct Dialing {
     _name: NameGuard,
 }
 
+/// The client end of a `load` pair: C connections, the event loop that
+/// watches them, and its state, all made before any timing.
+#[derive(Debug)]
+pub struct Fleet {
+    pub(super) eps: Vec<AnyEndpoint>,
+    pub(super) epoll: Epoll,
+    pub(super) scratch: LoadScratch,
+    /// System calls made by the load loop so far.
+    pub(super) calls: u64,
+}
+
 /// What every client end offers the pair.
 pub trait ClientEnd: std::fmt::Debug + Send {
     /// Data-path and connection system calls made so far.
@@ -62,6 +75,17 @@ impl ClientEnd for Connected {
     }
     fn shutdown(&self) {
         self.ep.shutdown();
+    }
+}
+
+impl ClientEnd for Fleet {
+    fn calls(&self) -> u64 {
+        self.calls
+    }
+    fn shutdown(&self) {
+        for e in &self.eps {
+            e.shutdown();
+        }
     }
 }
 
@@ -160,6 +184,41 @@ impl PinnedPair<Dialing> {
     /// The TCP port the server listens on, for TIME_WAIT accounting.
     pub fn listen_port(&self) -> Option<u16> {
         self.client.dialer.addr().port()
+    }
+}
+
+impl PinnedPair<Fleet> {
+    /// Open `spec.connections` connections and start the server that
+    /// answers them all from one event loop, pinned to `spec.server_cpu`.
+    pub fn fleet(spec: PairSpec, dir: Option<&SocketDir>) -> Result<Self> {
+        assert_eq!(spec.job, Job::Load, "only a load pair keeps a fleet");
+        let setup_err = setup_err(&spec);
+        let (mut client, mut server) = (Vec::new(), Vec::new());
+        let mut buffers = Buffers::default();
+        for _ in 0..spec.connections {
+            let conn = transport::connect_pair(spec.kind, spec.size, &spec.opts, dir)?;
+            buffers = conn.buffers;
+            client.push(conn.client);
+            server.push(conn.server);
+        }
+        let epoll = Epoll::new().map_err(|e| setup_err("epoll_create", e))?;
+        for (i, e) in client.iter().enumerate() {
+            epoll
+                .add(load::fd_of(e), i as u64, crate::sys::epoll::IN)
+                .map_err(|e| setup_err("epoll_ctl", e))?;
+        }
+        let fleet = Fleet {
+            scratch: LoadScratch::new(client.len(), spec.size),
+            eps: client,
+            epoll,
+            calls: 0,
+        };
+        Self::start(
+            spec,
+            fleet,
+            ServerEnd::Many(LoadServer::new(server)),
+            buffers,
+        )
     }
 }
 

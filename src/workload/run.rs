@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::barrier::AbortBarrier;
-use super::{Connected, Dialing, PairSpec, PinnedPair, Stop, TrialUsage};
+use super::load::LoadTrial;
+use super::{Connected, Dialing, Fleet, PairSpec, PinnedPair, Stop, TrialUsage};
 use crate::error::{Error, Result};
 use crate::plan::{Budget, Case, Plan, Workload};
 use crate::samples::{BeatCell, Heartbeat, new_histogram};
@@ -77,6 +78,51 @@ pub struct CaseOutcome {
     pub buffers: Buffers,
     /// TCP sockets left in TIME_WAIT after the case, per side (connections per request).
     pub time_wait: Option<TimeWait>,
+    /// `load`: what open-loop trials measure beside the latencies.
+    pub load: Option<LoadOutcome>,
+}
+
+/// What `load` measures beside the latency from each request's intended
+/// send time (`CaseOutcome::hist`), over the timed trials.
+#[derive(Debug)]
+pub struct LoadOutcome {
+    /// Service time: each request's actual send to its response.
+    pub service: Histogram<u64>,
+    /// How late each send left after its intended time.
+    pub lateness: Histogram<u64>,
+    /// Sends more than `load::LATE_NS` late.
+    pub late: u64,
+    /// Most requests in flight at once, in any trial.
+    pub max_in_flight: u64,
+}
+
+impl LoadOutcome {
+    fn new() -> Self {
+        Self {
+            service: new_histogram(),
+            lateness: new_histogram(),
+            late: 0,
+            max_in_flight: 0,
+        }
+    }
+
+    fn add(&mut self, o: &LoadOutcome) {
+        self.service
+            .add(&o.service)
+            .expect("histograms share bounds");
+        self.lateness
+            .add(&o.lateness)
+            .expect("histograms share bounds");
+        self.late += o.late;
+        self.max_in_flight = self.max_in_flight.max(o.max_in_flight);
+    }
+
+    fn reset(&mut self) {
+        self.service.reset();
+        self.lateness.reset();
+        self.late = 0;
+        self.max_in_flight = 0;
+    }
 }
 
 /// A whole run.
@@ -96,12 +142,14 @@ pub struct Run {
 enum Pair {
     Connected(PinnedPair<Connected>),
     Dialing(PinnedPair<Dialing>),
+    Fleet(PinnedPair<Fleet>),
 }
 
 impl Pair {
     fn new(spec: PairSpec, dir: Option<&SocketDir>) -> Result<Pair> {
         Ok(match spec.job {
             Job::Accept => Pair::Dialing(PinnedPair::dial(spec, dir)?),
+            Job::Load => Pair::Fleet(PinnedPair::fleet(spec, dir)?),
             _ => Pair::Connected(PinnedPair::connect(spec, dir)?),
         })
     }
@@ -110,6 +158,7 @@ impl Pair {
         match self {
             Pair::Connected(p) => p.check_alive(),
             Pair::Dialing(p) => p.check_alive(),
+            Pair::Fleet(p) => p.check_alive(),
         }
     }
 
@@ -117,12 +166,13 @@ impl Pair {
         match self {
             Pair::Connected(p) => p.buffers(),
             Pair::Dialing(p) => p.buffers(),
+            Pair::Fleet(p) => p.buffers(),
         }
     }
 
     fn listen_port(&self) -> Option<u16> {
         match self {
-            Pair::Connected(_) => None,
+            Pair::Connected(_) | Pair::Fleet(_) => None,
             Pair::Dialing(p) => p.listen_port(),
         }
     }
@@ -309,6 +359,8 @@ struct Scratch<'a> {
     hist: Histogram<u64>,
     sent_at: Vec<Instant>,
     beat: Heartbeat<'a>,
+    /// `load`: the schedule's seed, one per trial.
+    seed: u64,
 }
 
 /// What one trial gave, before it becomes a [`TrialPoint`].
@@ -320,6 +372,7 @@ struct TrialOut {
     delivered: u64,
     sent: u64,
     idle_ended: bool,
+    load: Option<LoadTrial>,
 }
 
 /// One trial of the plan's workload on `pair`, until `stop`.
@@ -338,6 +391,7 @@ fn trial(pair: &mut Pair, plan: &Plan, stop: Stop, s: &mut Scratch<'_>) -> Resul
                     delivered: t.delivered,
                     sent: t.sent,
                     idle_ended: t.idle_ended,
+                    load: None,
                 });
             }
             w if w.depth() > 1 => {
@@ -345,6 +399,20 @@ fn trial(pair: &mut Pair, plan: &Plan, stop: Stop, s: &mut Scratch<'_>) -> Resul
             }
             _ => p.record(stop, &mut s.hist, &mut s.beat, plan.verify)?,
         },
+        Pair::Fleet(p) => {
+            s.seed += 1;
+            let (t, usage) = p.record_load(stop, &mut s.hist, &mut s.beat, s.seed)?;
+            return Ok(TrialOut {
+                usage,
+                ops: t.span.ops,
+                start_ns: t.span.start_ns,
+                end_ns: t.span.end_ns,
+                delivered: t.span.ops,
+                sent: t.sent,
+                idle_ended: false,
+                load: Some(t),
+            });
+        }
     };
     Ok(TrialOut {
         usage,
@@ -354,6 +422,7 @@ fn trial(pair: &mut Pair, plan: &Plan, stop: Stop, s: &mut Scratch<'_>) -> Resul
         delivered: span.ops,
         sent: span.ops,
         idle_ended: false,
+        load: None,
     })
 }
 
@@ -399,6 +468,7 @@ fn measure(
         hist: new_histogram(),
         sent_at: vec![Instant::now(); plan.workload.depth() as usize],
         beat: Heartbeat::new(beat),
+        seed: 0,
     };
     // Warm every case up; a transfer's sender then looks at the clock about
     // every CLOCK_CHECK_NS.
@@ -427,6 +497,7 @@ fn measure(
             usage: TrialUsage::default(),
             buffers: pair.buffers(),
             time_wait: None,
+            load: matches!(pair, Pair::Fleet(_)).then(LoadOutcome::new),
         })
         .collect();
     let schedule = plan.schedule();
@@ -434,6 +505,10 @@ fn measure(
     // (first Ctrl-C) in the middle of one keeps the complete rounds only.
     let mut pending: Vec<Option<(TrialPoint, TrialUsage)>> = vec![None; pairs.len()];
     let mut pending_hist: Vec<Histogram<u64>> = (0..pairs.len()).map(|_| new_histogram()).collect();
+    let mut pending_load: Vec<Option<LoadOutcome>> = pairs
+        .iter()
+        .map(|p| matches!(p, Pair::Fleet(_)).then(LoadOutcome::new))
+        .collect();
     'rounds: for round in 0..plan.trials {
         let order: Vec<usize> = if round % 2 == 0 {
             schedule.clone()
@@ -479,6 +554,18 @@ fn measure(
             pending_hist[i]
                 .add(&s.hist)
                 .expect("histograms share bounds");
+            if let (Some(lt), Some(pl), Pair::Fleet(fp)) = (t.load, &mut pending_load[i], &pairs[i])
+            {
+                let sc = fp.load_scratch();
+                pl.service
+                    .add(&sc.service)
+                    .expect("histograms share bounds");
+                pl.lateness
+                    .add(&sc.lateness)
+                    .expect("histograms share bounds");
+                pl.late += lt.late;
+                pl.max_in_flight = pl.max_in_flight.max(lt.max_in_flight);
+            }
             let q = |f: f64| {
                 if s.hist.is_empty() {
                     0
@@ -506,12 +593,21 @@ fn measure(
             };
             pending[i] = Some((point, t.usage));
         }
-        for ((o, p), h) in outcomes.iter_mut().zip(&mut pending).zip(&mut pending_hist) {
+        for (((o, p), h), l) in outcomes
+            .iter_mut()
+            .zip(&mut pending)
+            .zip(&mut pending_hist)
+            .zip(&mut pending_load)
+        {
             if let Some((point, usage)) = p.take() {
                 o.trials.push(point);
                 o.usage.add(&usage);
                 o.hist.add(&*h).expect("histograms share bounds");
                 h.reset();
+                if let (Some(into), Some(l)) = (&mut o.load, l) {
+                    into.add(l);
+                    l.reset();
+                }
             }
         }
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::PairSpec;
 use super::control::{Command, Control, Reply, ServerReport};
+use super::load::{self, LoadServer};
 use super::pingpong;
 use super::stream::{self, Sunk};
 use crate::affinity;
@@ -28,6 +29,8 @@ const REPLY_WITHIN: Duration = Duration::from_secs(5);
 pub(super) enum ServerEnd {
     Connected(AnyEndpoint, Option<AnyEndpoint>),
     Listening(Listener),
+    /// `load`: many connections, served from one event loop.
+    Many(LoadServer),
 }
 
 impl ServerEnd {
@@ -40,6 +43,7 @@ impl ServerEnd {
                 fds
             }
             ServerEnd::Listening(l) => vec![std::os::fd::AsRawFd::as_raw_fd(&l.fd())],
+            ServerEnd::Many(m) => m.eps.iter().flat_map(AnyEndpoint::raw_fds).collect(),
         }
     }
 }
@@ -56,10 +60,11 @@ pub(super) fn serve(end: &mut ServerEnd, ctrl: &mut Control, spec: &PairSpec) ->
         return 1;
     }
     let mut buf = PageBuf::zeroed(spec.buffer_len());
-    let mut buf2 = PageBuf::zeroed(if spec.job == Job::Duplex {
-        spec.size
-    } else {
-        0
+    // Duplex: the sender's messages; load: the responses' bytes.
+    let mut buf2 = PageBuf::zeroed(match spec.job {
+        Job::Duplex => spec.size,
+        Job::Load => spec.response.min(load::CHUNK),
+        _ => 0,
     });
     let mut left = spec.server_exit_after.unwrap_or(u64::MAX);
     loop {
@@ -108,6 +113,24 @@ fn serve_trial(
     let (ep, second) = match end {
         ServerEnd::Listening(l) => {
             let (n, calls) = super::connect::serve(l, buf, spec.size, spec.response, limit)?;
+            *left -= n.min(*left);
+            return Ok(ServerReport {
+                calls,
+                delivered: n,
+                end_ns: crate::clock::now_ns(),
+                ..ServerReport::default()
+            });
+        }
+        ServerEnd::Many(m) => {
+            let (n, calls) = m.trial(
+                buf,
+                buf2,
+                spec.size,
+                spec.response,
+                limit,
+                spec.opts.timeout,
+                spec.opts.wait,
+            )?;
             *left -= n.min(*left);
             return Ok(ServerReport {
                 calls,
