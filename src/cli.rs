@@ -224,7 +224,8 @@ pub struct LoadArgs {
     #[command(flatten)]
     pub common: Common,
     /// Offered request rates in total, comma-separated: 5000, 20k, 1.5k
-    /// (each is a case, interleaved like every other dimension).
+    /// (each is a case, interleaved like every other dimension); or `sweep`:
+    /// from 10% of the closed-loop rate up by ×1.25 until each case saturates.
     #[arg(long, value_delimiter = ',', value_parser = parse_rate, default_value = "5k", allow_hyphen_values = true)]
     pub rate: Vec<u64>,
     /// Connections the requests are spread over, round-robin.
@@ -244,9 +245,18 @@ pub struct LoadArgs {
 /// Highest `--rate`: one event loop cannot schedule sends closer than 1 µs apart.
 pub const MAX_RATE: u64 = 1_000_000;
 
-/// A request rate: a number with an optional `k` (thousands), 1 to 1,000,000 per second.
+/// `--rate sweep`, among the rates: no rate of its own (the plan refuses it
+/// in a list).
+pub const SWEEP: u64 = 0;
+
+/// A request rate: a number with an optional `k` (thousands), 1 to
+/// 1,000,000 per second; or `sweep` ([`SWEEP`]).
 pub fn parse_rate(s: &str) -> Result<u64, String> {
-    const HINT: &str = "write rates as 5000, 20k or 1.5k requests per second (1 to 1000k)";
+    const HINT: &str =
+        "write rates as 5000, 20k or 1.5k requests per second (1 to 1000k), or sweep";
+    if s == "sweep" {
+        return Ok(SWEEP);
+    }
     let (num, mult) = match s.strip_suffix(['k', 'K']) {
         Some(n) => (n, 1000.0),
         None => (s, 1.0),

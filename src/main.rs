@@ -93,7 +93,15 @@ fn measure(plan: &Plan) -> Result<ExitCode> {
     let staging = match &plan.out {
         Some(out) => Some(Staging::prepare(
             out,
-            estimate_bytes(plan.cases.len(), plan.trials),
+            estimate_bytes(
+                plan.cases.len()
+                    * if plan.workload.sweeps() {
+                        workload::sweep::MAX_STEPS
+                    } else {
+                        1
+                    },
+                plan.trials,
+            ),
         )?),
         None => None,
     };
@@ -115,7 +123,14 @@ fn measure(plan: &Plan) -> Result<ExitCode> {
         Progress::Always => true,
         Progress::Never => false,
     };
-    let run = {
+    let run = if plan.workload.sweeps() {
+        // Its steps are found as it goes: a line per step instead of a bar.
+        workload::sweep::sweep(plan, dir.as_ref(), None, &mut |line| {
+            if !matches!(plan.progress, Progress::Never) {
+                say(line)
+            }
+        })?
+    } else {
         let _drawing = shown.then(|| progress::Drawing::start(plan, watch.clone()));
         workload::run::run(plan, dir.as_ref(), Some(&watch))?
     };

@@ -32,8 +32,13 @@ pub enum Workload {
     Connect,
     /// Bulk transfer, one way or both ways at once.
     Throughput { both: bool },
-    /// Open-loop request/response at offered rates over many connections.
-    Load { connections: u32, arrival: Arrival },
+    /// Open-loop request/response at offered rates over many connections;
+    /// `sweep`: the rates are found by stepping up to each case's knee.
+    Load {
+        connections: u32,
+        arrival: Arrival,
+        sweep: bool,
+    },
 }
 
 impl Workload {
@@ -73,6 +78,11 @@ impl Workload {
             Workload::Load { connections, .. } => connections as usize,
             _ => 1,
         }
+    }
+
+    /// Whether `load` sweeps its rates (`--rate sweep`).
+    pub fn sweeps(self) -> bool {
+        matches!(self, Workload::Load { sweep: true, .. })
     }
 
     /// How `load` spaces its requests (constant otherwise, unused).
@@ -203,7 +213,25 @@ impl Plan {
     /// `sockbench load`.
     pub fn load(a: &LoadArgs) -> Result<Plan> {
         let (req, resp) = request_response(&a.request_size, &a.response_size)?;
-        let rates = unique("--rate", a.rate.iter().copied(), |r| r.to_string())?;
+        let rates = unique("--rate", a.rate.iter().copied(), |&r| match r {
+            crate::cli::SWEEP => "sweep".to_string(),
+            r => r.to_string(),
+        })?;
+        let sweep = rates.contains(&crate::cli::SWEEP);
+        if sweep && rates.len() > 1 {
+            return Err(Error::config(
+                "--rate",
+                "sweep",
+                "finds its own rates; give either sweep or a list of rates",
+            ));
+        }
+        if a.common.verify {
+            return Err(Error::config(
+                "--verify",
+                "on",
+                "load does not check payloads (its loops read byte counts); leave --verify out",
+            ));
+        }
         if a.common.pairs > 1 {
             return Err(Error::config(
                 "--pairs",
@@ -228,6 +256,7 @@ impl Plan {
         let w = Workload::Load {
             connections: a.connections,
             arrival: a.arrival,
+            sweep,
         };
         Self::new(w, &a.common, product(&req, &resp), &rates)
     }

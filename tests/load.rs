@@ -187,8 +187,9 @@ fn a_late_sender_is_charged_from_the_intended_time() {
         "service time p99 {} (the requests left late, then were served at once)",
         c["service_p99_ns"]
     );
+    // The ~400 due while it was stopped (a busy machine may add its own).
     let late = c["late_sends"].as_u64().unwrap();
-    assert!((300..=600).contains(&late), "late sends {late}");
+    assert!(late >= 300, "late sends {late}");
     assert!(leftovers(tmp.path()).is_empty());
 }
 
@@ -280,11 +281,16 @@ fn load_refuses_what_it_cannot_run_with_one_line() {
         (vec!["--rate", "1.5"], vec!["--rate", "1.5"]),
         (vec!["--rate", "5k,5000"], vec!["--rate", "5000", "twice"]),
         (
+            vec!["--rate", "sweep,5k"],
+            vec!["--rate", "sweep", "either"],
+        ),
+        (
             vec!["-t", "udp4"],
             vec!["--transport", "udp4", "stream sockets"],
         ),
         (vec!["-t", "pipe"], vec!["--transport", "pipe", "allowed"]),
         (vec!["--pairs", "2"], vec!["--pairs", "2", "--connections"]),
+        (vec!["--verify"], vec!["--verify", "payloads"]),
         (vec!["--connections", "0"], vec!["--connections", "'0'"]),
         (vec!["--connections", "5000"], vec!["--connections", "5000"]),
     ] {
@@ -340,5 +346,80 @@ fn load_refuses_what_it_cannot_run_with_one_line() {
         ran,
         ["tcp4", "tcp6", "uds-stream", "uds-abstract", "socketpair"]
     );
+    assert!(leftovers(tmp.path()).is_empty());
+}
+
+/// `--rate sweep` starts at a tenth of the slowest closed-loop rate, steps
+/// up by ×1.25 with every case still standing run in the same steps, and
+/// ends each case two steps past its knee; every step's figures are kept.
+#[test]
+fn a_sweep_steps_up_by_a_quarter_until_each_case_saturates() {
+    let tmp = private_tmp();
+    let out = run(
+        tmp.path(),
+        &[
+            "load",
+            "-t",
+            "tcp4,uds-stream",
+            "--rate",
+            "sweep",
+            "--connections",
+            "4",
+            "--request-size",
+            "64",
+            "--response-size",
+            "64",
+            "-d",
+            "200ms",
+            "--trials",
+            "2",
+            "--warmup",
+            "20",
+            "--warmup-time",
+            "0s",
+            "--format",
+            "json",
+            "-q",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.lines()
+            .next()
+            .unwrap()
+            .starts_with("sweep: closed loop"),
+        "{err}"
+    );
+    let doc = json(&String::from_utf8(out.stdout).unwrap());
+    let cases = doc["cases"].as_array().unwrap();
+    for t in ["tcp4", "uds-stream"] {
+        let steps: Vec<&serde_json::Value> = cases.iter().filter(|c| c["transport"] == t).collect();
+        assert!(steps.len() >= 2, "{t}: {} steps", steps.len());
+        let rates: Vec<f64> = steps
+            .iter()
+            .map(|c| c["offered_per_s"].as_f64().unwrap())
+            .collect();
+        for w in rates.windows(2) {
+            assert!(
+                (w[1] / w[0] - 1.25).abs() < 0.01,
+                "{t}: ×1.25 steps: {rates:?}"
+            );
+        }
+        let unloaded = steps[0]["closed_loop_per_s"].as_f64().unwrap();
+        assert!(steps[0]["unloaded_p50_ns"].as_u64().unwrap() > 0);
+        assert!(
+            rates[0] <= 0.101 * unloaded,
+            "{t}: starts at a tenth of the closed loop or less"
+        );
+        let past: Vec<bool> = steps
+            .iter()
+            .map(|c| c["saturated"].as_bool().unwrap())
+            .collect();
+        // It left the sweep two steps past its knee in a row (or ran out of steps).
+        if steps.len() < 40 {
+            assert!(past[past.len() - 2..].iter().all(|&p| p), "{t}: {past:?}");
+        }
+    }
     assert!(leftovers(tmp.path()).is_empty());
 }

@@ -1,7 +1,8 @@
 """Cross-check sockbench against other tools, cell by cell, interleaved in time.
 
 usage: scripts/crosscheck/peers [--netperf DIR] [--neper DIR] [--lmbench DIR]
-                                [--what matrix|overhead] [--rounds N] [--seconds S] -o OUT_DIR
+                                [--what matrix|overhead|bench|socketpair|progress|load]
+                                [--only CELLS] [--rounds N] [--seconds S] -o OUT_DIR
 
 --what matrix (default): one run in which sockbench and the peers take turns
 (A B ... B A per cell, --rounds rounds) on the same CPUs (server
@@ -25,6 +26,10 @@ usage: scripts/crosscheck/peers [--netperf DIR] [--neper DIR] [--lmbench DIR]
   sockbench.
 --what progress: sockbench with its progress bar drawn on a terminal against
   sockbench with none (the display must move no number).
+--what load: `sockbench load` against `sockperf under-load`, TCP, 64 B each
+  way over one connection, every message answered, at 2k and 10k per
+  second: the p50 round trip of each (sockbench's from the intended send,
+  sockperf's from the actual one; far below saturation they should agree).
 --what overhead: sockbench's mean round trip over the lean C loop's, for
   uds-stream and tcp4 at 1, 64 and 4096 B, in both server modes; and the
   price of each difference between them, as the lean loop with it over
@@ -244,6 +249,26 @@ class Tools:
             self.stop(srv)
         return 2 * number(r"avg-latency=([0-9.]+)", out, "sockperf's avg-latency")
 
+    def sockbench_load_p50(self, size, rate):
+        """`sockbench load` over one TCP connection: p50 round trip from the
+        intended send, µs."""
+        return sockbench(["load", "-t", "tcp4", "--rate", str(rate), "--connections", "1", "--request-size",
+                          str(size), "--response-size", str(size), "-d", f"{self.secs}s", "--trials", "1",
+                          "--mode", "process", "--server-cpu", self.s, "--client-cpu", self.c])["p50_ns"] / 1e3
+
+    def sockperf_ul_p50(self, size, rate):
+        """`sockperf under-load` over TCP at `rate` messages/s, every one
+        answered (`--reply-every 1`), round trips (`--full-rtt`): its p50, µs."""
+        port = str(free_port())
+        srv = self.daemon(["taskset", "-c", self.s, "sockperf", "sr", "--tcp", "-i", "127.0.0.1", "-p", port])
+        try:
+            out = run(["taskset", "-c", self.c, "sockperf", "ul", "--tcp", "-i", "127.0.0.1", "-p", port,
+                       "-m", str(size), "--mps", str(rate), "--reply-every", "1", "--full-rtt",
+                       "-t", str(max(1, round(self.secs)))])
+        finally:
+            self.stop(srv)
+        return number(r"percentile 50\.000 =\s*([0-9.]+)", out, "sockperf's p50")
+
     def qperf_rtt(self, test, size):
         port = str(free_port())
         srv = self.daemon(["taskset", "-c", self.s, "qperf", "--listen_port", port])
@@ -377,6 +402,15 @@ def socketpair_cells(t, a):
     return cells
 
 
+def load_cells(t, a):
+    """`sockbench load` against `sockperf under-load`, TCP, one connection,
+    every message answered, at rates far below saturation."""
+    return [((f"tcp4 at {rate // 1000}k/s", 64), [
+        ("sockbench load", lambda r=rate: t.sockbench_load_p50(64, r)),
+        ("sockperf under-load", lambda r=rate: t.sockperf_ul_p50(64, r)),
+    ]) for rate in (2000, 10000)]
+
+
 def progress_cells(t, a):
     """sockbench with its progress bar drawn (on a pseudo-terminal) against
     sockbench with none: the display must move no number."""
@@ -506,6 +540,7 @@ OVERHEAD = ("sockbench's mean round trip over the lean C loop's, and the price o
             "(lean loop with it / without)")
 BENCH = "`cargo bench` (full profile) against `sockbench latency`: mean round trip, 64 B"
 PROGRESS = "sockbench with its progress bar drawn on a terminal against none: mean round trip, 64 B"
+LOAD = "Open-loop load, 64 B each way over one TCP connection: p50 round trip"
 SOCKETPAIR = ("socketpair against uds-stream, one-way: Gbit/s, each run its own process (ratio: tool over the "
               "first row of its cell)")
 PING = "Ping-pong: mean round trip"
@@ -514,6 +549,7 @@ CRR = "New connection per transaction (1 B each way)"
 # title → (unit, the row every ratio is taken against, ratio = tool / that row)
 SECTIONS = {OVERHEAD: ("µs", "lean C loop", True), BENCH: ("µs", "sockbench (thread)", False),
             SOCKETPAIR: ("Gbit/s", None, True), PROGRESS: ("µs", "sockbench --progress never", True),
+            LOAD: ("µs", "sockperf under-load", True),
             PING: ("µs", "sockbench", False),
             STREAM: ("Gbit/s", "sockbench", False), CRR: ("transactions/s", "sockbench", False)}
 
@@ -560,7 +596,8 @@ def fingerprint():
 
 def main():
     p = common.parser("scripts/crosscheck/peers", __doc__)
-    p.add_argument("--what", choices=["matrix", "overhead", "bench", "socketpair", "progress"], default="matrix")
+    p.add_argument("--what", choices=["matrix", "overhead", "bench", "socketpair", "progress", "load"],
+                   default="matrix")
     p.add_argument("--only", help="matrix: only these cells, comma-separated as `transport size` (tcp4 65536)")
     p.add_argument("--netperf", help="directory holding netperf and netserver (built with --enable-unixdomain)")
     p.add_argument("--neper", help="directory holding neper's tcp_rr, udp_rr and tcp_crr")
@@ -582,7 +619,8 @@ def main():
             if d and not os.path.isdir(d):
                 raise Fatal(f"--{flag} {d}: not a directory")
         for tool, pkg in (("gcc", "gcc"), ("taskset", "util-linux")) + (
-                (("sockperf", "sockperf"), ("qperf", "qperf"), ("iperf3", "iperf3")) if a.what == "matrix" else ()):
+                (("sockperf", "sockperf"), ("qperf", "qperf"), ("iperf3", "iperf3")) if a.what == "matrix" else
+                (("sockperf", "sockperf"),) if a.what == "load" else ()):
             if not shutil.which(tool):
                 if os.geteuid() == 0 and shutil.which("apt-get"):
                     print(f"installing {pkg} (Debian package, with apt-get)", file=sys.stderr)
@@ -609,6 +647,8 @@ def main():
                 sections = [(OVERHEAD, measure(overhead_cells(tools, a), a.rounds))]
             elif a.what == "progress":
                 sections = [(PROGRESS, measure(progress_cells(tools, a), a.rounds))]
+            elif a.what == "load":
+                sections = [(LOAD, measure(load_cells(tools, a), a.rounds))]
             elif a.what == "socketpair":
                 sections = [(SOCKETPAIR, measure(socketpair_cells(tools, a), a.rounds))]
             elif a.what == "bench":

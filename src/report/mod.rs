@@ -146,6 +146,14 @@ pub struct LoadColumns {
     pub late_sends: u64,
     /// Most requests in flight at once (any trial).
     pub max_in_flight: u64,
+    /// Past the knee: answered under 95% of the offered rate, or (in a
+    /// sweep) a p99 over 20× the unloaded p50.
+    pub saturated: bool,
+    /// `--rate sweep`: the case's p50 in a closed loop (one connection, one
+    /// request in flight) before the sweep; null otherwise.
+    pub unloaded_p50_ns: Option<u64>,
+    /// `--rate sweep`: the case's closed-loop rate before the sweep.
+    pub closed_loop_per_s: Option<f64>,
 }
 
 /// A throughput case, flat: the columns of summary.csv for `throughput`.
@@ -399,6 +407,9 @@ fn latency_row(plan: &Plan, o: &CaseOutcome, clock_read_ns: f64, seed: u64) -> C
                 send_lateness_p99_ns: q(&l.lateness, 0.99),
                 late_sends: l.late,
                 max_in_flight: l.max_in_flight,
+                saturated: crate::workload::sweep::saturated(o, l.unloaded_p50_ns),
+                unloaded_p50_ns: l.unloaded_p50_ns,
+                closed_loop_per_s: l.closed_loop_per_s,
             }
         }),
     }

@@ -211,6 +211,7 @@ fn load(r: &Report<CaseRow>, wide: bool) -> String {
         }
         row(&mut s, &widths, &cells);
     }
+    knees(&mut s, r);
     ratio_lines(
         &mut s,
         r,
@@ -218,6 +219,51 @@ fn load(r: &Report<CaseRow>, wide: bool) -> String {
         "UDS ÷ TCP of the p99 at each offered rate, the median of per-round ratios (below 1: the Unix socket is faster)",
     );
     s
+}
+
+/// Where each transport and size saturated: the first rate past its knee
+/// that the next rate offered confirms (or the last rate offered), and the
+/// highest rate below it that it kept up with.
+fn knees(s: &mut String, r: &Report<CaseRow>) {
+    let mut groups: Vec<(String, Vec<(u64, bool)>)> = Vec::new();
+    for c in &r.cases {
+        let x = &c.row;
+        let Some(l) = &x.load else { continue };
+        let name = format!(
+            "{} {}",
+            label(x.key.transport, x.key.netns),
+            sizes(x.key.size_bytes, x.key.response_bytes, r.workload)
+        );
+        match groups.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => v.push((l.offered_per_s, l.saturated)),
+            None => groups.push((name, vec![(l.offered_per_s, l.saturated)])),
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nknee (past it: answered under 95% of the offered rate, or in a sweep a p99 over 20× the unloaded p50)"
+    );
+    for (name, mut steps) in groups {
+        steps.sort_unstable();
+        let knee = (0..steps.len())
+            .find(|&i| steps[i].1 && steps.get(i + 1).is_none_or(|n| n.1))
+            .map(|i| steps[i].0);
+        let kept = steps
+            .iter()
+            .filter(|(rate, past)| !past && knee.is_none_or(|k| *rate < k))
+            .map(|(rate, _)| *rate)
+            .max();
+        let text = match (kept, knee) {
+            (Some(k), Some(p)) => format!("kept up with {}/s, saturated at {}/s", rate(k), rate(p)),
+            (Some(k), None) => format!("kept up with every rate offered, up to {}/s", rate(k)),
+            (None, Some(p)) => format!(
+                "saturated already at {}/s, the lowest rate offered",
+                rate(p)
+            ),
+            (None, None) => continue,
+        };
+        let _ = writeln!(s, "  {name:<24} {text}");
+    }
 }
 
 fn throughput(r: &Report<ThroughputRow>, wide: bool) -> String {

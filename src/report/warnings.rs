@@ -192,7 +192,8 @@ pub fn latency(cases: &[CaseJson<CaseRow>]) -> Vec<Warning> {
             .filter_map(|r| {
                 let l = r.load.as_ref()?;
                 let share = r.ops_per_s / l.offered_per_s.max(1) as f64;
-                (share < 0.95).then(|| (row_name(r), format!("{:.0}%", share * 100.0)))
+                (share < crate::workload::sweep::ANSWERED_SHARE)
+                    .then(|| (row_name(r), format!("{:.0}%", share * 100.0)))
             })
             .collect(),
         "this rate is past what the pair can serve: compare lower rates, or read it as the saturation point",

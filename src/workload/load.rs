@@ -25,6 +25,7 @@ use crate::clock;
 use crate::error::Result;
 use crate::samples::{Heartbeat, new_histogram};
 use crate::spec::{Arrival, Wait};
+use crate::sys::buf::PageBuf;
 use crate::sys::epoll::{self, Epoll, Event};
 use crate::sys::io;
 use crate::transport::{AnyEndpoint, Cause, Fault};
@@ -148,8 +149,8 @@ struct ClientConn {
 pub struct LoadScratch {
     conns: Vec<ClientConn>,
     events: Vec<Event>,
-    rx: Vec<u8>,
-    tx: Vec<u8>,
+    rx: PageBuf,
+    tx: PageBuf,
     /// Service time of every request: its actual send to its response.
     pub service: Histogram<u64>,
     /// How late every send left after its intended time.
@@ -170,8 +171,8 @@ impl LoadScratch {
                 })
                 .collect(),
             events: vec![epoll::empty_event(); connections.max(1)],
-            rx: vec![0; CHUNK],
-            tx: vec![0; size.max(CHUNK)],
+            rx: PageBuf::zeroed(CHUNK),
+            tx: PageBuf::zeroed(size.max(CHUNK)),
             service: new_histogram(),
             lateness: new_histogram(),
         }

@@ -20,6 +20,7 @@ pub mod pingpong;
 pub mod run;
 mod server;
 pub mod stream;
+pub mod sweep;
 
 use std::time::{Duration, Instant};
 

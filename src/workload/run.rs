@@ -94,6 +94,9 @@ pub struct LoadOutcome {
     pub late: u64,
     /// Most requests in flight at once, in any trial.
     pub max_in_flight: u64,
+    /// `--rate sweep`: the case's p50 and rate in a closed loop, before the sweep.
+    pub unloaded_p50_ns: Option<u64>,
+    pub closed_loop_per_s: Option<f64>,
 }
 
 impl LoadOutcome {
@@ -103,6 +106,8 @@ impl LoadOutcome {
             lateness: new_histogram(),
             late: 0,
             max_in_flight: 0,
+            unloaded_p50_ns: None,
+            closed_loop_per_s: None,
         }
     }
 
