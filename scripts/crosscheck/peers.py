@@ -30,6 +30,9 @@ usage: scripts/crosscheck/peers [--netperf DIR] [--neper DIR] [--lmbench DIR]
   way over one connection, every message answered, at 2k and 10k per
   second: the p50 round trip of each (sockbench's from the intended send,
   sockperf's from the actual one; far below saturation they should agree).
+  sockperf paces its sends by spinning, so `sockbench load --wait spin` is
+  the like-for-like row; sockbench's default sleeps between sends, and its
+  row shows what waking from that sleep costs.
 --what overhead: sockbench's mean round trip over the lean C loop's, for
   uds-stream and tcp4 at 1, 64 and 4096 B, in both server modes; and the
   price of each difference between them, as the lean loop with it over
@@ -249,12 +252,13 @@ class Tools:
             self.stop(srv)
         return 2 * number(r"avg-latency=([0-9.]+)", out, "sockperf's avg-latency")
 
-    def sockbench_load_p50(self, size, rate):
+    def sockbench_load_p50(self, size, rate, wait):
         """`sockbench load` over one TCP connection: p50 round trip from the
-        intended send, µs."""
+        intended send, µs; `wait`: how its load generator waits between sends."""
         return sockbench(["load", "-t", "tcp4", "--rate", str(rate), "--connections", "1", "--request-size",
                           str(size), "--response-size", str(size), "-d", f"{self.secs}s", "--trials", "1",
-                          "--mode", "process", "--server-cpu", self.s, "--client-cpu", self.c])["p50_ns"] / 1e3
+                          "--mode", "process", "--wait", wait, "--server-cpu", self.s,
+                          "--client-cpu", self.c])["p50_ns"] / 1e3
 
     def sockperf_ul_p50(self, size, rate):
         """`sockperf under-load` over TCP at `rate` messages/s, every one
@@ -406,8 +410,9 @@ def load_cells(t, a):
     """`sockbench load` against `sockperf under-load`, TCP, one connection,
     every message answered, at rates far below saturation."""
     return [((f"tcp4 at {rate // 1000}k/s", 64), [
-        ("sockbench load", lambda r=rate: t.sockbench_load_p50(64, r)),
         ("sockperf under-load", lambda r=rate: t.sockperf_ul_p50(64, r)),
+        ("sockbench load --wait spin", lambda r=rate: t.sockbench_load_p50(64, r, "spin")),
+        ("sockbench load (sleeping between sends)", lambda r=rate: t.sockbench_load_p50(64, r, "block")),
     ]) for rate in (2000, 10000)]
 
 
@@ -526,6 +531,11 @@ NOTES = [
      "Each row is a process of its own, started fresh every round: `stream_threads.c` is two threads "
      "of one C program (write on one CPU, read on the other, 64 KiB or 4 KiB calls), lmbench's bw_unix "
      "two processes over a socketpair."),
+    (("sockperf under-load",),
+     "sockperf under-load runs with --reply-every 1 (every message answered, as in sockbench load) and "
+     "--full-rtt (round trips, not halves); it paces its sends by spinning and its server sleeps in "
+     "epoll_wait, as `sockbench load --wait spin` does. sockbench times from each request's intended "
+     "send, sockperf from the actual one: far below saturation they coincide."),
 ]
 
 

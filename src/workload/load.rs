@@ -11,8 +11,10 @@
 //! Nothing is allocated, formatted or locked inside the loops: every ring
 //! and histogram is made before the trial. The sender sleeps in
 //! `epoll_pwait2` until the next intended time (`--wait block`, timer slack
-//! 1 ns) or polls without sleeping (`--wait spin`); how late each send left
-//! is recorded, as the workload's own resolution.
+//! 1 ns) or polls without sleeping (`--wait spin`, as sockperf and wrk2
+//! pace); the server always sleeps in `epoll_wait` between events, as real
+//! servers do. How late each send left is recorded, as the workload's own
+//! resolution.
 
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
@@ -509,8 +511,9 @@ pub struct ServerConn {
 /// `eps` with `response` bytes, from one event loop, until every connection
 /// has sent its end marker. `buf` receives; responses are written from
 /// `zeros`. Returns the requests answered and the system calls made.
-/// `limit`: requests before an injected death. With `Wait::Spin` it polls
-/// without sleeping.
+/// `limit`: requests before an injected death. It always sleeps in
+/// `epoll_wait` between events, as nginx's and gunicorn's workers do
+/// (`--wait` is the load generator's choice, not the server's).
 #[allow(clippy::too_many_arguments)]
 pub fn serve(
     eps: &[AnyEndpoint],
@@ -523,18 +526,13 @@ pub fn serve(
     response: usize,
     limit: u64,
     timeout: Duration,
-    wait: Wait,
 ) -> Result<(u64, u64), Fault> {
     st.fill(ServerConn::default());
     let (mut served, mut calls, mut ended) = (0u64, 0u64, 0usize);
     let mut quiet_since = std::time::Instant::now();
     while ended < eps.len() {
         calls += 1;
-        let sleep = match wait {
-            Wait::Block => timeout,
-            Wait::Spin => Duration::ZERO,
-        };
-        let ready = match ep.wait(events, sleep) {
+        let ready = match ep.wait(events, timeout) {
             Ok(k) => k,
             Err(e) if interrupted(&e) => 0,
             Err(e) => {
@@ -682,7 +680,6 @@ impl LoadServer {
         response: usize,
         limit: u64,
         timeout: Duration,
-        wait: Wait,
     ) -> Result<(u64, u64), Fault> {
         if self.ep.is_none() {
             let ep = Epoll::new().map_err(|e| Fault {
@@ -709,7 +706,6 @@ impl LoadServer {
             response,
             limit,
             timeout,
-            wait,
         )
     }
 }

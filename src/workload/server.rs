@@ -129,7 +129,6 @@ fn serve_trial(
                 spec.response,
                 limit,
                 spec.opts.timeout,
-                spec.opts.wait,
             )?;
             *left -= n.min(*left);
             return Ok(ServerReport {
