@@ -147,7 +147,7 @@ pub struct LoadColumns {
     /// Most requests in flight at once (any trial).
     pub max_in_flight: u64,
     /// Past the knee: answered under 95% of the offered rate, or (in a
-    /// sweep) a p99 over 20× the unloaded p50.
+    /// sweep) the median of the trials' p99s over 20× the unloaded p50.
     pub saturated: bool,
     /// `--rate sweep`: the case's p50 in a closed loop (one connection, one
     /// request in flight) before the sweep; null otherwise.

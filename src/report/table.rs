@@ -241,7 +241,7 @@ fn knees(s: &mut String, r: &Report<CaseRow>) {
     }
     let _ = writeln!(
         s,
-        "\nknee (past it: answered under 95% of the offered rate, or in a sweep a p99 over 20× the unloaded p50)"
+        "\nknee (past it: answered under 95% of the offered rate, or in a sweep a typical p99 over 20× the unloaded p50)"
     );
     for (name, mut steps) in groups {
         steps.sort_unstable();

@@ -4,7 +4,8 @@
 //! 10% of the slowest case's closed-loop rate and steps up by ×1.25. At each
 //! step the cases still standing run interleaved, as in any run. A step is
 //! past a case's knee when the case answers under 95% of the rate offered or
-//! its p99 exceeds 20× its unloaded p50; the case leaves the sweep after
+//! its p99 (the median of its trials' p99s) exceeds 20× its unloaded p50;
+//! the case leaves the sweep after
 //! [`STRIKES`] such steps in a row (one p99 spike of a shared machine is not
 //! a knee), and its knee is the first of them.
 
@@ -51,18 +52,24 @@ pub fn answered_per_s(o: &CaseOutcome) -> f64 {
     }
 }
 
+/// The median of a case's per-trial p99s: one disturbed trial of a shared
+/// machine moves the pooled p99, not this.
+pub fn typical_p99_ns(o: &CaseOutcome) -> f64 {
+    let p99s: Vec<f64> = o.trials.iter().map(|t| t.p99_ns as f64).collect();
+    if p99s.is_empty() {
+        0.0
+    } else {
+        stats::median(&p99s)
+    }
+}
+
 /// Whether a load case is past its knee: it answered under
 /// [`ANSWERED_SHARE`] of what was offered, or (when its unloaded p50 is
-/// known) its p99 exceeds [`P99_LIMIT`] times it.
+/// known) its typical p99 ([`typical_p99_ns`]) exceeds [`P99_LIMIT`] times it.
 pub fn saturated(o: &CaseOutcome, unloaded_p50_ns: Option<u64>) -> bool {
     let offered = o.case.rate.max(1) as f64;
-    let p99 = if o.hist.is_empty() {
-        0
-    } else {
-        o.hist.value_at_quantile(0.99)
-    };
     answered_per_s(o) < ANSWERED_SHARE * offered
-        || unloaded_p50_ns.is_some_and(|p50| p99 as f64 > P99_LIMIT * p50 as f64)
+        || unloaded_p50_ns.is_some_and(|p50| typical_p99_ns(o) > P99_LIMIT * p50 as f64)
 }
 
 fn same_case(a: &Case, b: &Case) -> bool {
