@@ -326,8 +326,10 @@ def _p50_bars(labels, series, cell, ylabel, title, name, out_dir):
 def netns_latency(runs, out_dir):
     """p50 with its CI per (workload, size), one bar per transport and
     --netns mode: loopback, across veth, through a bridge."""
-    cases = [c for r in runs for c in r.cases if "p50_ci_low_ns" in c and "netns" in c and "variant" not in c]
-    if not any(load.netns(c) != "off" for c in cases):
+    # Only runs that crossed namespaces (their `off` cases are the baseline).
+    cases = [c for r in runs if any(load.netns(c) != "off" for c in r.cases)
+             for c in r.cases if "p50_ci_low_ns" in c and "variant" not in c]
+    if not cases:
         return None
     groups = sorted({(c["workload"], c["size_bytes"], c["response_bytes"]) for c in cases})
     modes = [m for m in HATCH if any(load.netns(c) == m for c in cases)]
@@ -355,29 +357,23 @@ def web_latency(runs, out_dir):
                      "nginx → gunicorn: upstream over TCP or a Unix socket", "web_latency", out_dir)
 
 
-def settings_tag(run):
-    """What sets a run's cases apart from another run's of the same workload
-    and size: server mode, concurrent pairs, depth, waiting, Nagle."""
-    c = run.cases[0] if run.cases else {}
-    tags = []
-    if c.get("mode") == "process":
-        tags.append("server process")
-    if c.get("pairs", 1) > 1:
-        tags.append(f"{c['pairs']} pairs")
-    if c.get("depth", 1) > 1:
-        tags.append(f"depth {c['depth']}")
-    if c.get("wait") == "spin":
-        tags.append("spinning")
-    if c.get("nodelay") is False:
-        tags.append("Nagle on")
-    return ", ".join(tags) or "server thread"
+def _layer_label(workload, size, netns):
+    """A ladder bar's name, layer first: `socket: latency 64 B`,
+    `containers (bridge): rr 512/16K B`, `nginx → gunicorn: keep-alive, app 100 µs, 1K B`."""
+    if workload.startswith("http-"):
+        parts = workload.split("-")  # http-keepalive-app100us
+        how = "keep-alive" if parts[1] == "keepalive" else "new connection"
+        app = parts[2][3:].replace("us", " µs") if len(parts) > 2 else "?"
+        return f"nginx → gunicorn: {how}, app {app}, {size} B"
+    layer = "socket" if netns == "off" else f"containers ({netns})"
+    return f"{layer}: {workload} {size} B"
 
 
 def ladder(runs, out_dir, num="uds-stream", den="tcp4"):
     """Every UDS ÷ TCP p50 ratio the inputs hold (same --netns on both
     sides), one bar each with its CI: from syscalls up to nginx."""
     rows = []
-    for r in runs:
+    for n, r in enumerate(runs, 1):
         for x in r.ratios:
             if (x["numerator"], x["denominator"], x["metric"]) != (num, den, "p50"):
                 continue
@@ -386,12 +382,14 @@ def ladder(runs, out_dir, num="uds-stream", den="tcp4"):
                 continue
             w = x.get("workload") or (r.cases[0]["workload"] if r.cases else "?")
             size = sizes_label(x["size_bytes"], x.get("response_bytes"))
-            rows.append((f"{w} {size} B" + ("" if ns == "off" else f" ({ns})"), x["ratio"], x["ci_low"], x["ci_high"],
-                         settings_tag(r)))
+            rows.append((_layer_label(w, size, ns), x["ratio"], x["ci_low"], x["ci_high"], n))
     if not rows:
         return None
     names = [r[0] for r in rows]
-    rows = [(f"{r[0]} [{r[4]}]" if names.count(r[0]) > 1 else r[0],) + r[1:4] for r in rows]
+    # The same case from two runs: say which input run (1-based) each bar is from.
+    rows = [(f"{r[0]} (run {r[4]})" if names.count(r[0]) > 1 else r[0],) + r[1:4] for r in rows]
+    order = ("socket", "containers", "nginx")
+    rows.sort(key=lambda r: next(i for i, p in enumerate(order) if r[0].startswith(p)))
     fig, ax = plt.subplots(figsize=(7.5, max(2.5, 0.3 * len(rows) + 1)))
     y = list(range(len(rows)))[::-1]
     ax.barh(y, [r[1] for r in rows], xerr=[[r[1] - r[2] for r in rows], [r[3] - r[1] for r in rows]],
@@ -405,11 +403,18 @@ def ladder(runs, out_dir, num="uds-stream", den="tcp4"):
     return _save(fig, out_dir, "ladder")
 
 
-def drift(runs, out_dir, min_trials=20):
+def long_runs(runs, min_trials=50):
+    """Latency cases with enough trials to show drift (a soak run, not a
+    headline run of 10-20 rounds), whose trials carry the process's figures."""
+    return [c for r in runs for c in r.cases
+            if len(c.get("trial_points", [])) >= min_trials and "rss_kib" in c["trial_points"][0]
+            and all(p.get("p50_ns", 0) > 0 for p in c["trial_points"])]
+
+
+def drift(runs, out_dir):
     """Long runs: p50 and p99 of every trial, round by round, and this
     process's resident memory and descriptors before each round."""
-    cases = [c for r in runs for c in r.cases
-             if len(c.get("trial_points", [])) >= min_trials and "rss_kib" in c["trial_points"][0]]
+    cases = long_runs(runs)
     if not cases:
         return None
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(7.5, 6.5), sharex=True)
@@ -444,7 +449,8 @@ def drift(runs, out_dir, min_trials=20):
 def load_vs_rate(runs, out_dir, num="uds-stream", den="tcp4"):
     """`sockbench load`: latency from the intended send against the offered
     rate, one panel per request/response size: p50 (solid, with its 95% CI),
-    p99 (dashed) and p99.9 (dotted) per transport, log y; and beside it the
+    p99 (dashed) and p99.9 (dotted) per transport, log axes, a thin vertical
+    line at the first rate past each transport's knee; and beside it the
     UDS ÷ TCP ratio of the p99 at each rate with its CI."""
     cases = [c for c in _cases(runs, "load") if "offered_per_s" in c]
     if len({c["offered_per_s"] for c in cases}) < 2:
@@ -462,8 +468,12 @@ def load_vs_rate(runs, out_dir, num="uds-stream", den="tcp4"):
             ax.errorbar(x, p50, yerr=err, marker="o", ms=4, capsize=2, color=colour(t), label=f"{t} p50")
             ax.plot(x, [c["p99_ns"] / 1e3 for c in cs], color=colour(t), ls="--", marker=".", label=f"{t} p99")
             ax.plot(x, [c["p999_ns"] / 1e3 for c in cs], color=colour(t), ls=":", label=f"{t} p99.9")
+            past = [c["offered_per_s"] for c in cs if c.get("saturated")]
+            if past:  # the first rate past the knee
+                ax.axvline(min(past), color=colour(t), lw=0.8, alpha=0.6)
         ax.set_yscale("log")
-        ax.set_xlabel("offered requests / s")
+        ax.set_xscale("log")
+        ax.set_xlabel("offered requests / s (log)")
         ax.set_ylabel("latency from intended send (µs, log)")
         ax.set_title(f"{sizes_label(size, resp)} B request/response", fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
@@ -476,8 +486,10 @@ def load_vs_rate(runs, out_dir, num="uds-stream", den="tcp4"):
             rax.errorbar([p[0] for p in pts], [p[1] for p in pts],
                          yerr=[[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]], fmt="o-", capsize=3)
         rax.axhline(1.0, color="black", lw=0.8)
-        rax.set_xlabel("offered requests / s")
-        rax.set_ylabel(f"p99: {num} ÷ {den} (95% CI)")
+        rax.set_xscale("log")
+        rax.set_yscale("log")
+        rax.set_xlabel("offered requests / s (log)")
+        rax.set_ylabel(f"p99: {num} ÷ {den} (95% CI, log)")
         rax.set_title("below 1, the Unix socket's tail is shorter", fontsize=10)
         rax.grid(True, alpha=0.3)
     fig.suptitle("Latency under open-loop load", fontsize=11)

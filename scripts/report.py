@@ -130,13 +130,11 @@ def web_section(runs):
     return md
 
 
-def drift_section(runs, min_trials=20):
+def drift_section(runs):
     rows, res = [], (0,) * 6
     for r in runs:
-        for c in r.cases:
-            pts = sorted(c.get("trial_points", []), key=lambda t: t["round"])
-            if len(pts) < min_trials or "rss_kib" not in pts[0]:
-                continue
+        for c in plots.long_runs(runs=[r]):
+            pts = sorted(c["trial_points"], key=lambda t: t["round"])
             k = max(1, len(pts) // 10)
             first = statistics.median(p["p50_ns"] for p in pts[:k])
             last = statistics.median(p["p50_ns"] for p in pts[-k:])
@@ -188,10 +186,11 @@ def main():
              (f"{NUM} ÷ {DEN} at every layer measured", plots.ladder(runs, figdir, NUM, DEN)),
              ("Long-run drift", plots.drift(runs, figdir))]
     md = [f"# sockbench lab report: {cell(', '.join(r.label for r in runs))}", ""]
-    md += ["## Sources", "", "| run | workload | revision | taken at | command |", "|---|---|---|---|---|"]
-    for r in runs:
-        md.append(f"| {cell(r.label)} | {cell(', '.join(r.workloads()))} | {cell(r.env.get('git_revision', '?'))} | "
-                  f"{cell(r.env.get('taken_at', '?'))} | `{cell(r.command)}` |")
+    md += ["## Sources", "", "Figures that show the same case from two runs name the run by its number here.", "",
+           "| # | run | workload | revision | taken at | command |", "|---|---|---|---|---|---|"]
+    for n, r in enumerate(runs, 1):
+        md.append(f"| {n} | {cell(r.label)} | {cell(', '.join(r.workloads()))} | "
+                  f"{cell(r.env.get('git_revision', '?'))} | {cell(r.env.get('taken_at', '?'))} | `{cell(r.command)}` |")
     md += ["", "## Headline: Unix socket vs loopback TCP", "",
            f"Medians of the runs' own figures; ratios are {NUM}/{DEN}, the median over interleaved rounds of the "
            "per-round ratio, with a 95% bootstrap CI. Times: below 1, the Unix socket is faster; bytes/s (throughput): "

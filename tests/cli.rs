@@ -703,7 +703,9 @@ fn a_first_ctrl_c_keeps_the_complete_rounds() {
             );
         }
         assert!(
-            stdout.contains(&format!("over {rounds} of 50 rounds")),
+            stdout
+                .replace('\n', " ")
+                .contains(&format!("over {rounds} of 50 rounds")),
             "{mode}: {stdout}"
         );
         let left: Vec<_> = leftovers(tmp.path())

@@ -39,6 +39,28 @@ fn rounds<R>(r: &Report<R>) -> String {
     }
 }
 
+/// Columns every line of the table fits in.
+pub const WIDTH: usize = 100;
+
+/// A line of prose, wrapped at word boundaries to [`WIDTH`] columns.
+fn prose(s: &mut String, text: &str) {
+    let mut line = 0;
+    for word in text.split(' ') {
+        let w = word.chars().count();
+        if line > 0 && line + 1 + w > WIDTH {
+            s.push('\n');
+            line = 0;
+        }
+        if line > 0 {
+            s.push(' ');
+            line += 1;
+        }
+        s.push_str(word);
+        line += w;
+    }
+    s.push('\n');
+}
+
 /// One row of cells, right-aligned in `widths` (the first left-aligned).
 fn row(s: &mut String, widths: &[usize], cells: &[String]) {
     for (i, (w, c)) in widths.iter().zip(cells).enumerate() {
@@ -60,11 +82,13 @@ fn latency(r: &Report<CaseRow>, wide: bool) -> String {
         "connect" => "per transaction (connect, request, response, end-of-file, close)",
         _ => "request → response latency",
     };
-    let _ = writeln!(
-        s,
-        "{what}; p50 and its 95% CI: median of the trials' medians {}; percentiles of every operation pooled; clock read {:.1} ns",
-        rounds(r),
-        r.clock_read_ns
+    prose(
+        &mut s,
+        &format!(
+            "{what}; p50 and its 95% CI: median of the trials' medians {}; percentiles of every operation pooled; clock read {:.1} ns",
+            rounds(r),
+            r.clock_read_ns
+        ),
     );
     let mut head = vec![
         "transport",
@@ -147,11 +171,13 @@ fn rate(per_s: u64) -> String {
 /// `load`: one row per transport, sizes and offered rate.
 fn load(r: &Report<CaseRow>, wide: bool) -> String {
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "request → response under open-loop load, timed from each request's intended send; \
-         p50 and its 95% CI: median of the trials' medians {}; percentiles pooled",
-        rounds(r)
+    prose(
+        &mut s,
+        &format!(
+            "request → response under open-loop load, timed from each request's intended send; \
+             p50 and its 95% CI: median of the trials' medians {}; percentiles pooled",
+            rounds(r)
+        ),
     );
     let mut head = vec![
         "transport",
@@ -162,19 +188,19 @@ fn load(r: &Report<CaseRow>, wide: bool) -> String {
         "p50 95% CI µs",
         "p99 µs",
         "p99.9 µs",
-        "max µs",
         "svc p99 µs",
     ];
-    let mut widths = vec![12, 9, 9, 10, 8, 15, 8, 9, 9, 10];
+    let mut widths = vec![12, 9, 9, 10, 8, 15, 8, 9, 10];
     if wide {
         head.extend([
+            "max µs",
             "connections",
             "late sends",
             "lateness p99 µs",
             "in flight",
             "cpu µs/req",
         ]);
-        widths.extend([11, 10, 15, 9, 10]);
+        widths.extend([9, 11, 10, 15, 9, 10]);
     }
     row(
         &mut s,
@@ -197,11 +223,11 @@ fn load(r: &Report<CaseRow>, wide: bool) -> String {
             format!("{}–{}", us(x.p50_ci_low_ns), us(x.p50_ci_high_ns)),
             us(x.p99_ns as f64),
             us(x.p999_ns as f64),
-            us(x.max_ns as f64),
             us(l.service_p99_ns as f64),
         ];
         if wide {
             cells.extend([
+                us(x.max_ns as f64),
                 l.connections.to_string(),
                 l.late_sends.to_string(),
                 us(l.send_lateness_p99_ns as f64),
@@ -239,9 +265,10 @@ fn knees(s: &mut String, r: &Report<CaseRow>) {
             None => groups.push((name, vec![(l.offered_per_s, l.saturated)])),
         }
     }
-    let _ = writeln!(
+    s.push('\n');
+    prose(
         s,
-        "\nknee (past it: answered under 95% of the offered rate, or in a sweep a typical p99 over 20× the unloaded p50)"
+        "knee (past it: answered under 95% of the offered rate, or in a sweep a typical p99 over 20× the unloaded p50)",
     );
     for (name, mut steps) in groups {
         steps.sort_unstable();
@@ -272,10 +299,9 @@ fn throughput(r: &Report<ThroughputRow>, wide: bool) -> String {
         Some("both") => "transfer both ways at once (rates and counts add both directions)",
         _ => "one-way transfer",
     };
-    let _ = writeln!(
-        s,
-        "{way}; delivered payload, median and 95% CI {}",
-        rounds(r)
+    prose(
+        &mut s,
+        &format!("{way}; delivered payload, median and 95% CI {}", rounds(r)),
     );
     let mut head = vec![
         "transport",
@@ -352,7 +378,8 @@ fn ratio_lines<R>(s: &mut String, r: &Report<R>, metric: &str, title: &str) {
     if rows.is_empty() {
         return;
     }
-    let _ = writeln!(s, "\n{title}");
+    s.push('\n');
+    prose(s, title);
     let what = |x: &super::RatioRow| {
         let at = x
             .offered_per_s
