@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use util::{bin, leftovers, private_tmp, run};
+use util::{QUICK, bin, leftovers, private_tmp, run};
 
 /// Wait for `child` at most `within`; kill it and fail past that.
 fn finish(mut child: Child, within: Duration) -> (std::process::ExitStatus, String) {
@@ -307,28 +307,19 @@ fn load_refuses_what_it_cannot_run_with_one_line() {
         }
     }
     // -t all runs what can carry load and names what it left out.
-    let out = run(
-        tmp.path(),
-        &[
-            "load",
-            "-t",
-            "all",
-            "--rate",
-            "500",
-            "--connections",
-            "2",
-            "-n",
-            "40",
-            "--trials",
-            "2",
-            "--warmup",
-            "10",
-            "--warmup-time",
-            "0s",
-            "--format",
-            "json",
-        ],
-    );
+    let mut args = vec![
+        "load",
+        "-t",
+        "all",
+        "--rate",
+        "500",
+        "--connections",
+        "2",
+        "--format",
+        "json",
+    ];
+    args.extend(QUICK);
+    let out = run(tmp.path(), &args);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(

@@ -347,11 +347,6 @@ fn latency_row(plan: &Plan, o: &CaseOutcome, clock_read_ns: f64, seed: u64) -> C
     let s: Summary = stats::summarize(&o.hist);
     let means: Vec<f64> = o.trials.iter().map(|t| t.mean_ns).collect();
     let p50s: Vec<f64> = o.trials.iter().map(|t| t.p50_ns as f64).collect();
-    let ops: Vec<f64> = o
-        .trials
-        .iter()
-        .map(|t| t.n as f64 * 1e9 / t.elapsed_ns.max(1) as f64)
-        .collect();
     let mean_ci = stats::bootstrap_ci(&means, stats::mean, seed);
     let p50_ci = stats::bootstrap_ci(&p50s, stats::median, seed + 1);
     let (n, u) = (s.n, &o.usage);
@@ -372,7 +367,7 @@ fn latency_row(plan: &Plan, o: &CaseOutcome, clock_read_ns: f64, seed: u64) -> C
         p9999_ns: s.p9999_ns,
         max_ns: s.max_ns,
         stddev_ns: s.stddev_ns,
-        ops_per_s: stats::median(&ops),
+        ops_per_s: o.ops_per_s(),
         client_user_ns_per_op: per(u.client.user_ns as f64, n),
         client_sys_ns_per_op: per(u.client.sys_ns as f64, n),
         server_user_ns_per_op: per(u.server.user_ns as f64, n),

@@ -82,6 +82,23 @@ pub struct CaseOutcome {
     pub load: Option<LoadOutcome>,
 }
 
+impl CaseOutcome {
+    /// Operations per second over all pairs (operations ÷ the span all pairs
+    /// took), median over the trials; for `load`, requests answered.
+    pub fn ops_per_s(&self) -> f64 {
+        let rates: Vec<f64> = self
+            .trials
+            .iter()
+            .map(|t| t.n as f64 * 1e9 / t.elapsed_ns.max(1) as f64)
+            .collect();
+        if rates.is_empty() {
+            0.0
+        } else {
+            crate::stats::median(&rates)
+        }
+    }
+}
+
 /// What `load` measures beside the latency from each request's intended
 /// send time (`CaseOutcome::hist`), over the timed trials.
 #[derive(Debug)]

@@ -38,20 +38,6 @@ pub struct Unloaded {
     pub per_s: f64,
 }
 
-/// Answered requests per second of a case: the median over its trials.
-pub fn answered_per_s(o: &CaseOutcome) -> f64 {
-    let rates: Vec<f64> = o
-        .trials
-        .iter()
-        .map(|t| t.n as f64 * 1e9 / t.elapsed_ns.max(1) as f64)
-        .collect();
-    if rates.is_empty() {
-        0.0
-    } else {
-        stats::median(&rates)
-    }
-}
-
 /// The median of a case's per-trial p99s: one disturbed trial of a shared
 /// machine moves the pooled p99, not this.
 pub fn typical_p99_ns(o: &CaseOutcome) -> f64 {
@@ -68,7 +54,7 @@ pub fn typical_p99_ns(o: &CaseOutcome) -> f64 {
 /// known) its typical p99 ([`typical_p99_ns`]) exceeds [`P99_LIMIT`] times it.
 pub fn saturated(o: &CaseOutcome, unloaded_p50_ns: Option<u64>) -> bool {
     let offered = o.case.rate.max(1) as f64;
-    answered_per_s(o) < ANSWERED_SHARE * offered
+    o.ops_per_s() < ANSWERED_SHARE * offered
         || unloaded_p50_ns.is_some_and(|p50| typical_p99_ns(o) > P99_LIMIT * p50 as f64)
 }
 
@@ -101,7 +87,7 @@ pub fn sweep(
             let p50s: Vec<f64> = o.trials.iter().map(|t| t.p50_ns as f64).collect();
             let u = Unloaded {
                 p50_ns: stats::median(&p50s).round() as u64,
-                per_s: answered_per_s(o),
+                per_s: o.ops_per_s(),
             };
             (o.case, u)
         })
