@@ -280,7 +280,12 @@ fn a_killed_run_leaves_nothing_behind() {
         );
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
         let status = child.wait().unwrap();
-        assert!(status.code().is_none(), "{sig} {mode}: died by the signal");
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+        assert!(
+            status.code().is_none(),
+            "{sig} {mode}: died by the signal, not {status}: {err}"
+        );
         let left = emptied(tmp.path(), Duration::from_secs(3));
         assert!(left.is_empty(), "{sig} {mode}: left {left:?}");
         for s in servers {
