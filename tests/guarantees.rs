@@ -218,13 +218,26 @@ fn a_finished_measurement_is_never_lost() {
 /// Start `sockbench ARGS` with TMPDIR=`tmp`, wait until the run is under
 /// way (a server or a socket directory exists), and return it.
 fn start(tmp: &Path, args: &[&str]) -> std::process::Child {
-    let child = util::bin()
-        .args(args)
+    use std::os::unix::process::CommandExt;
+    let mut cmd = util::bin();
+    cmd.args(args)
         .env("TMPDIR", tmp)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    // A suite started in the background by a non-interactive shell inherits
+    // SIGINT and SIGQUIT ignored, and so would sockbench: give it the
+    // default dispositions these tests are about.
+    // SAFETY: between fork and exec the closure only calls signal(2), which
+    // is async-signal-safe, with constant arguments.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1, libc::SIGALRM] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(800));
     child
 }
