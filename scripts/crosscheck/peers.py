@@ -260,15 +260,19 @@ class Tools:
                           "--mode", "process", "--wait", wait, "--server-cpu", self.s,
                           "--client-cpu", self.c])["p50_ns"] / 1e3
 
-    def sockperf_ul_p50(self, size, rate):
+    def sockperf_ul_p50(self, size, rate, sender_apart=False):
         """`sockperf under-load` over TCP at `rate` messages/s, every one
-        answered (`--reply-every 1`), round trips (`--full-rtt`): its p50, µs."""
+        answered (`--reply-every 1`), round trips (`--full-rtt`): its p50, µs.
+        Its client is two threads, a sender spinning on the clock and a
+        receiver blocked in recvfrom; `sender_apart` puts the sender on the
+        server's CPU and lets the receiver have the client's to itself."""
         port = str(free_port())
         srv = self.daemon(["taskset", "-c", self.s, "sockperf", "sr", "--tcp", "-i", "127.0.0.1", "-p", port])
+        cpus, extra = (f"{self.s},{self.c}", ["--sender-affinity", self.s]) if sender_apart else (self.c, [])
         try:
-            out = run(["taskset", "-c", self.c, "sockperf", "ul", "--tcp", "-i", "127.0.0.1", "-p", port,
+            out = run(["taskset", "-c", cpus, "sockperf", "ul", "--tcp", "-i", "127.0.0.1", "-p", port,
                        "-m", str(size), "--mps", str(rate), "--reply-every", "1", "--full-rtt",
-                       "-t", str(max(1, round(self.secs)))])
+                       "-t", str(max(1, round(self.secs))), *extra])
         finally:
             self.stop(srv)
         return number(r"percentile 50\.000 =\s*([0-9.]+)", out, "sockperf's p50")
@@ -411,6 +415,7 @@ def load_cells(t, a):
     every message answered, at rates far below saturation."""
     return [((f"tcp4 at {rate // 1000}k/s", 64), [
         ("sockperf under-load", lambda r=rate: t.sockperf_ul_p50(64, r)),
+        ("sockperf under-load, its sender on the server's CPU", lambda r=rate: t.sockperf_ul_p50(64, r, True)),
         ("sockbench load --wait spin", lambda r=rate: t.sockbench_load_p50(64, r, "spin")),
         ("sockbench load (sleeping between sends)", lambda r=rate: t.sockbench_load_p50(64, r, "block")),
     ]) for rate in (2000, 10000)]
@@ -534,8 +539,12 @@ NOTES = [
     (("sockperf under-load",),
      "sockperf under-load runs with --reply-every 1 (every message answered, as in sockbench load) and "
      "--full-rtt (round trips, not halves); it paces its sends by spinning and its server sleeps in "
-     "epoll_wait, as `sockbench load --wait spin` does. sockbench times from each request's intended "
-     "send, sockperf from the actual one: far below saturation they coincide."),
+     "epoll_wait. Its client is two threads, a sender spinning on the clock and a receiver blocked in "
+     "recvfrom (strace), both on the client's CPU: each reply wakes the receiver beside a spinning thread. "
+     "sockbench's generator is one thread that polls (`--wait spin`) or sleeps in epoll_pwait2 (default). "
+     "The row with sockperf's sender on the server's CPU shows how much that placement moves sockperf's "
+     "own figure. sockbench times from each request's intended send, sockperf from the actual one: far "
+     "below saturation they coincide."),
 ]
 
 
