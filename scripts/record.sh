@@ -40,7 +40,7 @@ with open(os.path.join(d, "README.md"), "w") as f:
     f.write(f"Wall time: {wall} s. Files: summary.csv/summary.json (every column), env.json (full fingerprint), one .hgrm per case (µs).\n\n")
     f.write("## Table\n\n```\n" + table + "```\n\n")
     if warn.strip():
-        f.write("## Warnings\n\n```\n" + warn + "```\n\n")
+        f.write("## On stderr (warnings; a sweep's steps)\n\n```\n" + warn + "```\n\n")
     f.write("## Machine\n\n| field | value |\n|---|---|\n")
     for k in keys:
         f.write(f"| {k} | {env.get(k)} |\n")
