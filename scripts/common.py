@@ -25,6 +25,20 @@ def run(main):
         fatal(str(e))
 
 
+def interrupt_on_signals():
+    """Turn SIGINT, SIGTERM and SIGHUP into KeyboardInterrupt, so that every
+    `finally` runs (stopping what the script started, removing its
+    directories). Set explicitly: a job started in the background of a
+    script has SIGINT ignored, and Python would keep ignoring it; SIGTERM
+    and SIGHUP would otherwise end the interpreter without a `finally`."""
+    import signal
+
+    def stop(signum, _):
+        raise KeyboardInterrupt
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+
+
 def size_label(b, _=None):
     """Bytes in the units people write: 64, 4K, 1M (1024-based)."""
     b = int(b)

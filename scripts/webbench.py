@@ -309,12 +309,7 @@ def main():
     if not (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")):
         fatal("nginx is missing (Debian: apt-get install nginx)")
 
-    def stop(signum, _):
-        raise KeyboardInterrupt
-    # Both, explicitly: a job started in the background of a script has
-    # SIGINT ignored, and Python would then keep ignoring it.
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    common.interrupt_on_signals()
     stack, staging = Stack(a), None
     try:
         env = fingerprint()

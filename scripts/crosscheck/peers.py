@@ -30,9 +30,11 @@ usage: scripts/crosscheck/peers [--netperf DIR] [--neper DIR] [--lmbench DIR]
   way over one connection, every message answered, at 2k and 10k per
   second: the p50 round trip of each (sockbench's from the intended send,
   sockperf's from the actual one; far below saturation they should agree).
-  sockperf paces its sends by spinning, so `sockbench load --wait spin` is
-  the like-for-like row; sockbench's default sleeps between sends, and its
-  row shows what waking from that sleep costs.
+  sockperf's client is two threads (a sender spinning on the clock, a
+  receiver blocked in recvfrom); `sockbench load --wait spin` (one thread,
+  polling) is the closer match, sockbench's default sleeps between sends,
+  and a row with sockperf's sender on the server's CPU shows how much its
+  own figure moves with where its threads sit.
 --what overhead: sockbench's mean round trip over the lean C loop's, for
   uds-stream and tcp4 at 1, 64 and 4096 B, in both server modes; and the
   price of each difference between them, as the lean loop with it over
@@ -90,6 +92,10 @@ def run(cmd, env=None, timeout=120):
         os.killpg(p.pid, 9)
         p.communicate()
         raise RuntimeError(f"{' '.join(cmd)}: no result within {timeout} s")
+    except BaseException:  # interrupted: the peer's session goes with us
+        os.killpg(p.pid, 9)
+        p.communicate()
+        raise
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}: exit {p.returncode}: {out.strip()[-300:]}")
     return out
@@ -630,6 +636,7 @@ def main():
                    help="re-render the tables of an earlier run's raw.json into -o (nothing is measured)")
     a = p.parse_args()
     overhead_defaults(a, sys.argv[1:])
+    common.interrupt_on_signals()
     try:
         if os.path.exists(a.output) and os.listdir(a.output) and not a.from_raw:
             raise Fatal(f"-o {a.output}: exists and is not empty; name a new directory")
@@ -659,9 +666,10 @@ def main():
             return
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
         tmp = tempfile.mkdtemp(prefix="sockbench-peers-")
-        tools = Tools(a, tmp)
+        tools = None
         started = time.time()
         try:
+            tools = Tools(a, tmp)
             if a.what == "overhead":
                 sections = [(OVERHEAD, measure(overhead_cells(tools, a), a.rounds))]
             elif a.what == "progress":
@@ -681,11 +689,15 @@ def main():
                             ((PING, pick(ping_cells(tools, a))), (STREAM, pick(stream_cells(tools, a))),
                              (CRR, pick(crr_cells(tools, a)))) if cells]
         finally:
-            tools.close()
+            if tools:
+                tools.close()
             shutil.rmtree(tmp, ignore_errors=True)
         render(a, sys.argv[1:], fingerprint(), time.time() - started, sections)
     except Fatal as e:
         common.fatal(str(e))
+    except KeyboardInterrupt:
+        print("interrupted: stopped the peers, removed the build directory, wrote nothing", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":
