@@ -336,12 +336,12 @@ impl Plan {
                         "--transport",
                         k,
                         format!(
-                            "load runs over stream sockets (a lost datagram would stall its connection); allowed: {}",
+                            "load runs over sockets (one descriptor per connection for its event loop); allowed: {}",
                             TransportKind::names_where(TransportKind::carries_load)
                         ),
                     )
                 },
-                "load runs over stream sockets only",
+                "load runs over sockets only",
             )?;
         }
         let netns = unique("--netns", c.netns.iter().copied(), |m| m.name().to_string())?;
@@ -397,15 +397,40 @@ impl Plan {
             }
             for &(size, response) in &sizes {
                 let mut fits = check_size(transport, size, size_flag);
+                if workload.job() == Job::Load && !transport.is_stream() {
+                    // Each message carries its request's sequence number.
+                    let least = crate::workload::load::HEADER;
+                    for (flag, s) in [(size_flag, size), (response_flag, response)] {
+                        if fits.is_ok() && s < least {
+                            fits = Err(Error::config(
+                                flag,
+                                s,
+                                format!(
+                                    "load over {transport} numbers each message in its first {least} B; at least {least}"
+                                ),
+                            ));
+                        }
+                    }
+                }
                 if fits.is_ok() && !matches!(workload.job(), Job::Sink | Job::Duplex) {
                     fits = check_size(transport, response, response_flag);
                 }
                 match fits {
                     Err(Error::Config { .. }) if !strict => {
-                        left_out.push(format!(
-                            "{transport} at {} (too large for it)",
-                            size_label(size.max(response))
-                        ));
+                        let least = crate::workload::load::HEADER;
+                        left_out.push(
+                            if workload.job() == Job::Load && size.min(response) < least {
+                                format!(
+                                    "{transport} at {} (under {least} B, no room for a sequence number)",
+                                    size_label(size.min(response))
+                                )
+                            } else {
+                                format!(
+                                    "{transport} at {} (too large for it)",
+                                    size_label(size.max(response))
+                                )
+                            },
+                        );
                         continue;
                     }
                     other => other?,

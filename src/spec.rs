@@ -122,10 +122,10 @@ impl TransportKind {
             .join(", ")
     }
 
-    /// Whether `load` can run over it: a stream socket, whose requests
-    /// cannot be lost and whose event loop waits on one descriptor.
+    /// Whether `load` can run over it: a socket, one descriptor per
+    /// connection for its event loop to watch (not the pipe pair).
     pub fn carries_load(self) -> bool {
-        self.is_stream() && self != TransportKind::Pipe
+        self != TransportKind::Pipe
     }
 
     /// Whether the transport has an address another network namespace can

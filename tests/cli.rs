@@ -467,6 +467,7 @@ fn stopped_server_gives_an_error_within_the_timeout_then_exit_within_a_second() 
         ("throughput", "tcp4"),
         ("connect", "tcp4"),
         ("load", "uds-stream"),
+        ("load", "udp4"),
     ] {
         let tmp = private_tmp();
         let (mut child, server) =
@@ -516,6 +517,8 @@ fn dead_server_thread_gives_a_bounded_error_and_leaves_nothing() {
         ("throughput", "uds-dgram", &[]),
         ("throughput", "pipe", &["--direction", "both"]),
         ("load", "tcp4", &["--rate", "20k"]),
+        ("load", "uds-dgram", &["--rate", "20k"]),
+        ("load", "udp4", &["--rate", "20k"]),
     ];
     for &(workload, transport, extra) in runs {
         let tmp = private_tmp();

@@ -134,6 +134,10 @@ pub struct LoadColumns {
     pub arrival: crate::spec::Arrival,
     /// Requests sent over all trials.
     pub requests_sent: u64,
+    /// Requests never answered (message transports: udp4, uds-dgram,
+    /// uds-seqpacket; always 0 on a stream). Left out of every latency and
+    /// of `ops_per_s`, never counted as fast.
+    pub requests_lost: u64,
     /// Median service time: a request's actual send to its response (what a closed loop would report).
     pub service_p50_ns: u64,
     /// 99th percentile of the service time.
@@ -396,6 +400,7 @@ fn latency_row(plan: &Plan, o: &CaseOutcome, clock_read_ns: f64, seed: u64) -> C
                 connections: plan.workload.connections(),
                 arrival: plan.workload.arrival(),
                 requests_sent: o.trials.iter().map(|t| t.sent).sum(),
+                requests_lost: l.lost,
                 service_p50_ns: q(&l.service, 0.5),
                 service_p99_ns: q(&l.service, 0.99),
                 send_lateness_p50_ns: q(&l.lateness, 0.5),

@@ -196,11 +196,12 @@ fn load(r: &Report<CaseRow>, wide: bool) -> String {
             "max µs",
             "connections",
             "late sends",
+            "lost",
             "lateness p99 µs",
             "in flight",
             "cpu µs/req",
         ]);
-        widths.extend([9, 11, 10, 15, 9, 10]);
+        widths.extend([9, 11, 10, 8, 15, 9, 10]);
     }
     row(
         &mut s,
@@ -230,6 +231,7 @@ fn load(r: &Report<CaseRow>, wide: bool) -> String {
                 us(x.max_ns as f64),
                 l.connections.to_string(),
                 l.late_sends.to_string(),
+                l.requests_lost.to_string(),
                 us(l.send_lateness_p99_ns as f64),
                 l.max_in_flight.to_string(),
                 us(cpu),

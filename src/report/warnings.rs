@@ -199,6 +199,24 @@ pub fn latency(cases: &[CaseJson<CaseRow>]) -> Vec<Warning> {
         "this rate is past what the pair can serve: compare lower rates, or read it as the saturation point",
     ));
     out.extend(grouped(
+        "lost-requests",
+        "requests were never answered (counted lost, left out of every latency and of answered/s)",
+        rows()
+            .filter_map(|r| {
+                let l = r.load.as_ref().filter(|l| l.requests_lost > 0)?;
+                Some((
+                    row_name(r),
+                    format!(
+                        "{:.2}% of {}",
+                        100.0 * l.requests_lost as f64 / l.requests_sent.max(1) as f64,
+                        l.requests_sent
+                    ),
+                ))
+            })
+            .collect(),
+        "datagrams are dropped by a full receive queue: offer less, or raise net.core.rmem_default (udp4) or net.unix.max_dgram_qlen (uds-dgram)",
+    ));
+    out.extend(grouped(
         "time-wait-client",
         "TCP sockets in TIME_WAIT on client ports after the case, each holding an ephemeral port for 60 s (the server should have closed first)",
         rows()

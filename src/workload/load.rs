@@ -22,7 +22,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use rand::{RngExt, SeedableRng};
 
-use super::{END, Fleet, PinnedPair, Span, Stop, TrialUsage};
+use super::{END, Fleet, PinnedPair, SINK_IDLE, Span, Stop, TrialUsage};
 use crate::clock;
 use crate::error::Result;
 use crate::samples::{Heartbeat, new_histogram};
@@ -92,58 +92,134 @@ impl Schedule {
     }
 }
 
-/// Requests in flight on one connection: their intended and actual send
-/// times, oldest first (responses come back in order on a stream).
-#[derive(Debug)]
-struct Ring {
-    intended: Box<[u64]>,
-    sent: Box<[u64]>,
-    head: usize,
-    len: usize,
+/// How requests and responses are framed on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// A byte stream: requests and responses are counted in bytes and
+    /// answered in order, so the oldest request is the one answered.
+    Stream,
+    /// One message per request and per response (udp4, uds-dgram,
+    /// uds-seqpacket): each carries its request's sequence number after the
+    /// marker byte, so a response finds its request whatever was lost or
+    /// reordered, and a request never answered is counted lost.
+    Messages,
 }
 
-impl Ring {
+impl Framing {
+    /// How `kind` frames requests: messages where it keeps boundaries.
+    pub fn of(kind: crate::spec::TransportKind) -> Self {
+        if kind.is_stream() {
+            Framing::Stream
+        } else {
+            Framing::Messages
+        }
+    }
+}
+
+/// Bytes at the front of a message: the marker ([`DATA`](super::DATA) or
+/// [`END`]) and the request's sequence number (little-endian `u64`).
+pub const HEADER: usize = 9;
+
+/// Requests on one connection, by sequence number: their intended and
+/// actual send times, in a table of `cap` slots (sequence modulo `cap`).
+/// Sequence numbers go on rising across trials, so a late answer to a
+/// request of an earlier trial never matches one of this trial.
+#[derive(Debug)]
+struct Books {
+    intended: Box<[u64]>,
+    sent: Box<[u64]>,
+    /// Messages: the sequence number + 1 of the request in each slot while
+    /// it is unanswered, 0 once answered or counted lost.
+    open: Box<[u64]>,
+    /// The next request's sequence number.
+    next: u64,
+    /// Streams: the oldest unanswered request (answers come in order).
+    oldest: u64,
+}
+
+impl Books {
     fn new(cap: usize) -> Self {
         Self {
             intended: vec![0; cap].into_boxed_slice(),
             sent: vec![0; cap].into_boxed_slice(),
-            head: 0,
-            len: 0,
+            open: vec![0; cap].into_boxed_slice(),
+            next: 0,
+            oldest: 0,
         }
     }
 
     #[inline]
-    fn push(&mut self, intended: u64, sent: u64) -> bool {
-        let cap = self.intended.len();
-        if self.len == cap {
+    fn slot(&self, seq: u64) -> usize {
+        (seq % self.intended.len() as u64) as usize
+    }
+
+    /// Book the next request of a stream; false when `cap` are unanswered.
+    #[inline]
+    fn push_stream(&mut self, intended: u64, sent: u64) -> bool {
+        if self.next - self.oldest == self.intended.len() as u64 {
             return false;
         }
-        let at = (self.head + self.len) % cap;
-        self.intended[at] = intended;
-        self.sent[at] = sent;
-        self.len += 1;
+        let at = self.slot(self.next);
+        (self.intended[at], self.sent[at]) = (intended, sent);
+        self.next += 1;
         true
     }
 
+    /// The oldest unanswered request of a stream: (intended, sent).
     #[inline]
-    fn pop(&mut self) -> (u64, u64) {
-        let at = self.head;
-        self.head = (self.head + 1) % self.intended.len();
-        self.len -= 1;
+    fn pop_stream(&mut self) -> (u64, u64) {
+        let at = self.slot(self.oldest);
+        self.oldest += 1;
         (self.intended[at], self.sent[at])
+    }
+
+    /// Book the next message request, returning its sequence number and
+    /// whether it displaced a request `cap` older that was never answered
+    /// (that one is lost).
+    #[inline]
+    fn push_message(&mut self, intended: u64, sent: u64) -> (u64, bool) {
+        let seq = self.next;
+        let at = self.slot(seq);
+        let displaced = self.open[at] != 0;
+        (self.intended[at], self.sent[at], self.open[at]) = (intended, sent, seq + 1);
+        self.next += 1;
+        (seq, displaced)
+    }
+
+    /// The request a message response names, if it is still unanswered.
+    #[inline]
+    fn answer(&mut self, seq: u64) -> Option<(u64, u64)> {
+        let at = self.slot(seq);
+        if self.open[at] != seq.wrapping_add(1) {
+            return None; // answered, counted lost, or of an earlier trial
+        }
+        self.open[at] = 0;
+        Some((self.intended[at], self.sent[at]))
+    }
+
+    /// Forget every request (between trials: nothing is in flight, or what
+    /// is was counted lost).
+    fn clear(&mut self) {
+        self.open.fill(0);
+        self.oldest = self.next;
     }
 }
 
 /// One client connection's state.
 #[derive(Debug)]
 struct ClientConn {
-    ring: Ring,
-    /// Request bytes not yet accepted by the kernel.
+    books: Books,
+    /// Streams: request bytes not yet accepted by the kernel. Messages:
+    /// requests booked but not yet sent (the newest `to_send`).
     to_send: usize,
-    /// Bytes of the oldest response received so far.
+    /// Streams: bytes of the oldest response received so far.
     got: usize,
-    /// Watching for writable (the kernel refused part of a request).
+    /// Watching for writable (the kernel refused a request or part of one).
     want_out: bool,
+    /// Messages: the sequence number of this trial's end marker, and
+    /// whether the server has acknowledged it.
+    end_seq: u64,
+    ended: bool,
 }
 
 /// The client's state, allocated once per pair, before any timing.
@@ -160,20 +236,24 @@ pub struct LoadScratch {
 }
 
 impl LoadScratch {
-    /// For `connections` connections carrying `size`-byte requests.
-    pub fn new(connections: usize, size: usize) -> Self {
+    /// For `connections` connections carrying `size`-byte requests and
+    /// `response`-byte responses.
+    pub fn new(connections: usize, size: usize, response: usize) -> Self {
         let per = (MAX_IN_FLIGHT / connections.max(1)).max(64);
         Self {
             conns: (0..connections)
                 .map(|_| ClientConn {
-                    ring: Ring::new(per),
+                    books: Books::new(per),
                     to_send: 0,
                     got: 0,
                     want_out: false,
+                    end_seq: 0,
+                    ended: false,
                 })
                 .collect(),
             events: vec![epoll::empty_event(); connections.max(1)],
-            rx: PageBuf::zeroed(CHUNK),
+            // A message is read whole: room for the largest response.
+            rx: PageBuf::zeroed(response.max(CHUNK)),
             tx: PageBuf::zeroed(size.max(CHUNK)),
             service: new_histogram(),
             lateness: new_histogram(),
@@ -188,6 +268,10 @@ pub struct LoadTrial {
     pub span: Span,
     /// Requests sent.
     pub sent: u64,
+    /// Messages: requests never answered (no response within [`SINK_IDLE`]
+    /// of the last send or response, or none before `MAX_IN_FLIGHT` later
+    /// requests on all connections). Always 0 on a stream.
+    pub lost: u64,
     /// Sends that left more than [`LATE_NS`] after their intended time.
     pub late: u64,
     /// Most requests in flight at once.
@@ -202,6 +286,7 @@ pub struct Offered {
     pub rate: u64,
     pub arrival: Arrival,
     pub wait: Wait,
+    pub framing: Framing,
     pub size: usize,
     pub response: usize,
     pub timeout: Duration,
@@ -222,8 +307,32 @@ fn interrupted(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(libc::EINTR)
 }
 
-/// Hand a connection's unsent bytes to the kernel, as far as it takes
-/// them; watch for writable while it does not.
+/// Watch `fd` for writable too, or no longer, as `want` says.
+#[inline]
+fn watch_out(
+    fd: BorrowedFd<'_>,
+    token: u64,
+    ep: &Epoll,
+    want: bool,
+    want_out: &mut bool,
+) -> Result<(), Fault> {
+    if want != *want_out {
+        let ev = if want {
+            epoll::IN | epoll::OUT
+        } else {
+            epoll::IN
+        };
+        ep.modify(fd, token, ev).map_err(|e| Fault {
+            call: "epoll_ctl",
+            cause: Cause::Os(e),
+        })?;
+        *want_out = want;
+    }
+    Ok(())
+}
+
+/// Hand a stream's unsent bytes to the kernel, as far as it takes them;
+/// watch for writable while it does not.
 #[inline]
 #[allow(clippy::too_many_arguments)]
 fn flush(
@@ -245,20 +354,78 @@ fn flush(
             Err(e) => return Err(Fault::from_io("send", e, timeout)),
         }
     }
-    let want = *to_send > 0;
-    if want != *want_out {
-        let ev = if want {
-            epoll::IN | epoll::OUT
-        } else {
-            epoll::IN
-        };
-        ep.modify(fd, token, ev).map_err(|e| Fault {
-            call: "epoll_ctl",
-            cause: Cause::Os(e),
-        })?;
-        *want_out = want;
+    watch_out(fd, token, ep, *to_send > 0, want_out)
+}
+
+/// Write a message's header: `marker` and the sequence number `seq`.
+#[inline]
+fn header(msg: &mut [u8], marker: u8, seq: u64) {
+    msg[0] = marker;
+    msg[1..HEADER].copy_from_slice(&seq.to_le_bytes());
+}
+
+/// A message's sequence number.
+#[inline]
+fn seq_of(msg: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&msg[1..HEADER]);
+    u64::from_le_bytes(b)
+}
+
+/// Send one message; `Ok(false)` when the kernel has no room for it now
+/// (EAGAIN, or ENOBUFS from a full device queue).
+#[inline]
+fn send_message(
+    fd: BorrowedFd<'_>,
+    msg: &[u8],
+    calls: &mut u64,
+    timeout: Duration,
+) -> Result<bool, Fault> {
+    loop {
+        *calls += 1;
+        match io::send(fd, msg, libc::MSG_DONTWAIT) {
+            Ok(_) => return Ok(true),
+            Err(e) if interrupted(&e) => {}
+            Err(e) if would_block(&e) || e.raw_os_error() == Some(libc::ENOBUFS) => {
+                return Ok(false);
+            }
+            Err(e) => return Err(Fault::from_io("send", e, timeout)),
+        }
     }
-    Ok(())
+}
+
+/// Send a connection's booked, unsent message requests (the newest
+/// `to_send`), as far as the kernel takes them; watch for writable while
+/// it does not.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn flush_messages(
+    fd: BorrowedFd<'_>,
+    token: u64,
+    ep: &Epoll,
+    c: &mut ClientConn,
+    tx: &mut [u8],
+    size: usize,
+    calls: &mut u64,
+    timeout: Duration,
+) -> Result<(), Fault> {
+    while c.to_send > 0 {
+        header(tx, super::DATA, c.books.next - c.to_send as u64);
+        if !send_message(fd, &tx[..size], calls, timeout)? {
+            break;
+        }
+        c.to_send -= 1;
+    }
+    watch_out(fd, token, ep, c.to_send > 0, &mut c.want_out)
+}
+
+/// What a receive found.
+#[derive(Debug, Clone, Copy)]
+struct Received {
+    /// Requests answered.
+    answered: u64,
+    /// Bytes or messages read, answers or not (the peer is alive).
+    any: bool,
 }
 
 /// Read what `fd` has; every complete response pops its request and records
@@ -267,6 +434,7 @@ fn flush(
 #[allow(clippy::too_many_arguments)]
 fn receive(
     fd: BorrowedFd<'_>,
+    framing: Framing,
     c: &mut ClientConn,
     rx: &mut [u8],
     response: usize,
@@ -275,8 +443,16 @@ fn receive(
     beat: &mut Heartbeat<'_>,
     calls: &mut u64,
     timeout: Duration,
-) -> Result<u64, Fault> {
-    let mut done = 0;
+) -> Result<Received, Fault> {
+    let mut r = Received {
+        answered: 0,
+        any: false,
+    };
+    let mut record = |intended: u64, sent: u64, now: u64| {
+        hist.saturating_record(now.saturating_sub(intended).max(1));
+        service.saturating_record(now.saturating_sub(sent).max(1));
+        beat.tick();
+    };
     loop {
         *calls += 1;
         let n = match io::recv(fd, rx, libc::MSG_DONTWAIT) {
@@ -288,10 +464,32 @@ fn receive(
             }
             Ok(n) => n,
             Err(e) if interrupted(&e) => continue,
-            Err(e) if would_block(&e) => return Ok(done),
+            Err(e) if would_block(&e) => return Ok(r),
             Err(e) => return Err(Fault::from_io("recv", e, timeout)),
         };
         let now = clock::now_ns();
+        r.any = true;
+        if framing == Framing::Messages {
+            // One whole message per call.
+            let (marker, want) = match rx.first() {
+                Some(&END) => (END, HEADER),
+                _ => (super::DATA, response),
+            };
+            if n != want {
+                return Err(Fault {
+                    call: "recv",
+                    cause: Cause::Length { got: n, want },
+                });
+            }
+            let seq = seq_of(rx);
+            if marker == END {
+                c.ended |= seq == c.end_seq;
+            } else if let Some((intended, sent)) = c.books.answer(seq) {
+                record(intended, sent, now);
+                r.answered += 1;
+            }
+            continue;
+        }
         let mut left = n;
         while left > 0 {
             let take = (response - c.got).min(left);
@@ -299,7 +497,7 @@ fn receive(
             left -= take;
             if c.got == response {
                 c.got = 0;
-                if c.ring.len == 0 {
+                if c.books.oldest == c.books.next {
                     return Err(Fault {
                         call: "recv",
                         cause: Cause::Length {
@@ -308,15 +506,13 @@ fn receive(
                         },
                     });
                 }
-                let (intended, sent) = c.ring.pop();
-                hist.saturating_record(now.saturating_sub(intended).max(1));
-                service.saturating_record(now.saturating_sub(sent).max(1));
-                done += 1;
-                beat.tick();
+                let (intended, sent) = c.books.pop_stream();
+                record(intended, sent, now);
+                r.answered += 1;
             }
         }
         if n < rx.len() {
-            return Ok(done);
+            return Ok(r);
         }
     }
 }
@@ -324,7 +520,8 @@ fn receive(
 /// Client side of one trial over `eps` (one per connection, each watched by
 /// `ep` with its index as token): send on the schedule until `stop` (its
 /// count of requests, or no intended time at or after its deadline), wait
-/// for every response, then send each connection the end marker.
+/// for every response (messages: until none has come for [`SINK_IDLE`];
+/// the rest are lost), then send each connection the end marker.
 #[allow(clippy::too_many_arguments)]
 pub fn drive(
     eps: &[AnyEndpoint],
@@ -337,7 +534,8 @@ pub fn drive(
 ) -> Result<LoadTrial, Fault> {
     let n = eps.len() as u64;
     for c in &mut s.conns {
-        (c.ring.head, c.ring.len, c.to_send, c.got) = (0, 0, 0, 0);
+        c.books.clear();
+        (c.to_send, c.got) = (0, 0);
     }
     s.service.reset();
     s.lateness.reset();
@@ -349,12 +547,17 @@ pub fn drive(
         service,
         lateness,
     } = s;
+    let messages = o.framing == Framing::Messages;
+    let timeout_ns = o.timeout.as_nanos() as u64;
+    // Messages: how long the client waits, after its last send, for an
+    // answer before it counts what is unanswered as lost.
+    let idle_ns = (SINK_IDLE.as_nanos() as u64).min(timeout_ns / 2);
     let start = clock::now_ns();
     let deadline = stop.time.map(|d| start.saturating_add(d.as_nanos() as u64));
     let mut sched = Schedule::new(start, o.rate, o.arrival, o.seed);
     let mut t = LoadTrial::default();
     let (mut in_flight, mut last_progress, mut last_response) = (0u64, start, start);
-    let timeout_ns = o.timeout.as_nanos() as u64;
+    let mut sends_ended: Option<u64> = None;
     loop {
         let mut now = clock::now_ns();
         // Every request that is due leaves now, late or not.
@@ -365,24 +568,34 @@ pub fn drive(
             let late_by = now - intended;
             lateness.saturating_record(late_by.max(1));
             t.late += u64::from(late_by > LATE_NS);
-            let c = &mut conns[i];
-            if !c.ring.push(intended, now) {
-                return Err(Fault {
-                    call: "send",
-                    cause: Cause::Backlog(MAX_IN_FLIGHT),
-                });
+            let (c, fd) = (&mut conns[i], fd_of(&eps[i]));
+            if messages {
+                let (_, displaced) = c.books.push_message(intended, now);
+                if displaced {
+                    t.lost += 1;
+                    in_flight -= 1;
+                }
+                c.to_send += 1;
+                flush_messages(fd, i as u64, ep, c, tx, o.size, &mut t.calls, o.timeout)?;
+            } else {
+                if !c.books.push_stream(intended, now) {
+                    return Err(Fault {
+                        call: "send",
+                        cause: Cause::Backlog(MAX_IN_FLIGHT),
+                    });
+                }
+                c.to_send += o.size;
+                flush(
+                    fd,
+                    i as u64,
+                    ep,
+                    &mut c.to_send,
+                    &mut c.want_out,
+                    tx,
+                    &mut t.calls,
+                    o.timeout,
+                )?;
             }
-            c.to_send += o.size;
-            flush(
-                fd_of(&eps[i]),
-                i as u64,
-                ep,
-                &mut c.to_send,
-                &mut c.want_out,
-                tx,
-                &mut t.calls,
-                o.timeout,
-            )?;
             t.sent += 1;
             in_flight += 1;
             t.max_in_flight = t.max_in_flight.max(in_flight);
@@ -391,6 +604,19 @@ pub fn drive(
         }
         let sending = t.sent < stop.ops && deadline.is_none_or(|d| sched.next() < d);
         if !sending && in_flight == 0 {
+            break;
+        }
+        if !sending && sends_ended.is_none() {
+            sends_ended = Some(now);
+        }
+        // Messages: what no answer came for, after the last send and the
+        // last answer, is lost.
+        let give_up = sends_ended.map(|e| e.max(last_progress) + idle_ns);
+        if messages && give_up.is_some_and(|g| now >= g) {
+            t.lost += in_flight;
+            for c in conns.iter_mut() {
+                c.books.clear();
+            }
             break;
         }
         if in_flight > 0 && now.saturating_sub(last_progress) > timeout_ns {
@@ -402,7 +628,10 @@ pub fn drive(
         let sleep = match (o.wait, sending) {
             (Wait::Spin, _) => 0,
             (Wait::Block, true) => sched.next().saturating_sub(now),
-            (Wait::Block, false) => timeout_ns.saturating_sub(now - last_progress),
+            (Wait::Block, false) => {
+                let until = (last_progress + timeout_ns).min(give_up.unwrap_or(u64::MAX));
+                until.saturating_sub(now)
+            }
         };
         t.calls += 1;
         let ready = match ep.wait(events, Duration::from_nanos(sleep)) {
@@ -420,22 +649,27 @@ pub fn drive(
         }
         for e in &events[..ready] {
             let i = epoll::token(e) as usize;
-            let c = &mut conns[i];
+            let (c, fd) = (&mut conns[i], fd_of(&eps[i]));
             if epoll::events(e) & epoll::OUT != 0 {
-                flush(
-                    fd_of(&eps[i]),
-                    i as u64,
-                    ep,
-                    &mut c.to_send,
-                    &mut c.want_out,
-                    tx,
-                    &mut t.calls,
-                    o.timeout,
-                )?;
+                if messages {
+                    flush_messages(fd, i as u64, ep, c, tx, o.size, &mut t.calls, o.timeout)?;
+                } else {
+                    flush(
+                        fd,
+                        i as u64,
+                        ep,
+                        &mut c.to_send,
+                        &mut c.want_out,
+                        tx,
+                        &mut t.calls,
+                        o.timeout,
+                    )?;
+                }
             }
             if epoll::events(e) & !epoll::OUT != 0 {
                 let got = receive(
-                    fd_of(&eps[i]),
+                    fd,
+                    o.framing,
                     c,
                     rx,
                     o.response,
@@ -445,9 +679,9 @@ pub fn drive(
                     &mut t.calls,
                     o.timeout,
                 )?;
-                if got > 0 {
-                    in_flight -= got;
-                    t.span.ops += got;
+                if got.answered > 0 {
+                    in_flight -= got.answered;
+                    t.span.ops += got.answered;
                     last_progress = clock::now_ns();
                     last_response = last_progress;
                 }
@@ -456,14 +690,97 @@ pub fn drive(
     }
     t.span.start_ns = start;
     t.span.end_ns = last_response.max(start + 1);
-    for e in eps {
-        send_end(fd_of(e), &mut tx[..o.size], o.timeout)?;
-        t.calls += 1;
+    if messages {
+        end_messages(eps, ep, conns, events, rx, tx, o, &mut t.calls)?;
+    } else {
+        for e in eps {
+            send_end(fd_of(e), &mut tx[..o.size], o.timeout)?;
+            t.calls += 1;
+        }
     }
     Ok(t)
 }
 
-/// The end marker on a connection with nothing in flight: a request whose
+/// How often an unacknowledged end marker is sent again (a datagram, it
+/// may have been dropped by a full receive queue).
+const END_AGAIN: Duration = Duration::from_millis(20);
+
+/// The end marker on every message connection: a header-only message
+/// with a sequence number of its own, sent until the server acknowledges
+/// it with the same, within `timeout`. Late answers that arrive meanwhile
+/// are read and ignored (their requests were counted lost).
+#[allow(clippy::too_many_arguments)]
+fn end_messages(
+    eps: &[AnyEndpoint],
+    ep: &Epoll,
+    conns: &mut [ClientConn],
+    events: &mut [Event],
+    rx: &mut [u8],
+    tx: &mut [u8],
+    o: Offered,
+    calls: &mut u64,
+) -> Result<(), Fault> {
+    for c in conns.iter_mut() {
+        c.end_seq = c.books.next;
+        c.books.next += 1;
+        c.ended = false;
+    }
+    let until = std::time::Instant::now() + o.timeout;
+    let (mut none, mut service) = (new_histogram(), new_histogram());
+    let idle = std::sync::atomic::AtomicU64::new(0);
+    let mut beat = Heartbeat::new(&idle);
+    let mut again = std::time::Instant::now();
+    loop {
+        if std::time::Instant::now() >= again {
+            for (c, e) in conns.iter().zip(eps).filter(|(c, _)| !c.ended) {
+                header(tx, END, c.end_seq);
+                send_message(fd_of(e), &tx[..HEADER], calls, o.timeout)?;
+            }
+            tx[0] = super::DATA;
+            again = std::time::Instant::now() + END_AGAIN;
+        }
+        if conns.iter().all(|c| c.ended) {
+            return Ok(());
+        }
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(Fault {
+                call: "recv",
+                cause: Cause::TimedOut(o.timeout),
+            });
+        }
+        *calls += 1;
+        let ready = match ep.wait(events, left.min(END_AGAIN)) {
+            Ok(k) => k,
+            Err(e) if interrupted(&e) => 0,
+            Err(e) => {
+                return Err(Fault {
+                    call: "epoll_wait",
+                    cause: Cause::Os(e),
+                });
+            }
+        };
+        for e in &events[..ready] {
+            let i = epoll::token(e) as usize;
+            if epoll::events(e) & !epoll::OUT != 0 {
+                receive(
+                    fd_of(&eps[i]),
+                    Framing::Messages,
+                    &mut conns[i],
+                    rx,
+                    o.response,
+                    &mut none,
+                    &mut service,
+                    &mut beat,
+                    calls,
+                    o.timeout,
+                )?;
+            }
+        }
+    }
+}
+
+/// The end marker on a stream with nothing in flight: a request whose
 /// first byte is [`END`], written whole within `timeout`.
 fn send_end(fd: BorrowedFd<'_>, msg: &mut [u8], timeout: Duration) -> Result<(), Fault> {
     msg[0] = END;
@@ -496,38 +813,52 @@ fn send_end(fd: BorrowedFd<'_>, msg: &mut [u8], timeout: Duration) -> Result<(),
 /// One server connection's state.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ServerConn {
-    /// Bytes of the current request received so far.
+    /// Streams: bytes of the current request received so far.
     got: usize,
-    /// The current request is the end marker.
+    /// Streams: the current request is the end marker. Messages: the
+    /// acknowledgement of this trial's end marker has yet to leave.
     ending: bool,
     /// The end marker has arrived.
     ended: bool,
-    /// Response bytes owed.
+    /// Streams: response bytes owed. Messages: 1 while the answer to
+    /// `owed` (marker, sequence number) waits for room.
     owe: usize,
+    owed: (u8, u64),
     want_out: bool,
+    /// Messages: one past the sequence number of the last end marker
+    /// taken, across trials: a repeat of it is acknowledged again and not
+    /// taken for the end of a later trial.
+    last_end: u64,
 }
 
 /// Server side of one trial: answer every `size`-byte request on any of
 /// `eps` with `response` bytes, from one event loop, until every connection
 /// has sent its end marker. `buf` receives; responses are written from
-/// `zeros`. Returns the requests answered and the system calls made.
-/// `limit`: requests before an injected death. It always sleeps in
-/// `epoll_wait` between events, as nginx's and gunicorn's workers do
-/// (`--wait` is the load generator's choice, not the server's).
+/// `resp` (its first [`HEADER`] bytes rewritten per message). Returns the
+/// requests answered and the system calls made. `limit`: requests before
+/// an injected death. It always sleeps in `epoll_wait` between events, as
+/// nginx's and gunicorn's workers do (`--wait` is the load generator's
+/// choice, not the server's).
 #[allow(clippy::too_many_arguments)]
 pub fn serve(
     eps: &[AnyEndpoint],
     ep: &Epoll,
+    framing: Framing,
     st: &mut [ServerConn],
     events: &mut [Event],
     buf: &mut [u8],
-    zeros: &[u8],
+    resp: &mut [u8],
     size: usize,
     response: usize,
     limit: u64,
     timeout: Duration,
 ) -> Result<(u64, u64), Fault> {
-    st.fill(ServerConn::default());
+    for c in st.iter_mut() {
+        *c = ServerConn {
+            last_end: c.last_end,
+            ..ServerConn::default()
+        };
+    }
     let (mut served, mut calls, mut ended) = (0u64, 0u64, 0usize);
     let mut quiet_since = std::time::Instant::now();
     while ended < eps.len() {
@@ -555,6 +886,24 @@ pub fn serve(
         for e in &events[..ready] {
             let i = epoll::token(e) as usize;
             let (fd, c) = (fd_of(&eps[i]), &mut st[i]);
+            if framing == Framing::Messages {
+                let fresh_end = answer_messages(
+                    fd,
+                    i as u64,
+                    ep,
+                    c,
+                    buf,
+                    resp,
+                    size,
+                    response,
+                    limit,
+                    &mut served,
+                    &mut calls,
+                    timeout,
+                )?;
+                ended += usize::from(fresh_end);
+                continue;
+            }
             if epoll::events(e) & !epoll::OUT != 0 && !c.ended {
                 loop {
                     calls += 1;
@@ -603,13 +952,87 @@ pub fn serve(
                 ep,
                 &mut c.owe,
                 &mut c.want_out,
-                zeros,
+                &resp[..response.min(CHUNK)],
                 &mut calls,
                 timeout,
             )?;
         }
     }
     Ok((served, calls))
+}
+
+/// The server's turn on a message connection: send the answer that waited
+/// for room, then answer each request (and acknowledge each end marker)
+/// until none is left or the kernel has no room. Returns whether an end
+/// marker of this trial arrived for the first time.
+#[allow(clippy::too_many_arguments)]
+fn answer_messages(
+    fd: BorrowedFd<'_>,
+    token: u64,
+    ep: &Epoll,
+    c: &mut ServerConn,
+    buf: &mut [u8],
+    resp: &mut [u8],
+    size: usize,
+    response: usize,
+    limit: u64,
+    served: &mut u64,
+    calls: &mut u64,
+    timeout: Duration,
+) -> Result<bool, Fault> {
+    let mut fresh_end = false;
+    let reply = |resp: &mut [u8], (marker, seq): (u8, u64), calls: &mut u64| {
+        header(resp, marker, seq);
+        let len = if marker == END { HEADER } else { response };
+        send_message(fd, &resp[..len], calls, timeout)
+    };
+    loop {
+        if c.owe > 0 {
+            if !reply(resp, c.owed, calls)? {
+                break;
+            }
+            c.owe = 0;
+            // The trial's end counts once its acknowledgement has left.
+            fresh_end |= std::mem::take(&mut c.ending);
+        }
+        *calls += 1;
+        let n = match io::recv(fd, buf, libc::MSG_DONTWAIT) {
+            Ok(0) => {
+                return Err(Fault {
+                    call: "recv",
+                    cause: Cause::PeerClosed,
+                });
+            }
+            Ok(n) => n,
+            Err(e) if interrupted(&e) => continue,
+            Err(e) if would_block(&e) => break,
+            Err(e) => return Err(Fault::from_io("recv", e, timeout)),
+        };
+        let (marker, want) = match buf.first() {
+            Some(&END) => (END, HEADER),
+            _ => (super::DATA, size),
+        };
+        if n != want {
+            return Err(Fault {
+                call: "recv",
+                cause: Cause::Length { got: n, want },
+            });
+        }
+        let seq = seq_of(buf);
+        if marker == END {
+            if seq >= c.last_end && !c.ended {
+                (c.last_end, c.ended, c.ending) = (seq + 1, true, true);
+            }
+        } else {
+            if *served == limit {
+                return Err(Fault::injected());
+            }
+            *served += 1;
+        }
+        (c.owe, c.owed) = (1, (marker, seq));
+    }
+    watch_out(fd, token, ep, c.owe > 0, &mut c.want_out)?;
+    Ok(fresh_end)
 }
 
 impl PinnedPair<Fleet> {
@@ -628,6 +1051,7 @@ impl PinnedPair<Fleet> {
             rate: spec.rate,
             arrival: spec.arrival,
             wait: spec.opts.wait,
+            framing: Framing::of(spec.kind),
             size: spec.size,
             response: spec.response,
             timeout: spec.opts.timeout,
@@ -674,8 +1098,9 @@ impl LoadServer {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn trial(
         &mut self,
+        framing: Framing,
         buf: &mut [u8],
-        zeros: &[u8],
+        resp: &mut [u8],
         size: usize,
         response: usize,
         limit: u64,
@@ -698,10 +1123,11 @@ impl LoadServer {
         serve(
             &self.eps,
             ep,
+            framing,
             &mut self.st,
             &mut self.events,
             buf,
-            zeros,
+            resp,
             size,
             response,
             limit,
@@ -758,12 +1184,33 @@ mod tests {
     }
 
     #[test]
-    fn a_full_ring_refuses_and_pops_in_order() {
-        let mut r = Ring::new(2);
-        assert!(r.push(1, 10) && r.push(2, 20));
-        assert!(!r.push(3, 30));
-        assert_eq!(r.pop(), (1, 10));
-        assert!(r.push(3, 30));
-        assert_eq!((r.pop(), r.pop()), ((2, 20), (3, 30)));
+    fn a_full_stream_book_refuses_and_pops_in_order() {
+        let mut b = Books::new(2);
+        assert!(b.push_stream(1, 10) && b.push_stream(2, 20));
+        assert!(!b.push_stream(3, 30));
+        assert_eq!(b.pop_stream(), (1, 10));
+        assert!(b.push_stream(3, 30));
+        assert_eq!((b.pop_stream(), b.pop_stream()), ((2, 20), (3, 30)));
+    }
+
+    #[test]
+    fn a_message_answer_finds_its_request_once_and_a_displaced_one_is_lost() {
+        let mut b = Books::new(2);
+        let (s0, lost0) = b.push_message(1, 10);
+        let (s1, _) = b.push_message(2, 20);
+        assert!(!lost0);
+        // Out of order, and a repeat of an answer matches nothing.
+        assert_eq!(b.answer(s1), Some((2, 20)));
+        assert_eq!(b.answer(s1), None);
+        // s0 is never answered: the request two later takes its slot.
+        let (_, _) = b.push_message(3, 30);
+        let (s3, lost) = b.push_message(4, 40);
+        assert!(lost, "s0 was unanswered when its slot was reused");
+        assert_eq!(b.answer(s0), None, "a late answer to a lost request");
+        assert_eq!(b.answer(s3), Some((4, 40)));
+        // Between trials every booking is forgotten; numbers go on rising.
+        b.clear();
+        assert_eq!(b.answer(s3 - 1), None);
+        assert_eq!(b.push_message(5, 50).0, s3 + 1);
     }
 }

@@ -208,7 +208,7 @@ impl PinnedPair<Fleet> {
                 .map_err(|e| setup_err("epoll_ctl", e))?;
         }
         let fleet = Fleet {
-            scratch: LoadScratch::new(client.len(), spec.size),
+            scratch: LoadScratch::new(client.len(), spec.size, spec.response),
             eps: client,
             epoll,
             calls: 0,

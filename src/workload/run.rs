@@ -109,6 +109,8 @@ pub struct LoadOutcome {
     pub lateness: Histogram<u64>,
     /// Sends more than `load::LATE_NS` late.
     pub late: u64,
+    /// Message transports: requests never answered (never counted in the latencies).
+    pub lost: u64,
     /// Most requests in flight at once, in any trial.
     pub max_in_flight: u64,
     /// `--rate sweep`: the case's p50 and rate in a closed loop, before the sweep.
@@ -122,6 +124,7 @@ impl LoadOutcome {
             service: new_histogram(),
             lateness: new_histogram(),
             late: 0,
+            lost: 0,
             max_in_flight: 0,
             unloaded_p50_ns: None,
             closed_loop_per_s: None,
@@ -136,6 +139,7 @@ impl LoadOutcome {
             .add(&o.lateness)
             .expect("histograms share bounds");
         self.late += o.late;
+        self.lost += o.lost;
         self.max_in_flight = self.max_in_flight.max(o.max_in_flight);
     }
 
@@ -143,6 +147,7 @@ impl LoadOutcome {
         self.service.reset();
         self.lateness.reset();
         self.late = 0;
+        self.lost = 0;
         self.max_in_flight = 0;
     }
 }
@@ -586,6 +591,7 @@ fn measure(
                     .add(&sc.lateness)
                     .expect("histograms share bounds");
                 pl.late += lt.late;
+                pl.lost += lt.lost;
                 pl.max_in_flight = pl.max_in_flight.max(lt.max_in_flight);
             }
             let q = |f: f64| {

@@ -63,7 +63,11 @@ pub(super) fn serve(end: &mut ServerEnd, ctrl: &mut Control, spec: &PairSpec) ->
     // Duplex: the sender's messages; load: the responses' bytes.
     let mut buf2 = PageBuf::zeroed(match spec.job {
         Job::Duplex => spec.size,
-        Job::Load => spec.response.min(load::CHUNK),
+        // Streams: bytes to write from; messages: one whole response.
+        Job::Load => match load::Framing::of(spec.kind) {
+            load::Framing::Stream => spec.response.min(load::CHUNK),
+            load::Framing::Messages => spec.response.max(load::HEADER),
+        },
         _ => 0,
     });
     let mut left = spec.server_exit_after.unwrap_or(u64::MAX);
@@ -123,6 +127,7 @@ fn serve_trial(
         }
         ServerEnd::Many(m) => {
             let (n, calls) = m.trial(
+                load::Framing::of(spec.kind),
                 buf,
                 buf2,
                 spec.size,
