@@ -270,9 +270,42 @@ fn compared_trials_run_back_to_back() {
         "0s",
     ];
     args.extend(["--mode", "thread"]);
-    let doc = json(&args);
-    // (round, start) → (transport, size), per round in time order.
-    let mut trials: Vec<(u64, u64, u64, String, u64)> = Vec::new();
+    back_to_back(&json(&args));
+    // load: the rate is a dimension too; the trials of one rate run together.
+    back_to_back(&json(&[
+        "load",
+        "-t",
+        "tcp4,uds-stream,udp4",
+        "--rate",
+        "1k,3k,2k",
+        "--connections",
+        "2",
+        "-n",
+        "60",
+        "--trials",
+        "3",
+        "--warmup",
+        "10",
+        "--warmup-time",
+        "0s",
+    ]));
+}
+
+/// What `compared_trials_run_back_to_back` checks of a 3-round run: no two
+/// trials overlap in time, odd rounds run the order backwards (A B … B A),
+/// and between the two trials of every ratio only cases of its own size
+/// (and rate) run.
+fn back_to_back(doc: &serde_json::Value) {
+    // (round, start, end, (transport, size, rate)), in time order.
+    type Key = (String, u64, u64);
+    let key = |c: &serde_json::Value| -> Key {
+        (
+            c["transport"].as_str().unwrap().to_string(),
+            c["size_bytes"].as_u64().unwrap(),
+            c["offered_per_s"].as_u64().unwrap_or(0),
+        )
+    };
+    let mut trials: Vec<(u64, u64, u64, Key)> = Vec::new();
     for c in doc["cases"].as_array().unwrap() {
         for t in c["trial_points"].as_array().unwrap() {
             let (s, e) = (
@@ -280,25 +313,19 @@ fn compared_trials_run_back_to_back() {
                 t["end_ns"].as_u64().unwrap(),
             );
             assert!(e > s && t["elapsed_ns"].as_u64().unwrap() == e - s, "{t}");
-            trials.push((
-                t["round"].as_u64().unwrap(),
-                s,
-                e,
-                c["transport"].as_str().unwrap().to_string(),
-                c["size_bytes"].as_u64().unwrap(),
-            ));
+            trials.push((t["round"].as_u64().unwrap(), s, e, key(c)));
         }
     }
     trials.sort_by_key(|t| (t.0, t.1));
     for w in trials.windows(2) {
         assert!(w[0].0 < w[1].0 || w[0].2 <= w[1].1, "trials overlap: {w:?}");
     }
-    let rounds: Vec<Vec<(String, u64)>> = (0..3)
+    let rounds: Vec<Vec<Key>> = (0..3)
         .map(|r| {
             trials
                 .iter()
                 .filter(|t| t.0 == r)
-                .map(|t| (t.3.clone(), t.4))
+                .map(|t| t.3.clone())
                 .collect()
         })
         .collect();
@@ -306,20 +333,23 @@ fn compared_trials_run_back_to_back() {
     back.reverse();
     assert_eq!(rounds[1], back, "odd rounds run the order backwards");
     assert_eq!(rounds[2], rounds[0]);
-    for ratio in doc["ratios"].as_array().unwrap() {
+    let ratios = doc["ratios"].as_array().unwrap();
+    assert!(!ratios.is_empty());
+    for ratio in ratios {
         let size = ratio["size_bytes"].as_u64().unwrap();
+        let rate = ratio["offered_per_s"].as_u64().unwrap_or(0);
         for order in &rounds {
             let at = |k: &serde_json::Value| {
                 order
                     .iter()
-                    .position(|(t, s)| t == k.as_str().unwrap() && *s == size)
+                    .position(|(t, s, r)| t == k.as_str().unwrap() && *s == size && *r == rate)
                     .unwrap()
             };
             let (a, b) = (at(&ratio["numerator"]), at(&ratio["denominator"]));
             let between = &order[a.min(b)..=a.max(b)];
             assert!(
-                between.iter().all(|(_, s)| *s == size),
-                "{ratio}: another size runs between the compared trials: {order:?}"
+                between.iter().all(|(_, s, r)| *s == size && *r == rate),
+                "{ratio}: another size or rate runs between the compared trials: {order:?}"
             );
         }
     }
