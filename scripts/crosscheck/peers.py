@@ -26,8 +26,9 @@ usage: scripts/crosscheck/peers [--netperf DIR] [--neper DIR] [--lmbench DIR]
   sockbench.
 --what progress: sockbench with its progress bar drawn on a terminal against
   sockbench with none (the display must move no number).
---what load: `sockbench load` against `sockperf under-load`, TCP, 64 B each
-  way over one connection, every message answered, at 2k and 10k per
+--what load: `sockbench load` against `sockperf under-load`, TCP and UDP, 64 B
+  each way over one connection (one socket pair for UDP), every message
+  answered, at 2k and 10k per
   second: the p50 round trip of each (sockbench's from the intended send,
   sockperf's from the actual one; far below saturation they should agree).
   sockperf's client is two threads (a sender spinning on the clock, a
@@ -258,25 +259,27 @@ class Tools:
             self.stop(srv)
         return 2 * number(r"avg-latency=([0-9.]+)", out, "sockperf's avg-latency")
 
-    def sockbench_load_p50(self, size, rate, wait):
-        """`sockbench load` over one TCP connection: p50 round trip from the
-        intended send, µs; `wait`: how its load generator waits between sends."""
-        return sockbench(["load", "-t", "tcp4", "--rate", str(rate), "--connections", "1", "--request-size",
+    def sockbench_load_p50(self, size, rate, wait, transport="tcp4"):
+        """`sockbench load` over one connection (tcp4) or one connected UDP
+        socket pair (udp4): p50 round trip from the intended send, µs;
+        `wait`: how its load generator waits between sends."""
+        return sockbench(["load", "-t", transport, "--rate", str(rate), "--connections", "1", "--request-size",
                           str(size), "--response-size", str(size), "-d", f"{self.secs}s", "--trials", "1",
                           "--mode", "process", "--wait", wait, "--server-cpu", self.s,
                           "--client-cpu", self.c])["p50_ns"] / 1e3
 
-    def sockperf_ul_p50(self, size, rate, sender_apart=False):
-        """`sockperf under-load` over TCP at `rate` messages/s, every one
+    def sockperf_ul_p50(self, size, rate, sender_apart=False, transport="tcp4"):
+        """`sockperf under-load` over TCP (or UDP) at `rate` messages/s, every one
         answered (`--reply-every 1`), round trips (`--full-rtt`): its p50, µs.
         Its client is two threads, a sender spinning on the clock and a
         receiver blocked in recvfrom; `sender_apart` puts the sender on the
         server's CPU and lets the receiver have the client's to itself."""
         port = str(free_port())
-        srv = self.daemon(["taskset", "-c", self.s, "sockperf", "sr", "--tcp", "-i", "127.0.0.1", "-p", port])
+        proto = ["--tcp"] if transport == "tcp4" else []  # sockperf's default is UDP
+        srv = self.daemon(["taskset", "-c", self.s, "sockperf", "sr", *proto, "-i", "127.0.0.1", "-p", port])
         cpus, extra = (f"{self.s},{self.c}", ["--sender-affinity", self.s]) if sender_apart else (self.c, [])
         try:
-            out = run(["taskset", "-c", cpus, "sockperf", "ul", "--tcp", "-i", "127.0.0.1", "-p", port,
+            out = run(["taskset", "-c", cpus, "sockperf", "ul", *proto, "-i", "127.0.0.1", "-p", port,
                        "-m", str(size), "--mps", str(rate), "--reply-every", "1", "--full-rtt",
                        "-t", str(max(1, round(self.secs))), *extra])
         finally:
@@ -417,14 +420,16 @@ def socketpair_cells(t, a):
 
 
 def load_cells(t, a):
-    """`sockbench load` against `sockperf under-load`, TCP, one connection,
-    every message answered, at rates far below saturation."""
-    return [((f"tcp4 at {rate // 1000}k/s", 64), [
-        ("sockperf under-load", lambda r=rate: t.sockperf_ul_p50(64, r)),
-        ("sockperf under-load, its sender on the server's CPU", lambda r=rate: t.sockperf_ul_p50(64, r, True)),
-        ("sockbench load --wait spin", lambda r=rate: t.sockbench_load_p50(64, r, "spin")),
-        ("sockbench load (sleeping between sends)", lambda r=rate: t.sockbench_load_p50(64, r, "block")),
-    ]) for rate in (2000, 10000)]
+    """`sockbench load` against `sockperf under-load`, TCP (one connection)
+    and UDP (one socket pair), every message answered, at rates far below
+    saturation."""
+    return [((f"{tr} at {rate // 1000}k/s", 64), [
+        ("sockperf under-load", lambda r=rate, tr=tr: t.sockperf_ul_p50(64, r, transport=tr)),
+        ("sockperf under-load, its sender on the server's CPU",
+         lambda r=rate, tr=tr: t.sockperf_ul_p50(64, r, True, transport=tr)),
+        ("sockbench load --wait spin", lambda r=rate, tr=tr: t.sockbench_load_p50(64, r, "spin", tr)),
+        ("sockbench load (sleeping between sends)", lambda r=rate, tr=tr: t.sockbench_load_p50(64, r, "block", tr)),
+    ]) for tr in ("tcp4", "udp4") for rate in (2000, 10000)]
 
 
 def progress_cells(t, a):
@@ -565,7 +570,8 @@ OVERHEAD = ("sockbench's mean round trip over the lean C loop's, and the price o
             "(lean loop with it / without)")
 BENCH = "`cargo bench` (full profile) against `sockbench latency`: mean round trip, 64 B"
 PROGRESS = "sockbench with its progress bar drawn on a terminal against none: mean round trip, 64 B"
-LOAD = "Open-loop load, 64 B each way over one TCP connection: p50 round trip"
+LOAD = "Open-loop load, 64 B each way over one TCP connection or one UDP socket pair: p50 round trip"
+LOAD_TCP = "Open-loop load, 64 B each way over one TCP connection: p50 round trip"  # runs before UDP joined
 SOCKETPAIR = ("socketpair against uds-stream, one-way: Gbit/s, each run its own process (ratio: tool over the "
               "first row of its cell)")
 PING = "Ping-pong: mean round trip"
@@ -574,7 +580,7 @@ CRR = "New connection per transaction (1 B each way)"
 # title → (unit, the row every ratio is taken against, ratio = tool / that row)
 SECTIONS = {OVERHEAD: ("µs", "lean C loop", True), BENCH: ("µs", "sockbench (thread)", False),
             SOCKETPAIR: ("Gbit/s", None, True), PROGRESS: ("µs", "sockbench --progress never", True),
-            LOAD: ("µs", "sockperf under-load", True),
+            LOAD: ("µs", "sockperf under-load", True), LOAD_TCP: ("µs", "sockperf under-load", True),
             PING: ("µs", "sockbench", False),
             STREAM: ("Gbit/s", "sockbench", False), CRR: ("transactions/s", "sockbench", False)}
 
