@@ -76,7 +76,7 @@ pub enum Progress {
 }
 
 /// On/off switch for socket options.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
 pub enum Switch {
     On,
     Off,
@@ -115,15 +115,30 @@ pub struct Common {
     /// Pinned client/server pairs running at once.
     #[arg(long, value_parser = parse_pairs, default_value = "1", allow_hyphen_values = true)]
     pub pairs: u32,
-    /// Server in a thread of this process, or in a forked process.
-    #[arg(long, value_enum, default_value = "thread")]
-    pub mode: Mode,
-    /// Blocking calls, or non-blocking calls retried in a busy loop.
-    #[arg(long, value_enum, default_value = "block")]
-    pub wait: Wait,
-    /// TCP_NODELAY on TCP sockets (off shows Nagle/delayed-ACK stalls).
-    #[arg(long, value_enum, default_value = "on")]
-    pub nodelay: Switch,
+    /// Server in a thread of this process, or in a forked process. A list
+    /// (`thread,process`) runs every case in each, interleaved, with
+    /// ratios to the first.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "thread")]
+    pub mode: Vec<Mode>,
+    /// Blocking calls, or non-blocking calls retried in a busy loop; a list
+    /// (`block,spin`) is a case dimension, like --mode.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "block")]
+    pub wait: Vec<Wait>,
+    /// TCP_NODELAY on TCP sockets (off shows Nagle/delayed-ACK stalls); a
+    /// list (`on,off`) is a case dimension, like --mode.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "on")]
+    pub nodelay: Vec<Switch>,
+    /// Server CPU/client CPU per case, a case dimension: `0/1,0/0` runs
+    /// every case cross-core and same-core, interleaved, with ratios to the
+    /// first (one pair; instead of --server-cpu and --client-cpu).
+    #[arg(long, value_delimiter = ',', value_parser = parse_placement,
+          conflicts_with_all = ["server_cpu", "client_cpu"])]
+    pub placement: Vec<(usize, usize)>,
+    /// A/A control: a second copy of each baseline case (every knob at its
+    /// first value) runs in the same rounds; its ratio to the baseline
+    /// should be 1, and its CI is the run's own resolution.
+    #[arg(long)]
+    pub control: bool,
     /// Containers without Docker: each server in its own network namespace,
     /// each client in another, joined by a veth pair or through a Linux
     /// bridge (needs root). TCP/UDP then cross the link; path sockets are
@@ -369,6 +384,15 @@ pub fn parse_cpu(s: &str) -> Result<usize, String> {
     s.parse::<usize>().map_err(|_| {
         "must be a CPU number (0, 1, ...); see /sys/devices/system/cpu/online".to_string()
     })
+}
+
+/// `--placement`: SERVER/CLIENT CPU numbers, e.g. `0/1`.
+pub fn parse_placement(s: &str) -> Result<(usize, usize), String> {
+    let bad = || {
+        "must be SERVER/CLIENT CPU numbers, e.g. 0/1 (cross-core) or 0/0 (same core)".to_string()
+    };
+    let (a, b) = s.split_once('/').ok_or_else(bad)?;
+    Ok((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
 }
 
 /// Concurrent pairs: 1 to 64.

@@ -14,7 +14,7 @@ use crate::cli::{
     TransportArg,
 };
 use crate::error::{Error, Result};
-use crate::spec::{Arrival, Job, Mode};
+use crate::spec::{Arrival, Job, Knobs, Mode};
 use crate::spec::{NetnsMode, TransportKind, Wait, size_label};
 use crate::transport::{TransportOpts, datagram_limit};
 
@@ -102,7 +102,7 @@ impl Workload {
     }
 }
 
-/// One (transport, request size, response size) combination.
+/// One (transport, request size, response size, `--netns`, rate, knobs) combination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Case {
     pub transport: TransportKind,
@@ -114,6 +114,8 @@ pub struct Case {
     pub netns: NetnsMode,
     /// `load`: requests per second offered (`--rate`); 0 for closed loops.
     pub rate: u64,
+    /// Socket options, wait, server mode, placement, A/A copy.
+    pub knobs: Knobs,
 }
 
 /// How much each case measures.
@@ -140,7 +142,11 @@ pub struct Plan {
     pub server_cpus: Vec<usize>,
     pub client_cpus: Vec<usize>,
     pub pairs: usize,
+    /// The baseline's server mode (`--mode`'s first value); each case has its own.
     pub mode: Mode,
+    /// The baseline knobs: the first value of every knob's list. Ratios of a
+    /// knob are taken against its first value.
+    pub base: Knobs,
     /// Hidden `--fault-server-exit-after`: see `workload::PairSpec::server_exit_after`.
     pub server_exit_after: Option<u64>,
     pub opts: TransportOpts,
@@ -299,10 +305,12 @@ impl Plan {
                     .map(|k| (k, false)),
             );
         }
+        let knobs = knob_product(c)?;
+        let base = knobs[0];
         let mut left_out: Vec<String> = Vec::new();
         let accept = workload.job() == Job::Accept;
         if accept {
-            if c.wait == Wait::Spin {
+            if c.wait.contains(&Wait::Spin) {
                 return Err(Error::config(
                     "--wait",
                     "spin",
@@ -437,13 +445,16 @@ impl Plan {
                 }
                 for &rate in rates {
                     for &netns in &netns {
-                        cases.push(Case {
-                            transport,
-                            size,
-                            response,
-                            netns,
-                            rate,
-                        });
+                        for &knobs in &knobs {
+                            cases.push(Case {
+                                transport,
+                                size,
+                                response,
+                                netns,
+                                rate,
+                                knobs,
+                            });
+                        }
                     }
                 }
             }
@@ -466,6 +477,10 @@ impl Plan {
         let cpus = affinity::available();
         for &cpu in &c.server_cpu {
             check_cpu("--server-cpu", cpu, &cpus)?;
+        }
+        for &(server, client) in &c.placement {
+            check_cpu("--placement", server, &cpus)?;
+            check_cpu("--placement", client, &cpus)?;
         }
         for &cpu in &c.client_cpu {
             check_cpu("--client-cpu", cpu, &cpus)?;
@@ -498,12 +513,13 @@ impl Plan {
             server_cpus: c.server_cpu.clone(),
             client_cpus: c.client_cpu.clone(),
             pairs: c.pairs as usize,
-            mode: c.mode,
+            mode: base.mode,
+            base,
             server_exit_after: c.fault_server_exit_after,
             opts: TransportOpts {
-                nodelay: c.nodelay == Switch::On,
+                nodelay: base.nodelay,
                 timeout: c.timeout,
-                wait: c.wait,
+                wait: base.wait,
                 netns: None,
             },
             verify: c.verify,
@@ -536,9 +552,10 @@ impl Plan {
 
     /// The order the cases run in within a round, as indices into `cases`:
     /// grouped by everything but the dimensions a ratio compares
-    /// (transport, `--netns`), groups in the order their sizes (and
+    /// (transport, `--netns`, knobs), groups in the order their sizes (and
     /// `load` rates) were given;
-    /// inside a group by `--netns` mode, then transport, as given. So the
+    /// inside a group by `--netns` mode, then transport, then knobs, as
+    /// given (a transport's knob values run one after another). So the
     /// trials a ratio pairs run back to back; odd rounds run the whole
     /// order backwards (A B … B A).
     pub fn schedule(&self) -> Vec<usize> {
@@ -548,15 +565,21 @@ impl Plan {
                 seen.len() - 1
             })
         }
-        let (mut groups, mut modes, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
-        let mut keyed: Vec<((usize, usize, usize), usize)> = self
+        let (mut groups, mut modes, mut kinds, mut knobs) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut keyed: Vec<((usize, usize, usize, usize), usize)> = self
             .cases
             .iter()
             .enumerate()
             .map(|(i, c)| {
                 let g = rank(&mut groups, (c.size, c.response, c.rate));
                 (
-                    (g, rank(&mut modes, c.netns), rank(&mut kinds, c.transport)),
+                    (
+                        g,
+                        rank(&mut modes, c.netns),
+                        rank(&mut kinds, c.transport),
+                        rank(&mut knobs, c.knobs),
+                    ),
                     i,
                 )
             })
@@ -565,6 +588,57 @@ impl Plan {
         keyed.sort_by_key(|&(k, _)| k);
         keyed.into_iter().map(|(_, i)| i).collect()
     }
+}
+
+/// Every combination of the knobs' lists (`--nodelay`, `--wait`, `--mode`,
+/// `--placement`), first values first and the last knob varying fastest;
+/// with `--control`, the baseline's A/A copy right after it.
+fn knob_product(c: &Common) -> Result<Vec<Knobs>> {
+    let nodelay = unique("--nodelay", c.nodelay.iter().copied(), |v| {
+        format!("{v:?}").to_lowercase()
+    })?;
+    let wait = unique("--wait", c.wait.iter().copied(), |v| {
+        format!("{v:?}").to_lowercase()
+    })?;
+    let mode = unique("--mode", c.mode.iter().copied(), |v| {
+        format!("{v:?}").to_lowercase()
+    })?;
+    let placement = unique("--placement", c.placement.iter().copied(), |(s, c)| {
+        format!("{s}/{c}")
+    })?;
+    if !placement.is_empty() && c.pairs > 1 {
+        return Err(Error::config(
+            "--pairs",
+            c.pairs,
+            "--placement places one pair per case; leave --pairs out, or use --server-cpu/--client-cpu",
+        ));
+    }
+    let placement: Vec<Option<(usize, usize)>> = if placement.is_empty() {
+        vec![None]
+    } else {
+        placement.into_iter().map(Some).collect()
+    };
+    let mut out = Vec::new();
+    for &n in &nodelay {
+        for &w in &wait {
+            for &m in &mode {
+                for &p in &placement {
+                    let k = Knobs {
+                        nodelay: n == Switch::On,
+                        wait: w,
+                        mode: m,
+                        placement: p,
+                        copy: 0,
+                    };
+                    out.push(k);
+                    if c.control && out.len() == 1 {
+                        out.push(Knobs { copy: 1, ..k });
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `--request-size` and `--response-size`, each without repeats.

@@ -159,7 +159,7 @@ impl FromStr for TransportKind {
 
 /// How blocking calls wait.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum, schemars::JsonSchema,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, clap::ValueEnum, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Wait {
@@ -195,7 +195,7 @@ impl NetnsMode {
 
 /// Where the echo server runs.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum, schemars::JsonSchema,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, clap::ValueEnum, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -203,6 +203,66 @@ pub enum Mode {
     Thread,
     /// A forked child process, as nginx and gunicorn are separate processes.
     Process,
+}
+
+/// What a case runs with beyond its transport and sizes: socket options,
+/// how calls wait, where the server runs, which CPUs. Each is a case
+/// dimension when its flag takes a list (`--nodelay on,off`, `--wait
+/// block,spin`, `--mode thread,process`, `--placement 0/1,0/0`); the
+/// plan's cases hold every combination, interleaved in the same rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Knobs {
+    /// `TCP_NODELAY` on TCP sockets.
+    pub nodelay: bool,
+    pub wait: Wait,
+    pub mode: Mode,
+    /// `--placement`: (server CPU, client CPU) of this case; `None` takes
+    /// the run's `--server-cpu`/`--client-cpu` (per pair).
+    pub placement: Option<(usize, usize)>,
+    /// `--control`: 1 for the A/A copy of the baseline case (the same
+    /// knobs, run as a case of its own in the same rounds), 0 otherwise.
+    pub copy: u8,
+}
+
+/// The knobs a ratio can vary, in the order their values nest.
+pub const KNOBS: [&str; 4] = ["nodelay", "wait", "mode", "placement"];
+
+impl Knobs {
+    /// The value of knob `name` (one of [`KNOBS`]), as written on the
+    /// command line (`on`, `spin`, `process`, `0/1`).
+    pub fn value(&self, name: &str) -> String {
+        match name {
+            "nodelay" => if self.nodelay { "on" } else { "off" }.to_string(),
+            "wait" => format!("{:?}", self.wait).to_lowercase(),
+            "mode" => format!("{:?}", self.mode).to_lowercase(),
+            "placement" => self
+                .placement
+                .map_or_else(String::new, |(s, c)| format!("{s}/{c}")),
+            _ => unreachable!("unknown knob {name}"),
+        }
+    }
+
+    /// The knobs that differ between `self` and `other` (the A/A copy aside).
+    pub fn differences(&self, other: &Knobs) -> Vec<&'static str> {
+        KNOBS
+            .into_iter()
+            .filter(|k| self.value(k) != other.value(k))
+            .collect()
+    }
+
+    /// `nodelay=off wait=spin`: the knobs where `self` differs from
+    /// `base`, and ` (A/A)` for a control copy; empty for the baseline.
+    pub fn label(&self, base: &Knobs) -> String {
+        let mut parts: Vec<String> = self
+            .differences(base)
+            .into_iter()
+            .map(|k| format!("{k}={}", self.value(k)))
+            .collect();
+        if self.copy > 0 {
+            parts.push("A/A".into());
+        }
+        parts.join(" ")
+    }
 }
 
 /// What the server does in a trial.

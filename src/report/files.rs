@@ -301,11 +301,10 @@ fn fill(put: impl Fn(&str, &str) -> Result<()>, report: &AnyReport, run: &Run) -
         &(serde_json::to_string_pretty(report.env()).expect("fingerprint serialises") + "\n"),
     )?;
     // The names summary.json gives each case (`hgrm_file`).
-    for c in run.cases.iter().filter(|c| !c.hist.is_empty()) {
-        put(
-            &format!("{}.hgrm", super::case_stem(c.case.transport, &c.case)),
-            &hgrm_string(&c.hist),
-        )?;
+    for (c, file) in run.cases.iter().zip(report.hgrm_files()) {
+        if let Some(file) = file {
+            put(file, &hgrm_string(&c.hist))?;
+        }
     }
     Ok(())
 }

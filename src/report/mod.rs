@@ -10,8 +10,8 @@ pub mod table;
 pub mod warnings;
 
 use crate::plan::{Case, Plan, Workload};
-use crate::spec::NetnsMode;
 use crate::spec::TransportKind;
+use crate::spec::{Knobs, NetnsMode};
 use crate::stats::{self, Ci, Summary};
 use crate::workload::run::{CaseOutcome, Run, TrialPoint};
 pub use env::Fingerprint;
@@ -42,6 +42,13 @@ pub struct CaseKey {
     pub netns: crate::spec::NetnsMode,
     /// Placement of every pair: `s0c1` (server CPU 0, client CPU 1), space-separated.
     pub placement: String,
+    /// Where this case's knobs (`--nodelay`, `--wait`, `--mode`,
+    /// `--placement` lists) differ from the baseline (each list's first
+    /// value), e.g. `nodelay=off wait=spin`, with `A/A` for the control
+    /// copy; empty for the baseline and in runs without knob lists.
+    pub knobs: String,
+    /// `--control`: this case is the A/A copy of the baseline.
+    pub aa_control: bool,
     /// Interleaved trials (rounds) of the case.
     pub trials: usize,
 }
@@ -241,6 +248,19 @@ pub struct RatioRow {
     pub numerator_netns: NetnsMode,
     /// `--netns` mode of the denominator's case.
     pub denominator_netns: NetnsMode,
+    /// Null for transport and `--netns` ratios (both cases with the same
+    /// knobs); otherwise the knob whose value differs (`nodelay`, `wait`,
+    /// `mode`, `placement`: that value over the knob's first), or
+    /// `control` (the A/A copy over the baseline: should be 1).
+    pub knob: Option<&'static str>,
+    /// Knob ratios: what is divided, named after the knob
+    /// (`nodelay=off / nodelay=on`, or `A/A / baseline`); null otherwise.
+    pub knob_values: Option<String>,
+    /// The numerator's knobs where they differ from the baseline (`nodelay=off`;
+    /// `A/A` for the control copy); empty for the baseline.
+    pub numerator_knobs: String,
+    /// The denominator's knobs, likewise.
+    pub denominator_knobs: String,
     /// `p50`/`mean` latency (below 1: UDS faster) or `bytes_per_s` (above 1: UDS faster).
     pub metric: &'static str,
     /// Median of the per-round ratios, and its 95% bootstrap CI.
@@ -251,6 +271,15 @@ pub struct RatioRow {
     pub ci_high: f64,
     /// Rounds paired.
     pub rounds: usize,
+    /// Knob ratios, with `--control`: the 95% CI of the A/A ratio of the
+    /// same transport, sizes and metric: the run's own resolution.
+    pub aa_low: Option<f64>,
+    /// High end of the A/A ratio's CI.
+    pub aa_high: Option<f64>,
+    /// Knob ratios: `faster` or `slower` when the CI excludes 1 and the
+    /// ratio lies outside the A/A spread, else `no change` (at this run's
+    /// resolution); `control` for the A/A ratio; null otherwise.
+    pub verdict: Option<&'static str>,
 }
 
 /// Settings that shaped the run.
@@ -328,11 +357,16 @@ fn key(plan: &Plan, c: &Case, trials: usize) -> CaseKey {
         },
         depth: plan.workload.depth(),
         pairs: plan.pairs,
-        mode: plan.mode,
-        wait: plan.opts.wait,
-        nodelay: plan.opts.nodelay,
+        mode: c.knobs.mode,
+        wait: c.knobs.wait,
+        nodelay: c.knobs.nodelay,
         netns: c.netns,
-        placement: plan.placement_label(),
+        placement: c
+            .knobs
+            .placement
+            .map_or_else(|| plan.placement_label(), |(s, c)| format!("s{s}c{c}")),
+        knobs: c.knobs.label(&plan.base),
+        aa_control: c.knobs.copy > 0,
         trials,
     }
 }
@@ -457,22 +491,58 @@ fn throughput_row(plan: &Plan, o: &CaseOutcome, both: bool, seed: u64) -> Throug
 
 type Pick = fn(&TrialPoint, usize) -> f64;
 
-/// Paired ratios between cases of the same sizes: every UDS transport over
-/// every TCP transport in the same `--netns` mode, and, under `--netns`,
-/// every transport over itself without namespaces (what the hop costs).
-fn ratios(cases: &[CaseOutcome], metrics: &[(&'static str, Pick)]) -> Vec<RatioRow> {
+/// What a pair of cases compares, if they are comparable.
+fn comparison(num: &Case, den: &Case, base: &Knobs) -> Option<Option<&'static str>> {
+    let same_load = num.size == den.size && num.response == den.response && num.rate == den.rate;
+    if !same_load {
+        return None;
+    }
+    if num.knobs == den.knobs && num.knobs.copy == 0 {
+        // Every UDS transport over every TCP one in the same `--netns`
+        // mode; under `--netns`, a transport over itself without it.
+        let transports =
+            (num.transport.is_uds() && den.transport.is_tcp() && num.netns == den.netns)
+                || (num.transport == den.transport
+                    && num.netns != NetnsMode::Off
+                    && den.netns == NetnsMode::Off);
+        return transports.then_some(None);
+    }
+    if num.transport != den.transport || num.netns != den.netns {
+        return None;
+    }
+    // The A/A control over the baseline it copies.
+    if num.knobs.copy == 1
+        && den.knobs
+            == (Knobs {
+                copy: 0,
+                ..num.knobs
+            })
+    {
+        return Some(Some("control"));
+    }
+    if num.knobs.copy != 0 || den.knobs.copy != 0 {
+        return None;
+    }
+    // One knob's value over the knob's first value, the others held.
+    match num.knobs.differences(&den.knobs)[..] {
+        [k] if den.knobs.value(k) == base.value(k) => Some(Some(k)),
+        _ => None,
+    }
+}
+
+/// Paired ratios between cases of the same sizes (and rate) that ran in
+/// the same rounds: every UDS transport over every TCP transport in the
+/// same `--netns` mode and knobs; under `--netns`, every transport over
+/// itself without namespaces (what the hop costs); each knob value over
+/// the knob's first, the other knobs held; and the A/A control over its
+/// baseline, whose CI then bounds what the run can tell apart (`verdict`).
+fn ratios(cases: &[CaseOutcome], base: &Knobs, metrics: &[(&'static str, Pick)]) -> Vec<RatioRow> {
     let mut out = Vec::new();
-    let paired = |a: &Case, b: &Case| {
-        a.size == b.size
-            && a.response == b.response
-            && a.rate == b.rate
-            && ((a.transport.is_uds() && b.transport.is_tcp() && a.netns == b.netns)
-                || (a.transport == b.transport
-                    && a.netns != NetnsMode::Off
-                    && b.netns == NetnsMode::Off))
-    };
     for num in cases {
-        for den in cases.iter().filter(|c| paired(&num.case, &c.case)) {
+        for den in cases {
+            let Some(knob) = comparison(&num.case, &den.case, base) else {
+                continue;
+            };
             for &(metric, pick) in metrics {
                 let by_round = |c: &CaseOutcome| {
                     c.trials
@@ -491,28 +561,97 @@ fn ratios(cases: &[CaseOutcome], metrics: &[(&'static str, Pick)]) -> Vec<RatioR
                     denominator: den.case.transport.name(),
                     numerator_netns: num.case.netns,
                     denominator_netns: den.case.netns,
+                    knob,
+                    knob_values: knob.map(|k| match k {
+                        "control" => "A/A / baseline".to_string(),
+                        k => format!(
+                            "{k}={} / {k}={}",
+                            num.case.knobs.value(k),
+                            den.case.knobs.value(k)
+                        ),
+                    }),
+                    numerator_knobs: num.case.knobs.label(base),
+                    denominator_knobs: den.case.knobs.label(base),
                     metric,
                     ratio: stats::median(&r),
                     ci_low: low,
                     ci_high: high,
                     rounds: r.len(),
+                    aa_low: None,
+                    aa_high: None,
+                    verdict: None,
                 });
             }
         }
     }
-    out.sort_by_key(|r| {
-        (
-            r.size_bytes,
-            r.response_bytes,
-            r.offered_per_s,
-            r.metric,
-            r.numerator,
-            r.numerator_netns.name(),
-            r.denominator,
-            r.denominator_netns.name(),
-        )
+    // Each knob ratio is read against the A/A spread of its transport,
+    // sizes and metric: it "changes" the number only when its CI excludes
+    // 1 and the ratio lies outside that spread.
+    let controls: Vec<RatioRow> = out
+        .iter()
+        .filter(|r| r.knob == Some("control"))
+        .cloned()
+        .collect();
+    for r in out.iter_mut().filter(|r| r.knob.is_some()) {
+        let aa = controls.iter().find(|c| {
+            (
+                c.numerator,
+                c.numerator_netns,
+                c.size_bytes,
+                c.response_bytes,
+            ) == (
+                r.numerator,
+                r.numerator_netns,
+                r.size_bytes,
+                r.response_bytes,
+            ) && c.offered_per_s == r.offered_per_s
+                && c.metric == r.metric
+        });
+        (r.aa_low, r.aa_high) = (aa.map(|c| c.ci_low), aa.map(|c| c.ci_high));
+        r.verdict = Some(verdict(r));
+    }
+    out.sort_by(|a, b| {
+        let k = |r: &RatioRow| {
+            (
+                r.size_bytes,
+                r.response_bytes,
+                r.offered_per_s,
+                r.metric,
+                r.knob,
+                r.numerator,
+                r.numerator_netns.name(),
+                r.numerator_knobs.clone(),
+                r.denominator,
+                r.denominator_netns.name(),
+            )
+        };
+        k(a).cmp(&k(b))
     });
     out
+}
+
+/// A knob ratio's verdict: `faster` or `slower` when its CI excludes 1
+/// and the ratio lies outside the A/A spread (when the run has one);
+/// `no change` otherwise; `control` for the A/A ratio itself.
+fn verdict(r: &RatioRow) -> &'static str {
+    if r.knob == Some("control") {
+        return "control";
+    }
+    let outside_ci = r.ci_low > 1.0 || r.ci_high < 1.0;
+    let outside_aa = match (r.aa_low, r.aa_high) {
+        (Some(lo), Some(hi)) => r.ratio < lo.min(1.0) || r.ratio > hi.max(1.0),
+        _ => true,
+    };
+    if !(outside_ci && outside_aa) {
+        return "no change";
+    }
+    // Time per operation: below 1 is faster; a rate: above 1 is faster.
+    let higher_is_better = r.metric == "bytes_per_s";
+    if (r.ratio > 1.0) == higher_is_better {
+        "faster"
+    } else {
+        "slower"
+    }
 }
 
 fn settings(plan: &Plan) -> Settings {
@@ -555,7 +694,7 @@ fn assemble<R>(
             .map(|(row, o)| CaseJson {
                 row,
                 hgrm_file: (!o.hist.is_empty())
-                    .then(|| format!("{}.hgrm", case_stem(o.case.transport, &o.case))),
+                    .then(|| format!("{}.hgrm", case_stem(o.case.transport, &o.case, &plan.base))),
                 trial_points: o.trials.clone(),
             })
             .collect(),
@@ -577,10 +716,11 @@ pub fn build(plan: &Plan, run: &Run, argv: Vec<String>, mut env: Fingerprint) ->
             .enumerate()
             .map(|(i, o)| throughput_row(plan, o, both, seed(i)))
             .collect();
-        let ratios = ratios(&run.cases, &[("bytes_per_s", rate)]);
+        let ratios = ratios(&run.cases, &plan.base, &[("bytes_per_s", rate)]);
         let mut r = assemble(plan, run, argv, env, rows, ratios);
         r.warnings = general;
         r.warnings.extend(warnings::throughput(&r.cases));
+        r.warnings.extend(warnings::control(&r.ratios));
         AnyReport::Throughput(r)
     } else {
         let rows = run
@@ -595,10 +735,11 @@ pub fn build(plan: &Plan, run: &Run, argv: Vec<String>, mut env: Fingerprint) ->
             // Under load the question is the tail.
             metrics.push(("p99", |t, _| t.p99_ns as f64));
         }
-        let ratios = ratios(&run.cases, &metrics);
+        let ratios = ratios(&run.cases, &plan.base, &metrics);
         let mut r = assemble(plan, run, argv, env, rows, ratios);
         r.warnings = general;
         r.warnings.extend(warnings::latency(&r.cases));
+        r.warnings.extend(warnings::control(&r.ratios));
         AnyReport::Latency(r)
     }
 }
@@ -612,6 +753,14 @@ impl AnyReport {
         }
     }
 
+    /// Each case's histogram file (`hgrm_file`), in the order of the run's cases.
+    pub fn hgrm_files(&self) -> Vec<Option<&str>> {
+        match self {
+            AnyReport::Latency(r) => r.cases.iter().map(|c| c.hgrm_file.as_deref()).collect(),
+            AnyReport::Throughput(r) => r.cases.iter().map(|c| c.hgrm_file.as_deref()).collect(),
+        }
+    }
+
     /// The fingerprint.
     pub fn env(&self) -> &Fingerprint {
         match self {
@@ -622,19 +771,33 @@ impl AnyReport {
 }
 
 /// File-name stem of a case: `uds-stream-64B`, or `tcp4-512B-16384B` when
-/// the response size differs, with `-veth`/`-bridge` under `--netns`.
-pub fn case_stem(kind: TransportKind, c: &Case) -> String {
+/// the response size differs, with `-veth`/`-bridge` under `--netns`,
+/// `-5000rps` for `load`, and the knobs where it differs from the baseline
+/// (`-nodelay-off`, `-aa` for the A/A copy).
+pub fn case_stem(kind: TransportKind, c: &Case, base: &Knobs) -> String {
+    // Knobs where the case differs from the baseline: `-nodelay-off-aa`.
+    let knobs: String = c
+        .knobs
+        .label(base)
+        .split(' ')
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("-{}", p.replace("A/A", "aa").replace(['=', '/'], "-")))
+        .collect();
+    let rate = format!("{}{knobs}", stem_rate(c));
     let ns = match c.netns {
         NetnsMode::Off => String::new(),
         m => format!("-{}", m.name()),
-    };
-    let rate = match c.rate {
-        0 => String::new(),
-        r => format!("-{r}rps"),
     };
     if c.size == c.response {
         format!("{}{ns}-{}B{rate}", kind.name(), c.size)
     } else {
         format!("{}{ns}-{}B-{}B{rate}", kind.name(), c.size, c.response)
+    }
+}
+
+fn stem_rate(c: &Case) -> String {
+    match c.rate {
+        0 => String::new(),
+        r => format!("-{r}rps"),
     }
 }

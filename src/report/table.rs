@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{AnyReport, CaseRow, Report, ThroughputRow};
+use super::{AnyReport, CaseKey, CaseRow, Report, ThroughputRow};
 
 fn us(ns: f64) -> String {
     format!("{:.2}", ns / 1000.0)
@@ -73,6 +73,7 @@ fn row(s: &mut String, widths: &[usize], cells: &[String]) {
 }
 
 fn latency(r: &Report<CaseRow>, wide: bool) -> String {
+    let ids = knob_ids(r.cases.iter().map(|c| &c.row.key));
     if r.workload == "load" {
         return load(r, wide);
     }
@@ -115,6 +116,7 @@ fn latency(r: &Report<CaseRow>, wide: bool) -> String {
         ]);
         widths.extend([8, 8, 10, 10, 12, 12, 11, 11]);
     }
+    knob_legend(&mut s, &ids, r.cases.iter().map(|c| &c.row.key));
     row(
         &mut s,
         &widths,
@@ -125,7 +127,7 @@ fn latency(r: &Report<CaseRow>, wide: bool) -> String {
         let cli = x.client_user_ns_per_op + x.client_sys_ns_per_op;
         let srv = x.server_user_ns_per_op + x.server_sys_ns_per_op;
         let mut cells = vec![
-            label(x.key.transport, x.key.netns),
+            name(&x.key, &ids),
             sizes(x.key.size_bytes, x.key.response_bytes, r.workload),
             us(x.p50_ns as f64),
             format!("{}–{}", us(x.p50_ci_low_ns), us(x.p50_ci_high_ns)),
@@ -149,9 +151,11 @@ fn latency(r: &Report<CaseRow>, wide: bool) -> String {
         }
         row(&mut s, &widths, &cells);
     }
+    knob_lines(&mut s, r, "p50");
     ratio_lines(
         &mut s,
         r,
+        &ids,
         "p50",
         "UDS ÷ TCP of the p50, the median of per-round ratios (below 1: the Unix socket is faster)",
     );
@@ -170,6 +174,7 @@ fn rate(per_s: u64) -> String {
 
 /// `load`: one row per transport, sizes and offered rate.
 fn load(r: &Report<CaseRow>, wide: bool) -> String {
+    let ids = knob_ids(r.cases.iter().map(|c| &c.row.key));
     let mut s = String::new();
     prose(
         &mut s,
@@ -203,6 +208,7 @@ fn load(r: &Report<CaseRow>, wide: bool) -> String {
         ]);
         widths.extend([9, 11, 10, 8, 15, 9, 10]);
     }
+    knob_legend(&mut s, &ids, r.cases.iter().map(|c| &c.row.key));
     row(
         &mut s,
         &widths,
@@ -216,7 +222,7 @@ fn load(r: &Report<CaseRow>, wide: bool) -> String {
             + x.server_user_ns_per_op
             + x.server_sys_ns_per_op;
         let mut cells = vec![
-            label(x.key.transport, x.key.netns),
+            name(&x.key, &ids),
             sizes(x.key.size_bytes, x.key.response_bytes, r.workload),
             rate(l.offered_per_s),
             format!("{:.0}", x.ops_per_s),
@@ -240,9 +246,11 @@ fn load(r: &Report<CaseRow>, wide: bool) -> String {
         row(&mut s, &widths, &cells);
     }
     knees(&mut s, r);
+    knob_lines(&mut s, r, "p99");
     ratio_lines(
         &mut s,
         r,
+        &ids,
         "p99",
         "UDS ÷ TCP of the p99 at each offered rate, the median of per-round ratios (below 1: the Unix socket is faster)",
     );
@@ -253,13 +261,14 @@ fn load(r: &Report<CaseRow>, wide: bool) -> String {
 /// that the next rate offered confirms (or the last rate offered), and the
 /// highest rate below it that it kept up with.
 fn knees(s: &mut String, r: &Report<CaseRow>) {
+    let ids = knob_ids(r.cases.iter().map(|c| &c.row.key));
     let mut groups: Vec<(String, Vec<(u64, bool)>)> = Vec::new();
     for c in &r.cases {
         let x = &c.row;
         let Some(l) = &x.load else { continue };
         let name = format!(
             "{} {}",
-            label(x.key.transport, x.key.netns),
+            name(&x.key, &ids),
             sizes(x.key.size_bytes, x.key.response_bytes, r.workload)
         );
         match groups.iter_mut().find(|(n, _)| *n == name) {
@@ -296,6 +305,7 @@ fn knees(s: &mut String, r: &Report<CaseRow>) {
 }
 
 fn throughput(r: &Report<ThroughputRow>, wide: bool) -> String {
+    let ids = knob_ids(r.cases.iter().map(|c| &c.row.key));
     let mut s = String::new();
     let way = match r.cases.first().map(|c| c.row.direction) {
         Some("both") => "transfer both ways at once (rates and counts add both directions)",
@@ -326,6 +336,7 @@ fn throughput(r: &Report<ThroughputRow>, wide: bool) -> String {
         ]);
         widths.extend([7, 13, 13, 10, 10]);
     }
+    knob_legend(&mut s, &ids, r.cases.iter().map(|c| &c.row.key));
     row(
         &mut s,
         &widths,
@@ -334,7 +345,7 @@ fn throughput(r: &Report<ThroughputRow>, wide: bool) -> String {
     for c in &r.cases {
         let x = &c.row;
         let mut cells = vec![
-            label(x.key.transport, x.key.netns),
+            name(&x.key, &ids),
             size_label(x.key.size_bytes),
             format!("{:.2}", x.gbit_per_s),
             format!(
@@ -358,13 +369,139 @@ fn throughput(r: &Report<ThroughputRow>, wide: bool) -> String {
         }
         row(&mut s, &widths, &cells);
     }
+    knob_lines(&mut s, r, "bytes_per_s");
     ratio_lines(
         &mut s,
         r,
+        &ids,
         "bytes_per_s",
         "UDS ÷ TCP of the rate, the median of per-round ratios (above 1: the Unix socket is faster)",
     );
     s
+}
+
+/// The knob combinations of a run, in the order the cases show them
+/// (`CaseKey::knobs`: empty for the baseline); empty when the run has no
+/// knob lists and no `--control`.
+fn knob_ids<'a>(keys: impl Iterator<Item = &'a CaseKey>) -> Vec<String> {
+    let mut ids: Vec<String> = vec![String::new()];
+    for k in keys {
+        if !ids.contains(&k.knobs) {
+            ids.push(k.knobs.clone());
+        }
+    }
+    if ids.len() == 1 { Vec::new() } else { ids }
+}
+
+/// `#2`: the number of a knob combination (its label), or nothing.
+fn knob_id(ids: &[String], knobs: &str) -> String {
+    ids.iter()
+        .position(|k| k == knobs)
+        .map_or(String::new(), |i| format!(" #{}", i + 1))
+}
+
+/// A case's name in the tables: `tcp4`, `tcp4@veth`, and `#N` for its
+/// knob combination when the run has several.
+fn name(k: &CaseKey, ids: &[String]) -> String {
+    format!("{}{}", label(k.transport, k.netns), knob_id(ids, &k.knobs))
+}
+
+/// What each `#N` is: the baseline's knobs in full, the others where they differ.
+fn knob_legend<'a>(s: &mut String, ids: &[String], mut keys: impl Iterator<Item = &'a CaseKey>) {
+    if ids.is_empty() {
+        return;
+    }
+    let base = keys
+        .find(|k| k.knobs.is_empty())
+        .map_or(String::new(), |k| {
+            format!(
+                "nodelay={} wait={:?} mode={:?} placement={}",
+                if k.nodelay { "on" } else { "off" },
+                k.wait,
+                k.mode,
+                k.placement
+            )
+            .to_lowercase()
+        });
+    let parts: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, k)| match (i, k.as_str()) {
+            (0, _) => format!("#1 baseline ({base})"),
+            (_, "A/A") => format!("#{} A/A copy of #1", i + 1),
+            _ => format!("#{} {k}", i + 1),
+        })
+        .collect();
+    prose(s, &format!("knobs: {}", parts.join("; ")));
+}
+
+/// Each knob value over the knob's first value (the other knobs held),
+/// per transport and size, with the A/A spread and the verdict.
+fn knob_lines<R>(s: &mut String, r: &Report<R>, metric: &str) {
+    let rows: Vec<_> = r
+        .ratios
+        .iter()
+        .filter(|x| x.metric == metric && x.knob.is_some())
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    s.push('\n');
+    prose(
+        s,
+        &format!(
+            "knobs: {metric} of each value over the knob's first, the median of per-round ratios; A/A: the \
+             CI of the control copy over the baseline (the run's resolution); a knob changes the number \
+             only when its CI excludes 1 and it lies outside the A/A spread"
+        ),
+    );
+    let what = |x: &super::RatioRow| {
+        let at = x
+            .offered_per_s
+            .map_or(String::new(), |o| format!(" @ {}/s", rate(o)));
+        format!(
+            "{}{at} {}",
+            sizes(x.size_bytes, x.response_bytes, r.workload),
+            label(x.numerator, x.numerator_netns)
+        )
+    };
+    // The knob's two values, and the other knobs where they are held
+    // away from the baseline.
+    let pair = |x: &super::RatioRow| {
+        let held = if x.denominator_knobs.is_empty() || x.knob == Some("control") {
+            String::new()
+        } else {
+            format!(" [{}]", x.denominator_knobs)
+        };
+        format!("{}{held}", x.knob_values.as_deref().unwrap_or(""))
+    };
+    let w = rows
+        .iter()
+        .map(|x| what(x).chars().count())
+        .max()
+        .unwrap_or(0);
+    let v = rows
+        .iter()
+        .map(|x| pair(x).chars().count())
+        .max()
+        .unwrap_or(0);
+    for x in rows {
+        let aa = match (x.aa_low, x.aa_high) {
+            (Some(lo), Some(hi)) if x.knob != Some("control") => format!(", A/A {lo:.3}–{hi:.3}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "  {:<w$}  {:<v$}  {:.3}  (95% CI {:.3}–{:.3}, {} rounds{aa})  {}",
+            what(x),
+            pair(x),
+            x.ratio,
+            x.ci_low,
+            x.ci_high,
+            x.rounds,
+            x.verdict.unwrap_or("")
+        );
+    }
 }
 
 /// `tcp4`, or `tcp4@veth` under `--netns`.
@@ -375,8 +512,12 @@ fn label(transport: &str, netns: crate::spec::NetnsMode) -> String {
     }
 }
 
-fn ratio_lines<R>(s: &mut String, r: &Report<R>, metric: &str, title: &str) {
-    let rows: Vec<_> = r.ratios.iter().filter(|x| x.metric == metric).collect();
+fn ratio_lines<R>(s: &mut String, r: &Report<R>, ids: &[String], metric: &str, title: &str) {
+    let rows: Vec<_> = r
+        .ratios
+        .iter()
+        .filter(|x| x.metric == metric && x.knob.is_none())
+        .collect();
     if rows.is_empty() {
         return;
     }
@@ -399,8 +540,16 @@ fn ratio_lines<R>(s: &mut String, r: &Report<R>, metric: &str, title: &str) {
             s,
             "  {:>w$}  {:<14} / {:<5} {:.3}  (95% CI {:.3}–{:.3}, {} rounds)",
             what(x),
-            label(x.numerator, x.numerator_netns),
-            label(x.denominator, x.denominator_netns),
+            format!(
+                "{}{}",
+                label(x.numerator, x.numerator_netns),
+                knob_id(ids, &x.numerator_knobs)
+            ),
+            format!(
+                "{}{}",
+                label(x.denominator, x.denominator_netns),
+                knob_id(ids, &x.denominator_knobs)
+            ),
             x.ratio,
             x.ci_low,
             x.ci_high,

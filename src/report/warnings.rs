@@ -271,3 +271,25 @@ pub fn throughput(cases: &[CaseJson<ThroughputRow>]) -> Vec<Warning> {
     ));
     out
 }
+
+/// `--control`: an A/A ratio (the baseline's copy over the baseline)
+/// whose CI excludes 1 says the run's noise is larger than its CIs admit.
+pub fn control(ratios: &[super::RatioRow]) -> Vec<Warning> {
+    grouped(
+        "aa-control",
+        "the A/A control's CI excludes 1: this run's noise is larger than its CIs admit, so read every ratio against the A/A spread",
+        ratios
+            .iter()
+            .filter(|r| r.knob == Some("control") && (r.ci_low > 1.0 || r.ci_high < 1.0))
+            .map(|r| {
+                (
+                    format!("{} {} {}", r.numerator, crate::spec::size_label(r.size_bytes), r.metric),
+                    format!("{:.3}, CI {:.3}–{:.3}", r.ratio, r.ci_low, r.ci_high),
+                )
+            })
+            .collect(),
+        "run more rounds (--trials), keep other load off the machine, or isolate the measured CPUs",
+    )
+    .into_iter()
+    .collect()
+}

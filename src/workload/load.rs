@@ -1203,9 +1203,10 @@ mod tests {
         assert_eq!(b.answer(s1), Some((2, 20)));
         assert_eq!(b.answer(s1), None);
         // s0 is never answered: the request two later takes its slot.
-        let (_, _) = b.push_message(3, 30);
-        let (s3, lost) = b.push_message(4, 40);
+        let (_, lost) = b.push_message(3, 30);
         assert!(lost, "s0 was unanswered when its slot was reused");
+        let (s3, lost) = b.push_message(4, 40);
+        assert!(!lost, "s1 was answered");
         assert_eq!(b.answer(s0), None, "a late answer to a lost request");
         assert_eq!(b.answer(s3), Some((4, 40)));
         // Between trials every booking is forgotten; numbers go on rising.

@@ -84,16 +84,21 @@ impl PairSpec {
     }
 
     /// The pair that measures `case` of `plan`, with its server on
-    /// `server_cpu` (what to build is the workload's business, not the plan's).
+    /// `server_cpu` unless the case has a placement of its own (what to
+    /// build is the workload's business, not the plan's).
     pub fn for_case(plan: &crate::plan::Plan, case: &crate::plan::Case, server_cpu: usize) -> Self {
         Self {
             kind: case.transport,
             size: case.size,
             response: case.response,
             job: plan.workload.job(),
-            opts: plan.opts,
-            mode: plan.mode,
-            server_cpu,
+            opts: TransportOpts {
+                nodelay: case.knobs.nodelay,
+                wait: case.knobs.wait,
+                ..plan.opts
+            },
+            mode: case.knobs.mode,
+            server_cpu: case.knobs.placement.map_or(server_cpu, |(s, _)| s),
             connections: plan.workload.connections(),
             rate: case.rate,
             arrival: plan.workload.arrival(),

@@ -240,11 +240,10 @@ pub fn run(plan: &Plan, dir: Option<&SocketDir>, watch: Option<&Watch>) -> Resul
     let origin_ns = clock::now_ns();
     // Pipes take no SO_RCVTIMEO: in process mode a stopped server would block
     // the client for ever, so a watchdog kills servers that stop progressing.
-    let supervise = plan.mode == Mode::Process
-        && plan
-            .cases
-            .iter()
-            .any(|c| c.transport == TransportKind::Pipe);
+    let supervise = plan
+        .cases
+        .iter()
+        .any(|c| c.knobs.mode == Mode::Process && c.transport == TransportKind::Pipe);
     let fired = AtomicBool::new(false);
     let results: Vec<Result<(Vec<CaseOutcome>, f64)>> = std::thread::scope(|s| {
         let mut handles = Vec::new();
@@ -464,6 +463,14 @@ fn measure(
 ) -> Result<(Vec<CaseOutcome>, f64)> {
     let (server_cpu, client_cpu) = plan.placement(p);
     affinity::pin("client", client_cpu)?;
+    // A case with a `--placement` of its own moves the client (this
+    // thread) to its CPU before its pair is made, warmed and measured.
+    let place = |c: &Case| -> Result<()> {
+        if let Some((_, cpu)) = c.knobs.placement {
+            affinity::pin("client", cpu)?;
+        }
+        Ok(())
+    };
     // Sockets a client makes belong to the namespace its thread is in: it
     // enters its case's before building the pair and before every trial.
     let places = ns.client()?;
@@ -472,6 +479,7 @@ fn measure(
         .cases
         .iter()
         .map(|c| {
+            place(c)?;
             places.enter(c.netns)?;
             let mut spec = PairSpec::for_case(plan, c, server_cpu);
             spec.opts.netns = ns.placement(c.netns);
@@ -501,6 +509,7 @@ fn measure(
     // every CLOCK_CHECK_NS.
     let mut check_every = Vec::with_capacity(pairs.len());
     for (pair, case) in pairs.iter_mut().zip(&plan.cases) {
+        place(case)?;
         places.enter(case.netns)?;
         let per_op_ns = warm_up(pair, plan, &mut s)?;
         if p == 0
@@ -550,6 +559,7 @@ fn measure(
             for p in &mut pairs {
                 p.check_alive()?;
             }
+            place(&plan.cases[i])?;
             places.enter(plan.cases[i].netns)?;
             // Client 0 samples the (shared) process, untimed, before the
             // trial's warm-up; `merge` keeps pair 0's figures.
