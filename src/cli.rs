@@ -134,6 +134,17 @@ pub struct Common {
     #[arg(long, value_delimiter = ',', value_parser = parse_placement,
           conflicts_with_all = ["server_cpu", "client_cpu"])]
     pub placement: Vec<(usize, usize)>,
+    /// SO_SNDBUF asked for on both ends of each socket pair (a list is a
+    /// case dimension, like --mode); the kernel doubles it and caps it at
+    /// net.core.wmem_max; the granted size is recorded (sndbuf_bytes).
+    #[arg(long, value_delimiter = ',', value_parser = parse_buffer)]
+    pub sndbuf: Vec<usize>,
+    /// SO_RCVBUF, likewise (capped at net.core.rmem_max).
+    #[arg(long, value_delimiter = ',', value_parser = parse_buffer)]
+    pub rcvbuf: Vec<usize>,
+    /// SO_BUSY_POLL in µs on both ends (a list is a case dimension).
+    #[arg(long, value_delimiter = ',', value_parser = parse_busy_poll)]
+    pub busy_poll: Vec<u32>,
     /// A/A control: a second copy of each baseline case (every knob at its
     /// first value) runs in the same rounds; its ratio to the baseline
     /// should be 1, and its CI is the run's own resolution.
@@ -307,24 +318,53 @@ pub fn parse_transport(s: &str) -> Result<TransportArg, String> {
 /// A message size: digits with an optional binary unit K/KiB or M/MiB
 /// (1024-based), from 1 B to 1 MiB.
 pub fn parse_size(s: &str) -> Result<usize, String> {
-    const HINT: &str = "write sizes as 64, 4K, 64KiB or 1MiB (1 B to 1 MiB)";
+    sized(
+        s,
+        MAX_SIZE,
+        "write sizes as 64, 4K, 64KiB or 1MiB (1 B to 1 MiB)",
+    )
+}
+
+/// Largest `--sndbuf`/`--rcvbuf` asked for.
+pub const MAX_BUFFER: usize = 1 << 30;
+
+/// `--sndbuf`/`--rcvbuf`: a size as for messages, from 1 B to 1 GiB (the
+/// kernel doubles the request and caps it at net.core.wmem_max/rmem_max;
+/// what it granted is recorded).
+pub fn parse_buffer(s: &str) -> Result<usize, String> {
+    sized(
+        s,
+        MAX_BUFFER,
+        "write buffer sizes as 64K, 256KiB or 4M (1 B to 1024M)",
+    )
+}
+
+/// `--busy-poll`: microseconds, 0 to 1,000,000.
+pub fn parse_busy_poll(s: &str) -> Result<u32, String> {
+    s.parse::<u32>()
+        .ok()
+        .filter(|&n| n <= 1_000_000)
+        .ok_or_else(|| "must be whole microseconds from 0 to 1000000".into())
+}
+
+fn sized(s: &str, max: usize, hint: &str) -> Result<usize, String> {
     let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(digits);
     if num.is_empty() {
-        return Err(format!("not a size; {HINT}"));
+        return Err(format!("not a size; {hint}"));
     }
     let mult: usize = match unit {
         "" | "B" => 1,
         "K" | "k" | "KiB" => 1 << 10,
         "M" | "MiB" => 1 << 20,
-        _ => return Err(format!("unknown unit '{unit}'; {HINT}")),
+        _ => return Err(format!("unknown unit '{unit}'; {hint}")),
     };
     let n = num
         .parse::<usize>()
         .ok()
         .and_then(|n| n.checked_mul(mult))
-        .filter(|&n| (1..=MAX_SIZE).contains(&n))
-        .ok_or_else(|| format!("out of range; {HINT}"))?;
+        .filter(|&n| (1..=max).contains(&n))
+        .ok_or_else(|| format!("out of range; {hint}"))?;
     Ok(n)
 }
 

@@ -307,6 +307,21 @@ impl Plan {
         }
         let knobs = knob_product(c)?;
         let base = knobs[0];
+        if workload.job() == Job::Accept {
+            for (flag, given) in [
+                ("--sndbuf", c.sndbuf.first().map(|v| v.to_string())),
+                ("--rcvbuf", c.rcvbuf.first().map(|v| v.to_string())),
+                ("--busy-poll", c.busy_poll.first().map(|v| v.to_string())),
+            ] {
+                if let Some(v) = given {
+                    return Err(Error::config(
+                        flag,
+                        v,
+                        "socket options are set on pairs kept open; a new connection per request takes the system's defaults; leave it out",
+                    ));
+                }
+            }
+        }
         let mut left_out: Vec<String> = Vec::new();
         let accept = workload.job() == Job::Accept;
         if accept {
@@ -520,7 +535,7 @@ impl Plan {
                 nodelay: base.nodelay,
                 timeout: c.timeout,
                 wait: base.wait,
-                netns: None,
+                ..TransportOpts::default()
             },
             verify: c.verify,
             format: c.format,
@@ -591,7 +606,7 @@ impl Plan {
 }
 
 /// Every combination of the knobs' lists (`--nodelay`, `--wait`, `--mode`,
-/// `--placement`), first values first and the last knob varying fastest;
+/// `--placement`, `--sndbuf`, `--rcvbuf`, `--busy-poll`), first values first and the last knob varying fastest;
 /// with `--control`, the baseline's A/A copy right after it.
 fn knob_product(c: &Common) -> Result<Vec<Knobs>> {
     let nodelay = unique("--nodelay", c.nodelay.iter().copied(), |v| {
@@ -618,21 +633,47 @@ fn knob_product(c: &Common) -> Result<Vec<Knobs>> {
     } else {
         placement.into_iter().map(Some).collect()
     };
+    // An option not given is one value: the system's default.
+    fn or_default<T: Copy>(v: Vec<T>) -> Vec<Option<T>> {
+        if v.is_empty() {
+            vec![None]
+        } else {
+            v.into_iter().map(Some).collect()
+        }
+    }
+    let sndbuf = or_default(unique("--sndbuf", c.sndbuf.iter().copied(), |b| {
+        b.to_string()
+    })?);
+    let rcvbuf = or_default(unique("--rcvbuf", c.rcvbuf.iter().copied(), |b| {
+        b.to_string()
+    })?);
+    let busy_poll = or_default(unique("--busy-poll", c.busy_poll.iter().copied(), |b| {
+        b.to_string()
+    })?);
     let mut out = Vec::new();
     for &n in &nodelay {
         for &w in &wait {
             for &m in &mode {
                 for &p in &placement {
-                    let k = Knobs {
-                        nodelay: n == Switch::On,
-                        wait: w,
-                        mode: m,
-                        placement: p,
-                        copy: 0,
-                    };
-                    out.push(k);
-                    if c.control && out.len() == 1 {
-                        out.push(Knobs { copy: 1, ..k });
+                    for &sb in &sndbuf {
+                        for &rb in &rcvbuf {
+                            for &bp in &busy_poll {
+                                let k = Knobs {
+                                    nodelay: n == Switch::On,
+                                    wait: w,
+                                    mode: m,
+                                    placement: p,
+                                    sndbuf: sb,
+                                    rcvbuf: rb,
+                                    busy_poll: bp,
+                                    copy: 0,
+                                };
+                                out.push(k);
+                                if c.control && out.len() == 1 {
+                                    out.push(Knobs { copy: 1, ..k });
+                                }
+                            }
+                        }
                     }
                 }
             }

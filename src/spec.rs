@@ -208,8 +208,9 @@ pub enum Mode {
 /// What a case runs with beyond its transport and sizes: socket options,
 /// how calls wait, where the server runs, which CPUs. Each is a case
 /// dimension when its flag takes a list (`--nodelay on,off`, `--wait
-/// block,spin`, `--mode thread,process`, `--placement 0/1,0/0`); the
-/// plan's cases hold every combination, interleaved in the same rounds.
+/// block,spin`, `--mode thread,process`, `--placement 0/1,0/0`,
+/// `--sndbuf`, `--rcvbuf`, `--busy-poll`); the plan's cases hold every
+/// combination, interleaved in the same rounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Knobs {
     /// `TCP_NODELAY` on TCP sockets.
@@ -219,13 +220,26 @@ pub struct Knobs {
     /// `--placement`: (server CPU, client CPU) of this case; `None` takes
     /// the run's `--server-cpu`/`--client-cpu` (per pair).
     pub placement: Option<(usize, usize)>,
+    /// `--sndbuf`, `--rcvbuf` (bytes asked for), `--busy-poll` (µs); `None`:
+    /// the system's defaults.
+    pub sndbuf: Option<usize>,
+    pub rcvbuf: Option<usize>,
+    pub busy_poll: Option<u32>,
     /// `--control`: 1 for the A/A copy of the baseline case (the same
     /// knobs, run as a case of its own in the same rounds), 0 otherwise.
     pub copy: u8,
 }
 
 /// The knobs a ratio can vary, in the order their values nest.
-pub const KNOBS: [&str; 4] = ["nodelay", "wait", "mode", "placement"];
+pub const KNOBS: [&str; 7] = [
+    "nodelay",
+    "wait",
+    "mode",
+    "placement",
+    "sndbuf",
+    "rcvbuf",
+    "busy-poll",
+];
 
 impl Knobs {
     /// The value of knob `name` (one of [`KNOBS`]), as written on the
@@ -238,6 +252,9 @@ impl Knobs {
             "placement" => self
                 .placement
                 .map_or_else(String::new, |(s, c)| format!("{s}/{c}")),
+            "sndbuf" => self.sndbuf.map_or_else(String::new, size_label),
+            "rcvbuf" => self.rcvbuf.map_or_else(String::new, size_label),
+            "busy-poll" => self.busy_poll.map_or_else(String::new, |us| us.to_string()),
             _ => unreachable!("unknown knob {name}"),
         }
     }

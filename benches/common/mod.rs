@@ -92,7 +92,7 @@ impl Setup {
                 nodelay: var("SOCKBENCH_NODELAY", Switch::On, choice) == Switch::On,
                 timeout: Duration::from_secs(5),
                 wait: var("SOCKBENCH_WAIT", Wait::Block, choice),
-                netns: None,
+                ..TransportOpts::default()
             },
             profile: profile(),
             dir: SocketDir::new().unwrap_or_else(|e| die(e.to_string())),

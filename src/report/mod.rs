@@ -49,6 +49,13 @@ pub struct CaseKey {
     pub knobs: String,
     /// `--control`: this case is the A/A copy of the baseline.
     pub aa_control: bool,
+    /// `--sndbuf`: SO_SNDBUF asked for on both ends (null: the system's
+    /// default); what the kernel granted is `sndbuf_bytes`.
+    pub sndbuf_asked_bytes: Option<usize>,
+    /// `--rcvbuf`: SO_RCVBUF asked for (null: default); granted: `rcvbuf_bytes`.
+    pub rcvbuf_asked_bytes: Option<usize>,
+    /// `--busy-poll`: SO_BUSY_POLL in µs on both ends (null: not set).
+    pub busy_poll_us: Option<u32>,
     /// Interleaved trials (rounds) of the case.
     pub trials: usize,
 }
@@ -367,6 +374,9 @@ fn key(plan: &Plan, c: &Case, trials: usize) -> CaseKey {
             .map_or_else(|| plan.placement_label(), |(s, c)| format!("s{s}c{c}")),
         knobs: c.knobs.label(&plan.base),
         aa_control: c.knobs.copy > 0,
+        sndbuf_asked_bytes: c.knobs.sndbuf,
+        rcvbuf_asked_bytes: c.knobs.rcvbuf,
+        busy_poll_us: c.knobs.busy_poll,
         trials,
     }
 }
@@ -799,5 +809,76 @@ fn stem_rate(c: &Case) -> String {
     match c.rate {
         0 => String::new(),
         r => format!("-{r}rps"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn knob_ratio(
+        metric: &'static str,
+        ratio: f64,
+        ci: (f64, f64),
+        aa: Option<(f64, f64)>,
+    ) -> RatioRow {
+        RatioRow {
+            size_bytes: 64,
+            offered_per_s: None,
+            response_bytes: 64,
+            numerator: "tcp4",
+            denominator: "tcp4",
+            numerator_netns: NetnsMode::Off,
+            denominator_netns: NetnsMode::Off,
+            knob: Some("nodelay"),
+            knob_values: Some("nodelay=off / nodelay=on".into()),
+            numerator_knobs: "nodelay=off".into(),
+            denominator_knobs: String::new(),
+            metric,
+            ratio,
+            ci_low: ci.0,
+            ci_high: ci.1,
+            rounds: 12,
+            aa_low: aa.map(|a| a.0),
+            aa_high: aa.map(|a| a.1),
+            verdict: None,
+        }
+    }
+
+    #[test]
+    fn a_knob_changes_a_number_only_outside_its_ci_and_the_aa_spread() {
+        // CI excludes 1, no A/A in the run: the CI decides.
+        assert_eq!(
+            verdict(&knob_ratio("p50", 0.90, (0.85, 0.95), None)),
+            "faster"
+        );
+        assert_eq!(
+            verdict(&knob_ratio("p50", 1.10, (1.05, 1.15), None)),
+            "slower"
+        );
+        // CI spans 1.
+        assert_eq!(
+            verdict(&knob_ratio("p50", 0.95, (0.90, 1.01), None)),
+            "no change"
+        );
+        // CI excludes 1, but the A/A copy moved as far: no change at this run's resolution.
+        let aa = Some((0.88, 1.06));
+        assert_eq!(
+            verdict(&knob_ratio("p50", 0.92, (0.90, 0.94), aa)),
+            "no change"
+        );
+        assert_eq!(
+            verdict(&knob_ratio("p50", 0.80, (0.78, 0.83), aa)),
+            "faster"
+        );
+        // A rate: above 1 is faster.
+        assert_eq!(
+            verdict(&knob_ratio("bytes_per_s", 1.3, (1.2, 1.4), aa)),
+            "faster"
+        );
+        assert_eq!(
+            verdict(&knob_ratio("bytes_per_s", 0.7, (0.6, 0.8), aa)),
+            "slower"
+        );
     }
 }

@@ -190,6 +190,33 @@ pub fn set_buffers(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
     setsockopt(&fd, sockopt::RcvBuf, &bytes).map_err(io::Error::from)
 }
 
+/// `SO_SNDBUF` alone (`--sndbuf`; the kernel doubles it and caps the
+/// request at `net.core.wmem_max`).
+pub fn set_sndbuf(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    setsockopt(&fd, sockopt::SndBuf, &bytes).map_err(io::Error::from)
+}
+
+/// `SO_RCVBUF` alone (`--rcvbuf`; doubled, capped at `net.core.rmem_max`).
+pub fn set_rcvbuf(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    setsockopt(&fd, sockopt::RcvBuf, &bytes).map_err(io::Error::from)
+}
+
+/// `SO_BUSY_POLL`: µs a blocking receive on this socket busy-polls the
+/// device queue before it sleeps (`--busy-poll`).
+pub fn set_busy_poll(fd: BorrowedFd<'_>, us: u32) -> io::Result<()> {
+    let v = us as libc::c_int;
+    // SAFETY: setsockopt(2) reads size_of::<c_int>() bytes from &v, a live
+    // local; fd is borrowed from its owner.
+    syscall!(setsockopt(
+        fd.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_BUSY_POLL,
+        (&v as *const libc::c_int).cast(),
+        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+    ))
+    .map(drop)
+}
+
 /// Effective (`SO_SNDBUF`, `SO_RCVBUF`) in bytes, as the kernel reports them.
 pub fn buffers(fd: BorrowedFd<'_>) -> io::Result<(usize, usize)> {
     let snd = nix::sys::socket::getsockopt(&fd, sockopt::SndBuf)?;

@@ -43,6 +43,12 @@ pub struct TransportOpts {
     /// `--netns`: server ends made in their own network namespace, client
     /// ends in the calling thread's (see [`Placement::enter_client`]).
     pub netns: Option<Placement>,
+    /// `--sndbuf`, `--rcvbuf`: SO_SNDBUF/SO_RCVBUF asked for on both ends
+    /// of a socket pair once connected (`None`: the system's defaults).
+    pub sndbuf: Option<usize>,
+    pub rcvbuf: Option<usize>,
+    /// `--busy-poll`: SO_BUSY_POLL (µs) on both ends.
+    pub busy_poll: Option<u32>,
 }
 
 impl Default for TransportOpts {
@@ -52,6 +58,9 @@ impl Default for TransportOpts {
             timeout: Duration::from_secs(5),
             wait: Wait::Block,
             netns: None,
+            sndbuf: None,
+            rcvbuf: None,
+            busy_poll: None,
         }
     }
 }

@@ -95,6 +95,21 @@ pub(crate) fn fit_datagram(fd: BorrowedFd<'_>, size: usize) -> std::io::Result<(
     Ok(())
 }
 
+/// The socket options a case asks for (`--sndbuf`, `--rcvbuf`,
+/// `--busy-poll`), on one end.
+fn apply_options(ctx: Ctx, fd: BorrowedFd<'_>, opts: &TransportOpts) -> Result<()> {
+    if let Some(b) = opts.sndbuf {
+        s::set_sndbuf(fd, b).map_err(ctx.err("setsockopt", "SO_SNDBUF"))?;
+    }
+    if let Some(b) = opts.rcvbuf {
+        s::set_rcvbuf(fd, b).map_err(ctx.err("setsockopt", "SO_RCVBUF"))?;
+    }
+    if let Some(us) = opts.busy_poll {
+        s::set_busy_poll(fd, us).map_err(ctx.err("setsockopt", "SO_BUSY_POLL"))?;
+    }
+    Ok(())
+}
+
 /// The buffer sizes in force on a client end, as the kernel reports them.
 fn buffers(ctx: Ctx, fd: BorrowedFd<'_>) -> Result<Buffers> {
     let (snd, rcv) = s::buffers(fd).map_err(ctx.err("getsockopt", "SO_SNDBUF/SO_RCVBUF"))?;
@@ -111,6 +126,9 @@ pub(crate) fn wrap_sockets(
     (client, server): (OwnedFd, OwnedFd),
     opts: &TransportOpts,
 ) -> Result<Connected> {
+    for fd in [client.as_fd(), server.as_fd()] {
+        apply_options(ctx, fd, opts)?;
+    }
     let buffers = buffers(ctx, client.as_fd())?;
     let wrap = |fd| -> std::io::Result<AnyEndpoint> {
         Ok(if ctx.kind.is_stream() {
@@ -143,6 +161,7 @@ pub(crate) fn finish_connected(
         if !ctx.kind.is_stream() {
             fit_datagram(fd, size).map_err(ctx.err("setsockopt", "SO_SNDBUF/SO_RCVBUF"))?;
         }
+        apply_options(ctx, fd, opts)?;
     }
     if opts.wait == Wait::Spin {
         for ep in [&mut client, &mut server] {

@@ -95,6 +95,9 @@ impl PairSpec {
             opts: TransportOpts {
                 nodelay: case.knobs.nodelay,
                 wait: case.knobs.wait,
+                sndbuf: case.knobs.sndbuf,
+                rcvbuf: case.knobs.rcvbuf,
+                busy_poll: case.knobs.busy_poll,
                 ..plan.opts
             },
             mode: case.knobs.mode,

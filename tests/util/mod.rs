@@ -30,7 +30,7 @@ pub fn opts() -> TransportOpts {
         nodelay: true,
         timeout: Duration::from_secs(5),
         wait: Wait::Block,
-        netns: None,
+        ..TransportOpts::default()
     }
 }
 
