@@ -145,6 +145,13 @@ pub struct Common {
     /// SO_BUSY_POLL in µs on both ends (a list is a case dimension).
     #[arg(long, value_delimiter = ',', value_parser = parse_busy_poll)]
     pub busy_poll: Vec<u32>,
+    /// A per-network-namespace sysctl and its values, NAME=V1,V2 (repeat
+    /// for more, up to 4): each value runs in a private network namespace
+    /// made for its cases (client and server both, lo up), interleaved, with
+    /// ratios to the first value. The host's values never change; host-wide
+    /// names (net.core.rmem_default, ...) are refused.
+    #[arg(long = "sysctl", value_parser = parse_sysctl, value_name = "NAME=V1,V2")]
+    pub sysctl: Vec<crate::spec::Sysctl>,
     /// A/A control: a second copy of each baseline case (every knob at its
     /// first value) runs in the same rounds; its ratio to the baseline
     /// should be 1, and its CI is the run's own resolution.
@@ -424,6 +431,37 @@ pub fn parse_cpu(s: &str) -> Result<usize, String> {
     s.parse::<usize>().map_err(|_| {
         "must be a CPU number (0, 1, ...); see /sys/devices/system/cpu/online".to_string()
     })
+}
+
+/// `--sysctl`: `NAME=V1,V2`, a network sysctl (`net.…`, dots or slashes)
+/// and its comma-separated values (whitespace inside a value is kept:
+/// `net.ipv4.tcp_rmem=4096 131072 6291456,4096 1048576 6291456`).
+pub fn parse_sysctl(s: &str) -> Result<crate::spec::Sysctl, String> {
+    let (name, values) = s
+        .split_once('=')
+        .ok_or("must be NAME=V1,V2, e.g. net.ipv4.tcp_autocorking=1,0")?;
+    let name = name.trim().replace('/', ".");
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !ok_chars || name.split('.').any(str::is_empty) {
+        return Err(format!(
+            "'{name}' is not a sysctl name (like net.ipv4.tcp_autocorking)"
+        ));
+    }
+    if !name.starts_with("net.") {
+        return Err(format!(
+            "{name}: only network sysctls (net.*) belong to a network namespace"
+        ));
+    }
+    let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).collect();
+    if values.iter().any(String::is_empty) {
+        return Err("an empty value; give NAME=V1,V2".into());
+    }
+    if values.len() > 255 {
+        return Err("at most 255 values".into());
+    }
+    Ok(crate::spec::Sysctl { name, values })
 }
 
 /// `--placement`: SERVER/CLIENT CPU numbers, e.g. `0/1`.

@@ -14,7 +14,7 @@ use crate::cli::{
     TransportArg,
 };
 use crate::error::{Error, Result};
-use crate::spec::{Arrival, Job, Knobs, Mode};
+use crate::spec::{Arrival, Job, Knobs, MAX_SYSCTLS, Mode, Sysctl};
 use crate::spec::{NetnsMode, TransportKind, Wait, size_label};
 use crate::transport::{TransportOpts, datagram_limit};
 
@@ -147,6 +147,8 @@ pub struct Plan {
     /// The baseline knobs: the first value of every knob's list. Ratios of a
     /// knob are taken against its first value.
     pub base: Knobs,
+    /// `--sysctl`: the per-namespace sysctls and their values, in order.
+    pub sysctls: Vec<Sysctl>,
     /// Hidden `--fault-server-exit-after`: see `workload::PairSpec::server_exit_after`.
     pub server_exit_after: Option<u64>,
     pub opts: TransportOpts,
@@ -307,6 +309,7 @@ impl Plan {
         }
         let knobs = knob_product(c)?;
         let base = knobs[0];
+        check_sysctls(c)?;
         if workload.job() == Job::Accept {
             for (flag, given) in [
                 ("--sndbuf", c.sndbuf.first().map(|v| v.to_string())),
@@ -530,6 +533,7 @@ impl Plan {
             pairs: c.pairs as usize,
             mode: base.mode,
             base,
+            sysctls: c.sysctl.clone(),
             server_exit_after: c.fault_server_exit_after,
             opts: TransportOpts {
                 nodelay: base.nodelay,
@@ -552,6 +556,28 @@ impl Plan {
             self.server_cpus[p % self.server_cpus.len()],
             self.client_cpus[p % self.client_cpus.len()],
         )
+    }
+
+    /// The sysctl combinations the cases use, each with the values to
+    /// write (by /proc/sys path): one private namespace each.
+    pub fn tunings(&self) -> Vec<crate::transport::Tuning> {
+        if self.sysctls.is_empty() {
+            return Vec::new();
+        }
+        let mut out: Vec<crate::transport::Tuning> = Vec::new();
+        for c in &self.cases {
+            let key = c.knobs.sysctl;
+            if out.iter().all(|(k, _)| *k != key) {
+                let values = self
+                    .sysctls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| (x.path(), x.values[usize::from(key[i])].clone()))
+                    .collect();
+                out.push((key, values));
+            }
+        }
+        out
     }
 
     /// Every pair's placement, as recorded: `s0c1` or `s0c1 s1c0`.
@@ -650,6 +676,20 @@ fn knob_product(c: &Common) -> Result<Vec<Knobs>> {
     let busy_poll = or_default(unique("--busy-poll", c.busy_poll.iter().copied(), |b| {
         b.to_string()
     })?);
+    // Every combination of the sysctls' value indices, the last varying fastest.
+    let mut sysctl: Vec<[u8; MAX_SYSCTLS]> = vec![[0; MAX_SYSCTLS]];
+    for (i, x) in c.sysctl.iter().enumerate().take(MAX_SYSCTLS) {
+        sysctl = sysctl
+            .into_iter()
+            .flat_map(|k| {
+                (0..x.values.len()).map(move |v| {
+                    let mut k = k;
+                    k[i] = v as u8;
+                    k
+                })
+            })
+            .collect();
+    }
     let mut out = Vec::new();
     for &n in &nodelay {
         for &w in &wait {
@@ -658,19 +698,22 @@ fn knob_product(c: &Common) -> Result<Vec<Knobs>> {
                     for &sb in &sndbuf {
                         for &rb in &rcvbuf {
                             for &bp in &busy_poll {
-                                let k = Knobs {
-                                    nodelay: n == Switch::On,
-                                    wait: w,
-                                    mode: m,
-                                    placement: p,
-                                    sndbuf: sb,
-                                    rcvbuf: rb,
-                                    busy_poll: bp,
-                                    copy: 0,
-                                };
-                                out.push(k);
-                                if c.control && out.len() == 1 {
-                                    out.push(Knobs { copy: 1, ..k });
+                                for &sy in &sysctl {
+                                    let k = Knobs {
+                                        nodelay: n == Switch::On,
+                                        wait: w,
+                                        mode: m,
+                                        placement: p,
+                                        sndbuf: sb,
+                                        rcvbuf: rb,
+                                        busy_poll: bp,
+                                        sysctl: sy,
+                                        copy: 0,
+                                    };
+                                    out.push(k);
+                                    if c.control && out.len() == 1 {
+                                        out.push(Knobs { copy: 1, ..k });
+                                    }
                                 }
                             }
                         }
@@ -680,6 +723,80 @@ fn knob_product(c: &Common) -> Result<Vec<Knobs>> {
         }
     }
     Ok(out)
+}
+
+/// `--sysctl`, before anything runs: at most [`MAX_SYSCTLS`] names, each
+/// once and each value once, none with `--netns` (each value has a
+/// namespace of its own), and each per network namespace and accepted by
+/// the kernel, tried in a throwaway namespace (the host's values are never
+/// written).
+fn check_sysctls(c: &Common) -> Result<()> {
+    if c.sysctl.is_empty() {
+        return Ok(());
+    }
+    let show = |x: &Sysctl| format!("{}={}", x.name, x.values.join(","));
+    if c.sysctl.len() > MAX_SYSCTLS {
+        return Err(Error::config(
+            "--sysctl",
+            show(&c.sysctl[MAX_SYSCTLS]),
+            format!("at most {MAX_SYSCTLS} sysctls per run"),
+        ));
+    }
+    let mut names = HashSet::new();
+    for x in &c.sysctl {
+        if !names.insert(x.knob().to_string()) {
+            return Err(Error::config(
+                "--sysctl",
+                &x.name,
+                "given twice; list each sysctl once",
+            ));
+        }
+        let mut seen = HashSet::new();
+        for v in &x.values {
+            if !seen.insert(v) {
+                return Err(Error::config(
+                    "--sysctl",
+                    show(x),
+                    format!("value '{v}' given twice"),
+                ));
+            }
+        }
+    }
+    if let Some(&m) = c.netns.iter().find(|&&m| m != NetnsMode::Off) {
+        return Err(Error::config(
+            "--netns",
+            m.name(),
+            "--sysctl runs each value's cases in a namespace of their own; leave --netns out",
+        ));
+    }
+    use crate::transport::{SysctlRefusal, check_sysctls as probe};
+    probe(&c.sysctl).map_err(|(i, why)| {
+        let x = &c.sysctl[i];
+        match why {
+            SysctlRefusal::NoNamespace(e) => Error::config(
+                "--sysctl",
+                show(x),
+                format!("needs a private network namespace, and unshare(CLONE_NEWNET) failed: {e} (run as root)"),
+            ),
+            SysctlRefusal::Unknown => Error::config(
+                "--sysctl",
+                &x.name,
+                format!("no such sysctl on this kernel ({} does not exist)", x.path()),
+            ),
+            SysctlRefusal::HostWide => Error::config(
+                "--sysctl",
+                &x.name,
+                "is host-wide, not per network namespace (read-only or absent inside one); \
+                 sockbench never changes the host's settings, and a host-wide sysctl would need \
+                 --allow-host-sysctl, which this version does not have",
+            ),
+            SysctlRefusal::Value(v, e) => Error::config(
+                "--sysctl",
+                format!("{}={v}", x.name),
+                format!("the kernel refuses this value ({e})"),
+            ),
+        }
+    })
 }
 
 /// `--request-size` and `--response-size`, each without repeats.

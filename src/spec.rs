@@ -205,12 +205,38 @@ pub enum Mode {
     Process,
 }
 
+/// Most `--sysctl` flags a run takes.
+pub const MAX_SYSCTLS: usize = 4;
+
+/// A per-network-namespace sysctl and the values a run gives it
+/// (`--sysctl net.ipv4.tcp_autocorking=1,0`), each applied inside a
+/// private namespace made for the cases that run with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sysctl {
+    /// Dotted name, `net.ipv4.tcp_autocorking`.
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+impl Sysctl {
+    /// The name a knob goes by in ratios and labels: the last component
+    /// (`tcp_autocorking`).
+    pub fn knob(&self) -> &str {
+        self.name.rsplit('.').next().unwrap_or(&self.name)
+    }
+
+    /// Its file under /proc/sys.
+    pub fn path(&self) -> String {
+        format!("/proc/sys/{}", self.name.replace('.', "/"))
+    }
+}
+
 /// What a case runs with beyond its transport and sizes: socket options,
-/// how calls wait, where the server runs, which CPUs. Each is a case
-/// dimension when its flag takes a list (`--nodelay on,off`, `--wait
-/// block,spin`, `--mode thread,process`, `--placement 0/1,0/0`,
-/// `--sndbuf`, `--rcvbuf`, `--busy-poll`); the plan's cases hold every
-/// combination, interleaved in the same rounds.
+/// how calls wait, where the server runs, which CPUs, which sysctl values.
+/// Each is a case dimension when its flag takes a list (`--nodelay
+/// on,off`, `--wait block,spin`, `--mode thread,process`, `--placement
+/// 0/1,0/0`, `--sndbuf`, `--rcvbuf`, `--busy-poll`, `--sysctl`); the plan's
+/// cases hold every combination, interleaved in the same rounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Knobs {
     /// `TCP_NODELAY` on TCP sockets.
@@ -225,12 +251,16 @@ pub struct Knobs {
     pub sndbuf: Option<usize>,
     pub rcvbuf: Option<usize>,
     pub busy_poll: Option<u32>,
+    /// `--sysctl`: the index of each sysctl's value (in the run's list of
+    /// sysctls, in order); unused entries are 0.
+    pub sysctl: [u8; MAX_SYSCTLS],
     /// `--control`: 1 for the A/A copy of the baseline case (the same
     /// knobs, run as a case of its own in the same rounds), 0 otherwise.
     pub copy: u8,
 }
 
-/// The knobs a ratio can vary, in the order their values nest.
+/// The knobs every run has, in the order their values nest (a run's
+/// sysctls follow, by [`Sysctl::knob`]).
 pub const KNOBS: [&str; 7] = [
     "nodelay",
     "wait",
@@ -242,9 +272,9 @@ pub const KNOBS: [&str; 7] = [
 ];
 
 impl Knobs {
-    /// The value of knob `name` (one of [`KNOBS`]), as written on the
-    /// command line (`on`, `spin`, `process`, `0/1`).
-    pub fn value(&self, name: &str) -> String {
+    /// The value of knob `name` (one of [`KNOBS`], or a sysctl's knob name),
+    /// as written on the command line (`on`, `spin`, `process`, `0/1`, `0`).
+    pub fn value(&self, name: &str, sysctls: &[Sysctl]) -> String {
         match name {
             "nodelay" => if self.nodelay { "on" } else { "off" }.to_string(),
             "wait" => format!("{:?}", self.wait).to_lowercase(),
@@ -255,25 +285,48 @@ impl Knobs {
             "sndbuf" => self.sndbuf.map_or_else(String::new, size_label),
             "rcvbuf" => self.rcvbuf.map_or_else(String::new, size_label),
             "busy-poll" => self.busy_poll.map_or_else(String::new, |us| us.to_string()),
-            _ => unreachable!("unknown knob {name}"),
+            sysctl => sysctls
+                .iter()
+                .position(|s| s.knob() == sysctl)
+                // One word: whitespace inside a value (tcp_rmem's three
+                // numbers) becomes `_`, so labels split on spaces.
+                .map(|i| {
+                    sysctls[i].values[usize::from(self.sysctl[i])]
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join("_")
+                })
+                .unwrap_or_else(|| unreachable!("unknown knob {name}")),
         }
     }
 
-    /// The knobs that differ between `self` and `other` (the A/A copy aside).
-    pub fn differences(&self, other: &Knobs) -> Vec<&'static str> {
+    /// Every knob of a run: [`KNOBS`], then its sysctls.
+    pub fn names(sysctls: &[Sysctl]) -> Vec<String> {
         KNOBS
+            .iter()
+            .map(|k| k.to_string())
+            .chain(sysctls.iter().map(|s| s.knob().to_string()))
+            .collect()
+    }
+
+    /// The knobs that differ between `self` and `other` (the A/A copy aside).
+    pub fn differences(&self, other: &Knobs, sysctls: &[Sysctl]) -> Vec<String> {
+        Self::names(sysctls)
             .into_iter()
-            .filter(|k| self.value(k) != other.value(k))
+            .filter(|k| self.value(k, sysctls) != other.value(k, sysctls))
             .collect()
     }
 
     /// `nodelay=off wait=spin`: the knobs where `self` differs from
-    /// `base`, and ` (A/A)` for a control copy; empty for the baseline.
-    pub fn label(&self, base: &Knobs) -> String {
+    /// `base`, and `A/A` for a control copy; empty for the baseline.
+    pub fn label(&self, base: &Knobs, sysctls: &[Sysctl]) -> String {
         let mut parts: Vec<String> = self
-            .differences(base)
+            .differences(base, sysctls)
             .into_iter()
-            .map(|k| format!("{k}={}", self.value(k)))
+            .map(|k| {
+                let v = self.value(&k, sysctls);
+                format!("{k}={v}")
+            })
             .collect();
         if self.copy > 0 {
             parts.push("A/A".into());

@@ -379,3 +379,127 @@ fn socket_buffer_lists_record_what_the_kernel_granted() {
         assert_eq!(s(r, "knob_values"), "sndbuf=256K / sndbuf=64K");
     }
 }
+
+fn host(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// `--sysctl`: each value is written in a private network namespace made
+/// for its cases, so a TCP socket made there starts with that
+/// namespace's tcp_rmem default as its receive buffer, while the host's
+/// value never changes.
+#[test]
+fn each_sysctl_value_is_in_force_in_its_cases_namespace_and_the_host_keeps_its_own() {
+    if !util::can_make_netns() {
+        eprintln!("cannot make network namespaces here (not root?): skipped");
+        return;
+    }
+    let before = host("/proc/sys/net/ipv4/tcp_rmem");
+    let mut args = vec![
+        "latency",
+        "-t",
+        "tcp4,uds-stream",
+        "-s",
+        "64",
+        "--sysctl",
+        "net.ipv4.tcp_rmem=4096 65536 6291456,4096 262144 6291456",
+        "--control",
+    ];
+    args.extend(QUICK);
+    let doc = json_run(&args);
+    assert_eq!(
+        host("/proc/sys/net/ipv4/tcp_rmem"),
+        before,
+        "the host's value is untouched"
+    );
+    let cases = doc["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 2 * 3);
+    for c in cases.iter().filter(|c| c["transport"] == "tcp4") {
+        let in_force = c["sysctls"][0].as_str().unwrap();
+        let default: u64 = in_force
+            .strip_prefix("net.ipv4.tcp_rmem=")
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(c["rcvbuf_bytes"], default, "{c}");
+    }
+    let r = doc["ratios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["knob"] == "tcp_rmem" && r["numerator"] == "tcp4")
+        .expect("a tcp_rmem ratio");
+    assert_eq!(
+        s(r, "knob_values"),
+        "tcp_rmem=4096_262144_6291456 / tcp_rmem=4096_65536_6291456"
+    );
+}
+
+/// Bad `--sysctl`s are refused with one line and exit 2 before anything
+/// runs, and the host's values stay as they were.
+#[test]
+fn sysctl_refusals_are_one_line_before_anything_runs() {
+    if !util::can_make_netns() {
+        eprintln!("cannot make network namespaces here (not root?): skipped");
+        return;
+    }
+    let tmp = private_tmp();
+    let before = (
+        host("/proc/sys/net/ipv4/tcp_autocorking"),
+        host("/proc/sys/net/core/rmem_default"),
+    );
+    for (args, want) in [
+        (
+            vec!["--sysctl", "net.core.rmem_default=4096,8192"],
+            vec!["net.core.rmem_default", "host-wide", "--allow-host-sysctl"],
+        ),
+        (
+            vec!["--sysctl", "net.ipv4.tcp_autocorking=2"],
+            vec!["net.ipv4.tcp_autocorking=2", "refuses"],
+        ),
+        (
+            vec!["--sysctl", "net.nope.x=1"],
+            vec!["net.nope.x", "no such sysctl"],
+        ),
+        (
+            vec!["--sysctl", "kernel.pid_max=5"],
+            vec!["--sysctl", "kernel.pid_max", "net.*"],
+        ),
+        (
+            vec!["--sysctl", "net.ipv4.tcp_autocorking=1,1"],
+            vec!["--sysctl", "twice"],
+        ),
+        (
+            vec!["--sysctl", "net.ipv4.tcp_autocorking"],
+            vec!["--sysctl", "NAME=V1,V2"],
+        ),
+        (
+            vec!["--sysctl", "net.unix.max_dgram_qlen=10", "--netns", "veth"],
+            vec!["--netns", "veth", "--sysctl"],
+        ),
+    ] {
+        let out = run(tmp.path(), &[&["latency"][..], &args, QUICK].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line: {err}"
+        );
+        for w in &want {
+            assert!(err.contains(w), "{args:?}: {err:?} lacks {w:?}");
+        }
+        assert!(out.stdout.is_empty(), "{args:?}: nothing measured");
+    }
+    assert_eq!(
+        (
+            host("/proc/sys/net/ipv4/tcp_autocorking"),
+            host("/proc/sys/net/core/rmem_default"),
+        ),
+        before
+    );
+    assert!(leftovers(tmp.path()).is_empty());
+}

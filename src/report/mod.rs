@@ -11,7 +11,7 @@ pub mod warnings;
 
 use crate::plan::{Case, Plan, Workload};
 use crate::spec::TransportKind;
-use crate::spec::{Knobs, NetnsMode};
+use crate::spec::{Knobs, NetnsMode, Sysctl};
 use crate::stats::{self, Ci, Summary};
 use crate::workload::run::{CaseOutcome, Run, TrialPoint};
 pub use env::Fingerprint;
@@ -56,6 +56,10 @@ pub struct CaseKey {
     pub rcvbuf_asked_bytes: Option<usize>,
     /// `--busy-poll`: SO_BUSY_POLL in µs on both ends (null: not set).
     pub busy_poll_us: Option<u32>,
+    /// `--sysctl`: each sysctl's value in force in this case's private
+    /// network namespace (`net.ipv4.tcp_autocorking=0`), as written there;
+    /// empty without `--sysctl`.
+    pub sysctls: Vec<String>,
     /// Interleaved trials (rounds) of the case.
     pub trials: usize,
 }
@@ -259,7 +263,7 @@ pub struct RatioRow {
     /// knobs); otherwise the knob whose value differs (`nodelay`, `wait`,
     /// `mode`, `placement`: that value over the knob's first), or
     /// `control` (the A/A copy over the baseline: should be 1).
-    pub knob: Option<&'static str>,
+    pub knob: Option<String>,
     /// Knob ratios: what is divided, named after the knob
     /// (`nodelay=off / nodelay=on`, or `A/A / baseline`); null otherwise.
     pub knob_values: Option<String>,
@@ -372,7 +376,13 @@ fn key(plan: &Plan, c: &Case, trials: usize) -> CaseKey {
             .knobs
             .placement
             .map_or_else(|| plan.placement_label(), |(s, c)| format!("s{s}c{c}")),
-        knobs: c.knobs.label(&plan.base),
+        knobs: c.knobs.label(&plan.base, &plan.sysctls),
+        sysctls: plan
+            .sysctls
+            .iter()
+            .enumerate()
+            .map(|(i, x)| format!("{}={}", x.name, x.values[usize::from(c.knobs.sysctl[i])]))
+            .collect(),
         aa_control: c.knobs.copy > 0,
         sndbuf_asked_bytes: c.knobs.sndbuf,
         rcvbuf_asked_bytes: c.knobs.rcvbuf,
@@ -501,8 +511,10 @@ fn throughput_row(plan: &Plan, o: &CaseOutcome, both: bool, seed: u64) -> Throug
 
 type Pick = fn(&TrialPoint, usize) -> f64;
 
-/// What a pair of cases compares, if they are comparable.
-fn comparison(num: &Case, den: &Case, base: &Knobs) -> Option<Option<&'static str>> {
+/// What a pair of cases compares, if they are comparable: `Some(None)`
+/// for transports (or `--netns`) at equal knobs, `Some(Some(knob))` for one
+/// knob's value over its first, `Some(Some("control"))` for the A/A copy.
+fn comparison(num: &Case, den: &Case, base: &Knobs, sysctls: &[Sysctl]) -> Option<Option<String>> {
     let same_load = num.size == den.size && num.response == den.response && num.rate == den.rate;
     if !same_load {
         return None;
@@ -528,14 +540,14 @@ fn comparison(num: &Case, den: &Case, base: &Knobs) -> Option<Option<&'static st
                 ..num.knobs
             })
     {
-        return Some(Some("control"));
+        return Some(Some("control".to_string()));
     }
     if num.knobs.copy != 0 || den.knobs.copy != 0 {
         return None;
     }
     // One knob's value over the knob's first value, the others held.
-    match num.knobs.differences(&den.knobs)[..] {
-        [k] if den.knobs.value(k) == base.value(k) => Some(Some(k)),
+    match &num.knobs.differences(&den.knobs, sysctls)[..] {
+        [k] if den.knobs.value(k, sysctls) == base.value(k, sysctls) => Some(Some(k.clone())),
         _ => None,
     }
 }
@@ -546,11 +558,15 @@ fn comparison(num: &Case, den: &Case, base: &Knobs) -> Option<Option<&'static st
 /// itself without namespaces (what the hop costs); each knob value over
 /// the knob's first, the other knobs held; and the A/A control over its
 /// baseline, whose CI then bounds what the run can tell apart (`verdict`).
-fn ratios(cases: &[CaseOutcome], base: &Knobs, metrics: &[(&'static str, Pick)]) -> Vec<RatioRow> {
+fn ratios(
+    cases: &[CaseOutcome],
+    (base, sysctls): (&Knobs, &[Sysctl]),
+    metrics: &[(&'static str, Pick)],
+) -> Vec<RatioRow> {
     let mut out = Vec::new();
     for num in cases {
         for den in cases {
-            let Some(knob) = comparison(&num.case, &den.case, base) else {
+            let Some(knob) = comparison(&num.case, &den.case, base, sysctls) else {
                 continue;
             };
             for &(metric, pick) in metrics {
@@ -571,17 +587,17 @@ fn ratios(cases: &[CaseOutcome], base: &Knobs, metrics: &[(&'static str, Pick)])
                     denominator: den.case.transport.name(),
                     numerator_netns: num.case.netns,
                     denominator_netns: den.case.netns,
-                    knob,
-                    knob_values: knob.map(|k| match k {
+                    knob_values: knob.as_deref().map(|k| match k {
                         "control" => "A/A / baseline".to_string(),
                         k => format!(
                             "{k}={} / {k}={}",
-                            num.case.knobs.value(k),
-                            den.case.knobs.value(k)
+                            num.case.knobs.value(k, sysctls),
+                            den.case.knobs.value(k, sysctls)
                         ),
                     }),
-                    numerator_knobs: num.case.knobs.label(base),
-                    denominator_knobs: den.case.knobs.label(base),
+                    knob: knob.clone(),
+                    numerator_knobs: num.case.knobs.label(base, sysctls),
+                    denominator_knobs: den.case.knobs.label(base, sysctls),
                     metric,
                     ratio: stats::median(&r),
                     ci_low: low,
@@ -599,7 +615,7 @@ fn ratios(cases: &[CaseOutcome], base: &Knobs, metrics: &[(&'static str, Pick)])
     // 1 and the ratio lies outside that spread.
     let controls: Vec<RatioRow> = out
         .iter()
-        .filter(|r| r.knob == Some("control"))
+        .filter(|r| r.knob.as_deref() == Some("control"))
         .cloned()
         .collect();
     for r in out.iter_mut().filter(|r| r.knob.is_some()) {
@@ -627,7 +643,7 @@ fn ratios(cases: &[CaseOutcome], base: &Knobs, metrics: &[(&'static str, Pick)])
                 r.response_bytes,
                 r.offered_per_s,
                 r.metric,
-                r.knob,
+                r.knob.clone(),
                 r.numerator,
                 r.numerator_netns.name(),
                 r.numerator_knobs.clone(),
@@ -644,7 +660,7 @@ fn ratios(cases: &[CaseOutcome], base: &Knobs, metrics: &[(&'static str, Pick)])
 /// and the ratio lies outside the A/A spread (when the run has one);
 /// `no change` otherwise; `control` for the A/A ratio itself.
 fn verdict(r: &RatioRow) -> &'static str {
-    if r.knob == Some("control") {
+    if r.knob.as_deref() == Some("control") {
         return "control";
     }
     let outside_ci = r.ci_low > 1.0 || r.ci_high < 1.0;
@@ -703,8 +719,12 @@ fn assemble<R>(
             .zip(&run.cases)
             .map(|(row, o)| CaseJson {
                 row,
-                hgrm_file: (!o.hist.is_empty())
-                    .then(|| format!("{}.hgrm", case_stem(o.case.transport, &o.case, &plan.base))),
+                hgrm_file: (!o.hist.is_empty()).then(|| {
+                    format!(
+                        "{}.hgrm",
+                        case_stem(o.case.transport, &o.case, &plan.base, &plan.sysctls)
+                    )
+                }),
                 trial_points: o.trials.clone(),
             })
             .collect(),
@@ -726,7 +746,11 @@ pub fn build(plan: &Plan, run: &Run, argv: Vec<String>, mut env: Fingerprint) ->
             .enumerate()
             .map(|(i, o)| throughput_row(plan, o, both, seed(i)))
             .collect();
-        let ratios = ratios(&run.cases, &plan.base, &[("bytes_per_s", rate)]);
+        let ratios = ratios(
+            &run.cases,
+            (&plan.base, &plan.sysctls),
+            &[("bytes_per_s", rate)],
+        );
         let mut r = assemble(plan, run, argv, env, rows, ratios);
         r.warnings = general;
         r.warnings.extend(warnings::throughput(&r.cases));
@@ -745,7 +769,7 @@ pub fn build(plan: &Plan, run: &Run, argv: Vec<String>, mut env: Fingerprint) ->
             // Under load the question is the tail.
             metrics.push(("p99", |t, _| t.p99_ns as f64));
         }
-        let ratios = ratios(&run.cases, &plan.base, &metrics);
+        let ratios = ratios(&run.cases, (&plan.base, &plan.sysctls), &metrics);
         let mut r = assemble(plan, run, argv, env, rows, ratios);
         r.warnings = general;
         r.warnings.extend(warnings::latency(&r.cases));
@@ -784,11 +808,11 @@ impl AnyReport {
 /// the response size differs, with `-veth`/`-bridge` under `--netns`,
 /// `-5000rps` for `load`, and the knobs where it differs from the baseline
 /// (`-nodelay-off`, `-aa` for the A/A copy).
-pub fn case_stem(kind: TransportKind, c: &Case, base: &Knobs) -> String {
+pub fn case_stem(kind: TransportKind, c: &Case, base: &Knobs, sysctls: &[Sysctl]) -> String {
     // Knobs where the case differs from the baseline: `-nodelay-off-aa`.
     let knobs: String = c
         .knobs
-        .label(base)
+        .label(base, sysctls)
         .split(' ')
         .filter(|p| !p.is_empty())
         .map(|p| format!("-{}", p.replace("A/A", "aa").replace(['=', '/'], "-")))
@@ -830,7 +854,7 @@ mod tests {
             denominator: "tcp4",
             numerator_netns: NetnsMode::Off,
             denominator_netns: NetnsMode::Off,
-            knob: Some("nodelay"),
+            knob: Some("nodelay".into()),
             knob_values: Some("nodelay=off / nodelay=on".into()),
             numerator_knobs: "nodelay=off".into(),
             denominator_knobs: String::new(),

@@ -468,7 +468,7 @@ fn knob_lines<R>(s: &mut String, r: &Report<R>, metric: &str) {
     // The knob's two values, and the other knobs where they are held
     // away from the baseline.
     let pair = |x: &super::RatioRow| {
-        let held = if x.denominator_knobs.is_empty() || x.knob == Some("control") {
+        let held = if x.denominator_knobs.is_empty() || x.knob.as_deref() == Some("control") {
             String::new()
         } else {
             format!(" [{}]", x.denominator_knobs)
@@ -487,7 +487,9 @@ fn knob_lines<R>(s: &mut String, r: &Report<R>, metric: &str) {
         .unwrap_or(0);
     for x in rows {
         let aa = match (x.aa_low, x.aa_high) {
-            (Some(lo), Some(hi)) if x.knob != Some("control") => format!(", A/A {lo:.3}–{hi:.3}"),
+            (Some(lo), Some(hi)) if x.knob.as_deref() != Some("control") => {
+                format!(", A/A {lo:.3}–{hi:.3}")
+            }
             _ => String::new(),
         };
         let _ = writeln!(

@@ -19,7 +19,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::Command;
 
 use crate::error::{Error, Result};
-use crate::spec::NetnsMode;
+use crate::spec::{MAX_SYSCTLS, NetnsMode, Sysctl};
 use crate::sys::netns;
 
 /// Where set-up puts each end, for a run with `--netns`. Copied into every
@@ -209,23 +209,113 @@ impl Placement {
     }
 }
 
+/// The sysctl values of one `--sysctl` combination: (index of each
+/// sysctl's value, in the run's order; the values to write, by /proc/sys path).
+pub type Tuning = ([u8; MAX_SYSCTLS], Vec<(String, String)>);
+
 /// Every namespace a run uses: one [`Topology`] per `--netns` mode other
-/// than `off`. Shared by the client threads.
+/// than `off`, and, with `--sysctl`, one private namespace per combination
+/// of sysctl values, where client and server of its cases both live (lo
+/// up, the values written). Shared by the client threads.
 #[derive(Debug, Default)]
 pub struct Namespaces {
     topologies: Vec<(NetnsMode, Topology)>,
+    tuned: Vec<([u8; MAX_SYSCTLS], OwnedFd)>,
+}
+
+/// Why a `--sysctl` cannot be used, for the one-line refusal.
+#[derive(Debug)]
+pub enum SysctlRefusal {
+    /// No private namespace could be made (not root).
+    NoNamespace(std::io::Error),
+    /// No such sysctl on this kernel.
+    Unknown,
+    /// Host-wide: absent or read-only inside a private namespace.
+    HostWide,
+    /// The kernel refused this value.
+    Value(String, std::io::Error),
+}
+
+/// Check `sysctls` before anything runs: each must be per network
+/// namespace (present and writable in a fresh one) and take every value
+/// given. The values are written only inside a throwaway namespace; the
+/// host's are never touched.
+pub fn check_sysctls(sysctls: &[Sysctl]) -> std::result::Result<(), (usize, SysctlRefusal)> {
+    let ns = netns::create().map_err(|e| (0, SysctlRefusal::NoNamespace(e)))?;
+    for (i, s) in sysctls.iter().enumerate() {
+        if !std::path::Path::new(&s.path()).exists() {
+            return Err((i, SysctlRefusal::Unknown));
+        }
+    }
+    netns::within(ns.as_raw_fd(), || {
+        for (i, s) in sysctls.iter().enumerate() {
+            let path = s.path();
+            let open = std::fs::OpenOptions::new().write(true).open(&path);
+            let mut f = match open {
+                Ok(f) => f,
+                Err(_) => return Err((i, SysctlRefusal::HostWide)),
+            };
+            for v in &s.values {
+                std::io::Write::write_all(&mut f, v.as_bytes())
+                    .map_err(|e| (i, SysctlRefusal::Value(v.clone(), e)))?;
+            }
+        }
+        Ok(())
+    })
+    .map_err(|e| (0, SysctlRefusal::NoNamespace(e)))?
+}
+
+/// A private namespace with `lo` up and `values` written in it.
+fn tuned_namespace(values: &[(String, String)]) -> Result<OwnedFd> {
+    let fail = |step: String, reason: String| Error::Netns {
+        mode: "sysctl",
+        step,
+        reason,
+    };
+    let ns = netns::create().map_err(|e| fail("unshare(CLONE_NEWNET)".into(), e.to_string()))?;
+    let mut cmd = Command::new("ip");
+    cmd.args(["link", "set", "lo", "up"]);
+    netns::command_in(&mut cmd, ns.as_raw_fd());
+    let out = cmd
+        .output()
+        .map_err(|e| fail("ip link set lo up".into(), e.to_string()))?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(fail("ip link set lo up".into(), why));
+    }
+    netns::within(ns.as_raw_fd(), || -> Result<()> {
+        for (path, v) in values {
+            std::fs::write(path, v)
+                .map_err(|e| fail(format!("write {v:?} to {path}"), e.to_string()))?;
+        }
+        Ok(())
+    })
+    .map_err(|e| fail("setns".into(), e.to_string()))??;
+    Ok(ns)
 }
 
 impl Namespaces {
-    /// Build a topology for each distinct mode in `modes` (none for `off`).
-    pub fn new(modes: impl Iterator<Item = NetnsMode>) -> Result<Self> {
+    /// Build a topology for each distinct mode in `modes` (none for
+    /// `off`), and a tuned namespace for each of `tunings`.
+    pub fn new(modes: impl Iterator<Item = NetnsMode>, tunings: &[Tuning]) -> Result<Self> {
         let mut ns = Namespaces::default();
         for mode in modes {
             if mode != NetnsMode::Off && ns.placement(mode).is_none() {
                 ns.topologies.push((mode, Topology::new(mode)?));
             }
         }
+        for (key, values) in tunings {
+            ns.tuned.push((*key, tuned_namespace(values)?));
+        }
         Ok(ns)
+    }
+
+    /// The tuned namespace of a sysctl combination, if the run has any.
+    fn tuned(&self, key: [u8; MAX_SYSCTLS]) -> Option<RawFd> {
+        self.tuned
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, fd)| fd.as_raw_fd())
     }
 
     /// Where set-up puts the ends of a `mode` case (`None` for `off`).
@@ -238,7 +328,7 @@ impl Namespaces {
 
     /// For one client thread: remembers the thread's own namespace, for `off`.
     pub fn client(&self) -> Result<ClientPlaces<'_>> {
-        let home = if self.topologies.is_empty() {
+        let home = if self.topologies.is_empty() && self.tuned.is_empty() {
             None
         } else {
             Some(netns::current().map_err(|e| Error::Netns {
@@ -259,9 +349,17 @@ pub struct ClientPlaces<'a> {
 }
 
 impl ClientPlaces<'_> {
-    /// Enter the client namespace of a `mode` case (for `off`, the thread's
-    /// own). No system call when the run has no `--netns`.
-    pub fn enter(&self, mode: NetnsMode) -> Result<()> {
+    /// Enter the client namespace of a `mode` case with sysctl values
+    /// `tuning` (for `off` without `--sysctl`, the thread's own). No system
+    /// call when the run has neither.
+    pub fn enter(&self, mode: NetnsMode, tuning: [u8; MAX_SYSCTLS]) -> Result<()> {
+        if let Some(fd) = self.ns.tuned(tuning) {
+            return netns::enter(fd).map_err(|e| Error::Netns {
+                mode: "sysctl",
+                step: "setns(tuned namespace)".into(),
+                reason: e.to_string(),
+            });
+        }
         match (self.ns.placement(mode), &self.home) {
             (Some(p), _) => p.enter_client(),
             (None, Some(home)) => netns::enter(home.as_raw_fd()).map_err(|e| Error::Netns {
@@ -275,7 +373,17 @@ impl ClientPlaces<'_> {
 
     /// Run `f` (a look at /proc/thread-self/net) in the namespace of a
     /// `mode` case's server: its own under `--netns`, else the thread's.
-    pub fn on_server_side<T>(&self, mode: NetnsMode, f: impl FnOnce() -> T) -> Result<T> {
+    pub fn on_server_side<T>(
+        &self,
+        mode: NetnsMode,
+        tuning: [u8; MAX_SYSCTLS],
+        f: impl FnOnce() -> T,
+    ) -> Result<T> {
+        if self.ns.tuned(tuning).is_some() {
+            // Client and server share the tuned namespace.
+            self.enter(mode, tuning)?;
+            return Ok(f());
+        }
         match self.ns.placement(mode) {
             Some(p) => p.server(|| Ok(f())).map_err(|e| Error::Netns {
                 mode: mode.name(),
@@ -283,7 +391,7 @@ impl ClientPlaces<'_> {
                 reason: e.to_string(),
             }),
             None => {
-                self.enter(mode)?;
+                self.enter(mode, tuning)?;
                 Ok(f())
             }
         }

@@ -233,7 +233,7 @@ impl Watch {
 /// under way; the result keeps the complete rounds.
 pub fn run(plan: &Plan, dir: Option<&SocketDir>, watch: Option<&Watch>) -> Result<Run> {
     // `--netns`: the namespaces live until this returns (or the process dies).
-    let ns = &Namespaces::new(plan.cases.iter().map(|c| c.netns))?;
+    let ns = &Namespaces::new(plan.cases.iter().map(|c| c.netns), &plan.tunings())?;
     let beats: Vec<BeatCell> = (0..plan.pairs).map(|_| BeatCell::default()).collect();
     let barrier = AbortBarrier::new(plan.pairs);
     let started = Instant::now();
@@ -480,7 +480,7 @@ fn measure(
         .iter()
         .map(|c| {
             place(c)?;
-            places.enter(c.netns)?;
+            places.enter(c.netns, c.knobs.sysctl)?;
             let mut spec = PairSpec::for_case(plan, c, server_cpu);
             spec.opts.netns = ns.placement(c.netns);
             Pair::new(spec, dir)
@@ -493,8 +493,9 @@ fn measure(
         tw_before.push(match pair.listen_port() {
             None => (Vec::new(), Vec::new()),
             Some(port) => {
-                let server = places.on_server_side(case.netns, || time_wait_before(port))?;
-                places.enter(case.netns)?;
+                let server = places
+                    .on_server_side(case.netns, case.knobs.sysctl, || time_wait_before(port))?;
+                places.enter(case.netns, case.knobs.sysctl)?;
                 (server, time_wait_before(port))
             }
         });
@@ -510,7 +511,7 @@ fn measure(
     let mut check_every = Vec::with_capacity(pairs.len());
     for (pair, case) in pairs.iter_mut().zip(&plan.cases) {
         place(case)?;
-        places.enter(case.netns)?;
+        places.enter(case.netns, case.knobs.sysctl)?;
         let per_op_ns = warm_up(pair, plan, &mut s)?;
         if p == 0
             && let Some(w) = watch
@@ -560,7 +561,7 @@ fn measure(
                 p.check_alive()?;
             }
             place(&plan.cases[i])?;
-            places.enter(plan.cases[i].netns)?;
+            places.enter(plan.cases[i].netns, plan.cases[i].knobs.sysctl)?;
             // Client 0 samples the (shared) process, untimed, before the
             // trial's warm-up; `merge` keeps pair 0's figures.
             let resources = if p == 0 {
@@ -652,9 +653,10 @@ fn measure(
     for ((o, pair), (on_server, on_client)) in outcomes.iter_mut().zip(&pairs).zip(&tw_before) {
         // Each side's TIME_WAIT sockets, in that side's namespace.
         if let Some(port) = pair.listen_port() {
-            let server = places
-                .on_server_side(o.case.netns, || time_wait_sockets(port, on_server).server)?;
-            places.enter(o.case.netns)?;
+            let server = places.on_server_side(o.case.netns, o.case.knobs.sysctl, || {
+                time_wait_sockets(port, on_server).server
+            })?;
+            places.enter(o.case.netns, o.case.knobs.sysctl)?;
             let client = time_wait_sockets(port, on_client).client;
             o.time_wait = Some(TimeWait { server, client });
         }
