@@ -46,7 +46,8 @@ def samples(case):
 def label(case):
     size = plots.sizes_label(case["size_bytes"], case["response_bytes"])
     extra = f" x{case['pairs']}" if case.get("pairs", 1) > 1 else ""
-    return f"{case['workload']} {case['transport']} {size}{extra}"
+    knobs = f" [{case['knobs']}]" if case.get("knobs") else ""
+    return f"{case['workload']} {case['transport']} {size}{extra}{knobs}"
 
 
 def main():
@@ -64,10 +65,12 @@ def main():
         load.fatal("the runs come from different hardware (" + "; ".join(hw) +
                    "); a comparison would measure the machines, not the change. "
                    "Pass --allow-different-hardware to compare anyway")
-    b_cases = {load.key(c): c for c in before.cases}
+    b_cases = {load.key(c): c for c in before.cases if not c.get("aa_control")}
     rows = []
     for i, a in enumerate(after.cases):
         b = b_cases.get(load.key(a))
+        if a.get("aa_control"):
+            continue
         if b is None:
             continue
         (bs, higher_better), (as_, _) = samples(b), samples(a)
@@ -111,6 +114,14 @@ def main():
           f"{cell(after.env.get('taken_at', '?'))})", ""]
     if hw:
         md += [f"**Warning: different hardware ({'; '.join(hw)}); compared because --allow-different-hardware.**", ""]
+    # Each run's own resolution: its A/A control ratios (`--control`).
+    aa = []
+    for which, run in (("before", before), ("after", after)):
+        for x in run.ratios:
+            if x.get("knob") == "control":
+                aa.append(f"| {which} | {cell(x['numerator'])} | "
+                          f"{plots.sizes_label(x['size_bytes'], x['response_bytes'])} | {cell(x['metric'])} | "
+                          f"{x['ratio']:.3f} ({x['ci_low']:.3f}–{x['ci_high']:.3f}) |")
     settings = []
     for k in ("mode", "wait", "nodelay", "placement", "trials", "direction"):
         bv = {c.get(k) for c in before.cases}
@@ -144,6 +155,13 @@ def main():
             md.append(f"| {cell(r['case'])} | {b99 / 1e3:.2f} µs | {a99 / 1e3:.2f} µs | {100 * ch99:+.1f}% ({ci}) |")
     if fig:
         md += ["", f"![change per case](figures/{os.path.basename(fig)})"]
+    if aa:
+        md += ["", "## Each run's A/A spread", "",
+               "Runs made with `--control` hold a copy of their baseline run as a case of its own in the same "
+               "rounds: its ratio to the baseline should be 1, and its CI is what that run can tell apart. A "
+               "change between two runs smaller than this spread is within one run's own noise; a setting "
+               "compared inside one run (a knob list) is read against it directly.", "",
+               "| run | transport | sizes | metric | A/A ratio (95% CI) |", "|---|---|---|---|---|"] + aa
     md += ["", f"Made by `scripts/compare {cell(args.before)} {cell(args.after)}`.", ""]
     path = os.path.join(out, "compare.md")
     common.write_text(path, "\n".join(md))

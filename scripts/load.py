@@ -24,8 +24,9 @@ SCHEMA = os.path.join(ROOT, "docs", "results-schema.json")
 SCHEMA_VERSION = 2  # the newest this loader reads; files without one are version 1
 LATENCY_WORKLOADS = ("latency", "rr", "connect")
 CASE_KEY = ("workload", "transport", "size_bytes", "response_bytes", "depth", "pairs", "netns")
-# Key columns only some workloads have: `load`'s offered rate.
-OPTIONAL_KEY = ("offered_per_s",)
+# Key columns only some workloads or runs have: `load`'s offered rate, and
+# the knobs where a case differs from its run's baseline (empty otherwise).
+OPTIONAL_KEY = ("offered_per_s", "knobs")
 NEEDED_LATENCY = ("p50_ns", "p99_ns", "p999_ns", "mean_ns", "p50_ci_low_ns", "p50_ci_high_ns", "ops_per_s")
 NEEDED_THROUGHPUT = ("bytes_per_s", "bytes_per_s_ci_low", "bytes_per_s_ci_high", "client_cpu_ns_per_msg",
                      "server_cpu_ns_per_msg", "loss_pct")
@@ -101,6 +102,20 @@ class Run:
     def workloads(self):
         return sorted({c["workload"] for c in self.cases})
 
+    def baseline(self):
+        """The run as a run without knob lists: its baseline cases (every
+        knob at its first value, no A/A copy) and the ratios between them."""
+        b = Run(self.source, self.label, [c for c in self.cases if not c.get("knobs")],
+                [x for x in self.ratios if x.get("knob") is None], self.warnings, self.env, self.command, self.hgrm)
+        b.settings = self.settings
+        return b
+
+    def knob_ratios(self):
+        """Ratios of a knob value over the knob's first, and the A/A ratios
+        (`knob` == "control"), of the run's main metric."""
+        main = {"throughput": "bytes_per_s", "load": "p99"}.get(self.workloads()[0] if self.cases else "", "p50")
+        return [x for x in self.ratios if x.get("knob") is not None and x.get("metric") == main]
+
 
 def netns(case):
     """`--netns` mode of a case or ratio side; runs from before --netns were all `off`."""
@@ -108,7 +123,13 @@ def netns(case):
 
 
 def key(case):
-    return tuple(netns(case) if k == "netns" else case.get(k) for k in CASE_KEY + OPTIONAL_KEY)
+    def get(k):
+        if k == "netns":
+            return netns(case)
+        if k == "knobs":  # runs from before knob lists had none
+            return case.get(k) or ""
+        return case.get(k)
+    return tuple(get(k) for k in CASE_KEY + OPTIONAL_KEY)
 
 
 def load_sockbench(path):

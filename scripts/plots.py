@@ -495,3 +495,40 @@ def load_vs_rate(runs, out_dir, num="uds-stream", den="tcp4"):
     fig.suptitle("Latency under open-loop load", fontsize=11)
     fig.tight_layout()
     return _save(fig, out_dir, "load_vs_rate")
+
+
+def knob_ratios(runs, out_dir):
+    """One figure per knob (sysctl, socket option, mode, placement): each
+    value's ratio over the knob's first, per transport and size, with its
+    95% CI, and the A/A control's CI of the same transport and size drawn
+    as a grey band behind it (the run's resolution). Returns [(knob, png)]."""
+    out = []
+    rows = [(r, x) for r in runs for x in r.knob_ratios() if x["knob"] != "control"]
+    for knob in sorted({x["knob"] for _, x in rows}):
+        mine = [(r, x) for r, x in rows if x["knob"] == knob]
+        mine.sort(key=lambda rx: (common.transport_rank(rx[1]["numerator"]), rx[1]["size_bytes"],
+                                  rx[1].get("offered_per_s") or 0, rx[1]["denominator_knobs"]))
+        fig, ax = plt.subplots(figsize=(8, 0.45 * len(mine) + 1.6))
+        labels = []
+        for i, (r, x) in enumerate(mine):
+            if x.get("aa_low") is not None:
+                ax.add_patch(matplotlib.patches.Rectangle((x["aa_low"], i - 0.35), x["aa_high"] - x["aa_low"], 0.7,
+                                                          color="0.85", zorder=1, lw=0))
+            ax.errorbar([x["ratio"]], [i], xerr=[[x["ratio"] - x["ci_low"]], [x["ci_high"] - x["ratio"]]],
+                        fmt="o", color=colour(x["numerator"]), capsize=3, zorder=3)
+            held = f" [{x['denominator_knobs']}]" if x["denominator_knobs"] else ""
+            rate = f" @ {x['offered_per_s']}/s" if x.get("offered_per_s") else ""
+            run_no = f" (run {runs.index(r) + 1})" if len(runs) > 1 else ""
+            labels.append(f"{x['numerator']} {sizes_label(x['size_bytes'], x['response_bytes'])}{rate}{held}"
+                          f"  {x['verdict']}{run_no}")
+        ax.axvline(1.0, color="0.3", lw=0.8, zorder=2)
+        ax.set_yticks(range(len(mine)))
+        ax.set_yticklabels(labels)
+        ax.invert_yaxis()
+        metric = mine[0][1]["metric"]
+        ax.set_xlabel(f"{mine[0][1]['knob_values']}: ratio of {metric} (95% CI); grey: A/A control's CI")
+        better = "above 1: more bytes/s" if metric == "bytes_per_s" else "below 1: faster"
+        ax.set_title(f"{knob}: each value over the first ({better})")
+        ax.grid(axis="x", alpha=0.3)
+        out.append((knob, _save(fig, out_dir, f"knob_{knob.replace('.', '_')}")))
+    return out

@@ -162,12 +162,42 @@ def drift_section(runs):
             f"before the last: {res[1]} KiB, {res[3]} descriptors, {res[5]} threads.", ""]
 
 
+def knobs_section(runs, figdir):
+    """Knob runs: each value over the knob's first, per transport and size,
+    with the A/A control's CI beside it and the verdict, and one figure per
+    knob."""
+    rows = [(n, x) for n, r in enumerate(runs, 1) for x in r.knob_ratios()]
+    if not rows:
+        return []
+    out = ["## Knobs", "",
+           "Each knob value over the knob's first value, the other knobs held, in the same rounds: the median of "
+           "per-round ratios with its 95% bootstrap CI. A/A: the CI of the baseline's control copy over the "
+           "baseline (`--control`), the run's own resolution. A knob changes a number only when its CI excludes 1 "
+           "and the ratio lies outside the A/A spread; otherwise: no change at this run's resolution.", "",
+           "| run | transport | sizes | knob | held | metric | ratio (95% CI) | A/A CI | verdict |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for n, x in sorted(rows, key=lambda nx: (nx[0], nx[1]["knob"] != "control", nx[1]["knob"],
+                                             common.transport_rank(nx[1]["numerator"]), nx[1]["size_bytes"])):
+        aa = f"{x['aa_low']:.3f}–{x['aa_high']:.3f}" if x.get("aa_low") is not None else "–"
+        rate = f" @ {x['offered_per_s']}/s" if x.get("offered_per_s") else ""
+        out.append(f"| {n} | {cell(x['numerator'])} | {plots.sizes_label(x['size_bytes'], x['response_bytes'])}{rate} "
+                   f"| {cell(x['knob_values'])} | {cell(x['denominator_knobs'] or '–')} | {cell(x['metric'])} | "
+                   f"{x['ratio']:.3f} ({x['ci_low']:.3f}–{x['ci_high']:.3f}) | {aa} | {cell(x['verdict'])} |")
+    out.append("")
+    for knob, f in plots.knob_ratios(runs, figdir):
+        out += [f"![{knob}](figures/{os.path.basename(f)})", ""]
+    return out
+
+
 def main():
     p = common.parser("scripts/report", __doc__)
     p.add_argument("runs", nargs="+", help="sockbench run directories or CRITERION_DIR[:BASELINE]")
     p.add_argument("-o", "--output", help="directory for report.md and figures/ (default: the first run)")
     args = p.parse_args()
-    runs = [load.load(r) for r in args.runs]
+    every = [load.load(r) for r in args.runs]
+    # Knob runs: the figures and tables below read each run's baseline
+    # cases; the knobs section reads the rest.
+    runs = [r.baseline() for r in every]
     out = args.output or (runs[0].source if runs[0].label.find("criterion:") < 0 else None)
     if not out:
         raise common.Fatal("a criterion run needs -o OUT_DIR for the report")
@@ -197,7 +227,7 @@ def main():
            "above 1, it moves more.", ""]
     for r in runs:
         md += headline(r)
-    md += netns_section(runs) + web_section(runs) + drift_section(runs)
+    md += netns_section(runs) + web_section(runs) + drift_section(runs) + knobs_section(every, figdir)
     md += ["## Figures", ""]
     for title, f in figs:
         if f:

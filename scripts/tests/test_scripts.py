@@ -353,3 +353,38 @@ def test_every_column_the_scripts_read_is_in_the_schema():
     web = load.schema_properties("WebRow")
     for c in summary(os.path.join(FIX, "web"))["cases"]:
         assert set(c) <= web, set(c) - web
+
+
+def test_report_knobs_section_and_compare_aa_spread(fixtures, tmp_path):
+    """A knob run (--nodelay on,off --control): the report quotes every
+    knob ratio with its A/A CI and verdict and draws one figure per knob;
+    its other tables read the baseline cases only; compare lists each run's
+    A/A spread and leaves the control copies out of its per-case rows."""
+    k = fixtures / "knobs"
+    out = tmp_path / "rep"
+    r = run("report.py", str(k), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    md = (out / "report.md").read_text()
+    d = summary(k)
+    knob = [x for x in d["ratios"] if x["knob"] is not None and x["metric"] == "p50"]
+    assert {x["knob"] for x in knob} == {"nodelay", "control"}
+    section = md[md.index("## Knobs"):md.index("## Figures")]
+    for x in knob:
+        aa = f"{x['aa_low']:.3f}–{x['aa_high']:.3f}" if x["aa_low"] is not None else "–"
+        assert (f"| {x['knob_values']} | – | p50 | {x['ratio']:.3f} ({x['ci_low']:.3f}–{x['ci_high']:.3f}) "
+                f"| {aa} | {x['verdict']} |") in section, x
+    assert (out / "figures" / "knob_nodelay.png").stat().st_size > 1000
+    assert "figures/knob_nodelay.png" in section
+    # The headline is the baseline's: its p50, not a variant's.
+    base = {c["transport"]: c for c in d["cases"] if c["knobs"] == ""}
+    head = md[md.index("## Headline"):md.index("## Knobs")]
+    assert f"| 64 | {base['tcp4']['p50_ns'] / 1e3:.2f} | {base['uds-stream']['p50_ns'] / 1e3:.2f} |" in head
+    r = run("compare.py", str(k), str(k), "-o", str(tmp_path / "cmp"))
+    assert r.returncode == 0, r.stderr
+    cmp = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "## Each run's A/A spread" in cmp
+    for x in [x for x in d["ratios"] if x["knob"] == "control"]:
+        assert f"{x['ratio']:.3f} ({x['ci_low']:.3f}–{x['ci_high']:.3f})" in cmp
+    per_case = cmp[cmp.index("## Per case"):cmp.index("## Tails")]
+    assert per_case.count("| latency ") == len([c for c in d["cases"] if not c["aa_control"]])
+    assert "| latency tcp4 64 [nodelay=off] |" in per_case
