@@ -1,8 +1,9 @@
 //! Stage: safety net for every stage. Records what the program created on
-//! disk (its private directories, by identity) and which children it
-//! forked, so that errors and signals remove exactly those and nothing
-//! else; and a reaper child that does the same when nothing in this process
-//! can run any more (SIGKILL, or any signal without a handler).
+//! disk (its private directories, by identity), which children it forked,
+//! and which host-wide sysctls it may change (`--allow-host-sysctl`), so
+//! that errors and signals remove exactly those, and restore those, and
+//! nothing else; and a reaper child that does the same when nothing in this
+//! process can run any more (SIGKILL, or any signal without a handler).
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use nix::unistd::Pid;
 
 use crate::sys::fs::{Contents, DirId, remove_owned_dir};
+use crate::sys::sysctl::{self, Journal};
 
 #[derive(Default)]
 struct Registry {
@@ -19,12 +21,16 @@ struct Registry {
     children: Vec<Pid>,
     /// The write end of the reaper's pipe: it wakes when this closes.
     reaper: Option<OwnedFd>,
+    /// `--allow-host-sysctl`: the journal of the host-wide sysctls this run
+    /// may change (their original values) and where it is.
+    host: Option<(Journal, PathBuf)>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     dirs: Vec::new(),
     children: Vec::new(),
     reaper: None,
+    host: None,
 });
 
 fn registry() -> MutexGuard<'static, Registry> {
@@ -58,7 +64,8 @@ pub fn kill_children() {
     }
 }
 
-/// Kill and reap recorded children, then remove recorded directories.
+/// Kill and reap recorded children, remove recorded directories, and
+/// restore the host's sysctls (removing their journal).
 pub fn run_all() {
     let mut r = registry();
     for pid in r.children.drain(..) {
@@ -67,6 +74,51 @@ pub fn run_all() {
     }
     for (d, id, what) in r.dirs.drain(..) {
         let _ = remove_owned_dir(&d, id, what);
+    }
+    if let Some((j, path)) = r.host.take() {
+        release(&j, &path);
+    }
+}
+
+/// Restore a journal's originals and, if that worked, remove it (a journal
+/// that could not be restored stays for the next run to try).
+fn release(j: &Journal, path: &Path) {
+    if sysctl::restore(j).is_ok() {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// `--allow-host-sysctl`: from now on the host-wide sysctls of `j` (its
+/// journal, already written at `path`) are restored on every exit path:
+/// [`run_all`] (errors, SIGTERM, a second Ctrl-C), [`release_host`] (the
+/// end of a run), and the reaper (SIGKILL), if it is started after this.
+pub fn hold_host(j: Journal, path: PathBuf) {
+    registry().host = Some((j, path));
+}
+
+/// Set host-wide sysctls to a case's `values` (path, value) for its set-up,
+/// warm-up or trial; [`restore_host`] undoes it.
+pub fn set_host(values: &[(String, String)]) -> std::io::Result<()> {
+    for (path, v) in values {
+        sysctl::write_value(path, v)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{path}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Put every held host-wide sysctl back to its original value (after each
+/// trial); the journal stays until [`release_host`].
+pub fn restore_host() -> std::io::Result<()> {
+    match &registry().host {
+        Some((j, _)) => sysctl::restore(j),
+        None => Ok(()),
+    }
+}
+
+/// The run is over: restore the host's sysctls and remove the journal.
+pub fn release_host() {
+    if let Some((j, path)) = registry().host.take() {
+        release(&j, &path);
     }
 }
 
@@ -77,9 +129,17 @@ pub fn run_all() {
 /// exist; a later call replaces the reaper.
 pub fn start_reaper() -> std::io::Result<()> {
     let dirs = registry().dirs.clone();
+    let host = registry().host.clone();
     let write_end = crate::sys::process::spawn_reaper(move || {
         for (d, id, what) in &dirs {
             let _ = remove_owned_dir(d, *id, *what);
+        }
+        // Only this run's journal (the run may have removed it, and a
+        // later run written its own).
+        if let Some((j, path)) = &host
+            && matches!(sysctl::read_journal(path), Ok(Some(on_disk)) if on_disk.pid == j.pid)
+        {
+            release(j, path);
         }
     })?;
     registry().reaper = Some(write_end);
@@ -137,4 +197,25 @@ pub fn install_signal_handler(on_interrupt: OnInterrupt) {
 fn say(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// A journal of host-wide sysctls left by a run that did not finish:
+/// restore it and remove it. `Ok(None)`: there is none. `Err`: it belongs
+/// to a sockbench that still runs (it restores them itself when it ends),
+/// or it could not be read or restored.
+pub fn recover_host_journal() -> Result<Option<Journal>, String> {
+    let path = sysctl::journal_path().map_err(|e| format!("{}: {e}", sysctl::JOURNAL_DIR))?;
+    let Some(j) = sysctl::read_journal(&path).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    if j.pid != std::process::id() && sysctl::alive(j.pid) {
+        return Err(format!(
+            "a running sockbench (pid {}) holds host sysctls (journal {}); it restores them when it ends",
+            j.pid,
+            path.display()
+        ));
+    }
+    sysctl::restore(&j).map_err(|e| format!("restoring {}: {e}", path.display()))?;
+    std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Some(j))
 }

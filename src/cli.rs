@@ -42,6 +42,9 @@ pub enum Command {
     Load(LoadArgs),
     /// Print the environment fingerprint (JSON) recorded with every result.
     Env,
+    /// Restore host-wide sysctls left changed by a run that did not finish
+    /// (killed before it could restore them; see --allow-host-sysctl).
+    RestoreSysctl,
 }
 
 /// Output format on stdout.
@@ -152,6 +155,14 @@ pub struct Common {
     /// names (net.core.rmem_default, ...) are refused.
     #[arg(long = "sysctl", value_parser = parse_sysctl, value_name = "NAME=V1,V2")]
     pub sysctl: Vec<crate::spec::Sysctl>,
+    /// Let --sysctl change host-wide sysctls (net.core.busy_poll,
+    /// net.core.rmem_default, ...): each value is set on the host before each
+    /// trial of its cases (and its set-up and warm-up) and the original put
+    /// back after, and on every exit path; the originals are journaled in
+    /// /run/sockbench first, and a run that finds a journal left by a killed
+    /// run restores it and says so (root, one pair).
+    #[arg(long)]
+    pub allow_host_sysctl: bool,
     /// A/A control: a second copy of each baseline case (every knob at its
     /// first value) runs in the same rounds; its ratio to the baseline
     /// should be 1, and its CI is the run's own resolution.
@@ -461,7 +472,11 @@ pub fn parse_sysctl(s: &str) -> Result<crate::spec::Sysctl, String> {
     if values.len() > 255 {
         return Err("at most 255 values".into());
     }
-    Ok(crate::spec::Sysctl { name, values })
+    Ok(crate::spec::Sysctl {
+        name,
+        values,
+        host: false,
+    })
 }
 
 /// `--placement`: SERVER/CLIENT CPU numbers, e.g. `0/1`.

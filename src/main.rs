@@ -58,6 +58,7 @@ fn main() -> ExitCode {
         Command::Connect(a) => Plan::connect(&a),
         Command::Throughput(a) => Plan::throughput(&a),
         Command::Load(a) => Plan::load(&a),
+        Command::RestoreSysctl => return restore_sysctl(),
         Command::Env => {
             let text = serde_json::to_string_pretty(&Fingerprint::take()).expect("serialises");
             return match stdout(&(text + "\n")) {
@@ -105,6 +106,10 @@ fn measure(plan: &Plan) -> Result<ExitCode> {
         )?),
         None => None,
     };
+    // Host-wide sysctls (`--allow-host-sysctl`): journaled before the first
+    // change, so that the reaper (started next) restores them even after a
+    // SIGKILL.
+    hold_host_sysctls(plan)?;
     cleanup::start_reaper().map_err(|e| Error::Setup {
         op: "fork",
         target: "cleanup reaper".into(),
@@ -134,6 +139,7 @@ fn measure(plan: &Plan) -> Result<ExitCode> {
         let _drawing = shown.then(|| progress::Drawing::start(plan, watch.clone()));
         workload::run::run(plan, dir.as_ref(), Some(&watch))?
     };
+    cleanup::release_host();
     if run.rounds == 0 {
         return Err(Error::Interrupted); // stopped before a round was complete: nothing to keep
     }
@@ -177,6 +183,86 @@ fn measure(plan: &Plan) -> Result<ExitCode> {
         return Ok(ExitCode::from(130));
     }
     Ok(code)
+}
+
+/// `--allow-host-sysctl`: restore a journal a killed run left (saying so),
+/// journal the originals of this run's host-wide sysctls, and try every
+/// value on the host (a value the kernel refuses is bad input), each put
+/// back at once. Nothing is timed yet.
+fn hold_host_sysctls(plan: &Plan) -> Result<()> {
+    let host: Vec<&sockbench::spec::Sysctl> = plan.sysctls.iter().filter(|x| x.host).collect();
+    if host.is_empty() {
+        return Ok(());
+    }
+    let journal_err = |why: String| Error::config("--allow-host-sysctl", "on", why);
+    if let Some(old) = cleanup::recover_host_journal().map_err(journal_err)? {
+        say(&restored_line(&old));
+    }
+    use sockbench::sys::sysctl;
+    let path = sysctl::journal_path().map_err(|e| journal_err(e.to_string()))?;
+    let originals = host
+        .iter()
+        .map(|x| Ok((x.path(), sysctl::read_value(&x.path())?)))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| journal_err(format!("reading a host sysctl: {e}")))?;
+    let j = sysctl::Journal {
+        pid: std::process::id(),
+        originals,
+    };
+    sysctl::write_journal(&path, &j)
+        .map_err(|e| journal_err(format!("writing the journal {}: {e}", path.display())))?;
+    cleanup::hold_host(j, path);
+    for x in host {
+        for v in &x.values {
+            if let Err(e) = cleanup::set_host(&[(x.path(), v.clone())]) {
+                let _ = cleanup::restore_host();
+                return Err(Error::config(
+                    "--sysctl",
+                    format!("{}={v}", x.name),
+                    format!("the kernel refuses this value ({e})"),
+                ));
+            }
+        }
+    }
+    cleanup::restore_host().map_err(|e| journal_err(format!("restoring a host sysctl: {e}")))
+}
+
+/// What a recovered journal held, as one line.
+fn restored_line(j: &sockbench::sys::sysctl::Journal) -> String {
+    let values: Vec<String> = j
+        .originals
+        .iter()
+        .map(|(p, v)| {
+            let name = p.trim_start_matches("/proc/sys/").replace('/', ".");
+            format!(
+                "{name}={}",
+                v.split_whitespace().collect::<Vec<_>>().join(" ")
+            )
+        })
+        .collect();
+    format!(
+        "restored host sysctls left changed by sockbench pid {} that did not finish: {}",
+        j.pid,
+        values.join(", ")
+    )
+}
+
+/// `sockbench restore-sysctl`.
+fn restore_sysctl() -> ExitCode {
+    match cleanup::recover_host_journal() {
+        Ok(Some(j)) => {
+            say(&restored_line(&j));
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            say("nothing to restore: no journal of host sysctls");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            say(&format!("error: {e}"));
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// The results as the format asks.

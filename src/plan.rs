@@ -309,7 +309,7 @@ impl Plan {
         }
         let knobs = knob_product(c)?;
         let base = knobs[0];
-        check_sysctls(c)?;
+        let sysctls = check_sysctls(c)?;
         if workload.job() == Job::Accept {
             for (flag, given) in [
                 ("--sndbuf", c.sndbuf.first().map(|v| v.to_string())),
@@ -533,7 +533,7 @@ impl Plan {
             pairs: c.pairs as usize,
             mode: base.mode,
             base,
-            sysctls: c.sysctl.clone(),
+            sysctls,
             server_exit_after: c.fault_server_exit_after,
             opts: TransportOpts {
                 nodelay: base.nodelay,
@@ -561,23 +561,47 @@ impl Plan {
     /// The sysctl combinations the cases use, each with the values to
     /// write (by /proc/sys path): one private namespace each.
     pub fn tunings(&self) -> Vec<crate::transport::Tuning> {
-        if self.sysctls.is_empty() {
+        if self.sysctls.iter().all(|x| x.host) {
             return Vec::new();
         }
         let mut out: Vec<crate::transport::Tuning> = Vec::new();
         for c in &self.cases {
-            let key = c.knobs.sysctl;
+            let key = self.tuning_key(c);
             if out.iter().all(|(k, _)| *k != key) {
                 let values = self
                     .sysctls
                     .iter()
                     .enumerate()
+                    .filter(|(_, x)| !x.host)
                     .map(|(i, x)| (x.path(), x.values[usize::from(key[i])].clone()))
                     .collect();
                 out.push((key, values));
             }
         }
         out
+    }
+
+    /// Which tuned namespace a case runs in: its per-namespace sysctls'
+    /// values (host-wide ones set to 0: they are not the namespace's).
+    pub fn tuning_key(&self, c: &Case) -> [u8; MAX_SYSCTLS] {
+        let mut key = c.knobs.sysctl;
+        for (i, x) in self.sysctls.iter().enumerate() {
+            if x.host {
+                key[i] = 0;
+            }
+        }
+        key
+    }
+
+    /// The host-wide sysctls a case sets on the host around its trials:
+    /// (path, value).
+    pub fn host_values(&self, c: &Case) -> Vec<(String, String)> {
+        self.sysctls
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| x.host)
+            .map(|(i, x)| (x.path(), x.values[usize::from(c.knobs.sysctl[i])].clone()))
+            .collect()
     }
 
     /// Every pair's placement, as recorded: `s0c1` or `s0c1 s1c0`.
@@ -730,9 +754,16 @@ fn knob_product(c: &Common) -> Result<Vec<Knobs>> {
 /// namespace of its own), and each per network namespace and accepted by
 /// the kernel, tried in a throwaway namespace (the host's values are never
 /// written).
-fn check_sysctls(c: &Common) -> Result<()> {
+fn check_sysctls(c: &Common) -> Result<Vec<Sysctl>> {
     if c.sysctl.is_empty() {
-        return Ok(());
+        if c.allow_host_sysctl {
+            return Err(Error::config(
+                "--allow-host-sysctl",
+                "on",
+                "lets --sysctl change host-wide sysctls; give a --sysctl NAME=V1,V2 too",
+            ));
+        }
+        return Ok(Vec::new());
     }
     let show = |x: &Sysctl| format!("{}={}", x.name, x.values.join(","));
     if c.sysctl.len() > MAX_SYSCTLS {
@@ -770,7 +801,7 @@ fn check_sysctls(c: &Common) -> Result<()> {
         ));
     }
     use crate::transport::{SysctlRefusal, check_sysctls as probe};
-    probe(&c.sysctl).map_err(|(i, why)| {
+    let host = probe(&c.sysctl).map_err(|(i, why)| {
         let x = &c.sysctl[i];
         match why {
             SysctlRefusal::NoNamespace(e) => Error::config(
@@ -783,20 +814,43 @@ fn check_sysctls(c: &Common) -> Result<()> {
                 &x.name,
                 format!("no such sysctl on this kernel ({} does not exist)", x.path()),
             ),
-            SysctlRefusal::HostWide => Error::config(
-                "--sysctl",
-                &x.name,
-                "is host-wide, not per network namespace (read-only or absent inside one); \
-                 sockbench never changes the host's settings, and a host-wide sysctl would need \
-                 --allow-host-sysctl, which this version does not have",
-            ),
             SysctlRefusal::Value(v, e) => Error::config(
                 "--sysctl",
                 format!("{}={v}", x.name),
                 format!("the kernel refuses this value ({e})"),
             ),
         }
-    })
+    })?;
+    let mut out = c.sysctl.clone();
+    for (x, host) in out.iter_mut().zip(host) {
+        x.host = host;
+    }
+    if let Some(x) = out.iter().find(|x| x.host) {
+        if !c.allow_host_sysctl {
+            return Err(Error::config(
+                "--sysctl",
+                &x.name,
+                "is host-wide, not per network namespace (read-only or absent inside one); \
+                 sockbench changes host settings only when asked: add --allow-host-sysctl \
+                 (set around each trial, restored after and on every exit)",
+            ));
+        }
+        if !nix::unistd::geteuid().is_root() {
+            return Err(Error::config(
+                "--allow-host-sysctl",
+                &x.name,
+                "writing host sysctls needs root",
+            ));
+        }
+        if c.pairs > 1 {
+            return Err(Error::config(
+                "--pairs",
+                c.pairs,
+                "host-wide sysctls are set around one pair's trials; leave --pairs out",
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// `--request-size` and `--response-size`, each without repeats.

@@ -216,6 +216,9 @@ pub struct Sysctl {
     /// Dotted name, `net.ipv4.tcp_autocorking`.
     pub name: String,
     pub values: Vec<String>,
+    /// Host-wide (`--allow-host-sysctl`): set on the host around each trial
+    /// of its cases and restored after, not in a private namespace.
+    pub host: bool,
 }
 
 impl Sysctl {

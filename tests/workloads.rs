@@ -83,8 +83,12 @@ fn transfers_both_ways_deliver_every_message_each_way() {
                 t.usage.client_calls >= min_calls,
                 "{kind}: the receiving thread's calls count too: {t:?}"
             );
+            // The server's sender sends until the client's end marker
+            // reaches the server: how many depends on the scheduler (a
+            // busy machine may give it little time), but each was a call.
+            let server_sent = t.sent - n;
             assert!(
-                t.usage.server_calls >= min_calls,
+                t.usage.server_calls >= server_sent.max(1),
                 "{kind}: the server's sender's calls count too: {t:?}"
             );
         }

@@ -450,9 +450,11 @@ fn knob_lines<R>(s: &mut String, r: &Report<R>, metric: &str) {
     prose(
         s,
         &format!(
-            "knobs: {metric} of each value over the knob's first, the median of per-round ratios; A/A: the \
-             CI of the control copy over the baseline (the run's resolution); a knob changes the number \
-             only when its CI excludes 1 and it lies outside the A/A spread"
+            "knobs: {metric} of each value over the knob's first [other knobs held], the median of \
+             per-round ratios over {} rounds (95% CI); A/A: the CI of the control copy over the baseline \
+             (the run's resolution); a knob changes the number only when its CI excludes 1 and it lies \
+             outside the A/A spread",
+            r.rounds
         ),
     );
     let what = |x: &super::RatioRow| {
@@ -488,19 +490,18 @@ fn knob_lines<R>(s: &mut String, r: &Report<R>, metric: &str) {
     for x in rows {
         let aa = match (x.aa_low, x.aa_high) {
             (Some(lo), Some(hi)) if x.knob.as_deref() != Some("control") => {
-                format!(", A/A {lo:.3}–{hi:.3}")
+                format!("  A/A {lo:.3}–{hi:.3}")
             }
             _ => String::new(),
         };
         let _ = writeln!(
             s,
-            "  {:<w$}  {:<v$}  {:.3}  (95% CI {:.3}–{:.3}, {} rounds{aa})  {}",
+            "  {:<w$}  {:<v$}  {:.3} ({:.3}–{:.3}){aa}  {}",
             what(x),
             pair(x),
             x.ratio,
             x.ci_low,
             x.ci_high,
-            x.rounds,
             x.verdict.unwrap_or("")
         );
     }

@@ -31,3 +31,4 @@ pub mod io;
 pub mod netns;
 pub mod process;
 pub mod socket;
+pub mod sysctl;

@@ -230,17 +230,17 @@ pub enum SysctlRefusal {
     NoNamespace(std::io::Error),
     /// No such sysctl on this kernel.
     Unknown,
-    /// Host-wide: absent or read-only inside a private namespace.
-    HostWide,
     /// The kernel refused this value.
     Value(String, std::io::Error),
 }
 
-/// Check `sysctls` before anything runs: each must be per network
-/// namespace (present and writable in a fresh one) and take every value
-/// given. The values are written only inside a throwaway namespace; the
-/// host's are never touched.
-pub fn check_sysctls(sysctls: &[Sysctl]) -> std::result::Result<(), (usize, SysctlRefusal)> {
+/// Check `sysctls` before anything runs: each must exist, and is either
+/// per network namespace (present and writable in a fresh one, and then
+/// every value given must be taken there) or host-wide (`Ok(true)` at its
+/// index; its values are checked on the host, only when the user allows
+/// host sysctls). Values are written only inside a throwaway namespace;
+/// the host's are never touched here.
+pub fn check_sysctls(sysctls: &[Sysctl]) -> std::result::Result<Vec<bool>, (usize, SysctlRefusal)> {
     let ns = netns::create().map_err(|e| (0, SysctlRefusal::NoNamespace(e)))?;
     for (i, s) in sysctls.iter().enumerate() {
         if !std::path::Path::new(&s.path()).exists() {
@@ -248,19 +248,20 @@ pub fn check_sysctls(sysctls: &[Sysctl]) -> std::result::Result<(), (usize, Sysc
         }
     }
     netns::within(ns.as_raw_fd(), || {
+        let mut host = Vec::new();
         for (i, s) in sysctls.iter().enumerate() {
             let path = s.path();
-            let open = std::fs::OpenOptions::new().write(true).open(&path);
-            let mut f = match open {
-                Ok(f) => f,
-                Err(_) => return Err((i, SysctlRefusal::HostWide)),
+            let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) else {
+                host.push(true);
+                continue;
             };
+            host.push(false);
             for v in &s.values {
                 std::io::Write::write_all(&mut f, v.as_bytes())
                     .map_err(|e| (i, SysctlRefusal::Value(v.clone(), e)))?;
             }
         }
-        Ok(())
+        Ok(host)
     })
     .map_err(|e| (0, SysctlRefusal::NoNamespace(e)))?
 }

@@ -471,6 +471,23 @@ fn measure(
         }
         Ok(())
     };
+    // `--allow-host-sysctl`: a case's host-wide values are in force from
+    // just before its set-up, warm-up or trial to just after it.
+    let host_err = |source: std::io::Error| Error::Setup {
+        op: "write",
+        target: "host sysctl".into(),
+        transport: "-",
+        size: 0,
+        source,
+    };
+    let set_host = |c: &Case| -> Result<()> {
+        let values = plan.host_values(c);
+        if values.is_empty() {
+            return Ok(());
+        }
+        cleanup::set_host(&values).map_err(host_err)
+    };
+    let restore_host = || cleanup::restore_host().map_err(host_err);
     // Sockets a client makes belong to the namespace its thread is in: it
     // enters its case's before building the pair and before every trial.
     let places = ns.client()?;
@@ -480,10 +497,13 @@ fn measure(
         .iter()
         .map(|c| {
             place(c)?;
-            places.enter(c.netns, c.knobs.sysctl)?;
+            places.enter(c.netns, plan.tuning_key(c))?;
             let mut spec = PairSpec::for_case(plan, c, server_cpu);
             spec.opts.netns = ns.placement(c.netns);
-            Pair::new(spec, dir)
+            set_host(c)?;
+            let pair = Pair::new(spec, dir);
+            restore_host()?;
+            pair
         })
         .collect::<Result<Vec<_>>>()?;
     // TIME_WAIT sockets already on each listener's port (earlier users of
@@ -494,8 +514,8 @@ fn measure(
             None => (Vec::new(), Vec::new()),
             Some(port) => {
                 let server = places
-                    .on_server_side(case.netns, case.knobs.sysctl, || time_wait_before(port))?;
-                places.enter(case.netns, case.knobs.sysctl)?;
+                    .on_server_side(case.netns, plan.tuning_key(case), || time_wait_before(port))?;
+                places.enter(case.netns, plan.tuning_key(case))?;
                 (server, time_wait_before(port))
             }
         });
@@ -511,8 +531,10 @@ fn measure(
     let mut check_every = Vec::with_capacity(pairs.len());
     for (pair, case) in pairs.iter_mut().zip(&plan.cases) {
         place(case)?;
-        places.enter(case.netns, case.knobs.sysctl)?;
+        places.enter(case.netns, plan.tuning_key(case))?;
+        set_host(case)?;
         let per_op_ns = warm_up(pair, plan, &mut s)?;
+        restore_host()?;
         if p == 0
             && let Some(w) = watch
         {
@@ -561,7 +583,7 @@ fn measure(
                 p.check_alive()?;
             }
             place(&plan.cases[i])?;
-            places.enter(plan.cases[i].netns, plan.cases[i].knobs.sysctl)?;
+            places.enter(plan.cases[i].netns, plan.tuning_key(&plan.cases[i]))?;
             // Client 0 samples the (shared) process, untimed, before the
             // trial's warm-up; `merge` keeps pair 0's figures.
             let resources = if p == 0 {
@@ -569,6 +591,7 @@ fn measure(
             } else {
                 Resources::default()
             };
+            set_host(&plan.cases[i])?;
             trial(&mut pairs[i], plan, Stop::count(TRIAL_WARMUP), &mut s)?;
             if barrier.wait().is_err() {
                 if cleanup::stop_requested() {
@@ -584,6 +607,7 @@ fn measure(
                 },
             };
             let t = trial(&mut pairs[i], plan, stop, &mut s)?;
+            restore_host()?;
             if p == 0
                 && let Some(w) = watch
             {
@@ -653,10 +677,10 @@ fn measure(
     for ((o, pair), (on_server, on_client)) in outcomes.iter_mut().zip(&pairs).zip(&tw_before) {
         // Each side's TIME_WAIT sockets, in that side's namespace.
         if let Some(port) = pair.listen_port() {
-            let server = places.on_server_side(o.case.netns, o.case.knobs.sysctl, || {
+            let server = places.on_server_side(o.case.netns, plan.tuning_key(&o.case), || {
                 time_wait_sockets(port, on_server).server
             })?;
-            places.enter(o.case.netns, o.case.knobs.sysctl)?;
+            places.enter(o.case.netns, plan.tuning_key(&o.case))?;
             let client = time_wait_sockets(port, on_client).client;
             o.time_wait = Some(TimeWait { server, client });
         }
