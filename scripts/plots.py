@@ -519,14 +519,16 @@ def knob_ratios(runs, out_dir):
             held = f" [{x['denominator_knobs']}]" if x["denominator_knobs"] else ""
             rate = f" @ {x['offered_per_s']}/s" if x.get("offered_per_s") else ""
             run_no = f" (run {runs.index(r) + 1})" if len(runs) > 1 else ""
-            labels.append(f"{x['numerator']} {sizes_label(x['size_bytes'], x['response_bytes'])}{rate}{held}"
-                          f"  {x['verdict']}{run_no}")
+            value = x["knob_values"].split(" / ")[0]
+            labels.append(f"{x['numerator']} {sizes_label(x['size_bytes'], x['response_bytes'])}{rate}: "
+                          f"{value}{held}  {x['verdict']}{run_no}")
         ax.axvline(1.0, color="0.3", lw=0.8, zorder=2)
         ax.set_yticks(range(len(mine)))
         ax.set_yticklabels(labels)
         ax.invert_yaxis()
         metric = mine[0][1]["metric"]
-        ax.set_xlabel(f"{mine[0][1]['knob_values']}: ratio of {metric} (95% CI); grey: A/A control's CI")
+        first = mine[0][1]["knob_values"].split(" / ")[1]
+        ax.set_xlabel(f"ratio of {metric} over {first} (95% CI); grey: the A/A control's CI")
         better = "above 1: more bytes/s" if metric == "bytes_per_s" else "below 1: faster"
         ax.set_title(f"{knob}: each value over the first ({better})")
         ax.grid(axis="x", alpha=0.3)
