@@ -402,9 +402,18 @@ impl Plan {
                     TransportKind::UdsDgram | TransportKind::UdsSeqpacket
                 )
             {
-                let qlen: u32 = read_sysctl("net/unix/max_dgram_qlen")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(10);
+                // The smallest queue any case runs with: the host's, or
+                // the values `--sysctl` gives it in the cases' namespaces.
+                let given: Vec<u32> = sysctls
+                    .iter()
+                    .filter(|x| x.name == "net.unix.max_dgram_qlen")
+                    .flat_map(|x| x.values.iter().filter_map(|v| v.parse().ok()))
+                    .collect();
+                let qlen: u32 = given.iter().copied().min().unwrap_or_else(|| {
+                    read_sysctl("net/unix/max_dgram_qlen")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(10)
+                });
                 if depth > qlen {
                     if !strict {
                         left_out.push(format!(
@@ -416,7 +425,7 @@ impl Plan {
                         "--depth",
                         depth,
                         format!(
-                            "{transport} queues at most net.unix.max_dgram_qlen = {qlen} messages; lower --depth or raise the sysctl"
+                            "{transport} queues at most net.unix.max_dgram_qlen = {qlen} messages; lower --depth, or run with --sysctl net.unix.max_dgram_qlen={depth} (in private namespaces; the host keeps its value)"
                         ),
                     ));
                 }

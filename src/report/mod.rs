@@ -288,7 +288,8 @@ pub struct RatioRow {
     /// High end of the A/A ratio's CI.
     pub aa_high: Option<f64>,
     /// Knob ratios: `faster` or `slower` when the CI excludes 1 and the
-    /// ratio lies outside the A/A spread, else `no change` (at this run's
+    /// ratio lies outside the A/A spread (further from 1, either way, than
+    /// the A/A control's CI reaches), else `no change` (at this run's
     /// resolution); `control` for the A/A ratio; null otherwise.
     pub verdict: Option<&'static str>,
 }
@@ -657,15 +658,20 @@ fn ratios(
 }
 
 /// A knob ratio's verdict: `faster` or `slower` when its CI excludes 1
-/// and the ratio lies outside the A/A spread (when the run has one);
-/// `no change` otherwise; `control` for the A/A ratio itself.
+/// and the ratio lies outside the A/A spread (when the run has one): further
+/// from 1, either way, than the A/A control's CI reaches (identical cases
+/// that differ by ×1.5 make ×1/1.5 as much noise as ×1.5); `no change`
+/// otherwise; `control` for the A/A ratio itself.
 fn verdict(r: &RatioRow) -> &'static str {
     if r.knob.as_deref() == Some("control") {
         return "control";
     }
     let outside_ci = r.ci_low > 1.0 || r.ci_high < 1.0;
     let outside_aa = match (r.aa_low, r.aa_high) {
-        (Some(lo), Some(hi)) => r.ratio < lo.min(1.0) || r.ratio > hi.max(1.0),
+        (Some(lo), Some(hi)) => {
+            let spread = lo.ln().abs().max(hi.ln().abs());
+            r.ratio.ln().abs() > spread
+        }
         _ => true,
     };
     if !(outside_ci && outside_aa) {
@@ -893,6 +899,17 @@ mod tests {
         );
         assert_eq!(
             verdict(&knob_ratio("p50", 0.80, (0.78, 0.83), aa)),
+            "faster"
+        );
+        // The spread counts either way: an A/A of 1.5-3.1 (noise of up to
+        // ×3.1) hides a ratio of 0.54 (×1.85 the other way).
+        let wide = Some((1.5, 3.1));
+        assert_eq!(
+            verdict(&knob_ratio("p50", 0.54, (0.44, 0.64), wide)),
+            "no change"
+        );
+        assert_eq!(
+            verdict(&knob_ratio("p50", 0.30, (0.25, 0.35), wide)),
             "faster"
         );
         // A rate: above 1 is faster.
