@@ -97,8 +97,15 @@ pub fn hold_host(j: Journal, path: PathBuf) {
 }
 
 /// Set host-wide sysctls to a case's `values` (path, value) for its set-up,
-/// warm-up or trial; [`restore_host`] undoes it.
+/// warm-up or trial; [`restore_host`] undoes it. Once the host's values are
+/// released (the run ended, or SIGTERM's [`run_all`] restored them while a
+/// measuring thread went on), nothing is written: the registry's lock orders
+/// every write against the restore.
 pub fn set_host(values: &[(String, String)]) -> std::io::Result<()> {
+    let r = registry();
+    if r.host.is_none() {
+        return Ok(());
+    }
     for (path, v) in values {
         sysctl::write_value(path, v)
             .map_err(|e| std::io::Error::new(e.kind(), format!("{path}: {e}")))?;
@@ -117,7 +124,8 @@ pub fn restore_host() -> std::io::Result<()> {
 
 /// The run is over: restore the host's sysctls and remove the journal.
 pub fn release_host() {
-    if let Some((j, path)) = registry().host.take() {
+    let mut r = registry();
+    if let Some((j, path)) = r.host.take() {
         release(&j, &path);
     }
 }

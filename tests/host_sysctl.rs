@@ -100,6 +100,9 @@ fn restored(want: &str, within: Duration) {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    // And it stays so: no thread of the run writes after the restore.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(value(), want, "a value was written after the restore");
 }
 
 #[test]

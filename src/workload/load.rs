@@ -419,17 +419,9 @@ fn flush_messages(
     watch_out(fd, token, ep, c.to_send > 0, &mut c.want_out)
 }
 
-/// What a receive found.
-#[derive(Debug, Clone, Copy)]
-struct Received {
-    /// Requests answered.
-    answered: u64,
-    /// Bytes or messages read, answers or not (the peer is alive).
-    any: bool,
-}
-
 /// Read what `fd` has; every complete response pops its request and records
-/// its latency from the intended time (`hist`) and from the send (`service`).
+/// its latency from the intended time (`hist`) and from the send
+/// (`service`). Returns the requests answered.
 #[inline]
 #[allow(clippy::too_many_arguments)]
 fn receive(
@@ -443,11 +435,8 @@ fn receive(
     beat: &mut Heartbeat<'_>,
     calls: &mut u64,
     timeout: Duration,
-) -> Result<Received, Fault> {
-    let mut r = Received {
-        answered: 0,
-        any: false,
-    };
+) -> Result<u64, Fault> {
+    let mut answered = 0;
     let mut record = |intended: u64, sent: u64, now: u64| {
         hist.saturating_record(now.saturating_sub(intended).max(1));
         service.saturating_record(now.saturating_sub(sent).max(1));
@@ -464,11 +453,10 @@ fn receive(
             }
             Ok(n) => n,
             Err(e) if interrupted(&e) => continue,
-            Err(e) if would_block(&e) => return Ok(r),
+            Err(e) if would_block(&e) => return Ok(answered),
             Err(e) => return Err(Fault::from_io("recv", e, timeout)),
         };
         let now = clock::now_ns();
-        r.any = true;
         if framing == Framing::Messages {
             // One whole message per call.
             let (marker, want) = match rx.first() {
@@ -486,7 +474,7 @@ fn receive(
                 c.ended |= seq == c.end_seq;
             } else if let Some((intended, sent)) = c.books.answer(seq) {
                 record(intended, sent, now);
-                r.answered += 1;
+                answered += 1;
             }
             continue;
         }
@@ -508,11 +496,11 @@ fn receive(
                 }
                 let (intended, sent) = c.books.pop_stream();
                 record(intended, sent, now);
-                r.answered += 1;
+                answered += 1;
             }
         }
         if n < rx.len() {
-            return Ok(r);
+            return Ok(answered);
         }
     }
 }
@@ -679,9 +667,9 @@ pub fn drive(
                     &mut t.calls,
                     o.timeout,
                 )?;
-                if got.answered > 0 {
-                    in_flight -= got.answered;
-                    t.span.ops += got.answered;
+                if got > 0 {
+                    in_flight -= got;
+                    t.span.ops += got;
                     last_progress = clock::now_ns();
                     last_response = last_progress;
                 }
