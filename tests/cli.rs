@@ -822,6 +822,36 @@ fn the_table_fits_100_columns_and_quiet_is_quiet() {
         let wide = String::from_utf8_lossy(&run(tmp.path(), &args).stdout).into_owned();
         assert!(wide.contains("calls/"), "{wide}");
     }
+    // A run with knob lists: every line (legend, knob ratios with a held
+    // knob, the A/A spread, verdicts) fits too.
+    let mut args = vec![
+        "throughput",
+        "-t",
+        "uds-stream,tcp4",
+        "-s",
+        "64K",
+        "--sndbuf",
+        "64K,256K",
+        "--rcvbuf",
+        "64K,4M",
+        "--control",
+        "--progress",
+        "never",
+    ];
+    args.extend(QUICK);
+    let out = run(tmp.path(), &args);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("rcvbuf=4M / rcvbuf=64K [sndbuf=256K]"),
+        "{table}"
+    );
+    for line in table.lines() {
+        assert!(
+            line.chars().count() <= 100,
+            "knobs: {} columns: {line}",
+            line.chars().count()
+        );
+    }
     let out_dir = tmp.path().join("res");
     let mut args = vec![
         "latency",

@@ -490,13 +490,13 @@ fn knob_lines<R>(s: &mut String, r: &Report<R>, metric: &str) {
     for x in rows {
         let aa = match (x.aa_low, x.aa_high) {
             (Some(lo), Some(hi)) if x.knob.as_deref() != Some("control") => {
-                format!("  A/A {lo:.3}–{hi:.3}")
+                format!(" A/A {lo:.2}–{hi:.2}")
             }
             _ => String::new(),
         };
         let _ = writeln!(
             s,
-            "  {:<w$}  {:<v$}  {:.3} ({:.3}–{:.3}){aa}  {}",
+            "  {:<w$} {:<v$} {:.3} ({:.3}–{:.3}){aa} {}",
             what(x),
             pair(x),
             x.ratio,
