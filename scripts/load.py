@@ -105,8 +105,11 @@ class Run:
     def baseline(self):
         """The run as a run without knob lists: its baseline cases (every
         knob at its first value, no A/A copy) and the ratios between them."""
-        b = Run(self.source, self.label, [c for c in self.cases if not c.get("knobs")],
-                [x for x in self.ratios if x.get("knob") is None], self.warnings, self.env, self.command, self.hgrm)
+        baseline = [x for x in self.ratios if x.get("knob") is None
+                    and not x.get("numerator_knobs") and not x.get("denominator_knobs")]
+        cases = [c for c in self.cases if not c.get("knobs")]
+        hgrm = {key(c): self.hgrm[key(c)] for c in cases if key(c) in self.hgrm}
+        b = Run(self.source, self.label, cases, baseline, self.warnings, self.env, self.command, hgrm)
         b.settings = self.settings
         return b
 
