@@ -256,17 +256,11 @@ fn host_sysctl_refusals_are_one_line_and_change_nothing() {
             vec!["--pairs", "2"],
         ),
     ] {
-        let out = run(tmp.path(), &[&["latency"][..], &args, QUICK].concat());
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert_eq!(
-            err.trim_end().lines().count(),
-            1,
-            "{args:?}: one line: {err}"
+        let out = util::assert_refused(
+            tmp.path(),
+            &[&["latency"][..], &args, QUICK].concat(),
+            &want,
         );
-        for w in &want {
-            assert!(err.contains(w), "{args:?}: {err:?} lacks {w:?}");
-        }
         assert!(out.stdout.is_empty());
         assert_eq!(value(), original, "{args:?}: the host's value");
         assert!(

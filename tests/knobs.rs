@@ -10,20 +10,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use util::{QUICK, bin, leftovers, private_tmp, run};
-
-fn json_run(args: &[&str]) -> Value {
-    let tmp = private_tmp();
-    let args: Vec<&str> = args.iter().copied().chain(["--format", "json"]).collect();
-    let out = run(tmp.path(), &args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(leftovers(tmp.path()).is_empty());
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use util::{QUICK, bin, json_run, leftovers, private_tmp, run};
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v[k].as_str().unwrap_or_else(|| panic!("{k} in {v}"))
@@ -299,17 +286,11 @@ fn knob_flags_refuse_bad_values_with_one_line() {
             vec!["--placement", "--server-cpu"],
         ),
     ] {
-        let out = run(tmp.path(), &[&["latency"][..], &args, QUICK].concat());
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert_eq!(
-            err.trim_end().lines().count(),
-            1,
-            "{args:?}: one line: {err}"
+        util::assert_refused(
+            tmp.path(),
+            &[&["latency"][..], &args, QUICK].concat(),
+            &want,
         );
-        for w in &want {
-            assert!(err.contains(w), "{args:?}: {err:?} lacks {w:?}");
-        }
     }
     // connect measures set-up blocking: spin anywhere in the list is refused.
     let out = run(tmp.path(), &["connect", "--wait", "block,spin"]);
@@ -481,17 +462,11 @@ fn sysctl_refusals_are_one_line_before_anything_runs() {
             vec!["--netns", "veth", "--sysctl"],
         ),
     ] {
-        let out = run(tmp.path(), &[&["latency"][..], &args, QUICK].concat());
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert_eq!(
-            err.trim_end().lines().count(),
-            1,
-            "{args:?}: one line: {err}"
+        let out = util::assert_refused(
+            tmp.path(),
+            &[&["latency"][..], &args, QUICK].concat(),
+            &want,
         );
-        for w in &want {
-            assert!(err.contains(w), "{args:?}: {err:?} lacks {w:?}");
-        }
         assert!(out.stdout.is_empty(), "{args:?}: nothing measured");
     }
     assert_eq!(

@@ -344,17 +344,7 @@ fn load_refuses_what_it_cannot_run_with_one_line() {
         (vec!["--connections", "0"], vec!["--connections", "'0'"]),
         (vec!["--connections", "5000"], vec!["--connections", "5000"]),
     ] {
-        let out = run(tmp.path(), &[&["load"][..], &args].concat());
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert_eq!(
-            err.trim_end().lines().count(),
-            1,
-            "{args:?}: one line: {err}"
-        );
-        for w in &want {
-            assert!(err.contains(w), "{args:?}: {err:?} lacks {w:?}");
-        }
+        util::assert_refused(tmp.path(), &[&["load"][..], &args].concat(), &want);
     }
     // -t all runs what can carry load at these sizes and names what it
     // left out: the pipe pair, and message transports under 9 B.

@@ -11,7 +11,7 @@ use sockbench::spec::TransportKind;
 use sockbench::spec::{Job, Mode};
 use sockbench::transport::SocketDir;
 use sockbench::workload::{PairSpec, PinnedPair, Stop};
-use util::{QUICK, private_tmp, run};
+use util::{QUICK, json_run};
 
 fn spec(kind: TransportKind, size: usize, response: usize, job: Job, mode: Mode) -> PairSpec {
     PairSpec {
@@ -132,19 +132,6 @@ fn rr_and_connect_verify_every_response() {
     }
 }
 
-fn json(args: &[&str]) -> serde_json::Value {
-    let tmp = private_tmp();
-    let args: Vec<&str> = args.iter().copied().chain(["--format", "json"]).collect();
-    let out = run(tmp.path(), &args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(util::leftovers(tmp.path()).is_empty());
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn concurrent_pairs_add_up() {
     let (s, c) = util::cpus();
@@ -164,7 +151,7 @@ fn concurrent_pairs_add_up() {
             &rcpus,
         ];
         args.extend(QUICK);
-        let doc = json(&args);
+        let doc = json_run(&args);
         for case in doc["cases"].as_array().unwrap() {
             assert_eq!(case["pairs"], 3);
             assert_eq!(case["placement"], format!("s{s}c{c} s{c}c{s} s{s}c{c}"));
@@ -195,7 +182,7 @@ fn concurrent_pairs_add_up() {
 fn connect_server_closes_first_so_client_ports_hold_no_time_wait() {
     let mut args = vec!["connect", "-t", "tcp4,uds-stream"];
     args.extend(QUICK);
-    let doc = json(&args);
+    let doc = json_run(&args);
     let cases = doc["cases"].as_array().unwrap();
     let tcp = cases.iter().find(|c| c["transport"] == "tcp4").unwrap();
     let uds = cases
@@ -230,7 +217,7 @@ fn throughput_reports_rates_loss_and_units() {
         "1K",
     ];
     args.extend(QUICK);
-    let doc = json(&args);
+    let doc = json_run(&args);
     for c in doc["cases"].as_array().unwrap() {
         let bps = c["bytes_per_s"].as_f64().unwrap();
         assert!(bps > 0.0);
@@ -274,9 +261,9 @@ fn compared_trials_run_back_to_back() {
         "0s",
     ];
     args.extend(["--mode", "thread"]);
-    back_to_back(&json(&args));
+    back_to_back(&json_run(&args));
     // load: the rate is a dimension too; the trials of one rate run together.
-    back_to_back(&json(&[
+    back_to_back(&json_run(&[
         "load",
         "-t",
         "tcp4,uds-stream,udp4",
@@ -378,7 +365,7 @@ fn points_and_their_cis_are_the_same_statistic() {
     ];
     args.extend(&QUICK[..2]);
     args.extend(&QUICK[4..]);
-    let doc = json(&args);
+    let doc = json_run(&args);
     for c in doc["cases"].as_array().unwrap() {
         let pts = c["trial_points"].as_array().unwrap();
         let mut p50s: Vec<f64> = pts.iter().map(|t| t["p50_ns"].as_f64().unwrap()).collect();
@@ -417,7 +404,7 @@ fn duration_is_the_timed_length_of_each_case() {
         let mut args = vec![workload, "-t", "uds-stream", "-d", "800ms", "--trials", "4"];
         args.extend(extra);
         args.extend(["--warmup", "10", "--warmup-time", "0s"]);
-        let doc = json(&args);
+        let doc = json_run(&args);
         let t = doc["cases"][0]["timed_s"].as_f64().unwrap();
         assert!(
             (0.8..1.2).contains(&t),
@@ -446,7 +433,7 @@ fn spinning_datagram_transfer_ends_like_a_blocking_one() {
             "1000",
         ];
         args.extend(&QUICK[2..]);
-        let doc = json(&args);
+        let doc = json_run(&args);
         for c in doc["cases"].as_array().unwrap() {
             assert!(c["messages_delivered"].as_u64().unwrap() > 0, "{wait}: {c}");
             assert!(c["idle_ended_trials"].as_u64().is_some(), "{c}");

@@ -458,12 +458,9 @@ fn knob_lines<R>(s: &mut String, r: &Report<R>, metric: &str) {
         ),
     );
     let what = |x: &super::RatioRow| {
-        let at = x
-            .offered_per_s
-            .map_or(String::new(), |o| format!(" @ {}/s", rate(o)));
         format!(
-            "{}{at} {}",
-            sizes(x.size_bytes, x.response_bytes, r.workload),
+            "{} {}",
+            compared_at(x, r.workload),
             label(x.numerator, x.numerator_netns)
         )
     };
@@ -507,6 +504,14 @@ fn knob_lines<R>(s: &mut String, r: &Report<R>, metric: &str) {
     }
 }
 
+/// What a ratio's two cases share: their sizes, and `@ 5k/s` under load.
+fn compared_at(x: &super::RatioRow, workload: &str) -> String {
+    let at = x
+        .offered_per_s
+        .map_or(String::new(), |o| format!(" @ {}/s", rate(o)));
+    format!("{}{at}", sizes(x.size_bytes, x.response_bytes, workload))
+}
+
 /// `tcp4`, or `tcp4@veth` under `--netns`.
 fn label(transport: &str, netns: crate::spec::NetnsMode) -> String {
     match netns {
@@ -526,12 +531,7 @@ fn ratio_lines<R>(s: &mut String, r: &Report<R>, ids: &[String], metric: &str, t
     }
     s.push('\n');
     prose(s, title);
-    let what = |x: &super::RatioRow| {
-        let at = x
-            .offered_per_s
-            .map_or(String::new(), |o| format!(" @ {}/s", rate(o)));
-        format!("{}{at}", sizes(x.size_bytes, x.response_bytes, r.workload))
-    };
+    let what = |x: &super::RatioRow| compared_at(x, r.workload);
     let w = rows
         .iter()
         .map(|x| what(x).chars().count())

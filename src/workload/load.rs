@@ -372,6 +372,49 @@ fn seq_of(msg: &[u8]) -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// One non-blocking receive into `buf`: `Some(bytes)`, or `None` when
+/// nothing is there now; EINTR is retried (each try a call), end-of-file
+/// is the peer gone.
+#[inline]
+fn recv_now(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    calls: &mut u64,
+    timeout: Duration,
+) -> Result<Option<usize>, Fault> {
+    loop {
+        *calls += 1;
+        return match io::recv(fd, buf, libc::MSG_DONTWAIT) {
+            Ok(0) => Err(Fault {
+                call: "recv",
+                cause: Cause::PeerClosed,
+            }),
+            Ok(n) => Ok(Some(n)),
+            Err(e) if interrupted(&e) => continue,
+            Err(e) if would_block(&e) => Ok(None),
+            Err(e) => Err(Fault::from_io("recv", e, timeout)),
+        };
+    }
+}
+
+/// The marker and sequence number of the `n`-byte message at the front of
+/// `msg`, which must be [`HEADER`] bytes for an end marker and `data`
+/// bytes otherwise.
+#[inline]
+fn message(msg: &[u8], n: usize, data: usize) -> Result<(u8, u64), Fault> {
+    let (marker, want) = match msg.first() {
+        Some(&END) => (END, HEADER),
+        _ => (super::DATA, data),
+    };
+    if n != want {
+        return Err(Fault {
+            call: "recv",
+            cause: Cause::Length { got: n, want },
+        });
+    }
+    Ok((marker, seq_of(msg)))
+}
+
 /// Send one message; `Ok(false)` when the kernel has no room for it now
 /// (EAGAIN, or ENOBUFS from a full device queue).
 #[inline]
@@ -443,33 +486,13 @@ fn receive(
         beat.tick();
     };
     loop {
-        *calls += 1;
-        let n = match io::recv(fd, rx, libc::MSG_DONTWAIT) {
-            Ok(0) => {
-                return Err(Fault {
-                    call: "recv",
-                    cause: Cause::PeerClosed,
-                });
-            }
-            Ok(n) => n,
-            Err(e) if interrupted(&e) => continue,
-            Err(e) if would_block(&e) => return Ok(answered),
-            Err(e) => return Err(Fault::from_io("recv", e, timeout)),
+        let Some(n) = recv_now(fd, rx, calls, timeout)? else {
+            return Ok(answered);
         };
         let now = clock::now_ns();
         if framing == Framing::Messages {
             // One whole message per call.
-            let (marker, want) = match rx.first() {
-                Some(&END) => (END, HEADER),
-                _ => (super::DATA, response),
-            };
-            if n != want {
-                return Err(Fault {
-                    call: "recv",
-                    cause: Cause::Length { got: n, want },
-                });
-            }
-            let seq = seq_of(rx);
+            let (marker, seq) = message(rx, n, response)?;
             if marker == END {
                 c.ended |= seq == c.end_seq;
             } else if let Some((intended, sent)) = c.books.answer(seq) {
@@ -893,20 +916,7 @@ pub fn serve(
                 continue;
             }
             if epoll::events(e) & !epoll::OUT != 0 && !c.ended {
-                loop {
-                    calls += 1;
-                    let n = match io::recv(fd, buf, libc::MSG_DONTWAIT) {
-                        Ok(0) => {
-                            return Err(Fault {
-                                call: "recv",
-                                cause: Cause::PeerClosed,
-                            });
-                        }
-                        Ok(n) => n,
-                        Err(e) if interrupted(&e) => continue,
-                        Err(e) if would_block(&e) => break,
-                        Err(e) => return Err(Fault::from_io("recv", e, timeout)),
-                    };
+                while let Some(n) = recv_now(fd, buf, &mut calls, timeout)? {
                     let mut pos = 0;
                     while pos < n && !c.ended {
                         if c.got == 0 {
@@ -983,30 +993,10 @@ fn answer_messages(
             // The trial's end counts once its acknowledgement has left.
             fresh_end |= std::mem::take(&mut c.ending);
         }
-        *calls += 1;
-        let n = match io::recv(fd, buf, libc::MSG_DONTWAIT) {
-            Ok(0) => {
-                return Err(Fault {
-                    call: "recv",
-                    cause: Cause::PeerClosed,
-                });
-            }
-            Ok(n) => n,
-            Err(e) if interrupted(&e) => continue,
-            Err(e) if would_block(&e) => break,
-            Err(e) => return Err(Fault::from_io("recv", e, timeout)),
+        let Some(n) = recv_now(fd, buf, calls, timeout)? else {
+            break;
         };
-        let (marker, want) = match buf.first() {
-            Some(&END) => (END, HEADER),
-            _ => (super::DATA, size),
-        };
-        if n != want {
-            return Err(Fault {
-                call: "recv",
-                cause: Cause::Length { got: n, want },
-            });
-        }
-        let seq = seq_of(buf);
+        let (marker, seq) = message(buf, n, size)?;
         if marker == END {
             if seq >= c.last_end && !c.ended {
                 (c.last_end, c.ended, c.ending) = (seq + 1, true, true);

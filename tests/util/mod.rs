@@ -83,6 +83,38 @@ pub fn run(tmp: &Path, args: &[&str]) -> Output {
     bin().args(args).env("TMPDIR", tmp).output().unwrap()
 }
 
+/// Run `sockbench args... --format json` in a private TMPDIR: it succeeds,
+/// leaves nothing behind, and prints the report returned.
+pub fn json_run(args: &[&str]) -> serde_json::Value {
+    let tmp = private_tmp();
+    let args: Vec<&str> = args.iter().copied().chain(["--format", "json"]).collect();
+    let out = run(tmp.path(), &args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(leftovers(tmp.path()).is_empty());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Run `sockbench args...` with TMPDIR=tmp and check it is refused as bad
+/// input: exit 2 and one line on stderr holding every one of `want`.
+pub fn assert_refused(tmp: &Path, args: &[&str], want: &[&str]) -> Output {
+    let out = run(tmp, args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: one line: {err}"
+    );
+    for w in want {
+        assert!(err.contains(w), "{args:?}: {err:?} lacks {w:?}");
+    }
+    out
+}
+
 /// Entries left in a directory.
 pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
