@@ -76,18 +76,6 @@ fn start_run(tmp: &std::path::Path) -> std::process::Child {
     child
 }
 
-fn wait_bounded(mut child: std::process::Child, within: Duration) -> std::process::Output {
-    let t0 = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if t0.elapsed() > within {
-            let _ = child.kill();
-            panic!("sockbench did not end within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap()
-}
-
 /// Wait (bounded) until the host value is back to `want` and the journal is gone.
 fn restored(want: &str, within: Duration) {
     let t0 = Instant::now();
@@ -123,7 +111,7 @@ fn a_host_sysctl_is_in_force_during_its_trials_and_restored_on_every_exit() {
         seen.insert(value());
         std::thread::sleep(Duration::from_micros(500));
     }
-    let out = wait_bounded(child, Duration::from_secs(30));
+    let out = util::wait_output(child, Duration::from_secs(30));
     assert!(
         out.status.success(),
         "{}",
@@ -144,14 +132,14 @@ fn a_host_sysctl_is_in_force_during_its_trials_and_restored_on_every_exit() {
     // SIGTERM mid-run: exit 130, restored.
     let child = start_run(tmp.path());
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-    let out = wait_bounded(child, Duration::from_secs(5));
+    let out = util::wait_output(child, Duration::from_secs(5));
     assert_eq!(out.status.code(), Some(130));
     restored(&original, Duration::from_secs(1));
 
     // SIGKILL mid-run: nothing in the process can run; the reaper restores.
     let child = start_run(tmp.path());
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
-    let _ = wait_bounded(child, Duration::from_secs(5));
+    let _ = util::wait_output(child, Duration::from_secs(5));
     restored(&original, Duration::from_secs(5));
     assert!(leftovers(tmp.path()).is_empty());
 }

@@ -12,21 +12,12 @@ use nix::unistd::Pid;
 use util::{QUICK, bin, leftovers, private_tmp, run};
 
 /// Wait for `child` at most `within`; kill it and fail past that.
-fn finish(mut child: Child, within: Duration) -> (std::process::ExitStatus, String) {
-    let t0 = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut out = String::new();
-            std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
-            return (status, out);
-        }
-        if t0.elapsed() > within {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("sockbench did not end within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn finish(child: Child, within: Duration) -> (std::process::ExitStatus, String) {
+    let out = util::wait_output(child, within);
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 fn json(out: &str) -> serde_json::Value {

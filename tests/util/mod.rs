@@ -115,6 +115,22 @@ pub fn assert_refused(tmp: &Path, args: &[&str], want: &[&str]) -> Output {
     out
 }
 
+/// Wait for `child` at most `within` and return what it printed; past the
+/// bound, kill and reap it and fail. (Its output is read after it exits:
+/// for runs that print less than a pipe holds.)
+pub fn wait_output(mut child: std::process::Child, within: Duration) -> Output {
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > within {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("sockbench did not end within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
 /// Entries left in a directory.
 pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
