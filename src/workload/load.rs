@@ -462,6 +462,32 @@ fn flush_messages(
     watch_out(fd, token, ep, c.to_send > 0, &mut c.want_out)
 }
 
+/// Hand a client connection's unsent requests to the kernel, in its framing.
+#[inline]
+fn send_owed(
+    fd: BorrowedFd<'_>,
+    token: u64,
+    ep: &Epoll,
+    c: &mut ClientConn,
+    tx: &mut [u8],
+    o: Offered,
+    calls: &mut u64,
+) -> Result<(), Fault> {
+    match o.framing {
+        Framing::Messages => flush_messages(fd, token, ep, c, tx, o.size, calls, o.timeout),
+        Framing::Stream => flush(
+            fd,
+            token,
+            ep,
+            &mut c.to_send,
+            &mut c.want_out,
+            tx,
+            calls,
+            o.timeout,
+        ),
+    }
+}
+
 /// Read what `fd` has; every complete response pops its request and records
 /// its latency from the intended time (`hist`) and from the send
 /// (`service`). Returns the requests answered.
@@ -587,7 +613,6 @@ pub fn drive(
                     in_flight -= 1;
                 }
                 c.to_send += 1;
-                flush_messages(fd, i as u64, ep, c, tx, o.size, &mut t.calls, o.timeout)?;
             } else {
                 if !c.books.push_stream(intended, now) {
                     return Err(Fault {
@@ -596,17 +621,8 @@ pub fn drive(
                     });
                 }
                 c.to_send += o.size;
-                flush(
-                    fd,
-                    i as u64,
-                    ep,
-                    &mut c.to_send,
-                    &mut c.want_out,
-                    tx,
-                    &mut t.calls,
-                    o.timeout,
-                )?;
             }
+            send_owed(fd, i as u64, ep, c, tx, o, &mut t.calls)?;
             t.sent += 1;
             in_flight += 1;
             t.max_in_flight = t.max_in_flight.max(in_flight);
@@ -662,20 +678,7 @@ pub fn drive(
             let i = epoll::token(e) as usize;
             let (c, fd) = (&mut conns[i], fd_of(&eps[i]));
             if epoll::events(e) & epoll::OUT != 0 {
-                if messages {
-                    flush_messages(fd, i as u64, ep, c, tx, o.size, &mut t.calls, o.timeout)?;
-                } else {
-                    flush(
-                        fd,
-                        i as u64,
-                        ep,
-                        &mut c.to_send,
-                        &mut c.want_out,
-                        tx,
-                        &mut t.calls,
-                        o.timeout,
-                    )?;
-                }
+                send_owed(fd, i as u64, ep, c, tx, o, &mut t.calls)?;
             }
             if epoll::events(e) & !epoll::OUT != 0 {
                 let got = receive(
