@@ -472,11 +472,7 @@ pub fn parse_sysctl(s: &str) -> Result<crate::spec::Sysctl, String> {
     if values.len() > 255 {
         return Err("at most 255 values".into());
     }
-    Ok(crate::spec::Sysctl {
-        name,
-        values,
-        host: false,
-    })
+    Ok(crate::spec::Sysctl::new(name, values))
 }
 
 /// `--placement`: SERVER/CLIENT CPU numbers, e.g. `0/1`.

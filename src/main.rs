@@ -72,7 +72,7 @@ fn main() -> ExitCode {
             };
         }
     };
-    match plan.and_then(|p| measure(&p)) {
+    match plan.and_then(|mut p| measure(&mut p)) {
         Ok(code) => code,
         Err(e) => {
             cleanup::run_all();
@@ -82,10 +82,48 @@ fn main() -> ExitCode {
     }
 }
 
-fn measure(plan: &Plan) -> Result<ExitCode> {
+fn measure(plan: &mut Plan) -> Result<ExitCode> {
+    // The safety net first: the reaper exists before anything is made (it
+    // learns of each directory before it exists, of the host's journal
+    // before it appears), and the signal handler cleans up what is made.
+    cleanup::start_reaper().map_err(|e| Error::Setup {
+        op: "fork",
+        target: "cleanup reaper".into(),
+        transport: "-",
+        size: 0,
+        source: e,
+    })?;
+    cleanup::install_signal_handler(cleanup::OnInterrupt::Finish);
+    // Host sysctls a killed run left changed: restored (root) or named,
+    // before anything is measured under them.
+    let host_err = |why: String| Error::config("--allow-host-sysctl", "on", why);
+    let holds_host = plan.sysctls.iter().any(|x| x.host);
+    match cleanup::recover_host_journal() {
+        Ok(cleanup::Recovered::Nothing) => {}
+        Ok(cleanup::Recovered::Restored(old)) => say(&restored_line(&old)),
+        Ok(cleanup::Recovered::Held(j)) if holds_host => {
+            return Err(host_err(format!(
+                "a running sockbench (pid {}) holds host sysctls (journal {}); it restores them when it ends",
+                j.pid,
+                sockbench::sys::sysctl::journal_path().display()
+            )));
+        }
+        Ok(cleanup::Recovered::Held(j)) => say(&format!(
+            "warning: a running sockbench (pid {}) has host sysctls changed ({}); this run measures under them",
+            j.pid,
+            journal_values(&j)
+        )),
+        Ok(cleanup::Recovered::Unreadable) => say(&format!(
+            "warning: {} exists: a sockbench run as root has host sysctls changed, or one was killed \
+             before it restored them (as root, `sockbench restore-sysctl` restores them); this run \
+             may measure under them",
+            sockbench::sys::sysctl::journal_path().display()
+        )),
+        Err(e) if holds_host => return Err(host_err(e)),
+        Err(e) => say(&format!("warning: {e}")),
+    }
     // What the run makes on disk is made before any timed work: a bad place
-    // is bad input (exit 2), and the reaper removes both if the run is
-    // killed where nothing of it can run.
+    // is bad input (exit 2).
     let dir = if plan.cases.iter().any(|c| c.transport.needs_dir()) {
         Some(SocketDir::new()?)
     } else {
@@ -107,17 +145,10 @@ fn measure(plan: &Plan) -> Result<ExitCode> {
         None => None,
     };
     // Host-wide sysctls (`--allow-host-sysctl`): journaled before the first
-    // change, so that the reaper (started next) restores them even after a
-    // SIGKILL.
+    // change (the reaper restores them even after a SIGKILL), each value
+    // tried and read back.
     hold_host_sysctls(plan)?;
-    cleanup::start_reaper().map_err(|e| Error::Setup {
-        op: "fork",
-        target: "cleanup reaper".into(),
-        transport: "-",
-        size: 0,
-        source: e,
-    })?;
-    cleanup::install_signal_handler(cleanup::OnInterrupt::Finish);
+    let plan: &Plan = plan;
     for note in &plan.notes {
         say(note);
     }
@@ -139,7 +170,12 @@ fn measure(plan: &Plan) -> Result<ExitCode> {
         let _drawing = shown.then(|| progress::Drawing::start(plan, watch.clone()));
         workload::run::run(plan, dir.as_ref(), Some(&watch))?
     };
-    cleanup::release_host();
+    if let Err(e) = cleanup::release_host() {
+        say(&format!(
+            "error: restoring host sysctls: {e}; the journal {} stays for `sockbench restore-sysctl`",
+            sockbench::sys::sysctl::journal_path().display()
+        ));
+    }
     if run.rounds == 0 {
         return Err(Error::Interrupted); // stopped before a round was complete: nothing to keep
     }
@@ -185,46 +221,71 @@ fn measure(plan: &Plan) -> Result<ExitCode> {
     Ok(code)
 }
 
-/// `--allow-host-sysctl`: restore a journal a killed run left (saying so),
-/// journal the originals of this run's host-wide sysctls, and try every
-/// value on the host (a value the kernel refuses is bad input), each put
-/// back at once. Nothing is timed yet.
-fn hold_host_sysctls(plan: &Plan) -> Result<()> {
-    let host: Vec<&sockbench::spec::Sysctl> = plan.sysctls.iter().filter(|x| x.host).collect();
+/// `--allow-host-sysctl`: journal the originals of this run's host-wide
+/// sysctls, then try every value on the host (a value the kernel refuses
+/// is bad input), reading each back (the kernel's form is what the results
+/// record) and putting the original back at once. Nothing is timed yet.
+fn hold_host_sysctls(plan: &mut Plan) -> Result<()> {
+    use sockbench::spec::Sysctl;
+    use sockbench::sys::sysctl;
+    let host: Vec<usize> = (0..plan.sysctls.len())
+        .filter(|&i| plan.sysctls[i].host)
+        .collect();
     if host.is_empty() {
         return Ok(());
     }
     let journal_err = |why: String| Error::config("--allow-host-sysctl", "on", why);
-    if let Some(old) = cleanup::recover_host_journal().map_err(journal_err)? {
-        say(&restored_line(&old));
-    }
-    use sockbench::sys::sysctl;
-    let path = sysctl::journal_path().map_err(|e| journal_err(e.to_string()))?;
     let originals = host
         .iter()
-        .map(|x| Ok((x.path(), sysctl::read_value(&x.path())?)))
+        .map(|&i| {
+            let p = plan.sysctls[i].path();
+            Ok((p.clone(), sysctl::read_value(&p)?))
+        })
         .collect::<std::io::Result<Vec<_>>>()
         .map_err(|e| journal_err(format!("reading a host sysctl: {e}")))?;
-    let j = sysctl::Journal {
-        pid: std::process::id(),
-        originals,
-    };
-    sysctl::write_journal(&path, &j)
-        .map_err(|e| journal_err(format!("writing the journal {}: {e}", path.display())))?;
-    cleanup::hold_host(j, path);
-    for x in host {
-        for v in &x.values {
-            if let Err(e) = cleanup::set_host(&[(x.path(), v.clone())]) {
-                let _ = cleanup::restore_host();
-                return Err(Error::config(
-                    "--sysctl",
-                    format!("{}={v}", x.name),
-                    format!("the kernel refuses this value ({e})"),
+    cleanup::hold_host(originals).map_err(|e| {
+        journal_err(format!(
+            "writing the journal {}: {e}",
+            sysctl::journal_path().display()
+        ))
+    })?;
+    let tried = (|| -> Result<()> {
+        for &i in &host {
+            let x = &plan.sysctls[i];
+            let mut held = Vec::new();
+            for v in &x.values {
+                let refused = |e: std::io::Error| {
+                    Error::config(
+                        "--sysctl",
+                        format!("{}={v}", x.name),
+                        format!("the kernel refuses this value ({e})"),
+                    )
+                };
+                cleanup::set_host(&[(x.path(), v.clone())]).map_err(refused)?;
+                held.push(Sysctl::as_held(
+                    &sysctl::read_value(&x.path()).map_err(refused)?,
                 ));
             }
+            sockbench::plan::distinct_values(x, &held)?;
+            plan.sysctls[i].values = held;
         }
-    }
-    cleanup::restore_host().map_err(|e| journal_err(format!("restoring a host sysctl: {e}")))
+        Ok(())
+    })();
+    let restored = cleanup::restore_host();
+    tried?;
+    restored.map_err(|e| journal_err(format!("restoring a host sysctl: {e}")))
+}
+
+/// A journal's values as `name=value` pairs.
+fn journal_values(j: &sockbench::sys::sysctl::Journal) -> String {
+    j.originals
+        .iter()
+        .map(|(p, v)| {
+            let name = sockbench::sys::sysctl::name_of(p).unwrap_or_else(|| p.clone());
+            format!("{name} originally {}", sockbench::spec::Sysctl::as_held(v))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What a recovered journal held, as one line.
@@ -233,11 +294,8 @@ fn restored_line(j: &sockbench::sys::sysctl::Journal) -> String {
         .originals
         .iter()
         .map(|(p, v)| {
-            let name = p.trim_start_matches("/proc/sys/").replace('/', ".");
-            format!(
-                "{name}={}",
-                v.split_whitespace().collect::<Vec<_>>().join(" ")
-            )
+            let name = sockbench::sys::sysctl::name_of(p).unwrap_or_else(|| p.clone());
+            format!("{name}={}", sockbench::spec::Sysctl::as_held(v))
         })
         .collect();
     format!(
@@ -249,14 +307,30 @@ fn restored_line(j: &sockbench::sys::sysctl::Journal) -> String {
 
 /// `sockbench restore-sysctl`.
 fn restore_sysctl() -> ExitCode {
+    use sockbench::sys::sysctl;
     match cleanup::recover_host_journal() {
-        Ok(Some(j)) => {
+        Ok(cleanup::Recovered::Restored(j)) => {
             say(&restored_line(&j));
             ExitCode::SUCCESS
         }
-        Ok(None) => {
+        Ok(cleanup::Recovered::Nothing) => {
             say("nothing to restore: no journal of host sysctls");
             ExitCode::SUCCESS
+        }
+        Ok(cleanup::Recovered::Held(j)) => {
+            say(&format!(
+                "error: a running sockbench (pid {}) holds host sysctls (journal {}); it restores them when it ends",
+                j.pid,
+                sysctl::journal_path().display()
+            ));
+            ExitCode::from(1)
+        }
+        Ok(cleanup::Recovered::Unreadable) => {
+            say(&format!(
+                "error: {} exists, and only root can read and restore it: run `sockbench restore-sysctl` as root",
+                sysctl::journal_path().display()
+            ));
+            ExitCode::from(1)
         }
         Err(e) => {
             say(&format!("error: {e}"));

@@ -371,6 +371,18 @@ impl Plan {
             )?;
         }
         let netns = unique("--netns", c.netns.iter().copied(), |m| m.name().to_string())?;
+        if let Some(&m) = netns.iter().find(|&&m| m != NetnsMode::Off)
+            && let Err(e) = crate::sys::netns::create()
+        {
+            return Err(Error::config(
+                "--netns",
+                m.name(),
+                format!(
+                    "makes private network namespaces, and unshare(CLONE_NEWNET) failed here ({e}); \
+                     it needs CAP_SYS_ADMIN and CAP_NET_ADMIN (run as root), or leave --netns out"
+                ),
+            ));
+        }
         if netns.iter().any(|&m| m != NetnsMode::Off) {
             admit(
                 &mut transports,
@@ -784,23 +796,14 @@ fn check_sysctls(c: &Common) -> Result<Vec<Sysctl>> {
     }
     let mut names = HashSet::new();
     for x in &c.sysctl {
-        if !names.insert(x.knob().to_string()) {
+        if !names.insert(x.name.as_str()) {
             return Err(Error::config(
                 "--sysctl",
                 &x.name,
                 "given twice; list each sysctl once",
             ));
         }
-        let mut seen = HashSet::new();
-        for v in &x.values {
-            if !seen.insert(v) {
-                return Err(Error::config(
-                    "--sysctl",
-                    show(x),
-                    format!("value '{v}' given twice"),
-                ));
-            }
-        }
+        distinct_values(x, &x.values)?;
     }
     if let Some(&m) = c.netns.iter().find(|&&m| m != NetnsMode::Off) {
         return Err(Error::config(
@@ -809,7 +812,7 @@ fn check_sysctls(c: &Common) -> Result<Vec<Sysctl>> {
             "--sysctl runs each value's cases in a namespace of their own; leave --netns out",
         ));
     }
-    use crate::transport::{SysctlRefusal, check_sysctls as probe};
+    use crate::transport::{SysctlProbe, SysctlRefusal, check_sysctls as probe};
     let host = probe(&c.sysctl).map_err(|(i, why)| {
         let x = &c.sysctl[i];
         match why {
@@ -831,8 +834,23 @@ fn check_sysctls(c: &Common) -> Result<Vec<Sysctl>> {
         }
     })?;
     let mut out = c.sysctl.clone();
-    for (x, host) in out.iter_mut().zip(host) {
-        x.host = host;
+    for (x, probe) in out.iter_mut().zip(host) {
+        match probe {
+            SysctlProbe::Host => x.host = true,
+            SysctlProbe::PerNamespace(held) => {
+                let held: Vec<String> = held.iter().map(|v| Sysctl::as_held(v)).collect();
+                distinct_values(x, &held)?;
+                x.values = held;
+            }
+        }
+    }
+    // Two sysctls ending alike (`conf.all.rp_filter`, `conf.lo.rp_filter`)
+    // go by their whole names.
+    let labels: Vec<String> = out.iter().map(|x| x.label.clone()).collect();
+    for x in &mut out {
+        if labels.iter().filter(|l| **l == x.label).count() > 1 {
+            x.label = x.name.clone();
+        }
     }
     if let Some(x) = out.iter().find(|x| x.host) {
         if !c.allow_host_sysctl {
@@ -851,6 +869,19 @@ fn check_sysctls(c: &Common) -> Result<Vec<Sysctl>> {
                 "writing host sysctls needs root",
             ));
         }
+        if crate::sys::process::in_nested_pid_namespace() {
+            return Err(Error::config(
+                "--allow-host-sysctl",
+                &x.name,
+                format!(
+                    "this process runs in a PID namespace of its own (here pid {}), where the end of \
+                     the namespace's first process kills every process in it, the reaper that \
+                     restores host sysctls after a kill included; run sockbench in the host's PID \
+                     namespace",
+                    nix::unistd::getpid()
+                ),
+            ));
+        }
         if c.pairs > 1 {
             return Err(Error::config(
                 "--pairs",
@@ -860,6 +891,27 @@ fn check_sysctls(c: &Common) -> Result<Vec<Sysctl>> {
         }
     }
     Ok(out)
+}
+
+/// Each of `values` (a sysctl's, as given or as the kernel reads them
+/// back) once: `0x10` and `16` are the same value to the kernel.
+pub fn distinct_values(x: &Sysctl, values: &[String]) -> Result<()> {
+    for (i, v) in values.iter().enumerate() {
+        if let Some(j) = values[..i].iter().position(|w| w == v) {
+            let (a, b) = (&x.values[j], &x.values[i]);
+            let why = if a == b {
+                format!("value '{b}' given twice")
+            } else {
+                format!("'{a}' and '{b}' are the same value to the kernel ({v})")
+            };
+            return Err(Error::config(
+                "--sysctl",
+                format!("{}={}", x.name, x.values.join(",")),
+                why,
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `--request-size` and `--response-size`, each without repeats.

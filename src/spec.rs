@@ -215,23 +215,52 @@ pub const MAX_SYSCTLS: usize = 4;
 pub struct Sysctl {
     /// Dotted name, `net.ipv4.tcp_autocorking`.
     pub name: String,
+    /// The values, as given on the command line until the plan has tried
+    /// them; then as the kernel reads each back (`0x10` is `16`), with
+    /// runs of whitespace as one space.
     pub values: Vec<String>,
+    /// The name its ratios and labels go by: the last component
+    /// (`tcp_autocorking`), or the whole name where two of a run's
+    /// sysctls end alike (`net.ipv4.conf.all.rp_filter`).
+    pub label: String,
     /// Host-wide (`--allow-host-sysctl`): set on the host around each trial
     /// of its cases and restored after, not in a private namespace.
     pub host: bool,
 }
 
 impl Sysctl {
-    /// The name a knob goes by in ratios and labels: the last component
-    /// (`tcp_autocorking`).
+    /// A sysctl of this name with these values, labelled by its last
+    /// component.
+    pub fn new(name: String, values: Vec<String>) -> Self {
+        let label = name.rsplit('.').next().unwrap_or(&name).to_string();
+        Sysctl {
+            name,
+            values,
+            label,
+            host: false,
+        }
+    }
+
+    /// The name a knob goes by in ratios and labels (see `label`).
     pub fn knob(&self) -> &str {
-        self.name.rsplit('.').next().unwrap_or(&self.name)
+        &self.label
     }
 
     /// Its file under /proc/sys.
     pub fn path(&self) -> String {
-        format!("/proc/sys/{}", self.name.replace('.', "/"))
+        sysctl_path(&self.name)
     }
+
+    /// A value as the kernel shows it, in one line: whitespace runs
+    /// (tcp_rmem's tabs, a newline) become one space.
+    pub fn as_held(read_back: &str) -> String {
+        read_back.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// The file under /proc/sys of a dotted sysctl name.
+pub fn sysctl_path(name: &str) -> String {
+    format!("/proc/sys/{}", name.replace('.', "/"))
 }
 
 /// What a case runs with beyond its transport and sizes: socket options,

@@ -236,7 +236,7 @@ fn without_privilege_netns_says_what_it_needs_and_the_rest_runs() {
     };
     let out = nobody(&["latency", "--netns", "veth", "-t", "tcp4"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(2), "bad input: {err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(
         err.contains("--netns veth") && err.contains("CAP_SYS_ADMIN"),

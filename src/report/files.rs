@@ -198,20 +198,9 @@ impl Staging {
             }
             Err(_) => {}
         }
-        let path = tempfile::Builder::new()
-            .prefix(".sockbench-")
-            .tempdir_in(&parent)
-            .map_err(|e| bad(format!("its parent directory is not writable ({e})")))?
-            .keep();
-        let held = sfs::open_dir(&path).and_then(|fd| Ok((sfs::dir_id(fd.as_fd())?, fd)));
-        let (id, fd) = match held {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = fs::remove_dir(&path);
-                return Err(bad(format!("cannot hold its staging directory ({e})")));
-            }
-        };
-        cleanup::add_dir(&path, id, sfs::Contents::Results);
+        let (path, fd, id) =
+            cleanup::make_private_dir(&parent, ".sockbench-", sfs::Contents::Results)
+                .map_err(|e| bad(format!("its parent directory is not writable ({e})")))?;
         let staging = Staging {
             out: out.to_path_buf(),
             path,
@@ -248,7 +237,7 @@ impl Staging {
         fs::rename(&self.path, &self.out)
             .map_err(file_err("rename staging directory to", &self.out))?;
         self.committed = true;
-        cleanup::remove_dir(&self.path);
+        cleanup::forget_dir(&self.path);
         Ok(())
     }
 }
@@ -257,7 +246,7 @@ impl Drop for Staging {
     fn drop(&mut self) {
         if !self.committed {
             let _ = sfs::remove_owned_dir(&self.path, self.id, sfs::Contents::Results);
-            cleanup::remove_dir(&self.path);
+            cleanup::forget_dir(&self.path);
         }
     }
 }

@@ -128,6 +128,42 @@ pub fn remove_owned_dir(path: &Path, id: DirId, contents: Contents) -> io::Resul
     }
 }
 
+/// Remove a directory this program announced (by path) before making it,
+/// whose identity it may not have learned: only if it is a directory (not
+/// a link), this user's, of mode 0700 as made; then as
+/// [`remove_owned_dir`] with its identity. Missing is fine.
+pub fn remove_private_dir(path: &Path, contents: Contents) -> io::Result<()> {
+    let fd = match open_dir(path) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let st = fstat(fd.as_fd())?;
+    if st.st_uid != nix::unistd::geteuid().as_raw() || st.st_mode & 0o7777 != 0o700 {
+        return Ok(()); // not as this program makes them
+    }
+    let id = dir_id(fd.as_fd())?;
+    drop(fd);
+    remove_owned_dir(path, id, contents)
+}
+
+/// Eight random bytes from the kernel (`getrandom(2)`), for names others
+/// cannot guess.
+pub fn random_u64() -> io::Result<u64> {
+    let mut b = [0u8; 8];
+    let mut got = 0;
+    while got < b.len() {
+        // SAFETY: the pointer and length describe the unfilled tail of `b`.
+        match syscall!(getrandom(b[got..].as_mut_ptr().cast(), b.len() - got, 0)) {
+            Ok(n) => got += n as usize,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(u64::from_le_bytes(b))
+}
+
 /// Why `dir` is not a safe place for a private directory, if it is not:
 /// another user could rename what sockbench makes there and put a link in
 /// its place (writable by all without the sticky bit), or its owner could

@@ -50,6 +50,20 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// Write all of `buf` with `write(2)`, retrying short writes and EINTR
+/// (set-up and bookkeeping only; never in a timed loop).
+pub fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match write(fd, buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Wait until `fd` is ready for `events` (`POLLIN`/`POLLOUT`) or `timeout`
 /// passes: `Ok(true)` when ready (or in error/hang-up, which the next call
 /// reports), `Ok(false)` on timeout. EINTR is returned to the caller, which

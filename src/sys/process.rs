@@ -86,18 +86,19 @@ pub fn fork_child(keep: &[RawFd], name: &str, body: impl FnOnce() -> i32) -> io:
 
 /// Fork a reaper: a child named `sb-reaper` that ignores the signals that
 /// end a process (so a Ctrl-C to the process group or a stray SIGTERM does
-/// not take it first), blocks until every write end of its pipe is closed
-/// (this process is gone, however it ended; children forked later close
-/// their copy), runs `at_exit` and exits. Returns the write end, to keep
-/// open for as long as this process lives.
-pub fn spawn_reaper(at_exit: impl FnOnce()) -> io::Result<std::os::fd::OwnedFd> {
+/// not take it first), reads everything written to its pipe until every
+/// write end is closed (this process is gone, however it ended; children
+/// forked later close their copy), runs `at_exit` with what it read and
+/// exits. Returns the write end, to keep open for as long as this process
+/// lives, and the reaper's pid.
+pub fn spawn_reaper(at_exit: impl FnOnce(Vec<u8>)) -> io::Result<(std::os::fd::OwnedFd, Pid)> {
     let (rd, wr) = crate::sys::socket::pipe()?;
     // SAFETY: the child makes system calls and runs `at_exit`, which only
-    // opens, reads and unlinks directory entries (glibc resets malloc's
-    // locks in the child), then `_exit`s; it never returns into Rust code
-    // that another thread of the parent could be in the middle of.
+    // opens, reads, writes and unlinks files (glibc resets malloc's locks
+    // in the child), then `_exit`s; it never returns into Rust code that
+    // another thread of the parent could be in the middle of.
     match unsafe { fork() }? {
-        ForkResult::Parent { .. } => Ok(wr),
+        ForkResult::Parent { child } => Ok((wr, child)),
         ForkResult::Child => {
             // SAFETY: PR_SET_NAME reads a NUL-terminated buffer we own.
             let _ = syscall!(prctl(libc::PR_SET_NAME, c"sb-reaper".as_ptr()));
@@ -110,22 +111,40 @@ pub fn spawn_reaper(at_exit: impl FnOnce()) -> io::Result<std::os::fd::OwnedFd> 
                 Signal::SIGUSR2,
                 Signal::SIGALRM,
                 Signal::SIGPIPE,
+                Signal::SIGXFSZ,
             ] {
                 // SAFETY: SIG_IGN installs no handler code.
                 let _ = unsafe { signal(sig, SigHandler::SigIgn) };
             }
             close_all_but(&[std::os::fd::AsRawFd::as_raw_fd(&rd)]);
-            let mut b = [0u8; 1];
+            let mut told = Vec::new();
+            let mut b = [0u8; 4096];
             loop {
                 match crate::sys::io::read(std::os::fd::AsFd::as_fd(&rd), &mut b) {
+                    Ok(0) => break, // EOF: every write end is closed
+                    Ok(n) => told.extend_from_slice(&b[..n]),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    _ => break, // EOF: every write end is closed
+                    Err(_) => break,
                 }
             }
-            at_exit();
+            at_exit(told);
             // SAFETY: `_exit` is always safe to call; it does not return.
             unsafe { libc::_exit(0) }
         }
+    }
+}
+
+/// Whether this process runs in a PID namespace other than the first (a
+/// container, `unshare -p`): there, the end of the namespace's first
+/// process kills every process in it. The first PID namespace has a fixed
+/// inode number (`PROC_PID_INIT_INO` in linux/proc_ns.h); where its own
+/// cannot be read, being pid 1 tells.
+pub fn in_nested_pid_namespace() -> bool {
+    /// `PROC_PID_INIT_INO`.
+    const INIT_PID_NS_INO: u64 = 0xEFFF_FFFC;
+    match std::fs::metadata("/proc/self/ns/pid") {
+        Ok(m) => std::os::unix::fs::MetadataExt::ino(&m) != INIT_PID_NS_INO,
+        Err(_) => nix::unistd::getpid().as_raw() == 1,
     }
 }
 

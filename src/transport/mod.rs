@@ -20,8 +20,8 @@ use std::time::Duration;
 pub use endpoint::{Cause, DatagramSocket, Endpoint, Fault, PipeEnd, StreamSocket};
 pub use listen::{Addr, Dialer, Listener, NameGuard, listen};
 pub use netns::{
-    CLIENT_V4, CLIENT_V6, ClientPlaces, Namespaces, Placement, SERVER_V4, SERVER_V6, SysctlRefusal,
-    Topology, Tuning, check_sysctls,
+    CLIENT_V4, CLIENT_V6, ClientPlaces, Namespaces, Placement, SERVER_V4, SERVER_V6, SysctlProbe,
+    SysctlRefusal, Topology, Tuning, check_sysctls,
 };
 pub use tcp_table::{TimeWait, time_wait_before, time_wait_sockets};
 pub use unix::{SocketDir, datagram_limit};

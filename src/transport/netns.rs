@@ -234,13 +234,23 @@ pub enum SysctlRefusal {
     Value(String, std::io::Error),
 }
 
+/// What the kernel made of a `--sysctl`: host-wide (its values are tried
+/// on the host later, only when the user allows host sysctls), or per
+/// network namespace with each value as the kernel reads it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SysctlProbe {
+    Host,
+    PerNamespace(Vec<String>),
+}
+
 /// Check `sysctls` before anything runs: each must exist, and is either
 /// per network namespace (present and writable in a fresh one, and then
-/// every value given must be taken there) or host-wide (`Ok(true)` at its
-/// index; its values are checked on the host, only when the user allows
-/// host sysctls). Values are written only inside a throwaway namespace;
-/// the host's are never touched here.
-pub fn check_sysctls(sysctls: &[Sysctl]) -> std::result::Result<Vec<bool>, (usize, SysctlRefusal)> {
+/// every value given must be taken there; each is read back) or
+/// host-wide. Values are written only inside a throwaway namespace; the
+/// host's are never touched here.
+pub fn check_sysctls(
+    sysctls: &[Sysctl],
+) -> std::result::Result<Vec<SysctlProbe>, (usize, SysctlRefusal)> {
     let ns = netns::create().map_err(|e| (0, SysctlRefusal::NoNamespace(e)))?;
     for (i, s) in sysctls.iter().enumerate() {
         if !std::path::Path::new(&s.path()).exists() {
@@ -248,20 +258,22 @@ pub fn check_sysctls(sysctls: &[Sysctl]) -> std::result::Result<Vec<bool>, (usiz
         }
     }
     netns::within(ns.as_raw_fd(), || {
-        let mut host = Vec::new();
+        let mut out = Vec::new();
         for (i, s) in sysctls.iter().enumerate() {
             let path = s.path();
-            let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) else {
-                host.push(true);
+            if std::fs::OpenOptions::new().write(true).open(&path).is_err() {
+                out.push(SysctlProbe::Host);
                 continue;
-            };
-            host.push(false);
-            for v in &s.values {
-                std::io::Write::write_all(&mut f, v.as_bytes())
-                    .map_err(|e| (i, SysctlRefusal::Value(v.clone(), e)))?;
             }
+            let mut held = Vec::new();
+            for v in &s.values {
+                let refused = |e| (i, SysctlRefusal::Value(v.clone(), e));
+                crate::sys::sysctl::write_value(&path, v).map_err(refused)?;
+                held.push(crate::sys::sysctl::read_value(&path).map_err(refused)?);
+            }
+            out.push(SysctlProbe::PerNamespace(held));
         }
-        Ok(host)
+        Ok(out)
     })
     .map_err(|e| (0, SysctlRefusal::NoNamespace(e)))?
 }

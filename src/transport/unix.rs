@@ -9,7 +9,7 @@
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,36 +50,30 @@ impl SocketDir {
                 "{why}; set TMPDIR to a directory only you (or root) can write, such as /tmp"
             )));
         }
-        let dir = tempfile::Builder::new()
-            .prefix("sockbench-")
-            .permissions(std::fs::Permissions::from_mode(0o700))
-            .tempdir_in(parent)
-            .map_err(|e| {
+        let (path, fd, id) =
+            cleanup::make_private_dir(parent, "sockbench-", sfs::Contents::Sockets).map_err(|e| {
                 bad(format!(
                     "cannot make the private socket directory there ({e}); set TMPDIR to a writable directory"
                 ))
             })?;
-        let path = dir.keep();
-        let held = sfs::open_dir(&path).and_then(|fd| {
-            let m = std::fs::File::from(fd.try_clone()?).metadata()?;
-            let me = nix::unistd::geteuid().as_raw();
-            if m.uid() != me || m.mode() & 0o077 != 0 {
-                return Err(std::io::Error::other(
-                    "it is not the private directory just made (owner or mode changed)",
-                ));
-            }
-            Ok((sfs::dir_id(fd.as_fd())?, fd))
-        });
-        let (id, fd) = match held {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = std::fs::remove_dir(&path);
-                return Err(bad(format!(
-                    "cannot hold the private socket directory ({e})"
-                )));
-            }
-        };
-        cleanup::add_dir(&path, id, sfs::Contents::Sockets);
+        let checked = std::fs::File::from(fd.try_clone().map_err(|e| bad(e.to_string()))?)
+            .metadata()
+            .map_err(|e| bad(e.to_string()))
+            .and_then(|m| {
+                let me = nix::unistd::geteuid().as_raw();
+                if m.uid() != me || m.mode() & 0o077 != 0 {
+                    return Err(bad(
+                        "cannot hold the private socket directory (its owner or mode is not as made)"
+                            .into(),
+                    ));
+                }
+                Ok(())
+            });
+        if let Err(e) = checked {
+            let _ = sfs::remove_owned_dir(&path, id, sfs::Contents::Sockets);
+            cleanup::forget_dir(&path);
+            return Err(e);
+        }
         Ok(SocketDir {
             path,
             fd: Arc::new(fd),
@@ -111,7 +105,7 @@ impl SocketDir {
 impl Drop for SocketDir {
     fn drop(&mut self) {
         let _ = sfs::remove_owned_dir(&self.path, self.id, sfs::Contents::Sockets);
-        cleanup::remove_dir(&self.path);
+        cleanup::forget_dir(&self.path);
     }
 }
 
