@@ -15,12 +15,13 @@ use std::io::IsTerminal;
 
 use sockbench::cli::{Cli, Command, Format, Progress};
 use sockbench::plan::Plan;
-use sockbench::report::files::{Staging, estimate_bytes, write_fallback};
+use sockbench::report::files::{Staging, estimate_bytes, stdout_bytes, write_fallback};
 use sockbench::report::{self, AnyReport, Fingerprint};
 use sockbench::transport::SocketDir;
 use sockbench::{Error, Result, cleanup, workload};
 
 fn main() -> ExitCode {
+    sockbench::sys::process::ignore_file_size_signal();
     if sockbench::sys::io::stdout_was_closed() {
         STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
     }
@@ -122,6 +123,7 @@ fn measure(plan: &mut Plan) -> Result<ExitCode> {
         Err(e) if holds_host => return Err(host_err(e)),
         Err(e) => say(&format!("warning: {e}")),
     }
+    check_stdout_room(plan)?;
     // What the run makes on disk is made before any timed work: a bad place
     // is bad input (exit 2).
     let dir = if plan.cases.iter().any(|c| c.transport.needs_dir()) {
@@ -219,6 +221,36 @@ fn measure(plan: &mut Plan) -> Result<ExitCode> {
         return Ok(ExitCode::from(130));
     }
     Ok(code)
+}
+
+/// stdout sent to a regular file under a file size limit (`ulimit -f`)
+/// too small for the results is bad input, before anything is measured.
+fn check_stdout_room(plan: &Plan) -> Result<()> {
+    let Some(limit) = sockbench::sys::fs::file_size_limit() else {
+        return Ok(());
+    };
+    let stdout = std::io::stdout();
+    let Some(at) = sockbench::sys::fs::regular_file_offset(std::os::fd::AsFd::as_fd(&stdout))
+    else {
+        return Ok(());
+    };
+    let need = at + stdout_bytes(plan.format, plan.cases.len(), plan.trials);
+    if limit >= need {
+        return Ok(());
+    }
+    let format = match plan.format {
+        Format::Table => "table",
+        Format::Json => "json",
+        Format::Csv => "csv",
+    };
+    Err(Error::config(
+        "--format",
+        format,
+        format!(
+            "stdout is a file and the file size limit (ulimit -f) is {limit} B; the results may need up to \
+             {need} B: raise it (ulimit -f unlimited) or give --out"
+        ),
+    ))
 }
 
 /// `--allow-host-sysctl`: journal the originals of this run's host-wide

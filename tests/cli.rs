@@ -5,7 +5,7 @@
 mod util;
 
 use std::io::Read;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use util::{QUICK, leftovers, private_tmp, run};
@@ -895,4 +895,164 @@ fn progress_is_drawn_only_when_asked_or_on_a_terminal() {
         err.contains("round 1 of 4 done") && err.contains("left"),
         "{err}"
     );
+}
+
+/// A first Ctrl-C before any round is complete (while 64 cases are set up
+/// and warmed up, 13 s of warm-up in all) ends the run at once: exit 130,
+/// nothing kept, nothing left; and a SIGTERM to a run holding 64 forked
+/// servers ends it within a second, the servers killed.
+#[test]
+fn a_first_ctrl_c_before_the_first_round_ends_the_run_at_once() {
+    use nix::sys::signal::Signal::{SIGINT, SIGTERM};
+    let eight = "64K,128K,192K,256K,320K,384K,448K,512K";
+    for (mode, signal, after) in [
+        ("thread", SIGINT, 300),
+        ("thread", SIGINT, 1500),
+        ("process", SIGTERM, 2500),
+    ] {
+        let tmp = private_tmp();
+        let mut child = util::bin()
+            .args([
+                "latency", "-t", "tcp4", "--sndbuf", eight, "--rcvbuf", eight,
+            ])
+            .args(["--mode", mode, "-d", "20s", "--progress", "never"])
+            .env("TMPDIR", tmp.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(after));
+        let servers = util::servers(child.id());
+        let t0 = Instant::now();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let (code, err) = wait_bounded(&mut child, Duration::from_secs(10));
+        let took = t0.elapsed();
+        assert_eq!(code, Some(130), "{mode} {signal} after {after} ms: {err}");
+        assert!(
+            took < Duration::from_secs(1),
+            "{mode} {signal} after {after} ms: took {took:?}"
+        );
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert!(out.is_empty(), "nothing kept: {out}");
+        assert!(leftovers(tmp.path()).is_empty());
+        if mode == "process" {
+            assert!(servers.len() > 10, "servers were forked: {}", servers.len());
+            let alive = || {
+                servers
+                    .iter()
+                    .filter(|s| {
+                        std::fs::read_to_string(format!("/proc/{s}/stat")).is_ok_and(|st| {
+                            !st.rsplit(')').next().unwrap_or("").trim().starts_with('Z')
+                        })
+                    })
+                    .count()
+            };
+            let t1 = Instant::now();
+            while alive() > 0 && t1.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert_eq!(alive(), 0, "every server killed");
+        }
+    }
+}
+
+/// A plan that cannot fit is bad input before anything is built: a product
+/// of lists too large to hold (here 200,000,000 cases, refused at once and
+/// in little memory), or more descriptors than `ulimit -n` allows.
+#[test]
+fn a_plan_that_cannot_fit_is_refused_before_anything_runs() {
+    let tmp = private_tmp();
+    let list = |n: usize, step: usize| {
+        (1..=n)
+            .map(|i| (i * step).to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (bufs, polls) = (list(1000, 4096), list(100, 1));
+    let t0 = Instant::now();
+    let out = util::assert_refused(
+        tmp.path(),
+        &[
+            "latency",
+            "--sndbuf",
+            &bufs,
+            "--rcvbuf",
+            &bufs,
+            "--busy-poll",
+            &polls,
+        ],
+        &["200,000,000 cases", "at most 4,096"],
+    );
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert!(out.stdout.is_empty());
+    let forty = list(40, 4096);
+    let o = Command::new("prlimit")
+        .args(["--nofile=256:256", "--"])
+        .arg(env!("CARGO_BIN_EXE_sockbench"))
+        .args([
+            "latency", "-t", "tcp4", "--sndbuf", &forty, "--rcvbuf", &forty,
+        ])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("1,600 cases") && err.contains("ulimit -n"),
+        "{err}"
+    );
+    assert!(leftovers(tmp.path()).is_empty());
+}
+
+/// An open-loop trial lasts its duration: a rate at which a trial would
+/// send fewer than 10 requests is refused, and a low rate that is allowed
+/// ends in about the time the plan says (its warm-up is timed, not counted).
+#[test]
+fn a_load_trial_lasts_its_duration() {
+    let tmp = private_tmp();
+    for arrival in ["constant", "poisson"] {
+        util::assert_refused(
+            tmp.path(),
+            &[
+                "load",
+                "-t",
+                "tcp4",
+                "--rate",
+                "1",
+                "-d",
+                "200ms",
+                "--trials",
+                "2",
+                "--arrival",
+                arrival,
+            ],
+            &["--rate 1", "at least 10"],
+        );
+        let t0 = Instant::now();
+        let child = util::bin()
+            .args([
+                "load", "-t", "tcp4", "--rate", "100", "-d", "200ms", "--trials", "2",
+            ])
+            .args(["--arrival", arrival, "-q", "--format", "json"])
+            .env("TMPDIR", tmp.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let o = util::wait_output(child, Duration::from_secs(20));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{arrival}: 0.2 s of trials and 0.2 s of warm-up took {:?}",
+            t0.elapsed()
+        );
+    }
+    assert!(leftovers(tmp.path()).is_empty());
 }

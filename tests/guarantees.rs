@@ -67,7 +67,12 @@ fn results_that_could_not_be_written_are_refused_before_measuring() {
             vec![tmp.path().join("a/..").display().to_string()],
             "names no new directory",
         ),
+        (
+            vec![format!("{}/.", tmp.path().join("empty").display())],
+            "names no new directory",
+        ),
     ];
+    std::fs::create_dir(tmp.path().join("empty")).unwrap();
     let mounts = can_mount();
     if mounts {
         cases.push((vec!["@full".into()], "cannot hold the results"));
@@ -118,7 +123,9 @@ fn results_that_could_not_be_written_are_refused_before_measuring() {
         );
         let left: Vec<PathBuf> = leftovers(tmp.path())
             .into_iter()
-            .filter(|p| !["full", "mnt"].contains(&p.file_name().unwrap().to_str().unwrap()))
+            .filter(|p| {
+                !["full", "mnt", "empty"].contains(&p.file_name().unwrap().to_str().unwrap())
+            })
             .collect();
         assert!(left.is_empty(), "{out:?}: left {left:?}");
     }
@@ -213,6 +220,111 @@ fn a_finished_measurement_is_never_lost() {
         Path::new(kept).starts_with(tmp.path()),
         "the copy is under TMPDIR: {line}"
     );
+}
+
+/// `prlimit --fsize=BYTES sockbench ARGS` (util-linux), with stdout to
+/// `stdout`.
+fn under_file_size_limit(
+    tmp: &Path,
+    bytes: u64,
+    args: &[&str],
+    stdout: Stdio,
+) -> std::process::Child {
+    Command::new("prlimit")
+        .arg(format!("--fsize={bytes}:{bytes}"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_sockbench"))
+        .args(args)
+        .env("TMPDIR", tmp)
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A file size limit (`ulimit -f`) never costs a measurement: one too
+/// small for the results, on a file stdout or on --out, is bad input
+/// before anything is measured (exit 2, one line, nothing left); a write
+/// that runs past it anyway (stdout appended to a file that grew meanwhile)
+/// is a write error like any other, with the results kept under $TMPDIR,
+/// never a death by SIGXFSZ.
+#[test]
+fn a_file_size_limit_never_costs_a_measurement() {
+    let tmp = private_tmp();
+    let outs = private_tmp();
+    let file = outs.path().join("out.json");
+    let long = ["latency", "-t", "uds-stream", "-d", "10s", "-q"];
+    let r = outs.path().join("r");
+    let refusals: [(u64, Vec<&str>, Stdio, &str); 2] = [
+        (
+            4096,
+            [&long[..], &["--format", "json"]].concat(),
+            Stdio::from(std::fs::File::create(&file).unwrap()),
+            "--format json",
+        ),
+        (
+            1024,
+            [&long[..], &["--out", r.to_str().unwrap()]].concat(),
+            Stdio::null(),
+            "--out",
+        ),
+    ];
+    for (limit, args, stdout, flag) in refusals {
+        let t0 = Instant::now();
+        let child = under_file_size_limit(tmp.path(), limit, &args, stdout);
+        let o = util::wait_output(child, Duration::from_secs(10));
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{flag}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{flag}: {err}");
+        assert!(err.contains(flag) && err.contains("ulimit -f"), "{err}");
+        assert!(t0.elapsed() < Duration::from_secs(5), "before measuring");
+        assert!(leftovers(tmp.path()).is_empty());
+        assert_eq!(leftovers(outs.path()), vec![file.clone()]);
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), 0);
+    }
+    // stdout appended to a file that another writer fills to the limit
+    // while the run measures.
+    let limit: u64 = 1 << 20;
+    let appended = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
+    let args = [
+        "latency",
+        "-t",
+        "uds-stream",
+        "-d",
+        "1s",
+        "--trials",
+        "2",
+        "-q",
+        "--format",
+        "json",
+    ];
+    let child = under_file_size_limit(tmp.path(), limit, &args, Stdio::from(appended));
+    std::thread::sleep(Duration::from_millis(300));
+    {
+        use std::io::Write;
+        let mut other = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap();
+        other.write_all(&vec![b'x'; limit as usize - 10]).unwrap();
+    }
+    let o = util::wait_output(child, Duration::from_secs(30));
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let kept = err
+        .split("kept in ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("names a kept copy: {err}"))
+        .trim();
+    let summary = std::fs::read_to_string(Path::new(kept).join("summary.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(doc["cases"].as_array().unwrap().len(), 1);
+    std::fs::remove_dir_all(kept).unwrap();
+    assert!(leftovers(tmp.path()).is_empty());
 }
 
 /// Start `sockbench ARGS` with TMPDIR=`tmp`, wait until the run is under

@@ -141,12 +141,40 @@ pub fn estimate_bytes(cases: usize, trials: u32) -> u64 {
     (64 << 10) + cases as u64 * ((16 << 10) + u64::from(trials) * 1024)
 }
 
+/// At most what the results take on stdout in `format`: summary.json's
+/// per-trial points (about 400 B a trial and 3 KiB a case, measured),
+/// doubled; a table or CSV row per case.
+pub fn stdout_bytes(format: crate::cli::Format, cases: usize, trials: u32) -> u64 {
+    let cases = cases as u64;
+    match format {
+        crate::cli::Format::Json => (16 << 10) + cases * ((8 << 10) + u64::from(trials) * 1024),
+        crate::cli::Format::Csv => (2 << 10) + cases * 1024,
+        crate::cli::Format::Table => (4 << 10) + cases * 512,
+    }
+}
+
 impl Staging {
     /// Check `out` and make the staging directory with `reserve` bytes of
     /// room, before any timed work. Everything that can be known now is an
     /// `Error::Config` naming `--out` (exit 2).
     pub fn prepare(out: &Path, reserve: u64) -> Result<Staging> {
         let bad = |why: String| Error::config("--out", out.display(), why);
+        // `d/.` and `d/..` name `d` to Path, but rename(2) onto them fails.
+        let raw = out.as_os_str().as_encoded_bytes();
+        let dots = raw == b"." || raw == b".." || raw.ends_with(b"/.") || raw.ends_with(b"/..");
+        if dots {
+            return Err(bad(
+                "ends in . or .., which names no new directory; name the directory itself".into(),
+            ));
+        }
+        if let Some(limit) = sfs::file_size_limit()
+            && limit < reserve
+        {
+            return Err(bad(format!(
+                "the file size limit (ulimit -f) is {limit} B, and one result file may need up to {reserve} B; \
+                 raise it (ulimit -f unlimited)"
+            )));
+        }
         let Some(name) = out.file_name() else {
             return Err(bad(
                 "names no new directory (., .. or /); name a new or empty directory".into(),
@@ -278,7 +306,12 @@ pub fn write_fallback(report: &AnyReport, run: &Run) -> Result<PathBuf> {
         .map_err(file_err("create", &tmp))?
         .keep();
     let fd = sfs::open_dir(&dir).map_err(file_err("open", &dir))?;
-    fill(|name, body| put_at(&fd, &dir, name, body), report, run)?;
+    if let Err(e) = fill(|name, body| put_at(&fd, &dir, name, body), report, run) {
+        if let Ok(id) = sfs::dir_id(fd.as_fd()) {
+            let _ = sfs::remove_owned_dir(&dir, id, sfs::Contents::Results);
+        }
+        return Err(e);
+    }
     Ok(dir)
 }
 

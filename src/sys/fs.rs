@@ -148,6 +148,28 @@ pub fn remove_private_dir(path: &Path, contents: Contents) -> io::Result<()> {
     remove_owned_dir(path, id, contents)
 }
 
+/// The file size limit (`ulimit -f`, RLIMIT_FSIZE) in bytes; `None`:
+/// unlimited.
+pub fn file_size_limit() -> Option<u64> {
+    use nix::sys::resource::{Resource, getrlimit};
+    match getrlimit(Resource::RLIMIT_FSIZE) {
+        Ok((soft, _)) if soft != libc::RLIM_INFINITY => Some(soft),
+        _ => None,
+    }
+}
+
+/// If descriptor `fd` is a regular file (a shell's `> out.json` or
+/// `>> out.json`), the offset a write would start at at most: its
+/// position or, for an append, its size.
+pub fn regular_file_offset(fd: BorrowedFd<'_>) -> Option<u64> {
+    let st = fstat(fd).ok()?;
+    if st.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFREG.bits() {
+        return None;
+    }
+    let pos = nix::unistd::lseek(fd, 0, nix::unistd::Whence::SeekCur).unwrap_or(0);
+    Some((pos.max(0) as u64).max(st.st_size.max(0) as u64))
+}
+
 /// Eight random bytes from the kernel (`getrandom(2)`), for names others
 /// cannot guess.
 pub fn random_u64() -> io::Result<u64> {

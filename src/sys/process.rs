@@ -134,6 +134,14 @@ pub fn spawn_reaper(at_exit: impl FnOnce(Vec<u8>)) -> io::Result<(std::os::fd::O
     }
 }
 
+/// Leave SIGXFSZ ignored, so that a write past the file size limit
+/// (`ulimit -f`) fails with EFBIG, like any other write error, instead of
+/// killing the process with what it measured.
+pub fn ignore_file_size_signal() {
+    // SAFETY: SIG_IGN installs no handler code.
+    let _ = unsafe { signal(Signal::SIGXFSZ, SigHandler::SigIgn) };
+}
+
 /// Whether this process runs in a PID namespace other than the first (a
 /// container, `unshare -p`): there, the end of the namespace's first
 /// process kills every process in it. The first PID namespace has a fixed

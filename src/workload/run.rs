@@ -496,6 +496,11 @@ fn measure(
         .cases
         .iter()
         .map(|c| {
+            // A first Ctrl-C before any round is complete aborts: nothing
+            // is kept, and set-up is not finished first.
+            if cleanup::stop_requested() {
+                return Err(Error::Interrupted);
+            }
             place(c)?;
             places.enter(c.netns, plan.tuning_key(c))?;
             let mut spec = PairSpec::for_case(plan, c, server_cpu);
@@ -533,8 +538,9 @@ fn measure(
         place(case)?;
         places.enter(case.netns, plan.tuning_key(case))?;
         set_host(case)?;
-        let per_op_ns = warm_up(pair, plan, &mut s)?;
+        let per_op_ns = warm_up(pair, plan, &mut s);
         restore_host()?;
+        let per_op_ns = per_op_ns?;
         if p == 0
             && let Some(w) = watch
         {
@@ -592,7 +598,14 @@ fn measure(
                 Resources::default()
             };
             set_host(&plan.cases[i])?;
-            trial(&mut pairs[i], plan, Stop::count(TRIAL_WARMUP), &mut s)?;
+            let warm = match pairs[i] {
+                Pair::Fleet(_) => Stop {
+                    time: Some(LOAD_TRIAL_WARMUP),
+                    ..Stop::count(TRIAL_WARMUP)
+                },
+                _ => Stop::count(TRIAL_WARMUP),
+            };
+            trial(&mut pairs[i], plan, warm, &mut s)?;
             if barrier.wait().is_err() {
                 if cleanup::stop_requested() {
                     break 'rounds;
@@ -695,20 +708,46 @@ pub fn share(total: u64, trials: u32, round: u32) -> u64 {
     total / t + u64::from(u64::from(round) < total % t)
 }
 
-/// Warm a pair up until both the count and the time of the plan are met;
-/// returns the wall time per operation of the last chunk (ns).
+/// Warm a pair up until both the count and the time of the plan are met
+/// (an open-loop `load` case: its time only, at its rate); returns the wall
+/// time per operation of the last chunk (ns). A first Ctrl-C ends it.
 fn warm_up(pair: &mut Pair, plan: &Plan, s: &mut Scratch<'_>) -> Result<f64> {
     let start = Instant::now();
     let mut done = 0u64;
+    let open_loop = matches!(pair, Pair::Fleet(_));
     loop {
+        if cleanup::stop_requested() {
+            return Err(Error::Interrupted);
+        }
         let chunk = match plan.warmup.saturating_sub(done) {
             0 => 200, // count met, time not yet
             left => left.clamp(10, 1000),
         };
-        let t = trial(pair, plan, Stop::count(chunk), s)?;
-        done += chunk;
-        if done >= plan.warmup && start.elapsed() >= plan.warmup_time {
+        let stop = if open_loop {
+            // Requests leave at the case's rate: a count could take hours.
+            Stop::time(
+                plan.warmup_time
+                    .saturating_sub(start.elapsed())
+                    .clamp(LOAD_WARMUP_MIN, LOAD_WARMUP_CHUNK),
+            )
+        } else {
+            Stop::count(chunk)
+        };
+        let t = trial(pair, plan, stop, s)?;
+        done += t.ops;
+        let count_met = open_loop || done >= plan.warmup;
+        if count_met && start.elapsed() >= plan.warmup_time {
             return Ok((t.end_ns - t.start_ns) as f64 / t.ops.max(1) as f64);
         }
     }
 }
+
+/// An open-loop case's warm-up runs for `--warmup-time` in chunks of at
+/// most this long (a Ctrl-C is answered between them), and at least one
+/// chunk this long.
+const LOAD_WARMUP_CHUNK: Duration = Duration::from_millis(100);
+const LOAD_WARMUP_MIN: Duration = Duration::from_millis(20);
+
+/// The untimed operations before a trial: [`TRIAL_WARMUP`], and for an
+/// open-loop case no longer than this.
+const LOAD_TRIAL_WARMUP: Duration = Duration::from_millis(20);

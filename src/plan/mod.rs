@@ -3,6 +3,10 @@
 //! Bad input becomes `Error::Config` naming the flag, the value and what is
 //! allowed. Creates nothing.
 
+mod limits;
+
+pub use limits::MAX_CASES;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -307,6 +311,8 @@ impl Plan {
                     .map(|k| (k, false)),
             );
         }
+        let (dims, total) = limits::case_count(c, transports.len(), sizes.len(), rates.len());
+        limits::check_count(&dims, total)?;
         let knobs = knob_product(c)?;
         let base = knobs[0];
         let sysctls = check_sysctls(c)?;
@@ -524,6 +530,7 @@ impl Plan {
         for &cpu in &c.client_cpu {
             check_cpu("--client-cpu", cpu, &cpus)?;
         }
+        limits::check_fit(workload, &cases, c.pairs as usize, limits::largest(&dims))?;
         let budget = match (c.iterations, c.duration) {
             (Some(n), _) => {
                 if n < u64::from(c.trials) {
@@ -541,6 +548,9 @@ impl Plan {
             (None, Some(d)) => Budget::Duration(d),
             (None, None) => Budget::Duration(Duration::from_secs(1)),
         };
+        if let (Workload::Load { sweep: false, .. }, Budget::Duration(d)) = (workload, budget) {
+            limits::check_rates(rates, d, c.trials)?;
+        }
         Ok(Plan {
             workload,
             notes,
