@@ -46,25 +46,40 @@ fn the_docs_state_the_bench_profiles_as_the_code_has_them() {
     }
 }
 
-/// Every `snake_case_name` in backquotes in docs/guarantees.md is a test
-/// function in tests/ (a name ending in `…` is a prefix of one).
-#[test]
-fn every_test_a_guarantee_names_exists() {
-    let mut defined = BTreeSet::new();
-    for e in std::fs::read_dir(root().join("tests")).unwrap() {
+/// The names of the `#[test]` functions in the Rust files under `dir`.
+fn test_functions(dir: &Path, into: &mut BTreeSet<String>) {
+    for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "rs") {
-            for line in read(&p).lines() {
-                if let Some(rest) = line.trim_start().strip_prefix("fn ") {
-                    let name: String = rest
-                        .chars()
-                        .take_while(|c| c.is_alphanumeric() || *c == '_')
-                        .collect();
-                    defined.insert(name);
+        if p.is_dir() {
+            test_functions(&p, into);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            let text = read(&p);
+            let mut lines = text.lines().map(str::trim_start);
+            while let Some(line) = lines.next() {
+                if line != "#[test]" {
+                    continue;
                 }
+                let Some(rest) = lines.find_map(|l| l.strip_prefix("fn ")) else {
+                    break;
+                };
+                into.insert(
+                    rest.chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect(),
+                );
             }
         }
     }
+}
+
+/// Every `snake_case_name` in backquotes in docs/guarantees.md is a test:
+/// a `#[test]` function in tests/ or in a unit-test module under src/ (a
+/// name ending in `…` is a prefix of one).
+#[test]
+fn every_test_a_guarantee_names_exists() {
+    let mut defined = BTreeSet::new();
+    test_functions(&root().join("tests"), &mut defined);
+    test_functions(&root().join("src"), &mut defined);
     let text = read(&root().join("docs/guarantees.md"));
     let named: Vec<&str> = text
         .split('`')

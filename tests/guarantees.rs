@@ -687,39 +687,62 @@ fn listener_of(tmp: &Path, transport: &str) -> (std::process::Child, String) {
 }
 
 /// A local process that connects to a run's listener (a loopback TCP port
-/// or an abstract name, both reachable by every local user) and says
-/// nothing makes the run fail within its timeout with one line naming a
-/// foreign process, not "the peer is stuck or gone".
+/// or an abstract name, both reachable by every local user) makes the run
+/// fail within its timeout with one line naming a foreign process, whether
+/// it says nothing or sends a request of the right size and reads the
+/// answer (the run's own requests carry a token it cannot know): never
+/// served as one of the run's own.
 #[test]
 fn a_foreign_connection_is_named_as_such() {
+    use std::io::{Read, Write};
     for transport in ["tcp4", "uds-abstract"] {
-        let tmp = private_tmp();
-        let (child, addr) = listener_of(tmp.path(), transport);
-        let _held: Box<dyn std::any::Any> = if transport == "tcp4" {
-            Box::new(std::net::TcpStream::connect(addr.as_str()).unwrap())
-        } else {
-            use std::os::linux::net::SocketAddrExt;
-            let name = addr.trim_start_matches('@');
-            let a = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
-            Box::new(std::os::unix::net::UnixStream::connect_addr(&a).unwrap())
-        };
-        let t0 = Instant::now();
-        let o = child.wait_with_output().unwrap();
-        let err = text(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{transport}: {err}");
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "{transport}: {:?}",
-            t0.elapsed()
-        );
-        let line = err
-            .lines()
-            .find(|l| l.starts_with("error:"))
-            .unwrap_or_default();
-        assert!(
-            line.contains("foreign process") && line.contains(transport),
-            "{transport}: {err}"
-        );
-        assert!(leftovers(tmp.path()).is_empty());
+        for talks in [false, true] {
+            let tmp = private_tmp();
+            let (child, addr) = listener_of(tmp.path(), transport);
+            let mut held: Box<dyn ReadWrite> = if transport == "tcp4" {
+                Box::new(std::net::TcpStream::connect(addr.as_str()).unwrap())
+            } else {
+                use std::os::linux::net::SocketAddrExt;
+                let name = addr.trim_start_matches('@');
+                let a =
+                    std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+                Box::new(std::os::unix::net::UnixStream::connect_addr(&a).unwrap())
+            };
+            if talks {
+                // A request as the run's own look: the data marker, then bytes.
+                let mut req = [0u8; 64];
+                req[0] = 1;
+                held.write_all(&req).unwrap();
+                let mut answer = Vec::new();
+                let _ = held.read_to_end(&mut answer);
+            }
+            let what = format!("{transport}, {}", if talks { "talking" } else { "silent" });
+            let t0 = Instant::now();
+            let o = util::wait_output(child, Duration::from_secs(10));
+            let err = text(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "{what}: {err}");
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "{what}: {:?}",
+                t0.elapsed()
+            );
+            let line = err
+                .lines()
+                .find(|l| l.starts_with("error:"))
+                .unwrap_or_default();
+            assert!(
+                line.contains("foreign process") && line.contains(transport),
+                "{what}: {err}"
+            );
+            let named = if transport == "tcp4" { "port " } else { "pid " };
+            assert!(
+                line.contains(named) && line.contains("uid"),
+                "{what}: {line}"
+            );
+            assert!(leftovers(tmp.path()).is_empty());
+        }
     }
 }
+
+trait ReadWrite: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> ReadWrite for T {}

@@ -1,7 +1,7 @@
 """Cross-check sockbench against other tools, cell by cell, interleaved in time.
 
 usage: scripts/crosscheck/peers [--netperf DIR] [--neper DIR] [--lmbench DIR]
-                                [--what matrix|overhead|bench|socketpair|progress|load]
+                                [--what matrix|overhead|bench|socketpair|progress|load|revision]
                                 [--only CELLS] [--rounds N] [--seconds S] -o OUT_DIR
 
 --what matrix (default): one run in which sockbench and the peers take turns
@@ -36,6 +36,10 @@ usage: scripts/crosscheck/peers [--netperf DIR] [--neper DIR] [--lmbench DIR]
   polling) is the closer match, sockbench's default sleeps between sends,
   and a row with sockperf's sender on the server's CPU shows how much its
   own figure moves with where its threads sit.
+--what revision --other BINARY: this checkout's sockbench against another
+  build of it (one made from an earlier revision, say), p50 of `connect`
+  (tcp4, uds-abstract) and `latency` (tcp4, uds-stream) at 64 B, thread
+  mode: a change that must move no number, shown by paired runs.
 --what overhead: sockbench's mean round trip over the lean C loop's, for
   uds-stream and tcp4 at 1, 64 and 4096 B, in both server modes; and the
   price of each difference between them, as the lean loop with it over
@@ -72,10 +76,10 @@ from common import Fatal, cell, size_label  # noqa: E402
 SB = os.path.join(ROOT, "target", "release", "sockbench")
 
 
-def sockbench(args):
-    """`sockbench ARGS --format json`: the first case of its JSON (stdout
-    only; its warnings go to stderr)."""
-    r = subprocess.run([SB, *args, "--format", "json"], capture_output=True, text=True, timeout=120)
+def sockbench(args, binary=None):
+    """`sockbench ARGS --format json` (this checkout's build, or `binary`):
+    the first case of its JSON (stdout only; its warnings go to stderr)."""
+    r = subprocess.run([binary or SB, *args, "--format", "json"], capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         raise RuntimeError(f"sockbench {' '.join(args)}: exit {r.returncode}: {r.stderr.strip()[-300:]}")
     return json.loads(r.stdout)["cases"][0]
@@ -174,6 +178,13 @@ class Tools:
         return sockbench(["connect", "-t", "tcp4", "--request-size", str(size), "--response-size", str(size),
                           "-d", f"{self.secs}s", "--trials", "1", "--mode", "process", "--server-cpu", self.s,
                           "--client-cpu", self.c])["ops_per_s"]
+
+    def sockbench_p50(self, workload, transport, size, binary=None):
+        """The p50 in µs of a one-trial `latency` or `connect` run (thread mode)."""
+        return sockbench([workload, "-t", transport, *(["-s", str(size)] if workload == "latency" else
+                                                      ["--request-size", str(size), "--response-size", str(size)]),
+                          "-d", f"{self.secs}s", "--trials", "1", "--server-cpu", self.s,
+                          "--client-cpu", self.c], binary)["p50_ns"] / 1e3
 
     # two threads of one C process, one-way
     def threads_gbit(self, transport, size):
@@ -441,6 +452,17 @@ def progress_cells(t, a):
     ]) for transport in ["uds-stream", "tcp4"]]
 
 
+def revision_cells(t, a):
+    """This checkout's sockbench against another build of it (`--other`):
+    a change that must move no number, shown by paired runs."""
+    other = os.path.abspath(a.other)
+    return [((f"{w} {transport}", 64), [
+        ("sockbench (this revision)", lambda w=w, tr=transport: t.sockbench_p50(w, tr, 64)),
+        ("sockbench (--other)", lambda w=w, tr=transport: t.sockbench_p50(w, tr, 64, other)),
+    ]) for w, transport in (("connect", "tcp4"), ("connect", "uds-abstract"), ("latency", "tcp4"),
+                            ("latency", "uds-stream"))]
+
+
 def overhead_cells(t, a):
     """sockbench over the lean loop; and each difference's price, on the lean loop."""
     cells = []
@@ -570,6 +592,7 @@ OVERHEAD = ("sockbench's mean round trip over the lean C loop's, and the price o
             "(lean loop with it / without)")
 BENCH = "`cargo bench` (full profile) against `sockbench latency`: mean round trip, 64 B"
 PROGRESS = "sockbench with its progress bar drawn on a terminal against none: mean round trip, 64 B"
+REVISION = "This revision of sockbench against another build of it (--other): p50, 64 B, thread mode"
 LOAD = "Open-loop load, 64 B each way over one TCP connection or one UDP socket pair: p50 round trip"
 LOAD_TCP = "Open-loop load, 64 B each way over one TCP connection: p50 round trip"  # runs before UDP joined
 SOCKETPAIR = ("socketpair against uds-stream, one-way: Gbit/s, each run its own process (ratio: tool over the "
@@ -580,6 +603,7 @@ CRR = "New connection per transaction (1 B each way)"
 # title → (unit, the row every ratio is taken against, ratio = tool / that row)
 SECTIONS = {OVERHEAD: ("µs", "lean C loop", True), BENCH: ("µs", "sockbench (thread)", False),
             SOCKETPAIR: ("Gbit/s", None, True), PROGRESS: ("µs", "sockbench --progress never", True),
+            REVISION: ("µs", "sockbench (this revision)", True),
             LOAD: ("µs", "sockperf under-load", True), LOAD_TCP: ("µs", "sockperf under-load", True),
             PING: ("µs", "sockbench", False),
             STREAM: ("Gbit/s", "sockbench", False), CRR: ("transactions/s", "sockbench", False)}
@@ -627,8 +651,9 @@ def fingerprint():
 
 def main():
     p = common.parser("scripts/crosscheck/peers", __doc__)
-    p.add_argument("--what", choices=["matrix", "overhead", "bench", "socketpair", "progress", "load"],
-                   default="matrix")
+    p.add_argument("--what", choices=["matrix", "overhead", "bench", "socketpair", "progress", "load",
+                                      "revision"], default="matrix")
+    p.add_argument("--other", help="--what revision: another sockbench binary (e.g. built from an earlier revision)")
     p.add_argument("--only", help="matrix: only these cells, comma-separated as `transport size` (tcp4 65536)")
     p.add_argument("--netperf", help="directory holding netperf and netserver (built with --enable-unixdomain)")
     p.add_argument("--neper", help="directory holding neper's tcp_rr, udp_rr and tcp_crr")
@@ -646,6 +671,8 @@ def main():
     try:
         if os.path.exists(a.output) and os.listdir(a.output) and not a.from_raw:
             raise Fatal(f"-o {a.output}: exists and is not empty; name a new directory")
+        if a.what == "revision" and not (a.other and os.access(a.other, os.X_OK)):
+            raise Fatal(f"--other {a.other}: --what revision needs another sockbench binary to run")
         for flag in ("netperf", "neper", "lmbench"):
             d = getattr(a, flag)
             if d and not os.path.isdir(d):
@@ -680,6 +707,8 @@ def main():
                 sections = [(OVERHEAD, measure(overhead_cells(tools, a), a.rounds))]
             elif a.what == "progress":
                 sections = [(PROGRESS, measure(progress_cells(tools, a), a.rounds))]
+            elif a.what == "revision":
+                sections = [(REVISION, measure(revision_cells(tools, a), a.rounds))]
             elif a.what == "load":
                 sections = [(LOAD, measure(load_cells(tools, a), a.rounds))]
             elif a.what == "socketpair":

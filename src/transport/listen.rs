@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use nix::sys::socket::{SockaddrIn, SockaddrIn6, SockaddrLike, UnixAddr};
 
-use super::{AnyEndpoint, Ctx, DatagramSocket, SocketDir, StreamSocket, TransportOpts};
+use super::{AnyEndpoint, Cause, Ctx, DatagramSocket, SocketDir, StreamSocket, TransportOpts};
 use crate::error::Result;
 use crate::spec::TransportKind;
 use crate::sys::socket as s;
@@ -73,6 +73,43 @@ pub struct Listener {
     /// The process whose connections are the run's own: the one that made
     /// the listener and dials it (a forked server is its child).
     client_pid: u32,
+    /// What every request of the run's own client carries after its first
+    /// byte (as much of it as the request holds): a foreign process cannot
+    /// know it.
+    token: Token,
+}
+
+/// A random number, made per listener, that the run's own requests carry
+/// in their bytes 1 to 8 (fewer when the request is shorter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token([u8; 8]);
+
+impl Token {
+    fn new() -> std::io::Result<Self> {
+        Ok(Token(crate::sys::fs::random_u64()?.to_le_bytes()))
+    }
+
+    /// The part of a `len`-byte request the token fills.
+    #[inline(always)]
+    fn span(len: usize) -> std::ops::Range<usize> {
+        1..len.clamp(1, 9)
+    }
+
+    /// Put the token into a request (after its marker byte).
+    #[inline(always)]
+    pub fn stamp(&self, msg: &mut [u8]) {
+        let r = Self::span(msg.len());
+        let n = r.len();
+        msg[r].copy_from_slice(&self.0[..n]);
+    }
+
+    /// Whether a request carries the token.
+    #[inline(always)]
+    pub fn carried_by(&self, msg: &[u8]) -> bool {
+        let r = Self::span(msg.len());
+        let n = r.len();
+        msg[r] == self.0[..n]
+    }
 }
 
 /// Keeps a listener's socket file (path transports) until dropped, then
@@ -86,6 +123,7 @@ pub struct Dialer {
     kind: TransportKind,
     addr: Addr,
     opts: TransportOpts,
+    token: Token,
 }
 
 /// Listen on a fresh loopback address (port 0, a path in `dir`, or an
@@ -137,17 +175,20 @@ pub fn listen(
     s::set_timeouts(fd.as_fd(), opts.timeout)
         .map_err(ctx.err("setsockopt", "SO_RCVTIMEO/SO_SNDTIMEO"))?;
     s::listen(fd.as_fd(), 1024).map_err(ctx.err("listen", addr.to_string()))?;
+    let token = Token::new().map_err(ctx.err("getrandom", "the run's token"))?;
     Ok((
         Listener {
             fd,
             kind,
             opts: *opts,
             client_pid: std::process::id(),
+            token,
         },
         Dialer {
             kind,
             addr,
             opts: *opts,
+            token,
         },
         NameGuard(name),
     ))
@@ -170,6 +211,12 @@ impl Listener {
     /// The bound on blocking calls of accepted connections.
     pub fn timeout(&self) -> std::time::Duration {
         self.opts.timeout
+    }
+
+    /// What the run's own requests carry.
+    #[inline(always)]
+    pub fn token(&self) -> &Token {
+        &self.token
     }
 
     /// `accept` one connection (bounded by the listener's SO_RCVTIMEO). A
@@ -220,9 +267,38 @@ impl Dialer {
     pub fn addr(&self) -> Addr {
         self.addr
     }
+
+    /// What every request on a dialed connection must carry.
+    pub fn token(&self) -> &Token {
+        &self.token
+    }
 }
 
 impl Listener {
+    /// The accepted end of a connection the run's own client just dialed
+    /// (set-up of a kept pair): a connection from anywhere else, which got
+    /// into the backlog first, fails the set-up, named.
+    pub fn accept_own(&self, client: &AnyEndpoint) -> std::io::Result<AnyEndpoint> {
+        let ep = self.accept()?;
+        let ours = match (ep.socket_fd(), client.socket_fd()) {
+            (Some(server), Some(client)) if self.kind.is_tcp() => {
+                match (s::peer_port(server), s::local_port(client)) {
+                    (Ok(a), Ok(b)) => a == b,
+                    _ => true,
+                }
+            }
+            (Some(server), _) => s::peer_cred(server).map_or(true, |c| c.0 == self.client_pid),
+            _ => true,
+        };
+        if ours {
+            return Ok(ep);
+        }
+        let who = self
+            .foreign_peer(&ep)
+            .unwrap_or_else(|| "a connection the run did not make".into());
+        Err(std::io::Error::other(Cause::Foreign(who).to_string()))
+    }
+
     /// Who is on the other end of an accepted connection, if it is not the
     /// run's own client (the process that made the listener).
     /// Asked only after a transaction failed, so it costs nothing while

@@ -18,7 +18,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 pub use endpoint::{Cause, DatagramSocket, Endpoint, Fault, PipeEnd, StreamSocket};
-pub use listen::{Addr, Dialer, Listener, NameGuard, listen};
+pub use listen::{Addr, Dialer, Listener, NameGuard, Token, listen};
 pub use netns::{
     CLIENT_V4, CLIENT_V6, ClientPlaces, Namespaces, Placement, SERVER_V4, SERVER_V6, SysctlProbe,
     SysctlRefusal, Topology, Tuning, check_sysctls,
@@ -203,7 +203,7 @@ pub fn connect_pair(
                 .dial()
                 .map_err(|(call, e)| ctx.err(call, dialer.addr().to_string())(e))?;
             let server = listener
-                .accept()
+                .accept_own(&client)
                 .map_err(ctx.err("accept", dialer.addr().to_string()))?;
             setup::finish_connected(ctx, client, server, size, opts)
         }

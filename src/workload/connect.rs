@@ -39,6 +39,9 @@ pub fn serve(
         if let Err(f) = got {
             return Err(foreign_or(l, &ep, f));
         }
+        if !l.token().carried_by(&buf[..size]) {
+            return Err(foreign(l, &ep));
+        }
         if buf[0] == END {
             calls += l.calls_per_accept() + ep.calls();
             return Ok((n, calls));
@@ -66,6 +69,25 @@ fn foreign_or(l: &Listener, ep: &AnyEndpoint, f: Fault) -> Fault {
             cause: Cause::Foreign(who),
         },
         None => f,
+    }
+}
+
+/// A request without the run's token: a foreign connection, named as well
+/// as it can be (port and uid, or pid and uid).
+#[cold]
+fn foreign(l: &Listener, ep: &AnyEndpoint) -> Fault {
+    let who = l.foreign_peer(ep).unwrap_or_else(|| {
+        let port = ep
+            .socket_fd()
+            .and_then(|fd| crate::sys::socket::peer_port(fd).ok());
+        match port {
+            Some(p) => format!("port {p}; its request lacked the run's token"),
+            None => "its request lacked the run's token".into(),
+        }
+    });
+    Fault {
+        call: "accept",
+        cause: Cause::Foreign(who),
     }
 }
 
@@ -107,12 +129,14 @@ pub fn transact<const VERIFY: bool>(
     seq: &mut u8,
 ) -> Result<Span, Fault> {
     tx[0] = DATA;
+    dialer.token().stamp(tx);
     let start_ns = clock::now_ns();
     let deadline = stop.deadline(Instant::now());
     let mut ops = 0;
     while ops < stop.ops {
         if VERIFY {
             fill_pattern(tx, *seq);
+            dialer.token().stamp(tx);
             *seq = seq.wrapping_add(1);
         }
         let t0 = Instant::now();
@@ -149,7 +173,7 @@ impl PinnedPair<Dialing> {
         beat: &mut Heartbeat<'_>,
         verify: bool,
     ) -> crate::Result<(Span, TrialUsage)> {
-        let (span, usage, _) = self.trial(false, |c, tx, rx, seq| {
+        let (span, usage, report) = self.trial(false, |c, tx, rx, seq| {
             let d = (&c.dialer, &mut c.calls);
             if verify {
                 transact::<true>(d, stop, tx, rx, hist, beat, seq)
@@ -157,6 +181,22 @@ impl PinnedPair<Dialing> {
                 transact::<false>(d, stop, tx, rx, hist, beat, seq)
             }
         })?;
+        // Every request the server answered is one the client sent: one
+        // more is a foreign request that carried the token's bytes (a
+        // request too short to carry much of it).
+        if report.delivered != span.ops {
+            return Err(crate::Error::Run {
+                side: "server",
+                call: "accept",
+                transport: self.spec().kind.name(),
+                size: self.spec().size,
+                cause: Cause::Foreign(format!(
+                    "the server answered {} requests and the client sent {}",
+                    report.delivered, span.ops
+                ))
+                .to_string(),
+            });
+        }
         Ok((span, usage))
     }
 }

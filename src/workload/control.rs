@@ -220,6 +220,27 @@ fn foreign_from(f: &Frame) -> String {
     String::from_utf8_lossy(&bytes[..n]).into_owned()
 }
 
+/// One non-blocking call, retried while a signal interrupts it, but never
+/// past `deadline` (`TimedOut`): a storm of EINTR cannot stretch a wait.
+/// `Ok(None)`: it would block (wait for readiness, then call again).
+fn until(
+    deadline: Option<Instant>,
+    mut call: impl FnMut() -> io::Result<usize>,
+) -> io::Result<Option<usize>> {
+    loop {
+        match call() {
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// One end of the control channel. Non-blocking underneath: every read and
 /// write waits with `poll`, against a deadline fixed when the wait began.
 #[derive(Debug)]
@@ -279,14 +300,11 @@ impl Control {
         let mut b = [0u8; WORDS * 8];
         let mut off = 0;
         while off < b.len() {
-            match self.0.read(&mut b[off..]) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => off += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait(libc::POLLIN, deadline)?
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+            let sock = &mut self.0;
+            match until(deadline, || sock.read(&mut b[off..]))? {
+                Some(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Some(n) => off += n,
+                None => self.wait(libc::POLLIN, deadline)?,
             }
         }
         let mut f = [0u64; WORDS];
@@ -300,13 +318,10 @@ impl Control {
         let b: Vec<u8> = f.iter().flat_map(|w| w.to_le_bytes()).collect();
         let mut off = 0;
         while off < b.len() {
-            match self.0.write(&b[off..]) {
-                Ok(n) => off += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait(libc::POLLOUT, Some(deadline))?
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+            let sock = &mut self.0;
+            match until(Some(deadline), || sock.write(&b[off..]))? {
+                Some(n) => off += n,
+                None => self.wait(libc::POLLOUT, Some(deadline))?,
             }
         }
         Ok(())
@@ -403,6 +418,29 @@ mod tests {
             cause: Cause::PeerClosed,
         });
         assert!(Reply::decode(&unlisted.encode()).is_err(), "unlisted call");
+    }
+
+    /// A call that a signal interrupts every time (strace's EINTR
+    /// injection) is retried only until its deadline.
+    #[test]
+    fn every_retry_counts_against_one_deadline() {
+        let t0 = Instant::now();
+        let mut calls = 0u64;
+        // Interrupted every time; were the deadline ignored, the loop would
+        // end only when the calls stop failing, and the test would fail.
+        let r = until(Some(t0 + Duration::from_millis(50)), || {
+            calls += 1;
+            if calls > 200_000_000 {
+                return Ok(1);
+            }
+            Err(io::Error::from(io::ErrorKind::Interrupted))
+        });
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert!(calls > 1, "retried");
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        assert_eq!(until(None, || Ok(3)).unwrap(), Some(3));
+        let would_block = || Err(io::Error::from(io::ErrorKind::WouldBlock));
+        assert_eq!(until(Some(t0), would_block).unwrap(), None);
     }
 
     /// A reply that never comes ends the wait at its deadline, even while
