@@ -73,6 +73,13 @@ pub struct Fingerprint {
     pub sysctls: BTreeMap<String, String>,
     /// Memory of the machine.
     pub memory_total_kib: Option<u64>,
+    /// Free page reporting (a VM's balloon hands free memory back to the
+    /// hypervisor): the smallest block order reported
+    /// (`page_reporting.page_reporting_order`), when the kernel reports.
+    /// Memory freed by earlier work then costs microseconds per page to use
+    /// again (docs/caveats.md).
+    #[serde(default)]
+    pub free_page_reporting_order: Option<u32>,
     /// sockbench's version.
     pub sockbench_version: String,
     /// The git revision sockbench was built from (`-dirty` with uncommitted changes).
@@ -97,6 +104,27 @@ fn cpuinfo_field(cpuinfo: &str, key: &str) -> Option<String> {
         let (k, v) = l.split_once(':')?;
         (k.trim() == key).then(|| v.trim().to_string())
     })
+}
+
+/// The order of the blocks the kernel reports free to the hypervisor, if
+/// free page reporting is active: a virtio balloon that offers it
+/// (feature bit 5, `VIRTIO_BALLOON_F_REPORTING`), and an order the buddy
+/// allocator has (11 and up switches reporting off).
+fn free_page_reporting_order() -> Option<u32> {
+    let balloon_reports = fs::read_dir("/sys/bus/virtio/devices")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|d| {
+            let p = d.path();
+            read(&p.join("device").to_string_lossy()).as_deref() == Some("0x0005")
+                && read(&p.join("features").to_string_lossy())
+                    .is_some_and(|f| f.as_bytes().get(5) == Some(&b'1'))
+        });
+    let order: u32 = read("/sys/module/page_reporting/parameters/page_reporting_order")?
+        .parse()
+        .ok()?;
+    (balloon_reports && order <= 10).then_some(order)
 }
 
 impl Fingerprint {
@@ -167,6 +195,7 @@ impl Fingerprint {
             mitigations,
             sysctls,
             memory_total_kib,
+            free_page_reporting_order: free_page_reporting_order(),
             sockbench_version: env!("CARGO_PKG_VERSION").to_string(),
             git_revision: env!("SOCKBENCH_GIT_REVISION").to_string(),
             rustc: env!("SOCKBENCH_RUSTC_VERSION").to_string(),

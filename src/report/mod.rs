@@ -760,6 +760,8 @@ pub fn build(plan: &Plan, run: &Run, argv: Vec<String>, mut env: Fingerprint) ->
         let mut r = assemble(plan, run, argv, env, rows, ratios);
         r.warnings = general;
         r.warnings.extend(warnings::throughput(&r.cases));
+        r.warnings
+            .extend(warnings::throughput_outliers(&r.cases, &r.env));
         r.warnings.extend(warnings::control(&r.ratios));
         AnyReport::Throughput(r)
     } else {
@@ -779,6 +781,8 @@ pub fn build(plan: &Plan, run: &Run, argv: Vec<String>, mut env: Fingerprint) ->
         let mut r = assemble(plan, run, argv, env, rows, ratios);
         r.warnings = general;
         r.warnings.extend(warnings::latency(&r.cases));
+        r.warnings
+            .extend(warnings::latency_outliers(&r.cases, &r.env));
         r.warnings.extend(warnings::control(&r.ratios));
         AnyReport::Latency(r)
     }

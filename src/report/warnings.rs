@@ -272,6 +272,108 @@ pub fn throughput(cases: &[CaseJson<ThroughputRow>]) -> Vec<Warning> {
     out
 }
 
+/// A trial counts as an outlier when it is this many times slower than
+/// its case's median trial.
+pub const OUTLIER_FACTOR: f64 = 2.0;
+
+/// The trials of one case that ran over [`OUTLIER_FACTOR`] times slower
+/// than the case's median trial: (index, value ÷ median). `values` are the
+/// trials' figures; `higher_is_worse` for times, not for rates. Needs
+/// three trials or more (a median to stand against).
+pub fn outlier_trials(values: &[f64], higher_is_worse: bool) -> Vec<(usize, f64)> {
+    if values.len() < 3 {
+        return Vec::new();
+    }
+    let mid = crate::stats::median(values);
+    if mid <= 0.0 {
+        return Vec::new();
+    }
+    values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &v)| {
+            let r = v / mid;
+            let slow = if higher_is_worse {
+                r > OUTLIER_FACTOR
+            } else {
+                r < 1.0 / OUTLIER_FACTOR
+            };
+            slow.then_some((i, r))
+        })
+        .collect()
+}
+
+/// One warning naming the trials far slower than their case's median.
+fn outliers(
+    flagged: Vec<(String, usize, Vec<(usize, f64)>)>,
+    env: &Fingerprint,
+) -> Option<Warning> {
+    let cases = flagged
+        .into_iter()
+        .filter(|(_, _, o)| !o.is_empty())
+        .map(|(name, n, o)| {
+            let each: Vec<String> = o
+                .iter()
+                .map(|(i, r)| format!("trial {} of {n}: {r:.2}× the median", i + 1))
+                .collect();
+            (name, each.join(", "))
+        })
+        .collect();
+    let why = match env.free_page_reporting_order {
+        Some(_) => {
+            "; this VM hands free memory back to its hypervisor (free page reporting), and memory freed by earlier work costs microseconds per page to use again: an AF_UNIX stream can run at a tenth of its rate meanwhile (docs/caveats.md)"
+        }
+        None => "",
+    };
+    grouped(
+        "outlier-trial",
+        &format!(
+            "trials over {OUTLIER_FACTOR:.0}× slower than their case's median, as when something else ran on the machine{why}"
+        ),
+        cases,
+        "the CIs stand on every trial, so a wide one says so; read the per-trial figures (trial_points in summary.json), let the machine settle after memory-heavy work, and run again",
+    )
+}
+
+/// Latency trials whose median was over [`OUTLIER_FACTOR`] times their case's.
+pub fn latency_outliers(cases: &[CaseJson<CaseRow>], env: &Fingerprint) -> Option<Warning> {
+    outliers(
+        cases
+            .iter()
+            .map(|c| {
+                let p50: Vec<f64> = c.trial_points.iter().map(|t| t.p50_ns as f64).collect();
+                (row_name(&c.row), p50.len(), outlier_trials(&p50, true))
+            })
+            .collect(),
+        env,
+    )
+}
+
+/// Transfer trials whose rate was under 1/[`OUTLIER_FACTOR`] of their case's median.
+pub fn throughput_outliers(
+    cases: &[CaseJson<ThroughputRow>],
+    env: &Fingerprint,
+) -> Option<Warning> {
+    outliers(
+        cases
+            .iter()
+            .map(|c| {
+                let rate: Vec<f64> = c
+                    .trial_points
+                    .iter()
+                    .map(|t| t.delivered as f64 / t.elapsed_ns.max(1) as f64)
+                    .collect();
+                (
+                    case_name(&c.row.key),
+                    rate.len(),
+                    outlier_trials(&rate, false),
+                )
+            })
+            .collect(),
+        env,
+    )
+}
+
 /// `--control`: an A/A ratio (the baseline's copy over the baseline)
 /// whose CI excludes 1 says the run's noise is larger than its CIs admit.
 pub fn control(ratios: &[super::RatioRow]) -> Vec<Warning> {
@@ -292,4 +394,30 @@ pub fn control(ratios: &[super::RatioRow]) -> Vec<Warning> {
     )
     .into_iter()
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trial_far_from_its_case_s_median_is_an_outlier() {
+        // Rates: the 4.0 Gbit/s trial among ~50s is one; 30 is not.
+        let rates = [51.0, 4.0, 49.0, 30.0, 52.0];
+        assert_eq!(
+            outlier_trials(&rates, false)
+                .iter()
+                .map(|o| o.0)
+                .collect::<Vec<_>>(),
+            vec![1]
+        );
+        // Times: a p50 2.5× the median is one; 1.9× is not.
+        let p50 = [40.0, 100.0, 42.0, 76.0, 39.0];
+        let o = outlier_trials(&p50, true);
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].0, 1);
+        assert!((o[0].1 - 100.0 / 42.0).abs() < 1e-9);
+        // Two trials have no median to stand against.
+        assert!(outlier_trials(&[1.0, 100.0], true).is_empty());
+    }
 }
