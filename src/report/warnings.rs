@@ -303,11 +303,11 @@ pub fn outlier_trials(values: &[f64], higher_is_worse: bool) -> Vec<(usize, f64)
         .collect()
 }
 
+/// A case's name, its number of trials, and its outlier trials.
+type Flagged = (String, usize, Vec<(usize, f64)>);
+
 /// One warning naming the trials far slower than their case's median.
-fn outliers(
-    flagged: Vec<(String, usize, Vec<(usize, f64)>)>,
-    env: &Fingerprint,
-) -> Option<Warning> {
+fn outliers(flagged: Vec<Flagged>, env: &Fingerprint) -> Option<Warning> {
     let cases = flagged
         .into_iter()
         .filter(|(_, _, o)| !o.is_empty())
