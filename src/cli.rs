@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::spec::Mode;
-use crate::spec::{NetnsMode, TransportKind, Wait};
+use crate::spec::{MAX_RATE, NetnsMode, RateArg, TransportKind, Wait};
 
 /// Largest message sockbench sends: 1 MiB.
 pub const MAX_SIZE: usize = 1 << 20;
@@ -271,7 +271,7 @@ pub struct LoadArgs {
     /// (each is a case, interleaved like every other dimension); or `sweep`:
     /// from 10% of the closed-loop rate up by ×1.25 until each case saturates.
     #[arg(long, value_delimiter = ',', value_parser = parse_rate, default_value = "5k", allow_hyphen_values = true)]
-    pub rate: Vec<u64>,
+    pub rate: Vec<RateArg>,
     /// Connections the requests are spread over, round-robin.
     #[arg(long, value_parser = parse_connections, default_value = "16", allow_hyphen_values = true)]
     pub connections: u32,
@@ -286,20 +286,13 @@ pub struct LoadArgs {
     pub response_size: Vec<usize>,
 }
 
-/// Highest `--rate`: one event loop cannot schedule sends closer than 1 µs apart.
-pub const MAX_RATE: u64 = 1_000_000;
-
-/// `--rate sweep`, among the rates: no rate of its own (the plan refuses it
-/// in a list).
-pub const SWEEP: u64 = 0;
-
 /// A request rate: a number with an optional `k` (thousands), 1 to
-/// 1,000,000 per second; or `sweep` ([`SWEEP`]).
-pub fn parse_rate(s: &str) -> Result<u64, String> {
+/// 1,000,000 per second; or `sweep`.
+pub fn parse_rate(s: &str) -> Result<RateArg, String> {
     const HINT: &str =
         "write rates as 5000, 20k or 1.5k requests per second (1 to 1000k), or sweep";
     if s == "sweep" {
-        return Ok(SWEEP);
+        return Ok(RateArg::Sweep);
     }
     let (num, mult) = match s.strip_suffix(['k', 'K']) {
         Some(n) => (n, 1000.0),
@@ -314,7 +307,7 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
     if v.fract() != 0.0 || !(1.0..=MAX_RATE as f64).contains(&v) {
         return Err(format!("out of range; {HINT}"));
     }
-    Ok(v as u64)
+    Ok(RateArg::PerSecond(v as u64))
 }
 
 /// Connections of `load`: 1 to 1024.

@@ -396,6 +396,31 @@ pub enum Arrival {
     Poisson,
 }
 
+/// Highest `--rate`: one event loop cannot schedule sends closer than 1 µs apart.
+pub const MAX_RATE: u64 = 1_000_000;
+
+/// One `--rate` value: requests per second, or `sweep` (the rates are found
+/// by stepping up to each case's knee).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RateArg {
+    PerSecond(u64),
+    Sweep,
+}
+
+impl fmt::Display for RateArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RateArg::PerSecond(r) => write!(f, "{r}"),
+            RateArg::Sweep => f.write_str("sweep"),
+        }
+    }
+}
+
+/// Bytes at the front of every `load` message on a transport that keeps
+/// message boundaries: the marker byte and the request's sequence number
+/// (little-endian `u64`). A message is at least this long.
+pub const LOAD_HEADER: usize = 9;
+
 /// Size in the units people write: 64, 4K, 1M.
 pub fn size_label(b: usize) -> String {
     match b {

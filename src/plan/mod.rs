@@ -18,7 +18,7 @@ use crate::cli::{
     TransportArg,
 };
 use crate::error::{Error, Result};
-use crate::spec::{Arrival, Job, Knobs, MAX_SYSCTLS, Mode, Sysctl};
+use crate::spec::{Arrival, Job, Knobs, LOAD_HEADER, MAX_SYSCTLS, Mode, RateArg, Sysctl};
 use crate::spec::{NetnsMode, TransportKind, Wait, size_label};
 use crate::transport::{TransportOpts, datagram_limit};
 
@@ -122,6 +122,17 @@ pub struct Case {
     pub knobs: Knobs,
 }
 
+/// The request rates a plan offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rates {
+    /// Closed loops: no rate (every workload but `load`).
+    Closed,
+    /// `load --rate 5k,20k`: each case at each rate, per second.
+    List(Vec<u64>),
+    /// `load --rate sweep`: rates found by stepping up to each case's knee.
+    Sweep,
+}
+
 /// How much each case measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Budget {
@@ -179,7 +190,7 @@ impl Plan {
             Workload::Latency,
             &a.common,
             sizes.iter().map(|&s| (s, s)).collect(),
-            &[0],
+            &Rates::Closed,
         )
     }
 
@@ -213,30 +224,38 @@ impl Plan {
                 ));
             }
         }
-        Self::new(w, &a.common, product(&req, &resp), &[0])
+        Self::new(w, &a.common, product(&req, &resp), &Rates::Closed)
     }
 
     /// `sockbench connect`.
     pub fn connect(a: &ConnectArgs) -> Result<Plan> {
         let (req, resp) = request_response(&a.request_size, &a.response_size)?;
-        Self::new(Workload::Connect, &a.common, product(&req, &resp), &[0])
+        Self::new(Workload::Connect, &a.common, product(&req, &resp), &Rates::Closed)
     }
 
     /// `sockbench load`.
     pub fn load(a: &LoadArgs) -> Result<Plan> {
         let (req, resp) = request_response(&a.request_size, &a.response_size)?;
-        let rates = unique("--rate", a.rate.iter().copied(), |&r| match r {
-            crate::cli::SWEEP => "sweep".to_string(),
-            r => r.to_string(),
-        })?;
-        let sweep = rates.contains(&crate::cli::SWEEP);
-        if sweep && rates.len() > 1 {
-            return Err(Error::config(
-                "--rate",
-                "sweep",
-                "finds its own rates; give either sweep or a list of rates",
-            ));
-        }
+        let given = unique("--rate", a.rate.iter().copied(), |r| r.to_string())?;
+        let rates = match given.as_slice() {
+            [RateArg::Sweep] => Rates::Sweep,
+            list if list.contains(&RateArg::Sweep) => {
+                return Err(Error::config(
+                    "--rate",
+                    "sweep",
+                    "finds its own rates; give either sweep or a list of rates",
+                ));
+            }
+            list => Rates::List(
+                list.iter()
+                    .filter_map(|r| match r {
+                        RateArg::PerSecond(r) => Some(*r),
+                        RateArg::Sweep => None,
+                    })
+                    .collect(),
+            ),
+        };
+        let sweep = rates == Rates::Sweep;
         if a.common.verify {
             return Err(Error::config(
                 "--verify",
@@ -281,7 +300,7 @@ impl Plan {
             Workload::Throughput { both },
             &a.common,
             sizes.iter().map(|&s| (s, s)).collect(),
-            &[0],
+            &Rates::Closed,
         )
     }
 
@@ -289,8 +308,13 @@ impl Plan {
         workload: Workload,
         c: &Common,
         sizes: Vec<(usize, usize)>,
-        rates: &[u64],
+        rates: &Rates,
     ) -> Result<Plan> {
+        let rates: &[u64] = match rates {
+            Rates::List(list) => list,
+            // A closed loop, or a sweep's cases before it finds their rates.
+            Rates::Closed | Rates::Sweep => &[0],
+        };
         // Named transports must run as asked; those `all` adds are left out,
         // with a note, where they cannot.
         let named = unique(
@@ -452,7 +476,7 @@ impl Plan {
                 let mut fits = check_size(transport, size, size_flag);
                 if workload.job() == Job::Load && !transport.is_stream() {
                     // Each message carries its request's sequence number.
-                    let least = crate::workload::load::HEADER;
+                    let least = LOAD_HEADER;
                     for (flag, s) in [(size_flag, size), (response_flag, response)] {
                         if fits.is_ok() && s < least {
                             fits = Err(Error::config(
@@ -470,7 +494,7 @@ impl Plan {
                 }
                 match fits {
                     Err(Error::Config { .. }) if !strict => {
-                        let least = crate::workload::load::HEADER;
+                        let least = LOAD_HEADER;
                         left_out.push(
                             if workload.job() == Job::Load && size.min(response) < least {
                                 format!(

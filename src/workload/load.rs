@@ -118,7 +118,7 @@ impl Framing {
 
 /// Bytes at the front of a message: the marker ([`DATA`](super::DATA) or
 /// [`END`]) and the request's sequence number (little-endian `u64`).
-pub const HEADER: usize = 9;
+pub use crate::spec::LOAD_HEADER as HEADER;
 
 /// Requests on one connection, by sequence number: their intended and
 /// actual send times, in a table of `cap` slots (sequence modulo `cap`).

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use super::run::{self, CaseOutcome, Run, Watch};
-use crate::cli::MAX_RATE;
+use crate::spec::MAX_RATE;
 use crate::error::Result;
 use crate::plan::{Budget, Case, Plan, Workload};
 use crate::stats;
