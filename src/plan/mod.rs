@@ -230,7 +230,12 @@ impl Plan {
     /// `sockbench connect`.
     pub fn connect(a: &ConnectArgs) -> Result<Plan> {
         let (req, resp) = request_response(&a.request_size, &a.response_size)?;
-        Self::new(Workload::Connect, &a.common, product(&req, &resp), &Rates::Closed)
+        Self::new(
+            Workload::Connect,
+            &a.common,
+            product(&req, &resp),
+            &Rates::Closed,
+        )
     }
 
     /// `sockbench load`.

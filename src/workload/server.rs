@@ -126,15 +126,14 @@ fn serve_trial(
             });
         }
         ServerEnd::Many(m) => {
-            let (n, calls) = m.trial(
-                load::Framing::of(spec.kind),
-                buf,
-                buf2,
-                spec.size,
-                spec.response,
+            let answering = load::Answering {
+                framing: load::Framing::of(spec.kind),
+                size: spec.size,
+                response: spec.response,
                 limit,
-                spec.opts.timeout,
-            )?;
+                served: 0,
+            };
+            let (n, calls) = m.trial((buf, buf2), answering, spec.opts.timeout)?;
             *left -= n.min(*left);
             return Ok(ServerReport {
                 calls,

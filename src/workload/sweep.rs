@@ -12,9 +12,9 @@
 use std::time::Duration;
 
 use super::run::{self, CaseOutcome, Run, Watch};
-use crate::spec::MAX_RATE;
 use crate::error::Result;
 use crate::plan::{Budget, Case, Plan, Workload};
+use crate::spec::MAX_RATE;
 use crate::stats;
 use crate::transport::SocketDir;
 
