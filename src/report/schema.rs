@@ -131,6 +131,13 @@ fn type_of(node: &Value) -> String {
     if let Some(items) = node.get("items") {
         return format!("list of {}", type_of(items));
     }
+    if let Some(c) = node.get("const").and_then(Value::as_str) {
+        // A documented enum variant: its value, and what it means.
+        return match node.get("description").and_then(Value::as_str) {
+            Some(d) => format!("`{c}` ({})", line(d)),
+            None => format!("`{c}`"),
+        };
+    }
     if let Some(variants) = node.get("enum").and_then(Value::as_array) {
         let v: Vec<String> = variants
             .iter()
@@ -144,7 +151,8 @@ fn type_of(node: &Value) -> String {
         .and_then(Value::as_array)
     {
         let v: Vec<String> = any.iter().map(type_of).collect();
-        return v.join(" or ");
+        let all_consts = any.iter().all(|x| x.get("const").is_some());
+        return v.join(if all_consts { ", " } else { " or " });
     }
     match node.get("type") {
         Some(Value::String(t)) => t.clone(),

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{AnyReport, CaseKey, CaseRow, Report, ThroughputRow};
+use super::{AnyReport, CaseKey, CaseRow, Metric, Report, ThroughputRow, Varied, Verdict};
 
 fn us(ns: f64) -> String {
     format!("{:.2}", ns / 1000.0)
@@ -151,12 +151,12 @@ fn latency(r: &Report<CaseRow>, wide: bool) -> String {
         }
         row(&mut s, &widths, &cells);
     }
-    knob_lines(&mut s, r, "p50");
+    knob_lines(&mut s, r, Metric::P50);
     ratio_lines(
         &mut s,
         r,
         &ids,
-        "p50",
+        Metric::P50,
         "UDS ÷ TCP of the p50, the median of per-round ratios (below 1: the Unix socket is faster)",
     );
     s
@@ -246,12 +246,12 @@ fn load(r: &Report<CaseRow>, wide: bool) -> String {
         row(&mut s, &widths, &cells);
     }
     knees(&mut s, r);
-    knob_lines(&mut s, r, "p99");
+    knob_lines(&mut s, r, Metric::P99);
     ratio_lines(
         &mut s,
         r,
         &ids,
-        "p99",
+        Metric::P99,
         "UDS ÷ TCP of the p99 at each offered rate, the median of per-round ratios (below 1: the Unix socket is faster)",
     );
     s
@@ -369,12 +369,12 @@ fn throughput(r: &Report<ThroughputRow>, wide: bool) -> String {
         }
         row(&mut s, &widths, &cells);
     }
-    knob_lines(&mut s, r, "bytes_per_s");
+    knob_lines(&mut s, r, Metric::BytesPerS);
     ratio_lines(
         &mut s,
         r,
         &ids,
-        "bytes_per_s",
+        Metric::BytesPerS,
         "UDS ÷ TCP of the rate, the median of per-round ratios (above 1: the Unix socket is faster)",
     );
     s
@@ -437,7 +437,7 @@ fn knob_legend<'a>(s: &mut String, ids: &[String], mut keys: impl Iterator<Item 
 
 /// Each knob value over the knob's first value (the other knobs held),
 /// per transport and size, with the A/A spread and the verdict.
-fn knob_lines<R>(s: &mut String, r: &Report<R>, metric: &str) {
+fn knob_lines<R>(s: &mut String, r: &Report<R>, metric: Metric) {
     let rows: Vec<_> = r
         .ratios
         .iter()
@@ -467,7 +467,7 @@ fn knob_lines<R>(s: &mut String, r: &Report<R>, metric: &str) {
     // The knob's two values, and the other knobs where they are held
     // away from the baseline.
     let pair = |x: &super::RatioRow| {
-        let held = if x.denominator_knobs.is_empty() || x.knob.as_deref() == Some("control") {
+        let held = if x.denominator_knobs.is_empty() || x.knob == Some(Varied::Control) {
             String::new()
         } else {
             format!(" [{}]", x.denominator_knobs)
@@ -486,7 +486,7 @@ fn knob_lines<R>(s: &mut String, r: &Report<R>, metric: &str) {
         .unwrap_or(0);
     for x in rows {
         let aa = match (x.aa_low, x.aa_high) {
-            (Some(lo), Some(hi)) if x.knob.as_deref() != Some("control") => {
+            (Some(lo), Some(hi)) if x.knob != Some(Varied::Control) => {
                 format!(" A/A {lo:.2}–{hi:.2}")
             }
             _ => String::new(),
@@ -499,7 +499,7 @@ fn knob_lines<R>(s: &mut String, r: &Report<R>, metric: &str) {
             x.ratio,
             x.ci_low,
             x.ci_high,
-            x.verdict.unwrap_or("")
+            x.verdict.map_or("", Verdict::name)
         );
     }
 }
@@ -520,7 +520,7 @@ fn label(transport: &str, netns: crate::spec::NetnsMode) -> String {
     }
 }
 
-fn ratio_lines<R>(s: &mut String, r: &Report<R>, ids: &[String], metric: &str, title: &str) {
+fn ratio_lines<R>(s: &mut String, r: &Report<R>, ids: &[String], metric: Metric, title: &str) {
     let rows: Vec<_> = r
         .ratios
         .iter()

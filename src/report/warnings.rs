@@ -382,7 +382,7 @@ pub fn control(ratios: &[super::RatioRow]) -> Vec<Warning> {
         "the A/A control's CI excludes 1: this run's noise is larger than its CIs admit, so read every ratio against the A/A spread",
         ratios
             .iter()
-            .filter(|r| r.knob.as_deref() == Some("control") && (r.ci_low > 1.0 || r.ci_high < 1.0))
+            .filter(|r| r.knob == Some(super::Varied::Control) && (r.ci_low > 1.0 || r.ci_high < 1.0))
             .map(|r| {
                 (
                     format!("{} {} {}", r.numerator, crate::spec::size_label(r.size_bytes), r.metric),
