@@ -9,8 +9,11 @@
 //! modules listed before it (`stats` knows no sockets, transports know no
 //! CSV, the vocabulary in `spec` knows nothing else). `unsafe` lives only
 //! in [`sys`]; `cleanup` removes what the program created (its private
-//! directories, forked servers) on every exit path, and a reaper child
-//! does so when the program is killed.
+//! directories, forked servers, a journal of host sysctls) on every exit
+//! path, and a reaper child does so when the program is killed;
+//! `host_sysctl` is the policy of host-wide sysctls before a run. rustfmt
+//! sorts `mod` lines within a block, so a module that uses another stands
+//! in a later block; `tests/layers.rs` holds the order to the code.
 #![deny(unsafe_code)]
 
 pub mod error;
@@ -27,6 +30,8 @@ pub mod transport;
 
 pub mod cli;
 pub mod plan;
+
+pub mod host_sysctl;
 
 pub mod workload;
 

@@ -18,7 +18,7 @@ use sockbench::plan::Plan;
 use sockbench::report::files::{Staging, estimate_bytes, stdout_bytes, write_fallback};
 use sockbench::report::{self, AnyReport, Fingerprint};
 use sockbench::transport::SocketDir;
-use sockbench::{Error, Result, cleanup, workload};
+use sockbench::{Error, Result, cleanup, host_sysctl, workload};
 
 fn main() -> ExitCode {
     sockbench::sys::process::ignore_file_size_signal();
@@ -59,7 +59,15 @@ fn main() -> ExitCode {
         Command::Connect(a) => Plan::connect(&a),
         Command::Throughput(a) => Plan::throughput(&a),
         Command::Load(a) => Plan::load(&a),
-        Command::RestoreSysctl => return restore_sysctl(),
+        Command::RestoreSysctl => {
+            let (line, ok) = host_sysctl::restore_command();
+            say(&line);
+            return if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            };
+        }
         Command::Env => {
             let text = serde_json::to_string_pretty(&Fingerprint::take()).expect("serialises");
             return match stdout(&(text + "\n")) {
@@ -97,31 +105,8 @@ fn measure(plan: &mut Plan) -> Result<ExitCode> {
     cleanup::install_signal_handler(cleanup::OnInterrupt::Finish);
     // Host sysctls a killed run left changed: restored (root) or named,
     // before anything is measured under them.
-    let host_err = |why: String| Error::config("--allow-host-sysctl", "on", why);
-    let holds_host = plan.sysctls.iter().any(|x| x.host);
-    match cleanup::recover_host_journal() {
-        Ok(cleanup::Recovered::Nothing) => {}
-        Ok(cleanup::Recovered::Restored(old)) => say(&restored_line(&old)),
-        Ok(cleanup::Recovered::Held(j)) if holds_host => {
-            return Err(host_err(format!(
-                "a running sockbench (pid {}) holds host sysctls (journal {}); it restores them when it ends",
-                j.pid,
-                sockbench::sys::sysctl::journal_path().display()
-            )));
-        }
-        Ok(cleanup::Recovered::Held(j)) => say(&format!(
-            "warning: a running sockbench (pid {}) has host sysctls changed ({}); this run measures under them",
-            j.pid,
-            journal_values(&j)
-        )),
-        Ok(cleanup::Recovered::Unreadable) => say(&format!(
-            "warning: {} exists: a sockbench run as root has host sysctls changed, or one was killed \
-             before it restored them (as root, `sockbench restore-sysctl` restores them); this run \
-             may measure under them",
-            sockbench::sys::sysctl::journal_path().display()
-        )),
-        Err(e) if holds_host => return Err(host_err(e)),
-        Err(e) => say(&format!("warning: {e}")),
+    if let Some(line) = host_sysctl::recover_before_run(plan)? {
+        say(&line);
     }
     check_stdout_room(plan)?;
     // What the run makes on disk is made before any timed work: a bad place
@@ -149,7 +134,7 @@ fn measure(plan: &mut Plan) -> Result<ExitCode> {
     // Host-wide sysctls (`--allow-host-sysctl`): journaled before the first
     // change (the reaper restores them even after a SIGKILL), each value
     // tried and read back.
-    hold_host_sysctls(plan)?;
+    host_sysctl::hold(plan)?;
     let plan: &Plan = plan;
     for note in &plan.notes {
         say(note);
@@ -251,124 +236,6 @@ fn check_stdout_room(plan: &Plan) -> Result<()> {
              {need} B: raise it (ulimit -f unlimited) or give --out"
         ),
     ))
-}
-
-/// `--allow-host-sysctl`: journal the originals of this run's host-wide
-/// sysctls, then try every value on the host (a value the kernel refuses
-/// is bad input), reading each back (the kernel's form is what the results
-/// record) and putting the original back at once. Nothing is timed yet.
-fn hold_host_sysctls(plan: &mut Plan) -> Result<()> {
-    use sockbench::spec::Sysctl;
-    use sockbench::sys::sysctl;
-    let host: Vec<usize> = (0..plan.sysctls.len())
-        .filter(|&i| plan.sysctls[i].host)
-        .collect();
-    if host.is_empty() {
-        return Ok(());
-    }
-    let journal_err = |why: String| Error::config("--allow-host-sysctl", "on", why);
-    let originals = host
-        .iter()
-        .map(|&i| {
-            let p = plan.sysctls[i].path();
-            Ok((p.clone(), sysctl::read_value(&p)?))
-        })
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(|e| journal_err(format!("reading a host sysctl: {e}")))?;
-    cleanup::hold_host(originals).map_err(|e| {
-        journal_err(format!(
-            "writing the journal {}: {e}",
-            sysctl::journal_path().display()
-        ))
-    })?;
-    let tried = (|| -> Result<()> {
-        for &i in &host {
-            let x = &plan.sysctls[i];
-            let mut held = Vec::new();
-            for v in &x.values {
-                let refused = |e: std::io::Error| {
-                    Error::config(
-                        "--sysctl",
-                        format!("{}={v}", x.name),
-                        format!("the kernel refuses this value ({e})"),
-                    )
-                };
-                cleanup::set_host(&[(x.path(), v.clone())]).map_err(refused)?;
-                held.push(Sysctl::as_held(
-                    &sysctl::read_value(&x.path()).map_err(refused)?,
-                ));
-            }
-            sockbench::plan::distinct_values(x, &held)?;
-            plan.sysctls[i].values = held;
-        }
-        Ok(())
-    })();
-    let restored = cleanup::restore_host();
-    tried?;
-    restored.map_err(|e| journal_err(format!("restoring a host sysctl: {e}")))
-}
-
-/// A journal's values as `name=value` pairs.
-fn journal_values(j: &sockbench::sys::sysctl::Journal) -> String {
-    j.originals
-        .iter()
-        .map(|(p, v)| {
-            let name = sockbench::sys::sysctl::name_of(p).unwrap_or_else(|| p.clone());
-            format!("{name} originally {}", sockbench::spec::Sysctl::as_held(v))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// What a recovered journal held, as one line.
-fn restored_line(j: &sockbench::sys::sysctl::Journal) -> String {
-    let values: Vec<String> = j
-        .originals
-        .iter()
-        .map(|(p, v)| {
-            let name = sockbench::sys::sysctl::name_of(p).unwrap_or_else(|| p.clone());
-            format!("{name}={}", sockbench::spec::Sysctl::as_held(v))
-        })
-        .collect();
-    format!(
-        "restored host sysctls left changed by sockbench pid {} that did not finish: {}",
-        j.pid,
-        values.join(", ")
-    )
-}
-
-/// `sockbench restore-sysctl`.
-fn restore_sysctl() -> ExitCode {
-    use sockbench::sys::sysctl;
-    match cleanup::recover_host_journal() {
-        Ok(cleanup::Recovered::Restored(j)) => {
-            say(&restored_line(&j));
-            ExitCode::SUCCESS
-        }
-        Ok(cleanup::Recovered::Nothing) => {
-            say("nothing to restore: no journal of host sysctls");
-            ExitCode::SUCCESS
-        }
-        Ok(cleanup::Recovered::Held(j)) => {
-            say(&format!(
-                "error: a running sockbench (pid {}) holds host sysctls (journal {}); it restores them when it ends",
-                j.pid,
-                sysctl::journal_path().display()
-            ));
-            ExitCode::from(1)
-        }
-        Ok(cleanup::Recovered::Unreadable) => {
-            say(&format!(
-                "error: {} exists, and only root can read and restore it: run `sockbench restore-sysctl` as root",
-                sysctl::journal_path().display()
-            ));
-            ExitCode::from(1)
-        }
-        Err(e) => {
-            say(&format!("error: {e}"));
-            ExitCode::from(1)
-        }
-    }
 }
 
 /// The results as the format asks.

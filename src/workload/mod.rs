@@ -12,6 +12,7 @@
 //! histogram it is handed.
 
 pub mod barrier;
+mod case_env;
 pub mod connect;
 pub mod control;
 pub mod load;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::barrier::AbortBarrier;
+use super::case_env::CaseEnv;
 use super::load::LoadTrial;
 use super::{Connected, Dialing, Fleet, PairSpec, PinnedPair, Stop, TrialUsage};
 use crate::error::{Error, Result};
@@ -129,6 +130,20 @@ impl LoadOutcome {
             unloaded_p50_ns: None,
             closed_loop_per_s: None,
         }
+    }
+
+    /// Add one trial of a load pair: its books and the histograms its
+    /// client kept (`sc`).
+    fn add_trial(&mut self, t: &LoadTrial, sc: &super::load::LoadScratch) {
+        self.service
+            .add(&sc.service)
+            .expect("histograms share bounds");
+        self.lateness
+            .add(&sc.lateness)
+            .expect("histograms share bounds");
+        self.late += t.late;
+        self.lost += t.lost;
+        self.max_in_flight = self.max_in_flight.max(t.max_in_flight);
     }
 
     fn add(&mut self, o: &LoadOutcome) {
@@ -453,6 +468,8 @@ fn trial(pair: &mut Pair, plan: &Plan, stop: Stop, s: &mut Scratch<'_>) -> Resul
 }
 
 /// One client thread: everything from pinning to tearing its pairs down.
+/// Every phase of a case (set-up, warm-up, each trial, the TIME_WAIT
+/// count) runs in the case's environment, entered through [`CaseEnv`].
 fn measure(
     plan: &Plan,
     p: usize,
@@ -463,66 +480,35 @@ fn measure(
 ) -> Result<(Vec<CaseOutcome>, f64)> {
     let (server_cpu, client_cpu) = plan.placement(p);
     affinity::pin("client", client_cpu)?;
-    // A case with a `--placement` of its own moves the client (this
-    // thread) to its CPU before its pair is made, warmed and measured.
-    let place = |c: &Case| -> Result<()> {
-        if let Some((_, cpu)) = c.knobs.placement {
-            affinity::pin("client", cpu)?;
-        }
-        Ok(())
-    };
-    // `--allow-host-sysctl`: a case's host-wide values are in force from
-    // just before its set-up, warm-up or trial to just after it.
-    let host_err = |source: std::io::Error| Error::Setup {
-        op: "write",
-        target: "host sysctl".into(),
-        transport: "-",
-        size: 0,
-        source,
-    };
-    let set_host = |c: &Case| -> Result<()> {
-        let values = plan.host_values(c);
-        if values.is_empty() {
-            return Ok(());
-        }
-        cleanup::set_host(&values).map_err(host_err)
-    };
-    let restore_host = || cleanup::restore_host().map_err(host_err);
     // Sockets a client makes belong to the namespace its thread is in: it
     // enters its case's before building the pair and before every trial.
     let places = ns.client()?;
+    let env = CaseEnv::new(plan, &places);
     let clock_read_ns = clock::read_cost_ns();
-    let mut pairs = plan
-        .cases
-        .iter()
-        .map(|c| {
-            // A first Ctrl-C before any round is complete aborts: nothing
-            // is kept, and set-up is not finished first.
-            if cleanup::stop_requested() {
-                return Err(Error::Interrupted);
-            }
-            place(c)?;
-            places.enter(c.netns, plan.tuning_key(c))?;
-            let mut spec = PairSpec::for_case(plan, c, server_cpu);
-            spec.opts.netns = ns.placement(c.netns);
-            set_host(c)?;
-            let pair = Pair::new(spec, dir);
-            restore_host()?;
-            pair
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let mut pairs = Vec::with_capacity(plan.cases.len());
+    for c in &plan.cases {
+        // A first Ctrl-C before any round is complete aborts: nothing is
+        // kept, and set-up is not finished first.
+        if cleanup::stop_requested() {
+            return Err(Error::Interrupted);
+        }
+        let inside = env.enter(c)?;
+        let mut spec = PairSpec::for_case(plan, c, server_cpu);
+        spec.opts.netns = ns.placement(c.netns);
+        let pair = Pair::new(spec, dir);
+        inside.leave()?;
+        pairs.push(pair?);
+    }
     // TIME_WAIT sockets already on each listener's port (earlier users of
     // the port number), per side, so that only this run's are counted.
     let mut tw_before = Vec::with_capacity(pairs.len());
     for (pair, case) in pairs.iter().zip(&plan.cases) {
         tw_before.push(match pair.listen_port() {
             None => (Vec::new(), Vec::new()),
-            Some(port) => {
-                let server = places
-                    .on_server_side(case.netns, plan.tuning_key(case), || time_wait_before(port))?;
-                places.enter(case.netns, plan.tuning_key(case))?;
-                (server, time_wait_before(port))
-            }
+            Some(port) => (
+                env.on_server_side(case, || time_wait_before(port))?,
+                time_wait_before(port),
+            ),
         });
     }
     let mut s = Scratch {
@@ -535,11 +521,9 @@ fn measure(
     // every CLOCK_CHECK_NS.
     let mut check_every = Vec::with_capacity(pairs.len());
     for (pair, case) in pairs.iter_mut().zip(&plan.cases) {
-        place(case)?;
-        places.enter(case.netns, plan.tuning_key(case))?;
-        set_host(case)?;
+        let inside = env.enter(case)?;
         let per_op_ns = warm_up(pair, plan, &mut s);
-        restore_host()?;
+        inside.leave()?;
         let per_op_ns = per_op_ns?;
         if p == 0
             && let Some(w) = watch
@@ -588,8 +572,6 @@ fn measure(
             for p in &mut pairs {
                 p.check_alive()?;
             }
-            place(&plan.cases[i])?;
-            places.enter(plan.cases[i].netns, plan.tuning_key(&plan.cases[i]))?;
             // Client 0 samples the (shared) process, untimed, before the
             // trial's warm-up; `merge` keeps pair 0's figures.
             let resources = if p == 0 {
@@ -597,7 +579,7 @@ fn measure(
             } else {
                 Resources::default()
             };
-            set_host(&plan.cases[i])?;
+            let inside = env.enter(&plan.cases[i])?;
             let warm = match pairs[i] {
                 Pair::Fleet(_) => Stop {
                     time: Some(LOAD_TRIAL_WARMUP),
@@ -620,7 +602,7 @@ fn measure(
                 },
             };
             let t = trial(&mut pairs[i], plan, stop, &mut s)?;
-            restore_host()?;
+            inside.leave()?;
             if p == 0
                 && let Some(w) = watch
             {
@@ -631,16 +613,7 @@ fn measure(
                 .expect("histograms share bounds");
             if let (Some(lt), Some(pl), Pair::Fleet(fp)) = (t.load, &mut pending_load[i], &pairs[i])
             {
-                let sc = fp.load_scratch();
-                pl.service
-                    .add(&sc.service)
-                    .expect("histograms share bounds");
-                pl.lateness
-                    .add(&sc.lateness)
-                    .expect("histograms share bounds");
-                pl.late += lt.late;
-                pl.lost += lt.lost;
-                pl.max_in_flight = pl.max_in_flight.max(lt.max_in_flight);
+                pl.add_trial(&lt, fp.load_scratch());
             }
             let q = |f: f64| {
                 if s.hist.is_empty() {
@@ -690,10 +663,8 @@ fn measure(
     for ((o, pair), (on_server, on_client)) in outcomes.iter_mut().zip(&pairs).zip(&tw_before) {
         // Each side's TIME_WAIT sockets, in that side's namespace.
         if let Some(port) = pair.listen_port() {
-            let server = places.on_server_side(o.case.netns, plan.tuning_key(&o.case), || {
-                time_wait_sockets(port, on_server).server
-            })?;
-            places.enter(o.case.netns, plan.tuning_key(&o.case))?;
+            let server =
+                env.on_server_side(&o.case, || time_wait_sockets(port, on_server).server)?;
             let client = time_wait_sockets(port, on_client).client;
             o.time_wait = Some(TimeWait { server, client });
         }
