@@ -16,6 +16,7 @@ mod case_env;
 pub mod connect;
 pub mod control;
 pub mod load;
+pub mod outcome;
 pub mod pair;
 pub mod pingpong;
 pub mod run;

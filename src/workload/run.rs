@@ -15,9 +15,11 @@ use hdrhistogram::Histogram;
 use super::barrier::AbortBarrier;
 use super::case_env::CaseEnv;
 use super::load::LoadTrial;
+use super::outcome::merge;
+pub use super::outcome::{CaseOutcome, LoadOutcome, Run, TrialPoint};
 use super::{Connected, Dialing, Fleet, PairSpec, PinnedPair, Stop, TrialUsage};
 use crate::error::{Error, Result};
-use crate::plan::{Budget, Case, Plan, Workload};
+use crate::plan::{Budget, Plan, Workload};
 use crate::samples::{BeatCell, Heartbeat, new_histogram};
 use crate::spec::TransportKind;
 use crate::spec::{Job, Mode};
@@ -33,151 +35,6 @@ pub const TRIAL_WARMUP: u64 = 50;
 /// How often a transfer's sender looks at the clock when a trial is
 /// bounded by time: about once per this long, never inside a send.
 const CLOCK_CHECK_NS: f64 = 20_000.0;
-
-/// One trial's figures, kept for confidence intervals and paired ratios.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, schemars::JsonSchema)]
-pub struct TrialPoint {
-    /// Round (0-based); trials of different cases in one round are paired.
-    pub round: u32,
-    /// When the trial ran: ns since the run's start, from the first pair's
-    /// first operation to the last pair's end. Trials a ratio compares are
-    /// adjacent in time.
-    pub start_ns: u64,
-    /// When the trial ended, ns since the run's start.
-    pub end_ns: u64,
-    /// Operations timed (over all pairs); for transfers, messages sent.
-    pub n: u64,
-    /// Median latency of the trial (mean of the pairs' medians), ns; 0 for transfers.
-    pub p50_ns: u64,
-    /// Mean latency of the trial, ns; 0 for transfers.
-    pub mean_ns: f64,
-    /// 99th percentile of the trial (mean of the pairs'), ns; 0 for transfers.
-    pub p99_ns: u64,
-    /// Wall time of the trial, `end_ns - start_ns`: the span all pairs took.
-    pub elapsed_ns: u64,
-    /// Messages the servers received (transfers) or requests served.
-    pub delivered: u64,
-    /// Messages sent (transfers: both ways for `--direction both`).
-    pub sent: u64,
-    /// A datagram transfer ended on the idle limit: its end marker was lost.
-    pub idle_ended: bool,
-    /// This process's memory, descriptors and threads just before the trial
-    /// (before its untimed warm-up).
-    #[serde(flatten)]
-    pub resources: Resources,
-}
-
-/// Everything measured for one case.
-#[derive(Debug)]
-pub struct CaseOutcome {
-    pub case: Case,
-    /// Every timed latency of every trial and pair (empty for transfers).
-    pub hist: Histogram<u64>,
-    pub trials: Vec<TrialPoint>,
-    /// CPU and syscall accounting summed over the timed trials and pairs.
-    pub usage: TrialUsage,
-    pub buffers: Buffers,
-    /// TCP sockets left in TIME_WAIT after the case, per side (connections per request).
-    pub time_wait: Option<TimeWait>,
-    /// `load`: what open-loop trials measure beside the latencies.
-    pub load: Option<LoadOutcome>,
-}
-
-impl CaseOutcome {
-    /// Operations per second over all pairs (operations ÷ the span all pairs
-    /// took), median over the trials; for `load`, requests answered.
-    pub fn ops_per_s(&self) -> f64 {
-        let rates: Vec<f64> = self
-            .trials
-            .iter()
-            .map(|t| t.n as f64 * 1e9 / t.elapsed_ns.max(1) as f64)
-            .collect();
-        if rates.is_empty() {
-            0.0
-        } else {
-            crate::stats::median(&rates)
-        }
-    }
-}
-
-/// What `load` measures beside the latency from each request's intended
-/// send time (`CaseOutcome::hist`), over the timed trials.
-#[derive(Debug)]
-pub struct LoadOutcome {
-    /// Service time: each request's actual send to its response.
-    pub service: Histogram<u64>,
-    /// How late each send left after its intended time.
-    pub lateness: Histogram<u64>,
-    /// Sends more than `load::LATE_NS` late.
-    pub late: u64,
-    /// Message transports: requests never answered (never counted in the latencies).
-    pub lost: u64,
-    /// Most requests in flight at once, in any trial.
-    pub max_in_flight: u64,
-    /// `--rate sweep`: the case's p50 and rate in a closed loop, before the sweep.
-    pub unloaded_p50_ns: Option<u64>,
-    pub closed_loop_per_s: Option<f64>,
-}
-
-impl LoadOutcome {
-    fn new() -> Self {
-        Self {
-            service: new_histogram(),
-            lateness: new_histogram(),
-            late: 0,
-            lost: 0,
-            max_in_flight: 0,
-            unloaded_p50_ns: None,
-            closed_loop_per_s: None,
-        }
-    }
-
-    /// Add one trial of a load pair: its books and the histograms its
-    /// client kept (`sc`).
-    fn add_trial(&mut self, t: &LoadTrial, sc: &super::load::LoadScratch) {
-        self.service
-            .add(&sc.service)
-            .expect("histograms share bounds");
-        self.lateness
-            .add(&sc.lateness)
-            .expect("histograms share bounds");
-        self.late += t.late;
-        self.lost += t.lost;
-        self.max_in_flight = self.max_in_flight.max(t.max_in_flight);
-    }
-
-    fn add(&mut self, o: &LoadOutcome) {
-        self.service
-            .add(&o.service)
-            .expect("histograms share bounds");
-        self.lateness
-            .add(&o.lateness)
-            .expect("histograms share bounds");
-        self.late += o.late;
-        self.lost += o.lost;
-        self.max_in_flight = self.max_in_flight.max(o.max_in_flight);
-    }
-
-    fn reset(&mut self) {
-        self.service.reset();
-        self.lateness.reset();
-        self.late = 0;
-        self.lost = 0;
-        self.max_in_flight = 0;
-    }
-}
-
-/// A whole run.
-#[derive(Debug)]
-pub struct Run {
-    pub cases: Vec<CaseOutcome>,
-    /// Median cost of one clock read on the (first) client CPU, ns.
-    pub clock_read_ns: f64,
-    /// Wall time of the measurement.
-    pub elapsed: Duration,
-    /// Rounds completed: `--trials`, or fewer when a first Ctrl-C stopped the run.
-    pub rounds: u32,
-}
 
 /// A pair of the kind its job needs.
 #[derive(Debug)]
@@ -348,30 +205,6 @@ pub fn run(plan: &Plan, dir: Option<&SocketDir>, watch: Option<&Watch>) -> Resul
         elapsed: started.elapsed(),
         rounds: rounds as u32,
     })
-}
-
-/// Fold a concurrent pair's outcome of the same case into `into`.
-fn merge(into: &mut CaseOutcome, from: CaseOutcome) {
-    into.hist.add(&from.hist).expect("histograms share bounds");
-    into.usage.add(&from.usage);
-    into.time_wait = match (into.time_wait, from.time_wait) {
-        (Some(a), Some(b)) => Some(TimeWait {
-            server: a.server.max(b.server),
-            client: a.client.max(b.client),
-        }),
-        (a, b) => a.or(b),
-    };
-    for (a, b) in into.trials.iter_mut().zip(&from.trials) {
-        a.n += b.n;
-        a.delivered += b.delivered;
-        a.sent += b.sent;
-        a.start_ns = a.start_ns.min(b.start_ns);
-        a.end_ns = a.end_ns.max(b.end_ns);
-        a.p50_ns += b.p50_ns;
-        a.p99_ns += b.p99_ns;
-        a.mean_ns += b.mean_ns;
-        a.idle_ended |= b.idle_ended;
-    }
 }
 
 fn watchdog<T>(
@@ -559,11 +392,7 @@ fn measure(
         .map(|p| matches!(p, Pair::Fleet(_)).then(LoadOutcome::new))
         .collect();
     'rounds: for round in 0..plan.trials {
-        let order: Vec<usize> = if round % 2 == 0 {
-            schedule.clone()
-        } else {
-            schedule.iter().rev().copied().collect()
-        };
+        let order = round_order(&schedule, round);
         for (k, i) in order.into_iter().enumerate() {
             if cleanup::stop_requested() {
                 barrier.abort(); // the other pairs stop at this same trial
@@ -673,6 +502,18 @@ fn measure(
     Ok((outcomes, clock_read_ns))
 }
 
+/// The cases of round `round`, in the order they run: the plan's
+/// schedule forward in even rounds and backward in odd ones, so the two
+/// cases a ratio pairs run A B in one round and B A in the next (a drift
+/// over time weighs on both alike).
+pub fn round_order(schedule: &[usize], round: u32) -> Vec<usize> {
+    if round.is_multiple_of(2) {
+        schedule.to_vec()
+    } else {
+        schedule.iter().rev().copied().collect()
+    }
+}
+
 /// Operations in trial `round` when `total` are split over `trials`.
 pub fn share(total: u64, trials: u32, round: u32) -> u64 {
     let t = u64::from(trials);
@@ -722,3 +563,20 @@ const LOAD_WARMUP_MIN: Duration = Duration::from_millis(20);
 /// The untimed operations before a trial: [`TRIAL_WARMUP`], and for an
 /// open-loop case no longer than this.
 const LOAD_TRIAL_WARMUP: Duration = Duration::from_millis(20);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_alternate_a_b_then_b_a_and_split_the_budget() {
+        let schedule = [2, 0, 1];
+        assert_eq!(round_order(&schedule, 0), [2, 0, 1]);
+        assert_eq!(round_order(&schedule, 1), [1, 0, 2]);
+        assert_eq!(round_order(&schedule, 2), [2, 0, 1]);
+        // 10 operations over 3 trials: 4, 3, 3, all of them.
+        let shares: Vec<u64> = (0..3).map(|r| share(10, 3, r)).collect();
+        assert_eq!(shares, [4, 3, 3]);
+        assert_eq!(shares.iter().sum::<u64>(), 10);
+    }
+}
