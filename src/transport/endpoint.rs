@@ -342,65 +342,114 @@ fn prepare_socket(fd: &OwnedFd, opts: &TransportOpts) -> io::Result<()> {
     sys::socket::set_nonblocking(fd.as_fd(), opts.wait == Wait::Spin)
 }
 
+/// What every socket end holds: its descriptor, how its calls wait, and
+/// the calls made each way.
+#[derive(Debug)]
+struct Sock {
+    fd: OwnedFd,
+    cfg: WaitCfg,
+    sends: u64,
+    recvs: u64,
+}
+
+impl Sock {
+    /// A connected socket: timeouts and blocking mode set.
+    fn new(fd: OwnedFd, opts: &TransportOpts) -> io::Result<Self> {
+        prepare_socket(&fd, opts)?;
+        Ok(Self::adopt(fd, opts))
+    }
+
+    /// A blocking socket whose timeouts are already set: no system call.
+    fn adopt(fd: OwnedFd, opts: &TransportOpts) -> Self {
+        Self {
+            fd,
+            cfg: opts.into(),
+            sends: 0,
+            recvs: 0,
+        }
+    }
+
+    /// A second end on the same socket (`dup`), with counts of its own.
+    fn try_clone(&self) -> io::Result<Self> {
+        Ok(Self {
+            fd: self.fd.try_clone()?,
+            cfg: self.cfg,
+            sends: 0,
+            recvs: 0,
+        })
+    }
+
+    /// Non-blocking, retried in a busy loop (`--wait spin`).
+    fn spin(&mut self) -> io::Result<()> {
+        sys::socket::set_nonblocking(self.fd.as_fd(), true)?;
+        self.cfg.spin = true;
+        Ok(())
+    }
+
+    /// Bound receives by `timeout` instead of `--timeout` (blocking: the
+    /// socket's SO_RCVTIMEO; spinning and after signals: the waiter's deadline).
+    fn set_recv_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        sys::socket::set_recv_timeout(self.fd.as_fd(), timeout)?;
+        self.cfg.recv_timeout = timeout;
+        Ok(())
+    }
+
+    /// Read until the peer closes its end.
+    fn recv_eof(&mut self) -> Result<(), Fault> {
+        let fd = self.fd.as_fd();
+        until_eof((fd, "recv"), self.cfg, &mut self.recvs, |b| {
+            sys::io::recv(fd, b, 0)
+        })
+    }
+}
+
 /// A stream socket end: `send`/`recv`, looping over short counts.
 #[derive(Debug)]
 pub struct StreamSocket {
-    fd: OwnedFd,
-    cfg: WaitCfg,
+    sock: Sock,
     recv_flags: libc::c_int,
-    sends: u64,
-    recvs: u64,
 }
 
 impl StreamSocket {
     /// Take a connected stream socket; sets timeouts and blocking mode.
     pub fn new(fd: OwnedFd, opts: &TransportOpts) -> io::Result<Self> {
-        prepare_socket(&fd, opts)?;
         Ok(Self {
-            fd,
-            cfg: opts.into(),
+            sock: Sock::new(fd, opts)?,
             // Blocking: one recv returns the whole message when it fits.
             recv_flags: if opts.wait == Wait::Block {
                 libc::MSG_WAITALL
             } else {
                 0
             },
-            sends: 0,
-            recvs: 0,
         })
     }
+
     /// Take a blocking stream socket whose timeouts are already set (an
     /// accepted socket inherits them from its listener): no system call.
     pub fn adopt(fd: OwnedFd, opts: &TransportOpts) -> Self {
         Self {
-            fd,
-            cfg: opts.into(),
+            sock: Sock::adopt(fd, opts),
             recv_flags: libc::MSG_WAITALL,
-            sends: 0,
-            recvs: 0,
         }
     }
+
     /// The socket.
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.sock.fd.as_fd()
     }
+
     /// A second end on the same socket (`dup`), for a thread that moves
     /// data the other way at the same time.
     pub fn try_clone(&self) -> io::Result<Self> {
         Ok(Self {
-            fd: self.fd.try_clone()?,
-            sends: 0,
-            recvs: 0,
-            ..*self
+            sock: self.sock.try_clone()?,
+            recv_flags: self.recv_flags,
         })
     }
-}
 
-impl StreamSocket {
     /// Make the socket non-blocking and retry in a busy loop (`--wait spin`).
     pub fn spin(&mut self) -> io::Result<()> {
-        sys::socket::set_nonblocking(self.fd.as_fd(), true)?;
-        self.cfg.spin = true;
+        self.sock.spin()?;
         self.recv_flags = 0;
         Ok(())
     }
@@ -408,142 +457,118 @@ impl StreamSocket {
     /// Bound receives by `timeout` instead of `--timeout` (blocking: the
     /// socket's SO_RCVTIMEO; spinning and after signals: the waiter's deadline).
     pub fn set_recv_timeout(&mut self, timeout: Duration) -> io::Result<()> {
-        sys::socket::set_recv_timeout(self.fd.as_fd(), timeout)?;
-        self.cfg.recv_timeout = timeout;
-        Ok(())
+        self.sock.set_recv_timeout(timeout)
     }
 }
 
 impl Endpoint for StreamSocket {
     #[inline]
     fn send_msg(&mut self, buf: &[u8]) -> Result<(), Fault> {
-        let fd = self.fd.as_fd();
+        let s = &mut self.sock;
+        let fd = s.fd.as_fd();
         all_bytes(
             buf.len(),
             (fd, Dir::Send, "send"),
-            self.cfg,
-            &mut self.sends,
+            s.cfg,
+            &mut s.sends,
             |off| sys::io::send(fd, &buf[off..], 0),
         )
     }
     #[inline]
     fn recv_msg(&mut self, buf: &mut [u8]) -> Result<(), Fault> {
-        let fd = self.fd.as_fd();
+        let s = &mut self.sock;
+        let fd = s.fd.as_fd();
         let flags = self.recv_flags;
         all_bytes(
             buf.len(),
             (fd, Dir::Recv, "recv"),
-            self.cfg,
-            &mut self.recvs,
+            s.cfg,
+            &mut s.recvs,
             |off| sys::io::recv(fd, &mut buf[off..], flags),
         )
     }
     fn calls(&self) -> (u64, u64) {
-        (self.sends, self.recvs)
+        (self.sock.sends, self.sock.recvs)
     }
     fn recv_eof(&mut self) -> Result<(), Fault> {
-        let fd = self.fd.as_fd();
-        until_eof((fd, "recv"), self.cfg, &mut self.recvs, |b| {
-            sys::io::recv(fd, b, 0)
-        })
+        self.sock.recv_eof()
     }
 }
 
 /// A datagram or seqpacket socket end: one `send`/`recv` per message, length checked.
 #[derive(Debug)]
 pub struct DatagramSocket {
-    fd: OwnedFd,
-    cfg: WaitCfg,
-    sends: u64,
-    recvs: u64,
+    sock: Sock,
 }
 
 impl DatagramSocket {
     /// Take a connected datagram/seqpacket socket; sets timeouts and blocking mode.
     pub fn new(fd: OwnedFd, opts: &TransportOpts) -> io::Result<Self> {
-        prepare_socket(&fd, opts)?;
         Ok(Self {
-            fd,
-            cfg: opts.into(),
-            sends: 0,
-            recvs: 0,
+            sock: Sock::new(fd, opts)?,
         })
     }
+
     /// Take a blocking seqpacket socket whose timeouts are already set: no
     /// system call.
     pub fn adopt(fd: OwnedFd, opts: &TransportOpts) -> Self {
         Self {
-            fd,
-            cfg: opts.into(),
-            sends: 0,
-            recvs: 0,
+            sock: Sock::adopt(fd, opts),
         }
     }
+
     /// The socket.
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.sock.fd.as_fd()
     }
+
     /// A second end on the same socket (`dup`).
     pub fn try_clone(&self) -> io::Result<Self> {
         Ok(Self {
-            fd: self.fd.try_clone()?,
-            sends: 0,
-            recvs: 0,
-            ..*self
+            sock: self.sock.try_clone()?,
         })
     }
-}
 
-impl DatagramSocket {
     /// Make the socket non-blocking and retry in a busy loop (`--wait spin`).
     pub fn spin(&mut self) -> io::Result<()> {
-        sys::socket::set_nonblocking(self.fd.as_fd(), true)?;
-        self.cfg.spin = true;
-        Ok(())
+        self.sock.spin()
     }
 
     /// Bound receives by `timeout` (see [`StreamSocket::set_recv_timeout`]).
     pub fn set_recv_timeout(&mut self, timeout: Duration) -> io::Result<()> {
-        sys::socket::set_recv_timeout(self.fd.as_fd(), timeout)?;
-        self.cfg.recv_timeout = timeout;
-        Ok(())
+        self.sock.set_recv_timeout(timeout)
     }
 }
 
 impl Endpoint for DatagramSocket {
     #[inline]
     fn send_msg(&mut self, buf: &[u8]) -> Result<(), Fault> {
-        let fd = self.fd.as_fd();
+        let s = &mut self.sock;
+        let fd = s.fd.as_fd();
         one_datagram(
             buf.len(),
             (fd, Dir::Send, "send"),
-            self.cfg,
-            &mut self.sends,
+            s.cfg,
+            &mut s.sends,
             || sys::io::send(fd, buf, 0),
         )
     }
     #[inline]
     fn recv_msg(&mut self, buf: &mut [u8]) -> Result<(), Fault> {
-        let fd = self.fd.as_fd();
+        let s = &mut self.sock;
+        let fd = s.fd.as_fd();
         let len = buf.len();
         // MSG_TRUNC makes recv report the datagram's real length, so a longer
         // one is caught rather than silently cut.
-        one_datagram(
-            len,
-            (fd, Dir::Recv, "recv"),
-            self.cfg,
-            &mut self.recvs,
-            || sys::io::recv(fd, buf, libc::MSG_TRUNC),
-        )
+        one_datagram(len, (fd, Dir::Recv, "recv"), s.cfg, &mut s.recvs, || {
+            sys::io::recv(fd, buf, libc::MSG_TRUNC)
+        })
     }
     fn calls(&self) -> (u64, u64) {
-        (self.sends, self.recvs)
+        (self.sock.sends, self.sock.recvs)
     }
     fn recv_eof(&mut self) -> Result<(), Fault> {
-        let fd = self.fd.as_fd();
-        until_eof((fd, "recv"), self.cfg, &mut self.recvs, |b| {
-            sys::io::recv(fd, b, 0)
-        })
+        self.sock.recv_eof()
     }
 }
 
