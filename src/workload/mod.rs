@@ -26,7 +26,7 @@ pub mod sweep;
 
 use std::time::{Duration, Instant};
 
-pub use pair::{Connected, Dialing, Fleet, PinnedPair};
+pub use pair::{Dialing, Fleet, KeptOpen, PinnedPair};
 
 use crate::spec::{Job, Mode, TransportKind};
 use crate::sys::process::ThreadUsage;

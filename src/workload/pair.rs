@@ -2,7 +2,7 @@
 //! the server (a pinned thread, or a forked child), run trials over the
 //! control channel, notice a server that died, turn faults into errors that
 //! name the side and the call, and tear down within a bound. The client's
-//! end is a type parameter: [`Connected`] (one connection for the whole
+//! end is a type parameter: [`KeptOpen`] (one connection for the whole
 //! run) or [`Dialing`] (a new connection per request), so each workload's
 //! loop can only be run on the pair it needs.
 
@@ -34,7 +34,7 @@ const SEND_WITHIN: Duration = Duration::from_secs(1);
 
 /// The client end of a pair with one connection for the whole run.
 #[derive(Debug)]
-pub struct Connected {
+pub struct KeptOpen {
     pub(super) ep: AnyEndpoint,
     /// Duplex: a second end on the same socket that receives while `ep` sends.
     pub(super) rx: Option<AnyEndpoint>,
@@ -69,7 +69,7 @@ pub trait ClientEnd: std::fmt::Debug + Send {
     fn shutdown(&self) {}
 }
 
-impl ClientEnd for Connected {
+impl ClientEnd for KeptOpen {
     fn calls(&self) -> u64 {
         self.ep.calls() + self.rx.as_ref().map_or(0, AnyEndpoint::calls)
     }
@@ -120,7 +120,7 @@ pub struct PinnedPair<C: ClientEnd> {
     seq: u8,
 }
 
-impl PinnedPair<Connected> {
+impl PinnedPair<KeptOpen> {
     /// Connect and start the server (echo, sink or duplex), pinned to
     /// `spec.server_cpu`. Path-bound AF_UNIX transports need `dir`.
     pub fn connect(spec: PairSpec, dir: Option<&SocketDir>) -> Result<Self> {
@@ -149,14 +149,14 @@ impl PinnedPair<Connected> {
         } else {
             (None, None)
         };
-        let client = Connected {
+        let client = KeptOpen {
             ep: conn.client,
             rx,
         };
         Self::start(
             spec,
             client,
-            ServerEnd::Connected(conn.server, server_tx),
+            ServerEnd::KeptOpen(conn.server, server_tx),
             conn.buffers,
         )
     }

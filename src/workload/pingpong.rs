@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use super::{Connected, DATA, END, PinnedPair, Span, Stop, TrialUsage};
+use super::{DATA, END, KeptOpen, PinnedPair, Span, Stop, TrialUsage};
 use crate::clock;
 use crate::samples::Heartbeat;
 use crate::transport::{Cause, Endpoint, Fault};
@@ -166,7 +166,7 @@ pub fn check_echo(tx: &[u8], rx: &[u8]) -> Result<(), Fault> {
     }
 }
 
-impl PinnedPair<Connected> {
+impl PinnedPair<KeptOpen> {
     /// Timed round trips until `stop`, recorded into `hist` (see [`timed`]).
     pub fn record(
         &mut self,

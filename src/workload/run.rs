@@ -17,7 +17,7 @@ use super::case_env::CaseEnv;
 use super::load::LoadTrial;
 use super::outcome::merge;
 pub use super::outcome::{CaseOutcome, LoadOutcome, Run, TrialPoint};
-use super::{Connected, Dialing, Fleet, PairSpec, PinnedPair, Stop, TrialUsage};
+use super::{Dialing, Fleet, KeptOpen, PairSpec, PinnedPair, Stop, TrialUsage};
 use crate::error::{Error, Result};
 use crate::plan::{Budget, Plan, Workload};
 use crate::samples::{BeatCell, Heartbeat, new_histogram};
@@ -36,43 +36,44 @@ pub const TRIAL_WARMUP: u64 = 50;
 /// bounded by time: about once per this long, never inside a send.
 const CLOCK_CHECK_NS: f64 = 20_000.0;
 
-/// A pair of the kind its job needs.
+/// A pinned pair of the kind its job needs: kept open, dialing a new
+/// connection per request, or a fleet of connections (`load`).
 #[derive(Debug)]
-enum Pair {
-    Connected(PinnedPair<Connected>),
+enum AnyPair {
+    KeptOpen(PinnedPair<KeptOpen>),
     Dialing(PinnedPair<Dialing>),
     Fleet(PinnedPair<Fleet>),
 }
 
-impl Pair {
-    fn new(spec: PairSpec, dir: Option<&SocketDir>) -> Result<Pair> {
+impl AnyPair {
+    fn new(spec: PairSpec, dir: Option<&SocketDir>) -> Result<AnyPair> {
         Ok(match spec.job {
-            Job::Accept => Pair::Dialing(PinnedPair::dial(spec, dir)?),
-            Job::Load => Pair::Fleet(PinnedPair::fleet(spec, dir)?),
-            _ => Pair::Connected(PinnedPair::connect(spec, dir)?),
+            Job::Accept => AnyPair::Dialing(PinnedPair::dial(spec, dir)?),
+            Job::Load => AnyPair::Fleet(PinnedPair::fleet(spec, dir)?),
+            _ => AnyPair::KeptOpen(PinnedPair::connect(spec, dir)?),
         })
     }
 
     fn check_alive(&mut self) -> Result<()> {
         match self {
-            Pair::Connected(p) => p.check_alive(),
-            Pair::Dialing(p) => p.check_alive(),
-            Pair::Fleet(p) => p.check_alive(),
+            AnyPair::KeptOpen(p) => p.check_alive(),
+            AnyPair::Dialing(p) => p.check_alive(),
+            AnyPair::Fleet(p) => p.check_alive(),
         }
     }
 
     fn buffers(&self) -> Buffers {
         match self {
-            Pair::Connected(p) => p.buffers(),
-            Pair::Dialing(p) => p.buffers(),
-            Pair::Fleet(p) => p.buffers(),
+            AnyPair::KeptOpen(p) => p.buffers(),
+            AnyPair::Dialing(p) => p.buffers(),
+            AnyPair::Fleet(p) => p.buffers(),
         }
     }
 
     fn listen_port(&self) -> Option<u16> {
         match self {
-            Pair::Connected(_) | Pair::Fleet(_) => None,
-            Pair::Dialing(p) => p.listen_port(),
+            AnyPair::KeptOpen(_) | AnyPair::Fleet(_) => None,
+            AnyPair::Dialing(p) => p.listen_port(),
         }
     }
 }
@@ -250,11 +251,11 @@ struct TrialOut {
 }
 
 /// One trial of the plan's workload on `pair`, until `stop`.
-fn trial(pair: &mut Pair, plan: &Plan, stop: Stop, s: &mut Scratch<'_>) -> Result<TrialOut> {
+fn trial(pair: &mut AnyPair, plan: &Plan, stop: Stop, s: &mut Scratch<'_>) -> Result<TrialOut> {
     s.hist.reset();
     let (span, usage) = match pair {
-        Pair::Dialing(p) => p.record_connect(stop, &mut s.hist, &mut s.beat, plan.verify)?,
-        Pair::Connected(p) => match plan.workload {
+        AnyPair::Dialing(p) => p.record_connect(stop, &mut s.hist, &mut s.beat, plan.verify)?,
+        AnyPair::KeptOpen(p) => match plan.workload {
             Workload::Throughput { .. } => {
                 let t = p.transfer(stop, plan.verify, &mut s.beat)?;
                 return Ok(TrialOut {
@@ -273,7 +274,7 @@ fn trial(pair: &mut Pair, plan: &Plan, stop: Stop, s: &mut Scratch<'_>) -> Resul
             }
             _ => p.record(stop, &mut s.hist, &mut s.beat, plan.verify)?,
         },
-        Pair::Fleet(p) => {
+        AnyPair::Fleet(p) => {
             s.seed += 1;
             let (t, usage) = p.record_load(stop, &mut s.hist, &mut s.beat, s.seed)?;
             return Ok(TrialOut {
@@ -328,7 +329,7 @@ fn measure(
         let inside = env.enter(c)?;
         let mut spec = PairSpec::for_case(plan, c, server_cpu);
         spec.opts.netns = ns.placement(c.netns);
-        let pair = Pair::new(spec, dir);
+        let pair = AnyPair::new(spec, dir);
         inside.leave()?;
         pairs.push(pair?);
     }
@@ -379,7 +380,7 @@ fn measure(
             usage: TrialUsage::default(),
             buffers: pair.buffers(),
             time_wait: None,
-            load: matches!(pair, Pair::Fleet(_)).then(LoadOutcome::new),
+            load: matches!(pair, AnyPair::Fleet(_)).then(LoadOutcome::new),
         })
         .collect();
     let schedule = plan.schedule();
@@ -389,7 +390,7 @@ fn measure(
     let mut pending_hist: Vec<Histogram<u64>> = (0..pairs.len()).map(|_| new_histogram()).collect();
     let mut pending_load: Vec<Option<LoadOutcome>> = pairs
         .iter()
-        .map(|p| matches!(p, Pair::Fleet(_)).then(LoadOutcome::new))
+        .map(|p| matches!(p, AnyPair::Fleet(_)).then(LoadOutcome::new))
         .collect();
     'rounds: for round in 0..plan.trials {
         let order = round_order(&schedule, round);
@@ -410,7 +411,7 @@ fn measure(
             };
             let inside = env.enter(&plan.cases[i])?;
             let warm = match pairs[i] {
-                Pair::Fleet(_) => Stop {
+                AnyPair::Fleet(_) => Stop {
                     time: Some(LOAD_TRIAL_WARMUP),
                     ..Stop::count(TRIAL_WARMUP)
                 },
@@ -440,7 +441,8 @@ fn measure(
             pending_hist[i]
                 .add(&s.hist)
                 .expect("histograms share bounds");
-            if let (Some(lt), Some(pl), Pair::Fleet(fp)) = (t.load, &mut pending_load[i], &pairs[i])
+            if let (Some(lt), Some(pl), AnyPair::Fleet(fp)) =
+                (t.load, &mut pending_load[i], &pairs[i])
             {
                 pl.add_trial(&lt, fp.load_scratch());
             }
@@ -523,10 +525,10 @@ pub fn share(total: u64, trials: u32, round: u32) -> u64 {
 /// Warm a pair up until both the count and the time of the plan are met
 /// (an open-loop `load` case: its time only, at its rate); returns the wall
 /// time per operation of the last chunk (ns). A first Ctrl-C ends it.
-fn warm_up(pair: &mut Pair, plan: &Plan, s: &mut Scratch<'_>) -> Result<f64> {
+fn warm_up(pair: &mut AnyPair, plan: &Plan, s: &mut Scratch<'_>) -> Result<f64> {
     let start = Instant::now();
     let mut done = 0u64;
-    let open_loop = matches!(pair, Pair::Fleet(_));
+    let open_loop = matches!(pair, AnyPair::Fleet(_));
     loop {
         if cleanup::stop_requested() {
             return Err(Error::Interrupted);

@@ -27,7 +27,7 @@ const REPLY_WITHIN: Duration = Duration::from_secs(5);
 /// socket for Duplex's sender), or a listener (Accept).
 #[derive(Debug)]
 pub(super) enum ServerEnd {
-    Connected(AnyEndpoint, Option<AnyEndpoint>),
+    KeptOpen(AnyEndpoint, Option<AnyEndpoint>),
     Listening(Listener),
     /// `load`: many connections, served from one event loop.
     Many(LoadServer),
@@ -37,7 +37,7 @@ impl ServerEnd {
     /// Descriptors a forked server keeps.
     pub(super) fn raw_fds(&self) -> Vec<std::os::fd::RawFd> {
         match self {
-            ServerEnd::Connected(ep, second) => {
+            ServerEnd::KeptOpen(ep, second) => {
                 let mut fds = ep.raw_fds();
                 fds.extend(second.iter().flat_map(AnyEndpoint::raw_fds));
                 fds
@@ -142,7 +142,7 @@ fn serve_trial(
                 ..ServerReport::default()
             });
         }
-        ServerEnd::Connected(ep, second) => (ep, second),
+        ServerEnd::KeptOpen(ep, second) => (ep, second),
     };
     let calls0 = ep.calls();
     let mut report = ServerReport::default();

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use super::pingpong::send_end;
-use super::{Connected, DATA, END, PinnedPair, Span, Stop, TrialUsage};
+use super::{DATA, END, KeptOpen, PinnedPair, Span, Stop, TrialUsage};
 use crate::clock;
 use crate::samples::Heartbeat;
 use crate::sys::process::ThreadUsage;
@@ -182,7 +182,7 @@ impl Transfer {
     }
 }
 
-impl PinnedPair<Connected> {
+impl PinnedPair<KeptOpen> {
     /// One transfer trial until `stop` (job Sink), or one each way at once
     /// (job Duplex: a helper thread on the client's CPU receives while this
     /// one sends; its CPU and calls count as the client's).
