@@ -105,6 +105,40 @@ fn every_test_a_guarantee_names_exists() {
     }
 }
 
+/// Every source path a page names in backquotes (`src/…`, `tests/…`,
+/// `scripts/…`, `benches/…`) exists, and every module of src/lib.rs is
+/// named in docs/architecture.md: the map holds to the house.
+#[test]
+fn the_architecture_names_what_exists() {
+    for page in pages() {
+        let text = read(&page);
+        for p in text.split('`').skip(1).step_by(2) {
+            let path = p.split_whitespace().next().unwrap_or("");
+            let named = ["src/", "tests/", "scripts/", "benches/"]
+                .iter()
+                .any(|d| path.starts_with(d))
+                && !path.contains(['*', '<', '{', '$']);
+            if named {
+                assert!(
+                    root().join(path.trim_end_matches(['.', ',', ':'])).exists(),
+                    "{} names `{path}`, which does not exist",
+                    page.display()
+                );
+            }
+        }
+    }
+    let arch = read(&root().join("docs/architecture.md"));
+    for line in read(&root().join("src/lib.rs")).lines() {
+        if let Some(m) = line.trim().strip_prefix("pub mod ") {
+            let m = m.trim_end_matches(';');
+            assert!(
+                arch.contains(&format!("src/{m}.rs")) || arch.contains(&format!("src/{m}/")),
+                "docs/architecture.md does not name module {m}"
+            );
+        }
+    }
+}
+
 /// Every relative link `[..](path)` in the pages points at a file or
 /// directory that exists.
 #[test]
