@@ -16,8 +16,7 @@ import shutil
 import statistics
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import load  # noqa: E402  (standard library only)
+from scripts import cli, resultfiles
 
 
 def fatal(msg):
@@ -27,8 +26,8 @@ def fatal(msg):
 
 def read_raw(path):
     try:
-        first, per_iter, total_ns, total_iter = load.read_raw_csv(path)
-    except load.Fatal as e:
+        first, per_iter, total_ns, total_iter = resultfiles.read_raw_csv(path)
+    except cli.Fatal as e:
         fatal(str(e))
     return {
         "group": first["group"], "transport": first["function"], "param": first["value"],

@@ -17,11 +17,8 @@ import os
 import statistics
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
-import load  # noqa: E402
-import plots  # noqa: E402
-from common import cell  # noqa: E402
+from scripts import cli, outputs, resultfiles, stats
+from scripts.labels import cell, size_label, sizes_label
 
 HARDWARE = ["cpu_model", "cpus_online", "memory_total_kib", "smt_active", "virtualization"]
 
@@ -44,37 +41,38 @@ def samples(case):
 
 
 def label(case):
-    size = plots.sizes_label(case["size_bytes"], case["response_bytes"])
+    size = sizes_label(case["size_bytes"], case["response_bytes"])
     extra = f" x{case['pairs']}" if case.get("pairs", 1) > 1 else ""
     knobs = f" [{case['knobs']}]" if case.get("knobs") else ""
     return f"{case['workload']} {case['transport']} {size}{extra}{knobs}"
 
 
 def main():
-    p = common.parser("scripts/compare", __doc__)
+    p = cli.parser("scripts/compare", __doc__)
     p.add_argument("before")
     p.add_argument("after")
     p.add_argument("-o", "--output")
     p.add_argument("--allow-different-hardware", action="store_true",
                    help="compare even if CPU model, CPU count, memory or virtualization differ")
     args = p.parse_args()
-    before, after = load.load(args.before), load.load(args.after)
+    from scripts import plots  # matplotlib: only once arguments are checked
+    before, after = resultfiles.load(args.before), resultfiles.load(args.after)
     hw = [f"{k}: {before.env.get(k)!r} → {after.env.get(k)!r}" for k in HARDWARE
           if before.env.get(k) != after.env.get(k)]
     if hw and not args.allow_different_hardware:
-        load.fatal("the runs come from different hardware (" + "; ".join(hw) +
+        cli.fatal("the runs come from different hardware (" + "; ".join(hw) +
                    "); a comparison would measure the machines, not the change. "
                    "Pass --allow-different-hardware to compare anyway")
-    b_cases = {load.key(c): c for c in before.cases if not c.get("aa_control")}
+    b_cases = {resultfiles.key(c): c for c in before.cases if not c.get("aa_control")}
     rows = []
     for i, a in enumerate(after.cases):
-        b = b_cases.get(load.key(a))
+        b = b_cases.get(resultfiles.key(a))
         if a.get("aa_control"):
             continue
         if b is None:
             continue
         (bs, higher_better), (as_, _) = samples(b), samples(a)
-        ch, lo, hi = common.change_ci(bs, as_, seed=i)
+        ch, lo, hi = stats.change_ci(bs, as_, seed=i)
         if higher_better:
             verdict = "faster" if lo > 0 else "slower" if hi < 0 else "no significant change"
         else:
@@ -83,7 +81,7 @@ def main():
         if "p99_ns" in a and "p99_ns" in b and b["p99_ns"]:
             trials99 = [[t.get("p99_ns") for t in c.get("trial_points", [])] for c in (b, a)]
             if all(v and all(trials99[i]) for i, v in enumerate(trials99)):
-                p99 = (median(trials99[0]), median(trials99[1])) + common.change_ci(trials99[0], trials99[1],
+                p99 = (median(trials99[0]), median(trials99[1])) + stats.change_ci(trials99[0], trials99[1],
                                                                                      seed=10_000 + i)
             else:  # criterion, or runs without per-trial p99: the merged p99, no CI
                 p99 = (b["p99_ns"], a["p99_ns"], a["p99_ns"] / b["p99_ns"] - 1, None, None)
@@ -91,11 +89,11 @@ def main():
                      "before": median(bs), "after": median(as_), "change": ch, "ci_low": lo, "ci_high": hi,
                      "p99": p99, "verdict": verdict, "n": (len(bs), len(as_))})
     if not rows:
-        load.fatal(f"no case is in both {args.before} and {args.after} (same workload, transport, sizes, depth, pairs)")
+        cli.fatal(f"no case is in both {args.before} and {args.after} (same workload, transport, sizes, depth, pairs)")
     out = args.output or os.path.join(after.source if os.path.isdir(after.source) else ".",
                                       f"compare-vs-{before.label.replace(':', '-')}")
-    out = common.output_dir(out)
-    fig = plots.deltas(rows, common.subdir(out, "figures"), f"after: {after.label}\nbefore: {before.label}")
+    out = outputs.output_dir(out)
+    fig = plots.deltas(rows, outputs.subdir(out, "figures"), f"after: {after.label}\nbefore: {before.label}")
     diff = []
     for k in sorted(set(before.env) | set(after.env)):
         if k in ("taken_at", "sysctls", "mitigations"):
@@ -120,7 +118,7 @@ def main():
         for x in run.ratios:
             if x.get("knob") == "control":
                 aa.append(f"| {which} | {cell(x['numerator'])} | "
-                          f"{plots.sizes_label(x['size_bytes'], x['response_bytes'])} | {cell(x['metric'])} | "
+                          f"{sizes_label(x['size_bytes'], x['response_bytes'])} | {cell(x['metric'])} | "
                           f"{x['ratio']:.3f} ({x['ci_low']:.3f}–{x['ci_high']:.3f}) |")
     settings = []
     for k in ("mode", "wait", "nodelay", "placement", "trials", "direction"):
@@ -164,9 +162,9 @@ def main():
                "| run | transport | sizes | metric | A/A ratio (95% CI) |", "|---|---|---|---|---|"] + aa
     md += ["", f"Made by `scripts/compare {cell(args.before)} {cell(args.after)}`.", ""]
     path = os.path.join(out, "compare.md")
-    common.write_text(path, "\n".join(md))
+    outputs.write_text(path, "\n".join(md))
     print(path)
 
 
 if __name__ == "__main__":
-    common.run(main)
+    cli.run(main)

@@ -1,6 +1,6 @@
 """Figures for the lab report and the before/after comparison.
 
-Every function takes loaded runs (load.Run), writes PNG and SVG next to
+Every function takes loaded runs (resultfiles.Run), writes PNG and SVG next to
 each other and returns the PNG path, or None when the inputs hold nothing
 to draw. The same transport has the same colour in every figure.
 """
@@ -17,21 +17,18 @@ matplotlib.rcParams["svg.hashsalt"] = "sockbench"
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-import common  # noqa: E402
-import load  # noqa: E402
-from common import size_label, sizes_label  # noqa: E402,F401  (used here and by other scripts)
-
-from common import colour  # noqa: E402
+from scripts import outputs, resultfiles, stats  # noqa: E402
+from scripts.labels import ORDER, colour, size_label, sizes_label, transport_rank  # noqa: E402
 
 
 def _save(fig, out_dir, name):
     """PNG and SVG of `fig` in `out_dir`, written beside and renamed into
     place: never through a link planted there."""
-    out_dir = common.subdir(os.path.dirname(out_dir) or ".", os.path.basename(out_dir))
+    out_dir = outputs.subdir(os.path.dirname(out_dir) or ".", os.path.basename(out_dir))
     png = os.path.join(out_dir, name + ".png")
-    common.replace_file(png, lambda tmp: fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight",
+    outputs.replace_file(png, lambda tmp: fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight",
                                                      metadata={"Software": None}))
-    common.replace_file(os.path.join(out_dir, name + ".svg"),
+    outputs.replace_file(os.path.join(out_dir, name + ".svg"),
                         lambda tmp: fig.savefig(tmp, format="svg", bbox_inches="tight", metadata={"Date": None}))
     plt.close(fig)
     return png
@@ -40,14 +37,14 @@ def _save(fig, out_dir, name):
 def _cases(runs, workload):
     """Cases of `workload` with both ends in one namespace (the --netns
     cases have their own figure)."""
-    return [c for r in runs for c in r.cases if c["workload"] == workload and load.netns(c) == "off"]
+    return [c for r in runs for c in r.cases if c["workload"] == workload and resultfiles.netns(c) == "off"]
 
 
 def _by_transport(cases):
     out = {}
     for c in cases:
         out.setdefault(c["transport"], []).append(c)
-    return sorted(out.items(), key=lambda kv: common.transport_rank(kv[0]))
+    return sorted(out.items(), key=lambda kv: transport_rank(kv[0]))
 
 
 def _size_axis(ax, sizes):
@@ -62,7 +59,7 @@ def _size_axis(ax, sizes):
 def _trial_ci(case, value):
     """Median and 95% CI over a case's trials of `value(trial point)`."""
     xs = [value(p) for p in case.get("trial_points", [])]
-    return common.median_ci(xs) if xs else (None, None, None)
+    return stats.median_ci(xs) if xs else (None, None, None)
 
 
 def _lines_vs_size(cases, y, ci, dashed, xlabel, ylabel, title, ylog, name, out_dir):
@@ -150,10 +147,10 @@ def percentile_curves(runs, out_dir):
         for size in sizes:
             fig, ax = plt.subplots(figsize=(7.5, 4.5))
             drawn = 0
-            for k, path in sorted(r.hgrm.items(), key=lambda kv: common.transport_rank(kv[0][1])):
+            for k, path in sorted(r.hgrm.items(), key=lambda kv: transport_rank(kv[0][1])):
                 if k[0] != "latency" or k[2] != size:
                     continue
-                values, pcts = load.read_hgrm(path)
+                values, pcts = resultfiles.read_hgrm(path)
                 pts = [(1 / (1 - p), v) for v, p in zip(values, pcts) if p < 1]
                 if pts:
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colour(k[1]), label=k[1])
@@ -211,7 +208,7 @@ def connection_rate(runs, out_dir):
     cases = [c for c in _cases(runs, "connect") if "ops_per_s" in c and c.get("pairs", 1) == 1]
     if not cases:
         return None
-    cases = sorted(cases, key=lambda c: (c["size_bytes"], common.transport_rank(c["transport"])))
+    cases = sorted(cases, key=lambda c: (c["size_bytes"], transport_rank(c["transport"])))
     multi = len({c["size_bytes"] for c in cases}) > 1
     labels = [c["transport"] + (f"\n{sizes_label(c['size_bytes'], c['response_bytes'])} B" if multi else "")
               for c in cases]
@@ -240,17 +237,17 @@ def pairs_scaling(runs, out_dir):
     pts = {}
     for c in (c for r in runs for c in r.cases):
         if c["workload"] not in ("latency", "rr", "connect", "throughput") or c.get("direction", "one") != "one" \
-                or not c.get("trial_points") or load.netns(c) != "off":
+                or not c.get("trial_points") or resultfiles.netns(c) != "off":
             continue
         rates = [_rate(c, p) for p in c["trial_points"]]
         pts.setdefault((c["workload"], c["transport"], c["size_bytes"], c["response_bytes"]), {})[
-            c.get("pairs", 1)] = common.median_ci(rates)
+            c.get("pairs", 1)] = stats.median_ci(rates)
     series = {k: v for k, v in pts.items() if len(v) > 1}
     if not series:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     counts = set()
-    for (w, t, size, resp), v in sorted(series.items(), key=lambda kv: (kv[0][0], common.transport_rank(kv[0][1]))):
+    for (w, t, size, resp), v in sorted(series.items(), key=lambda kv: (kv[0][0], transport_rank(kv[0][1]))):
         xs = sorted(v)
         counts.update(xs)
         base = v[xs[0]][0]
@@ -327,14 +324,14 @@ def netns_latency(runs, out_dir):
     """p50 with its CI per (workload, size), one bar per transport and
     --netns mode: loopback, across veth, through a bridge."""
     # Only runs that crossed namespaces (their `off` cases are the baseline).
-    cases = [c for r in runs if any(load.netns(c) != "off" for c in r.cases)
+    cases = [c for r in runs if any(resultfiles.netns(c) != "off" for c in r.cases)
              for c in r.cases if "p50_ci_low_ns" in c and "variant" not in c]
     if not cases:
         return None
     groups = sorted({(c["workload"], c["size_bytes"], c["response_bytes"]) for c in cases})
-    modes = [m for m in HATCH if any(load.netns(c) == m for c in cases)]
-    keys = [(t, m) for t in common.ORDER for m in modes if any(c["transport"] == t and load.netns(c) == m for c in cases)]
-    idx = {(c["workload"], c["size_bytes"], c["response_bytes"], c["transport"], load.netns(c)): c for c in cases}
+    modes = [m for m in HATCH if any(resultfiles.netns(c) == m for c in cases)]
+    keys = [(t, m) for t in ORDER for m in modes if any(c["transport"] == t and resultfiles.netns(c) == m for c in cases)]
+    idx = {(c["workload"], c["size_bytes"], c["response_bytes"], c["transport"], resultfiles.netns(c)): c for c in cases}
     return _p50_bars([f"{w} {sizes_label(s, rs)} B" for w, s, rs in groups],
                      [(t, HATCH[m], f"{t} ({m})") for t, m in keys], lambda i, j: idx.get(groups[i] + keys[j]),
                      "p50 per operation (µs), 95% CI", "Across network namespaces: loopback, veth, bridge",
@@ -506,7 +503,7 @@ def knob_ratios(runs, out_dir):
     rows = [(r, x) for r in runs for x in r.knob_ratios() if x["knob"] != "control"]
     for knob in sorted({x["knob"] for _, x in rows}):
         mine = [(r, x) for r, x in rows if x["knob"] == knob]
-        mine.sort(key=lambda rx: (common.transport_rank(rx[1]["numerator"]), rx[1]["size_bytes"],
+        mine.sort(key=lambda rx: (transport_rank(rx[1]["numerator"]), rx[1]["size_bytes"],
                                   rx[1].get("offered_per_s") or 0, rx[1]["denominator_knobs"]))
         fig, ax = plt.subplots(figsize=(8, 0.45 * len(mine) + 1.6))
         labels = []

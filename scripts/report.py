@@ -14,11 +14,8 @@ import os
 import statistics
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
-import load  # noqa: E402
-import plots  # noqa: E402
-from common import cell  # noqa: E402
+from scripts import cli, labels, outputs, resultfiles, webtable
+from scripts.labels import cell, size_label, sizes_label
 
 NUM, DEN = "uds-stream", "tcp4"
 ENV_FIELDS = ["hostname", "kernel_release", "kernel_cmdline", "cpu_model", "cpus_online", "cpus_allowed", "cpus_used",
@@ -32,7 +29,7 @@ def us(ns):
 
 def find(run, transport, size, response=None):
     for c in run.cases:
-        if load.netns(c) == "off" and "variant" not in c and c["transport"] == transport and c["size_bytes"] == size and (response is None or c["response_bytes"] == response):
+        if resultfiles.netns(c) == "off" and "variant" not in c and c["transport"] == transport and c["size_bytes"] == size and (response is None or c["response_bytes"] == response):
             return c
     return None
 
@@ -65,7 +62,7 @@ def headline(run):
         t, u = find(run, DEN, size, resp), find(run, NUM, size, resp)
         if not t or not u:
             continue
-        label = plots.sizes_label(size, resp)
+        label = sizes_label(size, resp)
         if w == "throughput":
             r = ratio_row(run, size, "bytes_per_s")
             ci = f"{r['ratio']:.3f} ({r['ci_low']:.3f}–{r['ci_high']:.3f})" if r else "–"
@@ -88,7 +85,7 @@ def label(transport, ns):
 def netns_section(runs):
     """Cases run with --netns next to the same cases on loopback, and the
     paired ratios between them."""
-    runs = [r for r in runs if any(load.netns(c) != "off" for c in r.cases)]
+    runs = [r for r in runs if any(resultfiles.netns(c) != "off" for c in r.cases)]
     if not runs:
         return []
     md = ["## Across network namespaces (containers without Docker)", "",
@@ -99,8 +96,8 @@ def netns_section(runs):
           "| run | workload | size | transport | p50 µs (95% CI) | p99 µs | ops/s |", "|---|---|---|---|---|---|---|"]
     for r in runs:
         for c in r.cases:
-            size = plots.sizes_label(c["size_bytes"], c["response_bytes"])
-            md.append(f"| {cell(r.label)} | {c['workload']} | {size} | {label(c['transport'], load.netns(c))} | "
+            size = sizes_label(c["size_bytes"], c["response_bytes"])
+            md.append(f"| {cell(r.label)} | {c['workload']} | {size} | {label(c['transport'], resultfiles.netns(c))} | "
                       f"{us(c['p50_ns'])} ({us(c['p50_ci_low_ns'])}–{us(c['p50_ci_high_ns'])}) | {us(c['p99_ns'])} | "
                       f"{c['ops_per_s']:.0f} |")
     md += ["", "| run | size | ratio (p50, paired by round) | median | 95% CI |", "|---|---|---|---|---|"]
@@ -108,7 +105,7 @@ def netns_section(runs):
         for x in r.ratios:
             if x["metric"] != "p50" or (x.get("numerator_netns", "off") == "off"):
                 continue
-            size = plots.size_label(x["size_bytes"])
+            size = size_label(x["size_bytes"])
             md.append(f"| {cell(r.label)} | {size} | {label(x['numerator'], x['numerator_netns'])} ÷ "
                       f"{label(x['denominator'], x.get('denominator_netns', 'off'))} | {x['ratio']:.3f} | "
                       f"{x['ci_low']:.3f}–{x['ci_high']:.3f} |")
@@ -126,11 +123,12 @@ def web_section(runs):
           "above 1 for req/s: the Unix socket wins).", ""]
     for r in runs:
         md += [f"### {cell(r.label)}", "", f"Settings: `{cell(json.dumps(r.settings, ensure_ascii=False))}`", ""]
-        md += common.web_table(r.cases, r.ratios) + [""]
+        md += webtable.web_table(r.cases, r.ratios) + [""]
     return md
 
 
 def drift_section(runs):
+    from scripts import plots  # matplotlib: only once arguments are checked
     rows, res = [], (0,) * 6
     for r in runs:
         for c in plots.long_runs(runs=[r]):
@@ -166,6 +164,7 @@ def knobs_section(runs, figdir):
     """Knob runs: each value over the knob's first, per transport and size,
     with the A/A control's CI beside it and the verdict, and one figure per
     knob."""
+    from scripts import plots  # matplotlib: only once arguments are checked
     rows = [(n, x) for n, r in enumerate(runs, 1) for x in r.knob_ratios()]
     if not rows:
         return []
@@ -177,10 +176,10 @@ def knobs_section(runs, figdir):
            "| run | transport | sizes | knob | held | metric | ratio (95% CI) | A/A CI | verdict |",
            "|---|---|---|---|---|---|---|---|---|"]
     for n, x in sorted(rows, key=lambda nx: (nx[0], nx[1]["knob"] != "control", nx[1]["knob"],
-                                             common.transport_rank(nx[1]["numerator"]), nx[1]["size_bytes"])):
+                                             labels.transport_rank(nx[1]["numerator"]), nx[1]["size_bytes"])):
         aa = f"{x['aa_low']:.3f}–{x['aa_high']:.3f}" if x.get("aa_low") is not None else "–"
         rate = f" @ {x['offered_per_s']}/s" if x.get("offered_per_s") else ""
-        out.append(f"| {n} | {cell(x['numerator'])} | {plots.sizes_label(x['size_bytes'], x['response_bytes'])}{rate} "
+        out.append(f"| {n} | {cell(x['numerator'])} | {sizes_label(x['size_bytes'], x['response_bytes'])}{rate} "
                    f"| {cell(x['knob_values'])} | {cell(x['denominator_knobs'] or '–')} | {cell(x['metric'])} | "
                    f"{x['ratio']:.3f} ({x['ci_low']:.3f}–{x['ci_high']:.3f}) | {aa} | {cell(x['verdict'])} |")
     out.append("")
@@ -190,19 +189,20 @@ def knobs_section(runs, figdir):
 
 
 def main():
-    p = common.parser("scripts/report", __doc__)
+    p = cli.parser("scripts/report", __doc__)
     p.add_argument("runs", nargs="+", help="sockbench run directories or CRITERION_DIR[:BASELINE]")
     p.add_argument("-o", "--output", help="directory for report.md and figures/ (default: the first run)")
     args = p.parse_args()
-    every = [load.load(r) for r in args.runs]
+    from scripts import plots  # matplotlib: only once arguments are checked
+    every = [resultfiles.load(r) for r in args.runs]
     # Knob runs: the figures and tables below read each run's baseline
     # cases; the knobs section reads the rest.
     runs = [r.baseline() for r in every]
     out = args.output or (runs[0].source if runs[0].label.find("criterion:") < 0 else None)
     if not out:
-        raise common.Fatal("a criterion run needs -o OUT_DIR for the report")
-    out = common.output_dir(out)
-    figdir = common.subdir(out, "figures")
+        raise cli.Fatal("a criterion run needs -o OUT_DIR for the report")
+    out = outputs.output_dir(out)
+    figdir = outputs.subdir(out, "figures")
     figs = [("Round-trip time by message size (p50 with 95% CI, p99 dashed)", plots.latency_vs_size(runs, figdir)),
             (f"{NUM} ÷ {DEN} by size and workload, with 95% CIs", plots.ratio_vs_size(runs, figdir, NUM, DEN))]
     figs += [(f"Round-trip percentiles, {what}", f) for what, f in plots.percentile_curves(runs, figdir)]
@@ -262,9 +262,9 @@ def main():
                                      for r in runs]
     md += ["", f"Made by `scripts/report {cell(' '.join(args.runs))}`.", ""]
     path = os.path.join(out, "report.md")
-    common.write_text(path, "\n".join(md))
+    outputs.write_text(path, "\n".join(md))
     print(path)
 
 
 if __name__ == "__main__":
-    common.run(main)
+    cli.run(main)

@@ -39,11 +39,12 @@ import sys
 import tempfile
 import time
 
+from scripts import cli, stats, webtable
+from scripts.cli import fatal
+from scripts.labels import size_label
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-import common  # noqa: E402
-from common import fatal, size_label  # noqa: E402  (standard library only: the pre-flight runs without the venv)
 
 VARIANTS = [  # (name, transport, keepalive)
     ("tcp", "tcp4", False),
@@ -223,7 +224,7 @@ def summarize(raw, args):
     for (name, body, work), rounds in sorted(raw.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
         _, transport, ka = next(v for v in VARIANTS if v[0] == name)
         p50 = [r["p50_us"] * 1e3 for r in rounds]
-        _, lo, hi = common.median_ci(p50)
+        _, lo, hi = stats.median_ci(p50)
         rps = [r["requests"] / (r["duration_us"] / 1e6) for r in rounds]
         cases.append({
             "workload": f"http-{'keepalive' if ka else 'close'}-app{work}us", "transport": transport,
@@ -249,7 +250,7 @@ def summarize(raw, args):
                 for metric, get in (("p50", lambda p: p["p50_ns"]), ("ops_per_s", lambda p: p["ops_per_s"])):
                     tp = {p["round"]: get(p) for p in t["trial_points"]}
                     paired = [get(p) / tp[p["round"]] for p in u["trial_points"] if tp.get(p["round"])]
-                    _, lo, hi = common.median_ci(paired)
+                    _, lo, hi = stats.median_ci(paired)
                     ratios.append({"workload": t["workload"], "size_bytes": body, "response_bytes": body,
                                    "numerator": "uds-stream", "denominator": "tcp4", "metric": metric,
                                    "ratio": statistics.median(paired), "ci_low": lo, "ci_high": hi,
@@ -266,7 +267,7 @@ def fingerprint():
 
 
 def main():
-    p = common.parser("scripts/webbench", __doc__)
+    p = cli.parser("scripts/webbench", __doc__)
     p.add_argument("--out", required=True, help="new directory for summary.json, env.json, README.md")
     p.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
     p.add_argument("--rounds", type=int, default=4, help="A B B A rounds per cell (default 4)")
@@ -309,7 +310,7 @@ def main():
     if not (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")):
         fatal("nginx is missing (Debian: apt-get install nginx)")
 
-    common.interrupt_on_signals()
+    cli.interrupt_on_signals()
     stack, staging = Stack(a), None
     try:
         env = fingerprint()
@@ -336,14 +337,14 @@ def main():
                   f"Wall time: {wall:.0f} s. nginx and wrk on CPU {a.client_cpu}, gunicorn on CPU {a.server_cpu}; "
                   f"wrk: 1 thread, {a.connections} connections, {a.duration} s per run, {a.rounds} A B B A rounds. "
                   "Medians over rounds; ratios are medians of per-round UDS/TCP ratios with 95% bootstrap CIs.", "",
-                  *common.web_table(cases, ratios), ""]
+                  *webtable.web_table(cases, ratios), ""]
         with open(os.path.join(staging, "README.md"), "w") as f:
             f.write("\n".join(readme))
         if os.path.exists(a.out):
             os.rmdir(a.out)
         os.replace(staging, a.out)
         staging = None
-        print("\n".join(common.web_table(cases, ratios)))
+        print("\n".join(webtable.web_table(cases, ratios)))
     except KeyboardInterrupt:
         print("interrupted: stopped nginx and gunicorn, wrote nothing", file=sys.stderr)
         sys.exit(130)

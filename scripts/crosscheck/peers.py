@@ -67,11 +67,12 @@ import sys
 import tempfile
 import time
 
+from scripts import cli, outputs
+from scripts.cli import Fatal
+from scripts.labels import cell, size_label
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.dirname(HERE))
-import common  # noqa: E402
-from common import Fatal, cell, size_label  # noqa: E402
 
 SB = os.path.join(ROOT, "target", "release", "sockbench")
 
@@ -399,7 +400,7 @@ def criterion_mean(t, transport, home):
     subprocess.run(["cargo", "bench", "--quiet", "--bench", "latency", "--", f"pingpong/{transport}/64$",
                     "--noplot", "--save-baseline", "peers"], cwd=ROOT, env=env, check=True, capture_output=True)
     import load
-    _, _, total, iters = load.read_raw_csv(os.path.join(home, "pingpong", transport, "64", "new", "raw.csv"))
+    _, _, total, iters = resultfiles.read_raw_csv(os.path.join(home, "pingpong", transport, "64", "new", "raw.csv"))
     return total / iters / 1e3
 
 
@@ -611,7 +612,7 @@ SECTIONS = {OVERHEAD: ("µs", "lean C loop", True), BENCH: ("µs", "sockbench (t
 
 def render(a, command, env, wall, sections):
     """OUT_DIR/README.md and raw.json from measured (or re-read) sections."""
-    out = common.output_dir(a.output)
+    out = outputs.output_dir(a.output)
     md = [f"# {os.path.basename(os.path.normpath(out))}", "",
           f"Command (from the repository root, at revision `{env.get('git_revision')}`):", "", "```sh",
           "scripts/crosscheck/peers " + " ".join(command), "```", "",
@@ -633,9 +634,9 @@ def render(a, command, env, wall, sections):
         md += ["## Notes", ""] + [f"- {n}" for n in notes(sections)] + [""]
     md += ["## Machine", "", f"`{cell(env.get('cpu_model'))}`, kernel {cell(env.get('kernel_release'))}, "
            f"{cell(env.get('virtualization') or 'bare metal')}, clocksource {cell(env.get('clocksource'))}.", ""]
-    common.write_text(os.path.join(out, "README.md"), "\n".join(md))
+    outputs.write_text(os.path.join(out, "README.md"), "\n".join(md))
     doc = {"command": command, "wall_s": wall, "env": env, "results": raw}
-    common.write_text(os.path.join(out, "raw.json"), json.dumps(doc, indent=1) + "\n")
+    outputs.write_text(os.path.join(out, "raw.json"), json.dumps(doc, indent=1) + "\n")
     print(os.path.join(out, "README.md"))
 
 
@@ -650,7 +651,7 @@ def fingerprint():
 
 
 def main():
-    p = common.parser("scripts/crosscheck/peers", __doc__)
+    p = cli.parser("scripts/crosscheck/peers", __doc__)
     p.add_argument("--what", choices=["matrix", "overhead", "bench", "socketpair", "progress", "load",
                                       "revision"], default="matrix")
     p.add_argument("--other", help="--what revision: another sockbench binary (e.g. built from an earlier revision)")
@@ -667,7 +668,7 @@ def main():
                    help="re-render the tables of an earlier run's raw.json into -o (nothing is measured)")
     a = p.parse_args()
     overhead_defaults(a, sys.argv[1:])
-    common.interrupt_on_signals()
+    cli.interrupt_on_signals()
     try:
         if os.path.exists(a.output) and os.listdir(a.output) and not a.from_raw:
             raise Fatal(f"-o {a.output}: exists and is not empty; name a new directory")
@@ -729,7 +730,7 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
         render(a, sys.argv[1:], fingerprint(), time.time() - started, sections)
     except Fatal as e:
-        common.fatal(str(e))
+        cli.fatal(str(e))
     except KeyboardInterrupt:
         print("interrupted: stopped the peers, removed the build directory, wrote nothing", file=sys.stderr)
         sys.exit(130)

@@ -15,8 +15,7 @@ import os
 import statistics
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Fatal, fatal  # noqa: E402,F401  (re-exported: load.Fatal, load.fatal)
+from scripts.cli import Fatal, fatal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The one schema, generated from sockbench's Rust types (tests/schema.rs).

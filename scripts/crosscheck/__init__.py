@@ -1,0 +1,1 @@
+"""Cross-checks: sockbench run beside other tools (`peers`)."""

@@ -1,0 +1,43 @@
+"""How things are named on a page: sizes in the units people write,
+Markdown cells that cannot break a table, and each transport's colour and
+place in every table and figure. Standard library only."""
+
+
+def size_label(b, _=None):
+    """Bytes in the units people write: 64, 4K, 1M (1024-based)."""
+    b = int(b)
+    if b >= 1 << 20 and b % (1 << 20) == 0:
+        return f"{b >> 20}M"
+    if b >= 1024 and b % 1024 == 0:
+        return f"{b >> 10}K"
+    return str(b)
+
+
+def sizes_label(size, response=None):
+    """`64`, or `512/16K` when the response size differs (0: none, as in throughput)."""
+    if response in (None, 0, size):
+        return size_label(size)
+    return f"{size_label(size)}/{size_label(response)}"
+
+
+def cell(value):
+    """`value` as one Markdown table cell: a `|` or a line break in a run
+    name, a command or a fingerprint must not end the cell or the row."""
+    return " ".join(str(value).split("\n")).replace("\r", " ").replace("|", "\\|")
+
+
+# A transport has the same colour in every figure, and this order in every table.
+COLOURS = {
+    "tcp4": "#d62728", "tcp6": "#ff7f0e", "udp4": "#8c564b",
+    "uds-stream": "#1f77b4", "uds-dgram": "#17becf", "uds-seqpacket": "#9467bd",
+    "uds-abstract": "#2ca02c", "socketpair": "#7f7f7f", "pipe": "#bcbd22",
+}
+ORDER = list(COLOURS)
+
+
+def colour(transport):
+    return COLOURS.get(transport, "#000000")
+
+
+def transport_rank(transport):
+    return ORDER.index(transport) if transport in ORDER else len(ORDER)
