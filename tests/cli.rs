@@ -350,29 +350,20 @@ fn start_long_run(
     transport: &str,
     extra: &[&str],
 ) -> (std::process::Child, u32) {
-    let mut child = util::bin()
-        .args([workload, "-t", transport, "--mode", "process", "-d", "20s"])
-        .args(if extra.contains(&"--timeout") {
-            &[][..]
-        } else {
-            &["--timeout", "2s"][..]
-        })
-        .args(extra)
-        .env("TMPDIR", tmp)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(&server) = util::servers(child.id()).first() {
-            std::thread::sleep(Duration::from_millis(300)); // let the run get going
-            return (child, server);
-        }
-        assert!(Instant::now() < deadline, "no server process appeared");
-        assert!(child.try_wait().unwrap().is_none(), "run ended early");
-        std::thread::sleep(Duration::from_millis(20));
+    let mut args = vec![workload, "-t", transport, "--mode", "process", "-d", "20s"];
+    if !extra.contains(&"--timeout") {
+        args.extend(["--timeout", "2s"]);
     }
+    args.extend(extra);
+    let mut child = util::spawn_run(tmp, &args, Stdio::piped());
+    let mut server = None;
+    util::wait_until("a server process", Duration::from_secs(10), || {
+        assert!(child.try_wait().unwrap().is_none(), "run ended early");
+        server = util::servers(child.id()).first().copied();
+        server.is_some()
+    });
+    std::thread::sleep(Duration::from_millis(300)); // let the run get going
+    (child, server.unwrap())
 }
 
 fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> (Option<i32>, String) {

@@ -330,26 +330,7 @@ fn a_file_size_limit_never_costs_a_measurement() {
 /// Start `sockbench ARGS` with TMPDIR=`tmp`, wait until the run is under
 /// way (a server or a socket directory exists), and return it.
 fn start(tmp: &Path, args: &[&str]) -> std::process::Child {
-    use std::os::unix::process::CommandExt;
-    let mut cmd = util::bin();
-    cmd.args(args)
-        .env("TMPDIR", tmp)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    // A suite started in the background by a non-interactive shell inherits
-    // SIGINT and SIGQUIT ignored, and so would sockbench: give it the
-    // default dispositions these tests are about.
-    // SAFETY: between fork and exec the closure only calls signal(2), which
-    // is async-signal-safe, with constant arguments.
-    unsafe {
-        cmd.pre_exec(|| {
-            for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1, libc::SIGALRM] {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().unwrap();
+    let child = util::spawn_run(tmp, args, Stdio::null());
     std::thread::sleep(Duration::from_millis(800));
     child
 }

@@ -36,39 +36,29 @@ fn root() -> bool {
 /// Start a 4 s run that sets busy_poll to 23 and 37 around its trials,
 /// and wait until one of them is in force.
 fn start_run(tmp: &std::path::Path) -> std::process::Child {
-    let child = bin()
-        .args([
-            "latency",
-            "-t",
-            "uds-stream",
-            "-s",
-            "64",
-            "--sysctl",
-            "net.core.busy_poll=23,37",
-            "--allow-host-sysctl",
-            "-d",
-            "4s",
-            "--trials",
-            "4",
-            "--format",
-            "json",
-            "--progress",
-            "never",
-            "-q",
-        ])
-        .env("TMPDIR", tmp)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while !["23", "37"].contains(&value().as_str()) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "the run never set busy_poll"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let args = [
+        "latency",
+        "-t",
+        "uds-stream",
+        "-s",
+        "64",
+        "--sysctl",
+        "net.core.busy_poll=23,37",
+        "--allow-host-sysctl",
+        "-d",
+        "4s",
+        "--trials",
+        "4",
+        "--format",
+        "json",
+        "--progress",
+        "never",
+        "-q",
+    ];
+    let child = util::spawn_run(tmp, &args, Stdio::piped());
+    util::wait_until("busy_poll set by the run", Duration::from_secs(20), || {
+        ["23", "37"].contains(&value().as_str())
+    });
     assert!(
         std::path::Path::new(JOURNAL).exists(),
         "journaled before the change"

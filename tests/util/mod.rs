@@ -115,6 +115,39 @@ pub fn assert_refused(tmp: &Path, args: &[&str], want: &[&str]) -> Output {
     out
 }
 
+/// Start `sockbench args...` in the background with TMPDIR=tmp, stdout to
+/// `stdout` and stderr piped, and the default dispositions of the signals
+/// tests send (a suite started in the background by a non-interactive
+/// shell inherits SIGINT and SIGQUIT ignored, and so would sockbench).
+pub fn spawn_run(tmp: &Path, args: &[&str], stdout: std::process::Stdio) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = bin();
+    cmd.args(args)
+        .env("TMPDIR", tmp)
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: between fork and exec the closure only calls signal(2), which
+    // is async-signal-safe, with constant arguments.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1, libc::SIGALRM] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Wait until `ready()` holds, at most `within`; past it, fail naming `what`.
+pub fn wait_until(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !ready() {
+        assert!(t0.elapsed() < within, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Wait for `child` at most `within` and return what it printed; past the
 /// bound, kill and reap it and fail. (Its output is read after it exits:
 /// for runs that print less than a pipe holds.)
