@@ -3,7 +3,6 @@
 //! the transport can carry, every knob and rate combination, the CPUs, the
 //! budget; every refusal one `Error::Config` naming the flag.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use crate::spec::{Job, LOAD_HEADER, NetnsMode, TransportKind, Wait, size_label};
 use crate::transport::{TransportOpts, datagram_limit};
 
 use super::knobs::knob_product;
+use super::lists::unique;
 use super::sysctl::check_sysctls;
 use super::{Budget, Case, Plan, Rates, UDP4_MAX, Workload, limits};
 
@@ -377,44 +377,6 @@ fn budget(c: &Common) -> Result<Budget> {
         (None, Some(d)) => Budget::Duration(d),
         (None, None) => Budget::Duration(Duration::from_secs(1)),
     })
-}
-
-/// `--request-size` and `--response-size`, each without repeats.
-pub(super) fn request_response(req: &[usize], resp: &[usize]) -> Result<(Vec<usize>, Vec<usize>)> {
-    let show = |s: &usize| s.to_string();
-    Ok((
-        unique("--request-size", req.iter().copied(), show)?,
-        unique("--response-size", resp.iter().copied(), show)?,
-    ))
-}
-
-/// Every (request, response) combination, request-major.
-pub(super) fn product(req: &[usize], resp: &[usize]) -> Vec<(usize, usize)> {
-    req.iter()
-        .flat_map(|&q| resp.iter().map(move |&r| (q, r)))
-        .collect()
-}
-
-/// Keep order; a value given twice is an error (it would be measured twice
-/// and reported as two cases with the same name).
-pub(super) fn unique<T: Copy + Eq + std::hash::Hash>(
-    flag: &'static str,
-    items: impl Iterator<Item = T>,
-    show: impl Fn(&T) -> String,
-) -> Result<Vec<T>> {
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for it in items {
-        if !seen.insert(it) {
-            return Err(Error::config(
-                flag,
-                show(&it),
-                "given twice; list each value once",
-            ));
-        }
-        out.push(it);
-    }
-    Ok(out)
 }
 
 /// Keep the transports `allowed` admits; one named by the user that it

@@ -7,7 +7,7 @@ use crate::cli::{Common, Switch};
 use crate::error::{Error, Result};
 use crate::spec::{Knobs, MAX_SYSCTLS};
 
-use super::cases::unique;
+use super::lists::unique;
 use super::{Case, Plan};
 
 impl Plan {

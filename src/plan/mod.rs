@@ -7,12 +7,14 @@
 //! `workload` names what a run measures, `cases` turns arguments into
 //! cases, `knobs` multiplies the knob lists and orders a round, `sysctl`
 //! checks `--sysctl`, `limits` refuses a plan the machine cannot hold, and
-//! `bench` is the `cargo bench` suite's profiles.
+//! `bench` is the `cargo bench` suite's profiles; `lists` checks the
+//! lists a command line gives.
 
 mod bench;
 mod cases;
 mod knobs;
 mod limits;
+mod lists;
 mod sysctl;
 mod workload;
 
@@ -30,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::spec::{Knobs, Mode, NetnsMode, RateArg, Sysctl, TransportKind};
 use crate::transport::TransportOpts;
 
-use cases::{product, request_response, unique};
+use lists::{product, request_response, unique};
 
 /// Largest UDP payload over IPv4: 65,535 − 20 (IP header) − 8 (UDP header).
 pub const UDP4_MAX: usize = 65_507;

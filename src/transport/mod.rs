@@ -6,6 +6,7 @@
 //! dispatch and no transport has its own copy of a loop.
 
 mod endpoint;
+mod fault;
 mod inet;
 mod listen;
 mod local;
@@ -13,11 +14,13 @@ mod netns;
 mod setup;
 mod tcp_table;
 mod unix;
+mod wait;
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-pub use endpoint::{Cause, DatagramSocket, Endpoint, Fault, PipeEnd, StreamSocket};
+pub use endpoint::{DatagramSocket, Endpoint, PipeEnd, StreamSocket};
+pub use fault::{Cause, Fault};
 pub use listen::{Addr, Dialer, Listener, NameGuard, Token, listen};
 pub use netns::{
     CLIENT_V4, CLIENT_V6, ClientPlaces, Namespaces, Placement, SERVER_V4, SERVER_V6, SysctlProbe,
