@@ -291,61 +291,86 @@ pub struct Knobs {
     pub copy: u8,
 }
 
-/// The knobs every run has, in the order their values nest (a run's
-/// sysctls follow, by [`Sysctl::knob`]).
-pub const KNOBS: [&str; 7] = [
-    "nodelay",
-    "wait",
-    "mode",
-    "placement",
-    "sndbuf",
-    "rcvbuf",
-    "busy-poll",
+/// One knob of a run: the socket, wait, mode and placement knobs every
+/// run has, in the order their values nest, then the run's sysctls (by
+/// index into its list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Knob {
+    Nodelay,
+    Wait,
+    Mode,
+    Placement,
+    Sndbuf,
+    Rcvbuf,
+    BusyPoll,
+    Sysctl(usize),
+}
+
+/// The knobs every run has, in the order their values nest.
+pub const KNOBS: [Knob; 7] = [
+    Knob::Nodelay,
+    Knob::Wait,
+    Knob::Mode,
+    Knob::Placement,
+    Knob::Sndbuf,
+    Knob::Rcvbuf,
+    Knob::BusyPoll,
 ];
 
+impl Knob {
+    /// Its name as on the command line (`nodelay`, `busy-poll`), or the
+    /// sysctl's label.
+    pub fn name(self, sysctls: &[Sysctl]) -> String {
+        match self {
+            Knob::Nodelay => "nodelay".into(),
+            Knob::Wait => "wait".into(),
+            Knob::Mode => "mode".into(),
+            Knob::Placement => "placement".into(),
+            Knob::Sndbuf => "sndbuf".into(),
+            Knob::Rcvbuf => "rcvbuf".into(),
+            Knob::BusyPoll => "busy-poll".into(),
+            Knob::Sysctl(i) => sysctls[i].knob().to_string(),
+        }
+    }
+}
+
 impl Knobs {
-    /// The value of knob `name` (one of [`KNOBS`], or a sysctl's knob name),
-    /// as written on the command line (`on`, `spin`, `process`, `0/1`, `0`).
-    pub fn value(&self, name: &str, sysctls: &[Sysctl]) -> String {
-        match name {
-            "nodelay" => if self.nodelay { "on" } else { "off" }.to_string(),
-            "wait" => format!("{:?}", self.wait).to_lowercase(),
-            "mode" => format!("{:?}", self.mode).to_lowercase(),
-            "placement" => self
+    /// The value of knob `k`, as written on the command line (`on`,
+    /// `spin`, `process`, `0/1`, `64K`; a sysctl's value as the kernel
+    /// holds it, spaces as `_`).
+    pub fn value(&self, k: Knob, sysctls: &[Sysctl]) -> String {
+        match k {
+            Knob::Nodelay => if self.nodelay { "on" } else { "off" }.to_string(),
+            Knob::Wait => format!("{:?}", self.wait).to_lowercase(),
+            Knob::Mode => format!("{:?}", self.mode).to_lowercase(),
+            Knob::Placement => self
                 .placement
                 .map_or_else(String::new, |(s, c)| format!("{s}/{c}")),
-            "sndbuf" => self.sndbuf.map_or_else(String::new, size_label),
-            "rcvbuf" => self.rcvbuf.map_or_else(String::new, size_label),
-            "busy-poll" => self.busy_poll.map_or_else(String::new, |us| us.to_string()),
-            sysctl => sysctls
-                .iter()
-                .position(|s| s.knob() == sysctl)
-                // One word: whitespace inside a value (tcp_rmem's three
-                // numbers) becomes `_`, so labels split on spaces.
-                .map(|i| {
-                    sysctls[i].values[usize::from(self.sysctl[i])]
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join("_")
-                })
-                .unwrap_or_else(|| unreachable!("unknown knob {name}")),
+            Knob::Sndbuf => self.sndbuf.map_or_else(String::new, size_label),
+            Knob::Rcvbuf => self.rcvbuf.map_or_else(String::new, size_label),
+            Knob::BusyPoll => self.busy_poll.map_or_else(String::new, |us| us.to_string()),
+            // One word: whitespace inside a value (tcp_rmem's three
+            // numbers) becomes `_`, so labels split on spaces.
+            Knob::Sysctl(i) => sysctls[i].values[usize::from(self.sysctl[i])]
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join("_"),
         }
     }
 
     /// Every knob of a run: [`KNOBS`], then its sysctls.
-    pub fn names(sysctls: &[Sysctl]) -> Vec<String> {
+    pub fn names(sysctls: &[Sysctl]) -> Vec<Knob> {
         KNOBS
-            .iter()
-            .map(|k| k.to_string())
-            .chain(sysctls.iter().map(|s| s.knob().to_string()))
+            .into_iter()
+            .chain((0..sysctls.len()).map(Knob::Sysctl))
             .collect()
     }
 
     /// The knobs that differ between `self` and `other` (the A/A copy aside).
-    pub fn differences(&self, other: &Knobs, sysctls: &[Sysctl]) -> Vec<String> {
+    pub fn differences(&self, other: &Knobs, sysctls: &[Sysctl]) -> Vec<Knob> {
         Self::names(sysctls)
             .into_iter()
-            .filter(|k| self.value(k, sysctls) != other.value(k, sysctls))
+            .filter(|&k| self.value(k, sysctls) != other.value(k, sysctls))
             .collect()
     }
 
@@ -355,10 +380,7 @@ impl Knobs {
         let mut parts: Vec<String> = self
             .differences(base, sysctls)
             .into_iter()
-            .map(|k| {
-                let v = self.value(&k, sysctls);
-                format!("{k}={v}")
-            })
+            .map(|k| format!("{}={}", k.name(sysctls), self.value(k, sysctls)))
             .collect();
         if self.copy > 0 {
             parts.push("A/A".into());

@@ -6,7 +6,7 @@
 //! ratio (metric, what it varies, verdict) is typed here.
 
 use crate::plan::Case;
-use crate::spec::{Knobs, NetnsMode, Sysctl};
+use crate::spec::{Knob, Knobs, NetnsMode, Sysctl};
 use crate::stats::{self, Ci};
 use crate::workload::run::{CaseOutcome, TrialPoint};
 
@@ -52,7 +52,8 @@ impl std::fmt::Display for Metric {
 /// `busy-poll`, or a sysctl's label), or the A/A control (`control`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Varied {
-    Knob(String),
+    /// A knob, and its name in this run (a sysctl's label needs the run).
+    Knob(Knob, String),
     Control,
 }
 
@@ -60,7 +61,7 @@ impl Varied {
     /// The name in summary.json.
     pub fn name(&self) -> &str {
         match self {
-            Varied::Knob(k) => k,
+            Varied::Knob(_, name) => name,
             Varied::Control => "control",
         }
     }
@@ -208,8 +209,8 @@ fn comparison(num: &Case, den: &Case, base: &Knobs, sysctls: &[Sysctl]) -> Optio
     }
     // One knob's value over the knob's first value, the others held.
     match &num.knobs.differences(&den.knobs, sysctls)[..] {
-        [k] if den.knobs.value(k, sysctls) == base.value(k, sysctls) => {
-            Some(Some(Varied::Knob(k.clone())))
+        [k] if den.knobs.value(*k, sysctls) == base.value(*k, sysctls) => {
+            Some(Some(Varied::Knob(*k, k.name(sysctls))))
         }
         _ => None,
     }
@@ -252,10 +253,10 @@ pub(super) fn ratios(
                     denominator_netns: den.case.netns,
                     knob_values: knob.as_ref().map(|k| match k {
                         Varied::Control => "A/A / baseline".to_string(),
-                        Varied::Knob(k) => format!(
-                            "{k}={} / {k}={}",
-                            num.case.knobs.value(k, sysctls),
-                            den.case.knobs.value(k, sysctls)
+                        Varied::Knob(k, name) => format!(
+                            "{name}={} / {name}={}",
+                            num.case.knobs.value(*k, sysctls),
+                            den.case.knobs.value(*k, sysctls)
                         ),
                     }),
                     knob: knob.clone(),
@@ -360,7 +361,7 @@ mod tests {
             denominator: "tcp4",
             numerator_netns: NetnsMode::Off,
             denominator_netns: NetnsMode::Off,
-            knob: Some(Varied::Knob("nodelay".into())),
+            knob: Some(Varied::Knob(Knob::Nodelay, "nodelay".into())),
             knob_values: Some("nodelay=off / nodelay=on".into()),
             numerator_knobs: "nodelay=off".into(),
             denominator_knobs: String::new(),
