@@ -38,8 +38,9 @@ usage: scripts/crosscheck/peers [--netperf DIR] [--neper DIR] [--lmbench DIR]
   own figure moves with where its threads sit.
 --what revision --other BINARY: this checkout's sockbench against another
   build of it (one made from an earlier revision, say), p50 of `connect`
-  (tcp4, uds-abstract) and `latency` (tcp4, uds-stream) at 64 B, thread
-  mode: a change that must move no number, shown by paired runs.
+  (tcp4, uds-abstract), `latency` (tcp4, uds-stream) and `load` (tcp4,
+  udp4; 10k/s) at 64 B, thread mode: a change that must move no number,
+  shown by paired runs.
 --what overhead: sockbench's mean round trip over the lean C loop's, for
   uds-stream and tcp4 at 1, 64 and 4096 B, in both server modes; and the
   price of each difference between them, as the lean loop with it over
@@ -181,11 +182,13 @@ class Tools:
                           "--client-cpu", self.c])["ops_per_s"]
 
     def sockbench_p50(self, workload, transport, size, binary=None):
-        """The p50 in µs of a one-trial `latency` or `connect` run (thread mode)."""
-        return sockbench([workload, "-t", transport, *(["-s", str(size)] if workload == "latency" else
-                                                      ["--request-size", str(size), "--response-size", str(size)]),
-                          "-d", f"{self.secs}s", "--trials", "1", "--server-cpu", self.s,
-                          "--client-cpu", self.c], binary)["p50_ns"] / 1e3
+        """The p50 in µs of a one-trial `latency`, `connect` or `load` run
+        (thread mode; `load` at 10k requests/s over 16 connections)."""
+        sizes = ["-s", str(size)] if workload == "latency" else \
+            ["--request-size", str(size), "--response-size", str(size)]
+        rate = ["--rate", "10k"] if workload == "load" else []
+        return sockbench([workload, "-t", transport, *sizes, *rate, "-d", f"{self.secs}s", "--trials", "1",
+                          "--server-cpu", self.s, "--client-cpu", self.c], binary)["p50_ns"] / 1e3
 
     # two threads of one C process, one-way
     def threads_gbit(self, transport, size):
@@ -461,7 +464,7 @@ def revision_cells(t, a):
         ("sockbench (this revision)", lambda w=w, tr=transport: t.sockbench_p50(w, tr, 64)),
         ("sockbench (--other)", lambda w=w, tr=transport: t.sockbench_p50(w, tr, 64, other)),
     ]) for w, transport in (("connect", "tcp4"), ("connect", "uds-abstract"), ("latency", "tcp4"),
-                            ("latency", "uds-stream"))]
+                            ("latency", "uds-stream"), ("load", "tcp4"), ("load", "udp4"))]
 
 
 def overhead_cells(t, a):
@@ -593,7 +596,8 @@ OVERHEAD = ("sockbench's mean round trip over the lean C loop's, and the price o
             "(lean loop with it / without)")
 BENCH = "`cargo bench` (full profile) against `sockbench latency`: mean round trip, 64 B"
 PROGRESS = "sockbench with its progress bar drawn on a terminal against none: mean round trip, 64 B"
-REVISION = "This revision of sockbench against another build of it (--other): p50, 64 B, thread mode"
+REVISION = ("This revision of sockbench against another build of it (--other): p50, 64 B, thread mode "
+            "(load: 10k requests/s)")
 LOAD = "Open-loop load, 64 B each way over one TCP connection or one UDP socket pair: p50 round trip"
 LOAD_TCP = "Open-loop load, 64 B each way over one TCP connection: p50 round trip"  # runs before UDP joined
 SOCKETPAIR = ("socketpair against uds-stream, one-way: Gbit/s, each run its own process (ratio: tool over the "
