@@ -174,8 +174,9 @@ const REAP_WITHIN: Duration = Duration::from_millis(500);
 
 /// Kill every recorded child, then reap them (for at most `REAP_WITHIN`),
 /// remove recorded directories, and restore the host's sysctls (removing
-/// their journal).
-pub fn run_all() {
+/// their journal). A restore that failed leaves the journal, and the
+/// reaper still knows of it; the error is returned to be said.
+pub fn run_all() -> Option<io::Error> {
     let mut r = registry();
     let children: Vec<Pid> = r.children.drain(..).collect();
     for &pid in &children {
@@ -195,9 +196,13 @@ pub fn run_all() {
             None => crate::sys::fs::remove_private_dir(&d, what),
         };
     }
-    if let Some(h) = r.host.take() {
-        let _ = h.release();
-        let _ = tell(&r, frame::FORGET_JOURNAL, &[]);
+    let h = r.host.take()?;
+    match h.release() {
+        Ok(()) => {
+            let _ = tell(&r, frame::FORGET_JOURNAL, &[]);
+            None
+        }
+        Err(e) => Some(e),
     }
 }
 
@@ -256,7 +261,9 @@ pub fn release_host() -> io::Result<()> {
     match r.host.take() {
         Some(h) => {
             let done = h.release();
-            let _ = tell(&r, frame::FORGET_JOURNAL, &[]);
+            if done.is_ok() {
+                let _ = tell(&r, frame::FORGET_JOURNAL, &[]);
+            }
             done
         }
         None => Ok(()),
@@ -356,11 +363,16 @@ pub fn start_reaper() -> io::Result<()> {
         .name("reaper-watch".into())
         .spawn(move || {
             let how = crate::sys::process::reap(pid);
-            run_all();
+            let host = match run_all() {
+                None => "host sysctls restored".to_string(),
+                Some(e) => {
+                    format!("host sysctls NOT restored ({e}): run `sockbench restore-sysctl`")
+                }
+            };
             say(&format!(
                 "error: sockbench's cleanup reaper (sb-reaper, pid {pid}) {how}; stopped the run, \
                  since a kill without it would leave things behind (servers killed, files removed, \
-                 host sysctls restored)"
+                 {host})"
             ));
             std::process::exit(1);
         })?;
@@ -406,7 +418,11 @@ pub fn install_signal_handler(on_interrupt: OnInterrupt) {
                         say("interrupted: finishing the trial under way and keeping the complete rounds (Ctrl-C again to abort)");
                         continue;
                     }
-                    run_all();
+                    if let Some(e) = run_all() {
+                        say(&format!(
+                            "error: host sysctls NOT restored ({e}): run `sockbench restore-sysctl`"
+                        ));
+                    }
                     say("error: interrupted; removed the run's sockets and partial results");
                     std::process::exit(130);
                 }

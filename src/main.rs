@@ -84,7 +84,11 @@ fn main() -> ExitCode {
     match plan.and_then(|mut p| measure(&mut p)) {
         Ok(code) => code,
         Err(e) => {
-            cleanup::run_all();
+            if let Some(host) = cleanup::run_all() {
+                say(&format!(
+                    "error: host sysctls NOT restored ({host}): run `sockbench restore-sysctl`"
+                ));
+            }
             say(&format!("error: {e}"));
             ExitCode::from(e.exit_code() as u8)
         }

@@ -71,6 +71,10 @@ fn results_that_could_not_be_written_are_refused_before_measuring() {
             vec![format!("{}/.", tmp.path().join("empty").display())],
             "names no new directory",
         ),
+        (
+            vec![format!("{}/./", tmp.path().join("empty").display())],
+            "names no new directory",
+        ),
     ];
     std::fs::create_dir(tmp.path().join("empty")).unwrap();
     let mounts = can_mount();

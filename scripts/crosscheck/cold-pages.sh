@@ -95,7 +95,7 @@ def ticks():
         except OSError:
             pass
     return out
-out = open(sys.argv[1], "w")
+out = open(sys.argv[1], "a")  # appending: the script writes run markers between samples
 pv, pt = vm(), ticks()
 while True:
     time.sleep(0.2)

@@ -68,7 +68,7 @@ import sys
 import tempfile
 import time
 
-from scripts import cli, outputs
+from scripts import cli, outputs, resultfiles
 from scripts.cli import Fatal
 from scripts.labels import cell, size_label
 
@@ -402,7 +402,6 @@ def criterion_mean(t, transport, home):
     env = dict(os.environ, CRITERION_HOME=home, SOCKBENCH_SERVER_CPU=t.s, SOCKBENCH_CLIENT_CPU=t.c)
     subprocess.run(["cargo", "bench", "--quiet", "--bench", "latency", "--", f"pingpong/{transport}/64$",
                     "--noplot", "--save-baseline", "peers"], cwd=ROOT, env=env, check=True, capture_output=True)
-    import load
     _, _, total, iters = resultfiles.read_raw_csv(os.path.join(home, "pingpong", transport, "64", "new", "raw.csv"))
     return total / iters / 1e3
 

@@ -27,7 +27,10 @@ pub fn case_count(
     sizes: usize,
     rates: usize,
 ) -> (Vec<(&'static str, u128)>, u128) {
-    let sysctl_values: u128 = c.sysctl.iter().map(|x| x.values.len() as u128).product();
+    let sysctl_values: u128 = c
+        .sysctl
+        .iter()
+        .fold(1u128, |acc, x| acc.saturating_mul(x.values.len() as u128));
     let knobs = [
         ("--nodelay", c.nodelay.len()),
         ("--wait", c.wait.len()),
@@ -36,18 +39,21 @@ pub fn case_count(
         ("--sndbuf", c.sndbuf.len()),
         ("--rcvbuf", c.rcvbuf.len()),
         ("--busy-poll", c.busy_poll.len()),
-        ("--netns", c.netns.len()),
     ];
+    // Each case is a transport, size, rate and --netns mode times an entry
+    // of the knob list (every knob combination, and --control's A/A copy).
     let mut dims: Vec<(&'static str, u128)> = vec![
         ("--transport", transports as u128),
         ("sizes", sizes as u128),
         ("--rate", rates as u128),
+        ("--netns", c.netns.len().max(1) as u128),
         ("--sysctl", sysctl_values),
     ];
     dims.extend(knobs.iter().map(|&(f, n)| (f, n.max(1) as u128)));
-    let knob_combos: u128 = dims[3..].iter().map(|&(_, n)| n).product();
-    let total =
-        dims[..3].iter().map(|&(_, n)| n).product::<u128>() * (knob_combos + u128::from(c.control));
+    let product =
+        |d: &[(&'static str, u128)]| d.iter().fold(1u128, |acc, &(_, n)| acc.saturating_mul(n));
+    let knob_list = product(&dims[4..]).saturating_add(u128::from(c.control));
+    let total = product(&dims[..4]).saturating_mul(knob_list);
     dims.retain(|&(_, n)| n > 1);
     (dims, total)
 }
@@ -263,6 +269,30 @@ fn mem_available() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_count_is_every_case_the_plan_would_build() {
+        use clap::Parser;
+        let parse = |args: &[&str]| {
+            let argv = [&["sockbench", "latency"][..], args].concat();
+            match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+                crate::cli::Command::Latency(a) => a.common,
+                _ => panic!("a latency command"),
+            }
+        };
+        // 2 transports × 3 sizes × 2 netns modes × (2 nodelay + the A/A copy).
+        let c = parse(&["--nodelay", "on,off", "--netns", "off,veth", "--control"]);
+        assert_eq!(case_count(&c, 2, 3, 1).1, 2 * 3 * 2 * 3);
+        // Lists too long to multiply saturate instead of wrapping.
+        let many: Vec<String> = (1..=1000).map(|i| (i * 4096).to_string()).collect();
+        let many = many.join(",");
+        let c = parse(&["--sndbuf", &many, "--rcvbuf", &many]);
+        assert_eq!(case_count(&c, 2, 1, 1).1, 2_000_000);
+        assert_eq!(
+            case_count(&c, usize::MAX, usize::MAX, usize::MAX).1,
+            u128::MAX
+        );
+    }
 
     #[test]
     fn counts_group_by_thousands() {

@@ -160,7 +160,10 @@ impl Staging {
     pub fn prepare(out: &Path, reserve: u64) -> Result<Staging> {
         let bad = |why: String| Error::config("--out", out.display(), why);
         // `d/.` and `d/..` name `d` to Path, but rename(2) onto them fails.
-        let raw = out.as_os_str().as_encoded_bytes();
+        let mut raw = out.as_os_str().as_encoded_bytes();
+        while raw.len() > 1 && raw.ends_with(b"/") {
+            raw = &raw[..raw.len() - 1];
+        }
         let dots = raw == b"." || raw == b".." || raw.ends_with(b"/.") || raw.ends_with(b"/..");
         if dots {
             return Err(bad(

@@ -129,11 +129,11 @@ pub fn restore(j: &Journal) -> io::Result<()> {
 }
 
 /// The journal's directory, opened: made (mode 0755: anyone may see that
-/// a journal exists, only root may write) if absent; refused if it is a
-/// link, not a directory, not root's, or writable by others.
-pub fn journal_dir() -> io::Result<OwnedFd> {
+/// a journal exists, only root may write) if absent and `make`; refused if
+/// it is a link, not a directory, not root's, or writable by others.
+pub fn journal_dir(make: bool) -> io::Result<OwnedFd> {
     use std::os::unix::fs::DirBuilderExt;
-    if nix::unistd::geteuid().is_root() {
+    if make && nix::unistd::geteuid().is_root() {
         match std::fs::DirBuilder::new().mode(0o755).create(JOURNAL_DIR) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -282,7 +282,11 @@ fn parse(file: &mut std::fs::File) -> io::Result<Journal> {
 /// orphan (locked now by this process). A lock held by someone is waited
 /// for up to `patience` (a reaper restoring takes milliseconds).
 pub fn find(patience: Duration) -> io::Result<Found> {
-    let dir = journal_dir()?;
+    let dir = match journal_dir(false) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::None),
+        Err(e) => return Err(e),
+    };
     let t0 = Instant::now();
     loop {
         let Some(mut file) = open_journal(dir.as_fd())? else {
@@ -331,7 +335,7 @@ impl Holding {
     /// A journal that could not be restored stays for the next run.
     pub fn release(self) -> io::Result<()> {
         restore(&self.journal)?;
-        let dir = journal_dir()?;
+        let dir = journal_dir(false)?;
         let on_disk = nix::sys::stat::fstatat(
             dir.as_fd(),
             JOURNAL_FILE,
@@ -367,8 +371,8 @@ pub fn display_pid() -> u32 {
 /// locked when it appears under its name; never over a journal that
 /// exists (`AlreadyExists`), never through a link.
 pub fn write_journal(j: &Journal) -> io::Result<Holding> {
-    let dir = journal_dir()?;
-    let tmp = format!(".{JOURNAL_FILE}.{}.{:x}", std::process::id(), j.token);
+    let dir = journal_dir(true)?;
+    let tmp = temp_name(j.token);
     let fd = openat(
         dir.as_fd(),
         tmp.as_str(),
@@ -408,14 +412,40 @@ pub fn write_journal(j: &Journal) -> io::Result<Holding> {
     })
 }
 
+/// The name a journal is written under before it is linked into place:
+/// the run's token makes it the run's alone.
+fn temp_name(token: u64) -> String {
+    format!(".{JOURNAL_FILE}.{token:016x}")
+}
+
+/// How long the reaper waits for a dead run's lock to go: the kernel
+/// closes a dead process's descriptors one by one, and the reaper's pipe
+/// may close before the journal does.
+const REAPER_PATIENCE: Duration = Duration::from_secs(2);
+
 /// The reaper's restore, after this run's process is gone: the journal at
 /// the name, if it carries `token` and nobody holds it, restored and
-/// removed. Anything else is left alone.
+/// removed; and the run's temporary name, if a kill left it (while the
+/// journal was being written). Anything else is left alone. Says on stderr
+/// what it could not restore.
 pub fn restore_if_mine(token: u64) {
-    if let Ok(Found::Orphan(o)) = find(Duration::ZERO)
-        && o.journal.token == token
-    {
-        let _ = o.restore();
+    match find(REAPER_PATIENCE) {
+        Ok(Found::Orphan(o)) if o.journal.token == token => {
+            if let Err(e) = o.restore() {
+                let _ = writeln!(
+                    io::stderr(),
+                    "sockbench's reaper: could not restore host sysctls ({e}); `sockbench restore-sysctl` will"
+                );
+            }
+        }
+        _ => {}
+    }
+    if let Ok(dir) = journal_dir(false) {
+        let _ = nix::unistd::unlinkat(
+            dir.as_fd(),
+            temp_name(token).as_str(),
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        );
     }
 }
 

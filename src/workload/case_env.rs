@@ -2,9 +2,10 @@
 //! its client CPU (`--placement`), its network namespace (`--netns`, or the
 //! private one of its `--sysctl` values) and its host-wide sysctls
 //! (`--allow-host-sysctl`). A client thread enters a case's environment
-//! before each phase (set-up, warm-up, trial, the TIME_WAIT count) and
-//! gets a guard; leaving it, or dropping it on any early return, puts the
-//! host's sysctls back. Nothing else sets or restores them during a run.
+//! before each phase (set-up, warm-up, trial) and gets a guard; leaving
+//! it, or dropping it on any early return, puts the host's sysctls back.
+//! Nothing else sets or restores them during a run. The TIME_WAIT count
+//! only looks into the case's namespaces (`on_server_side`).
 
 use crate::error::{Error, Result};
 use crate::plan::{Case, Plan};
