@@ -513,22 +513,20 @@ fn sysctl_values_are_recorded_as_the_kernel_holds_them() {
     }
     let _lock = HOST.lock().unwrap_or_else(|e| e.into_inner());
     let original = value();
-    let doc = util::json_run(&[
-        "latency",
-        "-t",
-        "uds-stream",
-        "--sysctl",
-        "net.core.busy_poll=1 2,0x10",
-        "--allow-host-sysctl",
-        "-n",
-        "40",
-        "--trials",
-        "2",
-        "--warmup",
-        "10",
-        "--warmup-time",
-        "0s",
-    ]);
+    let doc = util::json_run(
+        &[
+            &[
+                "latency",
+                "-t",
+                "uds-stream",
+                "--sysctl",
+                "net.core.busy_poll=1 2,0x10",
+                "--allow-host-sysctl",
+            ][..],
+            QUICK,
+        ]
+        .concat(),
+    );
     let mut in_force: Vec<&str> = doc["cases"]
         .as_array()
         .unwrap()
@@ -564,23 +562,21 @@ fn sysctl_values_are_recorded_as_the_kernel_holds_them() {
     );
     assert_eq!(value(), original);
     assert!(!std::path::Path::new(JOURNAL).exists());
-    let doc = util::json_run(&[
-        "latency",
-        "-t",
-        "tcp4",
-        "--sysctl",
-        "net.ipv4.conf.all.rp_filter=0,1",
-        "--sysctl",
-        "net.ipv4.conf.lo.rp_filter=0,1",
-        "-n",
-        "40",
-        "--trials",
-        "2",
-        "--warmup",
-        "10",
-        "--warmup-time",
-        "0s",
-    ]);
+    let doc = util::json_run(
+        &[
+            &[
+                "latency",
+                "-t",
+                "tcp4",
+                "--sysctl",
+                "net.ipv4.conf.all.rp_filter=0,1",
+                "--sysctl",
+                "net.ipv4.conf.lo.rp_filter=0,1",
+            ][..],
+            QUICK,
+        ]
+        .concat(),
+    );
     assert_eq!(doc["cases"].as_array().unwrap().len(), 4);
     let text = doc.to_string();
     assert!(
