@@ -115,27 +115,29 @@ impl LoadOutcome {
     /// Add one trial of a load pair: its books and the histograms its
     /// client kept (`sc`).
     pub(super) fn add_trial(&mut self, t: &LoadTrial, sc: &LoadScratch) {
-        self.service
-            .add(&sc.service)
-            .expect("histograms share bounds");
-        self.lateness
-            .add(&sc.lateness)
-            .expect("histograms share bounds");
-        self.late += t.late;
-        self.lost += t.lost;
-        self.max_in_flight = self.max_in_flight.max(t.max_in_flight);
+        self.absorb(
+            (&sc.service, &sc.lateness),
+            (t.late, t.lost, t.max_in_flight),
+        );
     }
 
+    /// Add the rounds of another outcome of the same case.
     pub(super) fn add(&mut self, o: &LoadOutcome) {
-        self.service
-            .add(&o.service)
-            .expect("histograms share bounds");
+        self.absorb((&o.service, &o.lateness), (o.late, o.lost, o.max_in_flight));
+    }
+
+    fn absorb(
+        &mut self,
+        (service, lateness): (&Histogram<u64>, &Histogram<u64>),
+        (late, lost, max_in_flight): (u64, u64, u64),
+    ) {
+        self.service.add(service).expect("histograms share bounds");
         self.lateness
-            .add(&o.lateness)
+            .add(lateness)
             .expect("histograms share bounds");
-        self.late += o.late;
-        self.lost += o.lost;
-        self.max_in_flight = self.max_in_flight.max(o.max_in_flight);
+        self.late += late;
+        self.lost += lost;
+        self.max_in_flight = self.max_in_flight.max(max_in_flight);
     }
 
     pub(super) fn reset(&mut self) {
