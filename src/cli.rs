@@ -30,6 +30,11 @@ pub struct Cli {
 pub enum Command {
     /// Ping-pong round-trip latency over loopback transports.
     Latency(LatencyArgs),
+    /// Where the microseconds of a round trip go: `latency` over the ladder
+    /// of mechanisms (shm-spin, futex, pipe, socketpair, uds-stream,
+    /// tcp4-sockmap, tcp4, udp4), cross-CPU and same-CPU, 64 B and 64 KiB,
+    /// each layer the paired difference of two rungs.
+    Explain(LatencyArgs),
     /// Request/response with different sizes each way, kept-alive or a new
     /// connection per request, with requests pipelined (--depth).
     Rr(RrArgs),
@@ -91,7 +96,9 @@ pub struct Common {
     /// Transports, comma-separated: tcp4, tcp6, udp4, uds-stream, uds-dgram,
     /// uds-seqpacket, uds-abstract, socketpair, pipe; or `all` (every one
     /// that can run the workload at the sizes given; one line names what is
-    /// left out and why).
+    /// left out and why). `latency` also takes the ladder's rungs by name
+    /// (see `sockbench explain`): tcp4-sockmap (root), futex, shm-spin; or
+    /// `ladder` (all eight rungs).
     #[arg(long, short, value_delimiter = ',', value_parser = parse_transport, default_value = "tcp4,uds-stream")]
     pub transport: Vec<TransportArg>,
     /// Timed operations per case (round trips, requests or messages), split over the trials.
@@ -210,6 +217,26 @@ pub enum TransportArg {
     One(TransportKind),
     /// `all`: every transport that can run the workload.
     All,
+    /// `ladder`: the rungs of `sockbench explain` ([`TransportKind::LADDER`]);
+    /// one that cannot run here is left out with a note.
+    Ladder,
+}
+
+/// Parse argv. `explain` is `latency` with the ladder's defaults: every
+/// rung, cross-CPU and same-CPU, 64 B and 64 KiB.
+pub fn parse_from<I, T>(argv: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::{CommandFactory, FromArgMatches};
+    let mut cmd = Cli::command().mut_subcommand("explain", |c| {
+        c.mut_arg("transport", |a| a.default_value("ladder"))
+            .mut_arg("placement", |a| a.default_value("0/1,0/0"))
+            .mut_arg("size", |a| a.default_value("64,64K"))
+    });
+    let matches = cmd.try_get_matches_from_mut(argv)?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
 }
 
 #[derive(Debug, Args)]
@@ -322,6 +349,9 @@ pub fn parse_connections(s: &str) -> Result<u32, String> {
 pub fn parse_transport(s: &str) -> Result<TransportArg, String> {
     if s == "all" {
         return Ok(TransportArg::All);
+    }
+    if s == "ladder" {
+        return Ok(TransportArg::Ladder);
     }
     s.parse().map(TransportArg::One)
 }

@@ -9,11 +9,10 @@ mod progress;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
 use clap::error::ErrorKind;
 use std::io::IsTerminal;
 
-use sockbench::cli::{Cli, Command, Format, Progress};
+use sockbench::cli::{Command, Format, Progress};
 use sockbench::plan::Plan;
 use sockbench::report::files::{Staging, estimate_bytes, stdout_bytes, write_fallback};
 use sockbench::report::{self, AnyReport, Fingerprint};
@@ -25,7 +24,7 @@ fn main() -> ExitCode {
     if sockbench::sys::io::stdout_was_closed() {
         STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
     }
-    let cli = match Cli::try_parse() {
+    let cli = match sockbench::cli::parse_from(std::env::args_os()) {
         Ok(c) => c,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             return match e.print() {
@@ -54,7 +53,7 @@ fn main() -> ExitCode {
         }
     };
     let plan = match cli.command {
-        Command::Latency(a) => Plan::latency(&a),
+        Command::Latency(a) | Command::Explain(a) => Plan::latency(&a),
         Command::Rr(a) => Plan::rr(&a),
         Command::Connect(a) => Plan::connect(&a),
         Command::Throughput(a) => Plan::throughput(&a),

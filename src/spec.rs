@@ -30,11 +30,21 @@ pub enum TransportKind {
     Socketpair,
     /// Two pipes, one per direction.
     Pipe,
+    /// TCP over 127.0.0.1 whose data a BPF sockmap `sk_msg` program hands
+    /// straight to the peer socket, skipping IP, the loopback device and
+    /// the receive softirq (root).
+    Tcp4Sockmap,
+    /// A page both ends map; the receiver sleeps in `futex` and the sender
+    /// wakes it: the wake-up with no socket or pipe.
+    Futex,
+    /// A page both ends map; the receiver spins on a cache line: no system
+    /// call, the floor any IPC can reach.
+    ShmSpin,
 }
 
 impl TransportKind {
     /// All transports, in the order used for output.
-    pub const ALL: [TransportKind; 9] = [
+    pub const ALL: [TransportKind; 12] = [
         TransportKind::Tcp4,
         TransportKind::Tcp6,
         TransportKind::Udp4,
@@ -44,6 +54,22 @@ impl TransportKind {
         TransportKind::UdsAbstract,
         TransportKind::Socketpair,
         TransportKind::Pipe,
+        TransportKind::Tcp4Sockmap,
+        TransportKind::Futex,
+        TransportKind::ShmSpin,
+    ];
+
+    /// The ladder of mechanisms, cheapest first (`sockbench explain`):
+    /// each rung adds one layer of the path to the one below it.
+    pub const LADDER: [TransportKind; 8] = [
+        TransportKind::ShmSpin,
+        TransportKind::Futex,
+        TransportKind::Pipe,
+        TransportKind::Socketpair,
+        TransportKind::UdsStream,
+        TransportKind::Tcp4Sockmap,
+        TransportKind::Tcp4,
+        TransportKind::Udp4,
     ];
 
     /// Stable name.
@@ -58,6 +84,9 @@ impl TransportKind {
             TransportKind::UdsAbstract => "uds-abstract",
             TransportKind::Socketpair => "socketpair",
             TransportKind::Pipe => "pipe",
+            TransportKind::Tcp4Sockmap => "tcp4-sockmap",
+            TransportKind::Futex => "futex",
+            TransportKind::ShmSpin => "shm-spin",
         }
     }
 
@@ -65,11 +94,36 @@ impl TransportKind {
     pub fn is_stream(self) -> bool {
         !matches!(
             self,
-            TransportKind::Udp4 | TransportKind::UdsDgram | TransportKind::UdsSeqpacket
+            TransportKind::Udp4
+                | TransportKind::UdsDgram
+                | TransportKind::UdsSeqpacket
+                | TransportKind::Futex
+                | TransportKind::ShmSpin
         )
     }
 
-    /// Whether the transport is a TCP socket.
+    /// Whether `all` includes it: every socket and the pipe. The ladder's
+    /// own rungs (tcp4-sockmap, futex, shm-spin) run when named.
+    pub fn in_all(self) -> bool {
+        !self.is_rung()
+    }
+
+    /// Whether it is one of the ladder's own rungs: it carries one message
+    /// each way at a time (ping-pong, `latency` only), and has no address.
+    pub fn is_rung(self) -> bool {
+        matches!(
+            self,
+            TransportKind::Tcp4Sockmap | TransportKind::Futex | TransportKind::ShmSpin
+        )
+    }
+
+    /// Whether the receiver's wait is the transport itself (shm-spin spins,
+    /// futex sleeps), so `--wait` does not apply.
+    pub fn waits_its_own_way(self) -> bool {
+        matches!(self, TransportKind::Futex | TransportKind::ShmSpin)
+    }
+
+    /// Whether the transport is a plain TCP socket (data through IP).
     pub fn is_tcp(self) -> bool {
         matches!(self, TransportKind::Tcp4 | TransportKind::Tcp6)
     }
@@ -125,13 +179,13 @@ impl TransportKind {
     /// Whether `load` can run over it: a socket, one descriptor per
     /// connection for its event loop to watch (not the pipe pair).
     pub fn carries_load(self) -> bool {
-        self != TransportKind::Pipe
+        self != TransportKind::Pipe && !self.is_rung()
     }
 
     /// Whether the transport has an address another network namespace can
-    /// reach (`--netns`): not socketpair and pipe.
+    /// reach (`--netns`): not socketpair, pipe, or the ladder's rungs.
     pub fn is_addressed(self) -> bool {
-        !matches!(self, TransportKind::Socketpair | TransportKind::Pipe)
+        !matches!(self, TransportKind::Socketpair | TransportKind::Pipe) && !self.is_rung()
     }
 }
 

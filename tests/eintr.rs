@@ -60,6 +60,9 @@ fn workloads(server_cpu: usize, client_cpu: usize, dir: &SocketDir) {
             )
             .unwrap_or_else(|e| panic!("{what} echo: {e}"));
             drop(pair);
+            if kind.is_rung() {
+                continue; // ping-pong only
+            }
             let sink = PairSpec {
                 job: Job::Sink,
                 ..echo

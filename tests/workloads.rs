@@ -27,7 +27,8 @@ fn transfers_deliver_every_message_in_order() {
     sockbench::affinity::pin("client", util::cpus().1).unwrap();
     let beat = AtomicU64::new(0);
     for mode in [Mode::Thread, Mode::Process] {
-        for kind in TransportKind::ALL {
+        // The ladder's rungs are ping-pong only (tests/ladder.rs).
+        for kind in TransportKind::ALL.into_iter().filter(|k| !k.is_rung()) {
             for size in [9, 4096, 60_000] {
                 let mut pair =
                     PinnedPair::connect(spec(kind, size, size, Job::Sink, mode), Some(&dir))
@@ -61,7 +62,8 @@ fn transfers_both_ways_deliver_every_message_each_way() {
     sockbench::affinity::pin("client", util::cpus().1).unwrap();
     let beat = AtomicU64::new(0);
     for mode in [Mode::Thread, Mode::Process] {
-        for kind in TransportKind::ALL {
+        // The ladder's rungs are ping-pong only (tests/ladder.rs).
+        for kind in TransportKind::ALL.into_iter().filter(|k| !k.is_rung()) {
             let mut pair =
                 PinnedPair::connect(spec(kind, 4096, 4096, Job::Duplex, mode), Some(&dir)).unwrap();
             let n = 300;
@@ -101,7 +103,8 @@ fn rr_and_connect_verify_every_response() {
     sockbench::affinity::pin("client", util::cpus().1).unwrap();
     let beat = AtomicU64::new(0);
     for mode in [Mode::Thread, Mode::Process] {
-        for kind in TransportKind::ALL {
+        // The ladder's rungs are ping-pong only (tests/ladder.rs).
+        for kind in TransportKind::ALL.into_iter().filter(|k| !k.is_rung()) {
             for (req, resp) in [(512, 16 << 10), (16 << 10, 64), (1, 1)] {
                 if sockbench::plan::check_size(kind, resp, "--response-size").is_err() {
                     continue;

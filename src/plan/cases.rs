@@ -89,7 +89,15 @@ impl Plan {
         let notes = if left_out.is_empty() {
             Vec::new()
         } else {
-            vec![format!("--transport all: left out {}", left_out.join("; "))]
+            let which = if c.transport.contains(&TransportArg::Ladder) {
+                "ladder"
+            } else {
+                "all"
+            };
+            vec![format!(
+                "--transport {which}: left out {}",
+                left_out.join("; ")
+            )]
         };
         check_cpus(c)?;
         limits::check_fit(workload, &cases, c.pairs as usize, limits::largest(&dims))?;
@@ -135,7 +143,7 @@ fn asked_transports(c: &Common) -> Result<Vec<(TransportKind, bool)>> {
         "--transport",
         c.transport.iter().filter_map(|t| match t {
             TransportArg::One(k) => Some(*k),
-            TransportArg::All => None,
+            TransportArg::All | TransportArg::Ladder => None,
         }),
         |k| k.name().to_string(),
     )?;
@@ -144,9 +152,16 @@ fn asked_transports(c: &Common) -> Result<Vec<(TransportKind, bool)>> {
         transports.extend(
             TransportKind::ALL
                 .into_iter()
-                .filter(|k| !named.contains(k))
+                .filter(|&k| k.in_all() && !named.contains(&k))
                 .map(|k| (k, false)),
         );
+    }
+    if c.transport.contains(&TransportArg::Ladder) {
+        for k in TransportKind::LADDER {
+            if !transports.iter().any(|&(t, _)| t == k) {
+                transports.push((k, false));
+            }
+        }
     }
     Ok(transports)
 }
@@ -222,6 +237,41 @@ fn admit_for(
             ok,
             refusal(why, ok),
             "no connections to open per request",
+        )?;
+    }
+    if workload != Workload::Latency {
+        let ok = |k: TransportKind| !k.is_rung();
+        let why =
+            "carries one message each way at a time, for `latency` (ping-pong) only; allowed here";
+        admit(transports, left_out, ok, refusal(why, ok), "latency only")?;
+    }
+    let waits = |&(k, _): &(TransportKind, bool)| k.waits_its_own_way();
+    if c.wait.contains(&Wait::Spin)
+        && let Some(&(k, _)) = transports.iter().find(|t| waits(t))
+    {
+        return Err(Error::config(
+            "--wait",
+            "spin",
+            format!(
+                "{k} waits as its name says (shm-spin spins, futex sleeps); --wait applies to sockets and pipes: leave it out or name {k} in a run of its own"
+            ),
+        ));
+    }
+    if transports
+        .iter()
+        .any(|(k, _)| *k == TransportKind::Tcp4Sockmap)
+        && let Err(e) = crate::sys::bpf::Redirect::probe()
+    {
+        let why = format!(
+            "loads a BPF sk_msg program into a sockmap, and bpf(BPF_MAP_CREATE) failed here ({e}); it needs CAP_BPF and CAP_NET_ADMIN (run as root), or leave it out"
+        );
+        let ok = |k: TransportKind| k != TransportKind::Tcp4Sockmap;
+        admit(
+            transports,
+            left_out,
+            ok,
+            |k| Error::config("--transport", k, why.clone()),
+            "needs CAP_BPF and CAP_NET_ADMIN: run as root",
         )?;
     }
     if workload.job() == Job::Load {

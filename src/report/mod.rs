@@ -5,6 +5,7 @@
 
 pub mod env;
 pub mod files;
+pub mod layers;
 mod ratios;
 mod rows;
 pub mod schema;
@@ -68,6 +69,10 @@ pub struct Report<R> {
     pub ratios: Vec<RatioRow>,
     /// Result-quality warnings, each with what to try.
     pub warnings: Vec<Warning>,
+    /// `latency` over two or more rungs of the ladder (`sockbench
+    /// explain`): where the µs of a round trip go, layer by layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explained: Option<layers::Explained>,
     /// The machine, kernel, tunables and build.
     pub env: Fingerprint,
 }
@@ -131,6 +136,7 @@ fn assemble<R>(
             .collect(),
         ratios,
         warnings: Vec::new(),
+        explained: None,
         env,
     }
 }
@@ -176,6 +182,14 @@ pub fn build(plan: &Plan, run: &Run, argv: Vec<String>, mut env: Fingerprint) ->
         }
         let ratios = ratios(&run.cases, (&plan.base, &plan.sysctls), &metrics);
         let mut r = assemble(plan, run, argv, env, rows, ratios);
+        if plan.workload == Workload::Latency {
+            let e = layers::explain(
+                &run.cases,
+                |c| c.knobs.label(&plan.base, &plan.sysctls),
+                |c| c.knobs.placement.unwrap_or(plan.placement(0)),
+            );
+            r.explained = (!e.layers.is_empty()).then_some(e);
+        }
         r.warnings = general;
         r.warnings.extend(warnings::latency(&r.cases));
         r.warnings

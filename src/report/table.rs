@@ -43,6 +43,10 @@ fn rounds<R>(r: &Report<R>) -> String {
 pub const WIDTH: usize = 100;
 
 /// A line of prose, wrapped at word boundaries to [`WIDTH`] columns.
+pub(super) fn prose_into(s: &mut String, text: &str) {
+    prose(s, text)
+}
+
 fn prose(s: &mut String, text: &str) {
     let mut line = 0;
     for word in text.split(' ') {
@@ -159,6 +163,9 @@ fn latency(r: &Report<CaseRow>, wide: bool) -> String {
         Metric::P50,
         "UDS ÷ TCP of the p50, the median of per-round ratios (below 1: the Unix socket is faster)",
     );
+    if let Some(e) = &r.explained {
+        super::layers::render(&mut s, e, r.rounds);
+    }
     s
 }
 

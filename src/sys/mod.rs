@@ -24,11 +24,13 @@ macro_rules! syscall {
     }};
 }
 
+pub mod bpf;
 pub mod buf;
 pub mod epoll;
 pub mod fs;
 pub mod io;
 pub mod netns;
 pub mod process;
+pub mod shm;
 pub mod socket;
 pub mod sysctl;

@@ -154,6 +154,12 @@ impl StreamSocket {
     pub fn set_recv_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         self.sock.set_recv_timeout(timeout)
     }
+
+    /// The socket is in a BPF sockmap: a blocking call's EAGAIN may mean a
+    /// signal, not the timeout (see `WaitCfg::early_eagain`).
+    pub fn in_sockmap(&mut self) {
+        self.sock.cfg.early_eagain = true;
+    }
 }
 
 impl Endpoint for StreamSocket {

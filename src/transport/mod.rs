@@ -12,6 +12,7 @@ mod listen;
 mod local;
 mod netns;
 mod setup;
+mod shared;
 mod tcp_table;
 mod unix;
 mod wait;
@@ -26,6 +27,7 @@ pub use netns::{
     CLIENT_V4, CLIENT_V6, ClientPlaces, Namespaces, Placement, SERVER_V4, SERVER_V6, SysctlProbe,
     SysctlRefusal, Topology, Tuning, check_sysctls,
 };
+pub use shared::{SharedEnd, Waiter};
 pub use tcp_table::{TimeWait, time_wait_before, time_wait_sockets};
 pub use unix::{SocketDir, datagram_limit};
 
@@ -78,6 +80,11 @@ pub enum AnyEndpoint {
     Datagram(DatagramSocket),
     /// A pipe pair.
     Pipe(PipeEnd),
+    /// tcp4-sockmap's client end: a TCP socket, and the sockmap (holding
+    /// the redirect program) that lives as long as this end.
+    Redirected(StreamSocket, crate::sys::bpf::Redirect),
+    /// futex, shm-spin: a lane each way in a shared page.
+    Shared(SharedEnd),
 }
 
 /// Run `$body` with `$ep` bound to the concrete endpoint inside an
@@ -89,6 +96,8 @@ macro_rules! with_endpoint {
             $crate::transport::AnyEndpoint::Stream($ep) => $body,
             $crate::transport::AnyEndpoint::Datagram($ep) => $body,
             $crate::transport::AnyEndpoint::Pipe($ep) => $body,
+            $crate::transport::AnyEndpoint::Redirected($ep, _) => $body,
+            $crate::transport::AnyEndpoint::Shared($ep) => $body,
         }
     };
 }
@@ -97,7 +106,9 @@ impl AnyEndpoint {
     /// The descriptors this end holds (a forked server keeps only these).
     pub fn raw_fds(&self) -> Vec<RawFd> {
         match self {
-            AnyEndpoint::Stream(s) => vec![s.fd().as_raw_fd()],
+            AnyEndpoint::Stream(s) | AnyEndpoint::Redirected(s, _) => vec![s.fd().as_raw_fd()],
+            // The shared page is memory the child inherits, not a descriptor.
+            AnyEndpoint::Shared(_) => Vec::new(),
             AnyEndpoint::Datagram(d) => vec![d.fd().as_raw_fd()],
             AnyEndpoint::Pipe(p) => vec![p.read_fd().as_raw_fd(), p.write_fd().as_raw_fd()],
         }
@@ -106,9 +117,9 @@ impl AnyEndpoint {
     /// The socket, for sockets (pipes have none).
     pub fn socket_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         match self {
-            AnyEndpoint::Stream(s) => Some(s.fd()),
+            AnyEndpoint::Stream(s) | AnyEndpoint::Redirected(s, _) => Some(s.fd()),
             AnyEndpoint::Datagram(d) => Some(d.fd()),
-            AnyEndpoint::Pipe(_) => None,
+            AnyEndpoint::Pipe(_) | AnyEndpoint::Shared(_) => None,
         }
     }
 
@@ -122,10 +133,14 @@ impl AnyEndpoint {
     /// socket's SO_RCVTIMEO), spinning, and after signals alike.
     pub fn set_recv_timeout(&mut self, timeout: Duration) -> std::io::Result<()> {
         match self {
-            AnyEndpoint::Stream(s) => s.set_recv_timeout(timeout),
+            AnyEndpoint::Stream(s) | AnyEndpoint::Redirected(s, _) => s.set_recv_timeout(timeout),
             AnyEndpoint::Datagram(d) => d.set_recv_timeout(timeout),
             AnyEndpoint::Pipe(p) => {
                 p.set_recv_timeout(timeout);
+                Ok(())
+            }
+            AnyEndpoint::Shared(e) => {
+                e.set_recv_timeout(timeout);
                 Ok(())
             }
         }
@@ -134,9 +149,10 @@ impl AnyEndpoint {
     /// Non-blocking calls retried in a busy loop (`--wait spin`); sockets only.
     pub fn spin(&mut self) -> std::io::Result<()> {
         match self {
-            AnyEndpoint::Stream(s) => s.spin(),
+            AnyEndpoint::Stream(s) | AnyEndpoint::Redirected(s, _) => s.spin(),
             AnyEndpoint::Datagram(d) => d.spin(),
-            AnyEndpoint::Pipe(_) => Ok(()),
+            // The plan refuses --wait spin for the shared rungs.
+            AnyEndpoint::Pipe(_) | AnyEndpoint::Shared(_) => Ok(()),
         }
     }
 
@@ -147,15 +163,22 @@ impl AnyEndpoint {
             AnyEndpoint::Stream(s) => AnyEndpoint::Stream(s.try_clone()?),
             AnyEndpoint::Datagram(d) => AnyEndpoint::Datagram(d.try_clone()?),
             AnyEndpoint::Pipe(p) => AnyEndpoint::Pipe(p.try_clone()?),
+            // The plan admits the ladder's rungs for ping-pong only.
+            AnyEndpoint::Redirected(..) | AnyEndpoint::Shared(_) => {
+                return Err(std::io::Error::from(std::io::ErrorKind::Unsupported));
+            }
         })
     }
 
     /// Shut the socket down so that a peer blocked on it wakes with EOF.
     pub fn shutdown(&self) {
         match self {
-            AnyEndpoint::Stream(s) => crate::sys::socket::shutdown(s.fd()),
+            AnyEndpoint::Stream(s) | AnyEndpoint::Redirected(s, _) => {
+                crate::sys::socket::shutdown(s.fd())
+            }
             AnyEndpoint::Datagram(d) => crate::sys::socket::shutdown(d.fd()),
             AnyEndpoint::Pipe(_) => {}
+            AnyEndpoint::Shared(e) => e.close(),
         }
     }
 }
@@ -198,6 +221,28 @@ pub fn connect_pair(
         }
         TransportKind::Socketpair => local::socketpair(opts, ctx),
         TransportKind::Pipe => local::pipes(opts, ctx),
+        TransportKind::Futex => shared::pair(Waiter::Futex, size, opts, ctx),
+        TransportKind::ShmSpin => shared::pair(Waiter::Spin, size, opts, ctx),
+        TransportKind::Tcp4Sockmap => {
+            // A loopback TCP connection, then the redirect between its ends.
+            let mut conn = connect_pair(TransportKind::Tcp4, size, opts, dir)?;
+            let server = conn.server.socket_fd().expect("a TCP socket");
+            let port = crate::sys::socket::local_addr::<nix::sys::socket::SockaddrIn>(server)
+                .map_err(ctx.err("getsockname", "the server's port"))?
+                .port();
+            let client = conn.client.socket_fd().expect("a TCP socket");
+            let redirect = crate::sys::bpf::Redirect::between(server, client, port)
+                .map_err(|(call, e)| ctx.err(call, "sk_msg redirect")(e))?;
+            let (AnyEndpoint::Stream(mut client), AnyEndpoint::Stream(server)) =
+                (conn.client, &mut conn.server)
+            else {
+                unreachable!("a TCP pair has stream ends")
+            };
+            client.in_sockmap();
+            server.in_sockmap();
+            conn.client = AnyEndpoint::Redirected(client, redirect);
+            Ok(conn)
+        }
         _ => {
             // TCP, AF_UNIX stream/seqpacket/abstract: listen, dial, accept,
             // then the listener (and its socket file) goes.

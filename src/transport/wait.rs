@@ -46,6 +46,10 @@ pub(crate) struct WaitCfg {
     pub(super) spin: bool,
     pub(super) send_timeout: Duration,
     pub(super) recv_timeout: Duration,
+    /// A blocking call may fail with EAGAIN before its timeout: a socket in
+    /// a BPF sockmap (tcp_bpf_recvmsg answers EAGAIN when a signal ends its
+    /// wait, where tcp_recvmsg answers EINTR). Handled as an interruption.
+    pub(super) early_eagain: bool,
 }
 
 impl From<&TransportOpts> for WaitCfg {
@@ -54,6 +58,7 @@ impl From<&TransportOpts> for WaitCfg {
             spin: o.wait == Wait::Spin,
             send_timeout: o.timeout,
             recv_timeout: o.timeout,
+            early_eagain: false,
         }
     }
 }
@@ -76,6 +81,7 @@ pub(super) enum Dir {
 /// moved) starts a new deadline. No clock is read until a call has failed.
 struct Waiter {
     spin: bool,
+    early_eagain: bool,
     timeout: Duration,
     spins: u32,
     since: Option<Instant>,
@@ -86,6 +92,7 @@ impl Waiter {
     fn new(cfg: WaitCfg, dir: Dir) -> Self {
         Self {
             spin: cfg.spin,
+            early_eagain: cfg.early_eagain,
             timeout: match dir {
                 Dir::Send => cfg.send_timeout,
                 Dir::Recv => cfg.recv_timeout,
@@ -107,6 +114,7 @@ impl Waiter {
             Some(libc::EINTR) if !self.spin => self.wait_ready(fd, dir, call),
             Some(libc::EINTR) => self.spin(call),
             Some(libc::EAGAIN) if self.spin => self.spin(call),
+            Some(libc::EAGAIN) if self.early_eagain => self.wait_ready(fd, dir, call),
             // No buffer for this datagram this instant (a passing shortage
             // on a busy host): give the CPU up once and send it again,
             // bounded by the timeout as a spin is.
@@ -243,6 +251,7 @@ mod tests {
         spin: false,
         send_timeout: Duration::from_millis(20),
         recv_timeout: Duration::from_millis(20),
+        early_eagain: false,
     };
     const SPIN: WaitCfg = WaitCfg {
         spin: true,
@@ -280,6 +289,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(count, 4, "every call is counted, failed ones too");
+    }
+
+    /// In a sockmap, a blocking receive's EAGAIN can be a signal (the
+    /// data then arrives); elsewhere it is SO_RCVTIMEO, and final.
+    #[test]
+    fn a_sockmap_sockets_early_eagain_is_waited_out() {
+        let (a, _b) = ready();
+        let mut op = replay(vec![os(libc::EAGAIN), Ok(64)]);
+        let cfg = WaitCfg {
+            early_eagain: true,
+            ..BLOCK
+        };
+        all_bytes(64, (a.as_fd(), Dir::Recv, "recv"), cfg, &mut 0, |_| op()).unwrap();
+        let mut op = replay(vec![os(libc::EAGAIN), Ok(64)]);
+        let f = all_bytes(64, (a.as_fd(), Dir::Recv, "recv"), BLOCK, &mut 0, |_| op()).unwrap_err();
+        assert!(matches!(f.cause, Cause::TimedOut(_)), "{f:?}");
     }
 
     #[test]

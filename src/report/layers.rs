@@ -1,0 +1,417 @@
+//! Stage: results. Where the microseconds of a round trip go: the ladder
+//! of mechanisms ([`TransportKind::LADDER`]) read as layers. Each rung adds
+//! one thing to the rung below it (a wake-up, a kernel queue, the socket
+//! layer, TCP's calls, IP + loopback + softirq); the layer's cost is the
+//! paired difference of the two rungs' per-round medians (their trials ran
+//! back to back), median over rounds with a 95% bootstrap CI. The steps of
+//! the chain add up to the top rung's round trip by construction of the
+//! medians only approximately, so the sum is checked against the top rung
+//! measured in the same run.
+
+use crate::plan::Case;
+use crate::spec::TransportKind;
+use crate::stats::{self, Ci};
+use crate::workload::run::CaseOutcome;
+
+/// What a rung adds to the one below it, as the table says it.
+fn adds(upper: TransportKind, lower: TransportKind) -> &'static str {
+    use TransportKind as K;
+    match (upper, lower) {
+        (K::Futex, K::ShmSpin) => "sleep + wake-up (futex; IPI, idle exit)",
+        (K::Pipe, K::Futex) => "a kernel queue: calls + copies (pipe)",
+        (K::Socketpair, K::Pipe) => "the socket layer: an skb per message",
+        (K::UdsStream, K::Socketpair) => "a bound socket over a pair (control ~0)",
+        (K::Tcp4Sockmap, K::UdsStream) => "TCP's socket calls over AF_UNIX's",
+        (K::Tcp4, K::Tcp4Sockmap) => "IP + loopback device + softirq",
+        (K::Udp4, K::Tcp4) => "UDP over TCP (not in the sum)",
+        _ => "the layers between these rungs",
+    }
+}
+
+/// The floor: the cheapest rung, whole.
+fn floor(kind: TransportKind) -> &'static str {
+    match kind {
+        TransportKind::ShmSpin => "cache lines only (one CPU: two yields)",
+        _ => "the cheapest rung, whole",
+    }
+}
+
+/// One layer of one (size, placement and knobs): `upper − lower`, or the
+/// floor (`lower` null).
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct LayerRow {
+    /// Message size, bytes.
+    pub size_bytes: usize,
+    /// The cases' knobs where they differ from the baseline (`placement=0/0`).
+    pub knobs: String,
+    /// Server and client CPU of the pair.
+    pub server_cpu: usize,
+    pub client_cpu: usize,
+    /// The rung on top.
+    pub upper: &'static str,
+    /// The rung below it; null for the floor.
+    pub lower: Option<&'static str>,
+    /// What the upper rung adds.
+    pub layer: &'static str,
+    /// Median over rounds of the per-round difference of the p50s, µs.
+    pub us: f64,
+    /// 95% bootstrap CI of `us`.
+    pub ci_low_us: f64,
+    pub ci_high_us: f64,
+    /// `us` over the top rung's p50 (the chain's last rung).
+    pub share: f64,
+    /// Whether the row is a step of the chain that sums to the top rung.
+    pub in_sum: bool,
+    /// Rounds paired.
+    pub rounds: usize,
+}
+
+/// Whether the chain's steps add up to the top rung's round trip.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct LayerSum {
+    pub size_bytes: usize,
+    pub knobs: String,
+    pub server_cpu: usize,
+    pub client_cpu: usize,
+    /// The top rung, and the median of its per-round p50s, µs.
+    pub top: &'static str,
+    pub top_us: f64,
+    /// The floor plus every step, µs.
+    pub sum_us: f64,
+    /// Whether `sum_us` is within ±10% of `top_us`.
+    pub adds_up: bool,
+}
+
+/// The ladder read as layers: rows, sum checks, and the answer to "how
+/// much of TCP's extra time do IP, loopback and the softirq explain".
+#[derive(Debug, Clone, Default, serde::Serialize, schemars::JsonSchema)]
+pub struct Explained {
+    pub layers: Vec<LayerRow>,
+    pub sums: Vec<LayerSum>,
+    /// One sentence per (size, placement), when tcp4 and uds-stream ran.
+    pub answers: Vec<String>,
+}
+
+/// Per-round p50s of a case, µs.
+fn by_round(o: &CaseOutcome) -> Vec<(u32, f64)> {
+    o.trials
+        .iter()
+        .map(|t| (t.round, t.p50_ns as f64 / 1000.0))
+        .collect()
+}
+
+/// Median and CI of `upper − lower`, paired by round.
+fn diff(upper: &CaseOutcome, lower: Option<&CaseOutcome>) -> (f64, Ci, usize) {
+    let up = by_round(upper);
+    let d: Vec<f64> = match lower {
+        None => up.iter().map(|&(_, v)| v).collect(),
+        Some(l) => {
+            let low = by_round(l);
+            up.iter()
+                .filter_map(|&(r, a)| low.iter().find(|&&(q, _)| q == r).map(|&(_, b)| a - b))
+                .collect()
+        }
+    };
+    let ci = stats::bootstrap_ci(&d, stats::median, 0x1a7e ^ upper.case.size as u64);
+    (stats::median(&d), ci, d.len())
+}
+
+/// The layers of a latency run whose cases hold two or more rungs of the
+/// ladder at the same size and knobs; empty otherwise. `cpus` gives a
+/// case's (server, client) CPUs.
+pub fn explain(
+    cases: &[CaseOutcome],
+    label: impl Fn(&Case) -> String,
+    cpus: impl Fn(&Case) -> (usize, usize),
+) -> Explained {
+    let mut out = Explained::default();
+    let mut groups: Vec<(usize, crate::spec::Knobs)> = Vec::new();
+    for o in cases {
+        let g = (o.case.size, o.case.knobs);
+        if o.case.netns == crate::spec::NetnsMode::Off && !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    for (size, knobs) in groups {
+        let rung = |k: TransportKind| {
+            cases.iter().find(|o| {
+                o.case.transport == k
+                    && o.case.size == size
+                    && o.case.knobs == knobs
+                    && o.case.netns == crate::spec::NetnsMode::Off
+                    && !o.trials.is_empty()
+            })
+        };
+        let chain: Vec<&CaseOutcome> = TransportKind::LADDER
+            .into_iter()
+            .filter(|&k| k != TransportKind::Udp4)
+            .filter_map(rung)
+            .collect();
+        // Layers are read when the run asked for the ladder: two rungs or
+        // more, one of them the ladder's own (a plain tcp4 + uds-stream
+        // run has its ratio, not layers).
+        if chain.len() < 2 || !chain.iter().any(|o| o.case.transport.is_rung()) {
+            continue;
+        }
+        let first = chain[0];
+        let top = *chain.last().expect("two rungs");
+        let (server_cpu, client_cpu) = cpus(&first.case);
+        let knobs_label = label(&first.case);
+        let (top_us, _, _) = diff(top, None);
+        let mut row = |upper: &CaseOutcome, lower: Option<&CaseOutcome>, in_sum: bool| {
+            let (us, ci, rounds) = diff(upper, lower);
+            let u = upper.case.transport;
+            out.layers.push(LayerRow {
+                size_bytes: size,
+                knobs: knobs_label.clone(),
+                server_cpu,
+                client_cpu,
+                upper: u.name(),
+                lower: lower.map(|l| l.case.transport.name()),
+                layer: match lower {
+                    None => floor(u),
+                    Some(l) => adds(u, l.case.transport),
+                },
+                us,
+                ci_low_us: ci.low,
+                ci_high_us: ci.high,
+                share: us / top_us,
+                in_sum,
+                rounds,
+            });
+            us
+        };
+        let mut sum = row(first, None, true);
+        for w in chain.windows(2) {
+            sum += row(w[1], Some(w[0]), true);
+        }
+        if let (Some(udp), Some(tcp)) = (rung(TransportKind::Udp4), rung(TransportKind::Tcp4)) {
+            row(udp, Some(tcp), false);
+        }
+        out.sums.push(LayerSum {
+            size_bytes: size,
+            knobs: knobs_label.clone(),
+            server_cpu,
+            client_cpu,
+            top: top.case.transport.name(),
+            top_us,
+            sum_us: sum,
+            adds_up: (sum - top_us).abs() <= 0.1 * top_us,
+        });
+        if let (Some(tcp), Some(uds)) = (rung(TransportKind::Tcp4), rung(TransportKind::UdsStream))
+        {
+            let (extra, ci, _) = diff(tcp, Some(uds));
+            let place = placement_words(server_cpu, client_cpu);
+            let mut a = format!(
+                "{place}, {}: a tcp4 round trip takes {extra:.2} µs ({:.2}–{:.2}) more than uds-stream's",
+                bytes(size),
+                ci.low,
+                ci.high
+            );
+            if let Some(sm) = rung(TransportKind::Tcp4Sockmap) {
+                let (ip, ci, _) = diff(tcp, Some(sm));
+                let rest = extra - ip;
+                a += &format!(
+                    "; IP + loopback + softirq (tcp4 − tcp4-sockmap) take {ip:.2} µs ({:.2}–{:.2})",
+                    ci.low, ci.high
+                );
+                if rest >= 0.0 {
+                    a += &format!(
+                        ", {:.0}% of it; the other {rest:.2} µs are TCP's socket calls over AF_UNIX's.",
+                        100.0 * ip / extra
+                    );
+                } else {
+                    a += &format!(
+                        ", more than all of it: without them TCP's socket calls cost {:.2} µs less than AF_UNIX's.",
+                        -rest
+                    );
+                }
+            } else {
+                a += " (tcp4-sockmap did not run, so IP + loopback + softirq are not separated).";
+            }
+            out.answers.push(a);
+        }
+    }
+    out
+}
+
+/// A message size as a reader writes it: 64 B, 64 KiB, 1 MiB.
+fn bytes(b: usize) -> String {
+    match b {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
+/// "cross-CPU (0/1)" or "same CPU (0/0)".
+pub fn placement_words(server: usize, client: usize) -> String {
+    if server == client {
+        format!("same CPU ({server}/{client})")
+    } else {
+        format!("cross-CPU ({server}/{client})")
+    }
+}
+
+/// The "where the µs go" section of the table: one block per (size,
+/// placement), each row a layer, then the sum check and the answers.
+pub fn render(s: &mut String, e: &Explained, rounds: u32) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        s,
+        "\nwhere the µs go: each layer is the paired difference of two rungs' p50, median over {rounds}\nrounds (95% CI); share: of the top rung's p50"
+    );
+    for sum in &e.sums {
+        let rows: Vec<&LayerRow> = e
+            .layers
+            .iter()
+            .filter(|l| {
+                (l.size_bytes, &l.knobs, l.server_cpu, l.client_cpu)
+                    == (sum.size_bytes, &sum.knobs, sum.server_cpu, sum.client_cpu)
+            })
+            .collect();
+        let other: Vec<&str> = sum
+            .knobs
+            .split(' ')
+            .filter(|k| !k.is_empty() && !k.starts_with("placement="))
+            .collect();
+        let _ = writeln!(
+            s,
+            "{}, {}{}",
+            placement_words(sum.server_cpu, sum.client_cpu),
+            bytes(sum.size_bytes),
+            if other.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", other.join(" "))
+            }
+        );
+        for l in rows {
+            let rungs = match l.lower {
+                Some(low) => format!("{} − {low}", l.upper),
+                None => l.upper.to_string(),
+            };
+            let ci = format!("{:.2}–{:.2}", l.ci_low_us, l.ci_high_us);
+            let _ = writeln!(
+                s,
+                "  {rungs:<26} {:>7.2} {ci:>13} {:>5.0}%  {}",
+                l.us,
+                100.0 * l.share,
+                l.layer
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  the layers sum to {:.2} µs; {} measured {:.2} µs: {}",
+            sum.sum_us,
+            sum.top,
+            sum.top_us,
+            if sum.adds_up {
+                "they add up (within ±10%)"
+            } else {
+                "NOT within ±10%: a layer's difference is unstable; raise --trials"
+            }
+        );
+    }
+    for a in &e.answers {
+        s.push('\n');
+        super::table::prose_into(s, a);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Knobs;
+    use crate::workload::run::TrialPoint;
+
+    fn outcome(kind: TransportKind, p50_us: &[f64]) -> CaseOutcome {
+        let knobs = Knobs {
+            nodelay: true,
+            wait: crate::spec::Wait::Block,
+            mode: crate::spec::Mode::Thread,
+            placement: None,
+            sndbuf: None,
+            rcvbuf: None,
+            busy_poll: None,
+            sysctl: [0; crate::spec::MAX_SYSCTLS],
+            copy: 0,
+        };
+        let mut o = CaseOutcome {
+            case: Case {
+                transport: kind,
+                size: 64,
+                response: 64,
+                netns: crate::spec::NetnsMode::Off,
+                rate: 0,
+                knobs,
+            },
+            hist: crate::samples::new_histogram(),
+            trials: Vec::new(),
+            usage: Default::default(),
+            buffers: Default::default(),
+            time_wait: None,
+            load: None,
+        };
+        o.trials = p50_us
+            .iter()
+            .enumerate()
+            .map(|(r, &v)| TrialPoint {
+                round: r as u32,
+                p50_ns: (v * 1000.0) as u64,
+                ..TrialPoint::default()
+            })
+            .collect();
+        o
+    }
+
+    /// Steps are paired differences, the floor is whole, the sum is checked
+    /// against the top rung, and the answer splits TCP's extra time.
+    #[test]
+    fn the_layers_are_paired_differences_that_add_up() {
+        // Round 2 is slow for every rung alike: pairing removes it.
+        let cases = vec![
+            outcome(TransportKind::ShmSpin, &[1.0, 1.0, 9.0, 1.0, 1.0]),
+            outcome(TransportKind::UdsStream, &[8.0, 8.0, 16.0, 8.0, 8.0]),
+            outcome(TransportKind::Tcp4Sockmap, &[7.0, 7.0, 15.0, 7.0, 7.0]),
+            outcome(TransportKind::Tcp4, &[12.0, 12.0, 20.0, 12.0, 12.0]),
+        ];
+        let e = explain(&cases, |_| String::new(), |_| (0, 1));
+        let steps: Vec<(&str, Option<&str>, f64)> =
+            e.layers.iter().map(|l| (l.upper, l.lower, l.us)).collect();
+        assert_eq!(
+            steps,
+            vec![
+                ("shm-spin", None, 1.0),
+                ("uds-stream", Some("shm-spin"), 7.0),
+                ("tcp4-sockmap", Some("uds-stream"), -1.0),
+                ("tcp4", Some("tcp4-sockmap"), 5.0),
+            ]
+        );
+        assert_eq!(e.layers[1].ci_low_us, 7.0, "paired: the slow round cancels");
+        assert_eq!(e.sums.len(), 1);
+        assert_eq!((e.sums[0].top_us, e.sums[0].sum_us), (12.0, 12.0));
+        assert!(e.sums[0].adds_up);
+        let a = &e.answers[0];
+        assert!(a.contains("4.00 µs") && a.contains("take 5.00 µs"), "{a}");
+        assert!(
+            a.contains("more than all of it") && a.contains("1.00 µs less"),
+            "{a}"
+        );
+    }
+
+    /// A single rung, or tcp4 and uds-stream alone (a plain run), explain nothing.
+    #[test]
+    fn one_rung_or_a_plain_run_explains_nothing() {
+        for cases in [
+            vec![outcome(TransportKind::Futex, &[10.0; 5])],
+            vec![
+                outcome(TransportKind::Tcp4, &[10.0; 5]),
+                outcome(TransportKind::UdsStream, &[8.0; 5]),
+            ],
+        ] {
+            let e = explain(&cases, |_| String::new(), |_| (0, 1));
+            assert!(e.layers.is_empty() && e.sums.is_empty() && e.answers.is_empty());
+        }
+    }
+}
