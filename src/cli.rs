@@ -155,6 +155,16 @@ pub struct Common {
     /// SO_BUSY_POLL in µs on both ends (a list is a case dimension).
     #[arg(long, value_delimiter = ',', value_parser = parse_busy_poll)]
     pub busy_poll: Vec<u32>,
+    /// Count kernel events (tracepoints) on the case's CPUs during each
+    /// trial: `off,count` runs every case untraced and counted, interleaved,
+    /// so the counts sit beside untraced times and the cost of counting is a
+    /// ratio. Root (CAP_PERFMON), one pair.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "off")]
+    pub trace: Vec<crate::spec::Trace>,
+    /// `--trace` was not given to `explain`: counting is left out with a
+    /// note where it cannot run, instead of refused.
+    #[arg(skip)]
+    pub trace_if_able: bool,
     /// A per-network-namespace sysctl and its values, NAME=V1,V2 (repeat
     /// for more, up to 4): each value runs in a private network namespace
     /// made for its cases (client and server both, lo up), interleaved, with
@@ -234,9 +244,17 @@ where
         c.mut_arg("transport", |a| a.default_value("ladder"))
             .mut_arg("placement", |a| a.default_value("0/1,0/0"))
             .mut_arg("size", |a| a.default_value("64,64K"))
+            .mut_arg("trace", |a| a.default_value("off,count"))
     });
     let matches = cmd.try_get_matches_from_mut(argv)?;
-    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+    let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;
+    if let (Command::Explain(a), Some(m)) =
+        (&mut cli.command, matches.subcommand_matches("explain"))
+    {
+        a.common.trace_if_able =
+            m.value_source("trace") == Some(clap::parser::ValueSource::DefaultValue);
+    }
+    Ok(cli)
 }
 
 #[derive(Debug, Args)]

@@ -223,6 +223,20 @@ pub enum Wait {
     Spin,
 }
 
+/// Whether a case counts kernel events in its trials (`--trace`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, clap::ValueEnum, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Trace {
+    /// Untraced (the default).
+    Off,
+    /// Count tracepoints (system calls, switches, wake-ups, IPIs, NET_RX
+    /// softirqs, device transmits, skb copies, data-ready) on the case's
+    /// CPUs during each trial: a case of its own, beside the untraced one.
+    Count,
+}
+
 /// How the server's namespace is joined to the client's.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, schemars::JsonSchema,
@@ -337,6 +351,8 @@ pub struct Knobs {
     pub sndbuf: Option<usize>,
     pub rcvbuf: Option<usize>,
     pub busy_poll: Option<u32>,
+    /// `--trace`: whether the case's trials count kernel events.
+    pub trace: Trace,
     /// `--sysctl`: the index of each sysctl's value (in the run's list of
     /// sysctls, in order); unused entries are 0.
     pub sysctl: [u8; MAX_SYSCTLS],
@@ -357,11 +373,12 @@ pub enum Knob {
     Sndbuf,
     Rcvbuf,
     BusyPoll,
+    Trace,
     Sysctl(usize),
 }
 
 /// The knobs every run has, in the order their values nest.
-pub const KNOBS: [Knob; 7] = [
+pub const KNOBS: [Knob; 8] = [
     Knob::Nodelay,
     Knob::Wait,
     Knob::Mode,
@@ -369,6 +386,7 @@ pub const KNOBS: [Knob; 7] = [
     Knob::Sndbuf,
     Knob::Rcvbuf,
     Knob::BusyPoll,
+    Knob::Trace,
 ];
 
 impl Knob {
@@ -383,6 +401,7 @@ impl Knob {
             Knob::Sndbuf => "sndbuf".into(),
             Knob::Rcvbuf => "rcvbuf".into(),
             Knob::BusyPoll => "busy-poll".into(),
+            Knob::Trace => "trace".into(),
             Knob::Sysctl(i) => sysctls[i].knob().to_string(),
         }
     }
@@ -403,6 +422,7 @@ impl Knobs {
             Knob::Sndbuf => self.sndbuf.map_or_else(String::new, size_label),
             Knob::Rcvbuf => self.rcvbuf.map_or_else(String::new, size_label),
             Knob::BusyPoll => self.busy_poll.map_or_else(String::new, |us| us.to_string()),
+            Knob::Trace => format!("{:?}", self.trace).to_lowercase(),
             // One word: whitespace inside a value (tcp_rmem's three
             // numbers) becomes `_`, so labels split on spaces.
             Knob::Sysctl(i) => sysctls[i].values[usize::from(self.sysctl[i])]

@@ -12,9 +12,13 @@ use std::time::Duration;
 use sockbench::sys::bpf::programs_loaded;
 use util::{QUICK, assert_refused, private_tmp, run, spawn_run, wait_output, wait_until};
 
-/// The tests that load the redirect program count the kernel's copies of
-/// it: one at a time.
-static BPF: Mutex<()> = Mutex::new(());
+/// One test at a time: some count the kernel's copies of the redirect
+/// program, some count kernel events on the CPUs every test shares.
+static ONE: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn root() -> bool {
     if nix::unistd::geteuid().is_root() {
@@ -52,7 +56,7 @@ fn the_sockmap_rung_skips_the_loopback_device() {
     if !root() {
         return;
     }
-    let _one = BPF.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     let n = 3000u64;
     let mut sent = Vec::new();
     for t in ["tcp4", "tcp4-sockmap"] {
@@ -93,7 +97,7 @@ fn no_bpf_program_outlives_a_run() {
     if !root() {
         return;
     }
-    let _one = BPF.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     let gone = |what: &str| {
         wait_until(what, Duration::from_secs(20), || {
             programs_loaded().unwrap() == 0
@@ -171,6 +175,7 @@ fn the_rungs_are_refused_where_they_cannot_run() {
 /// `all` means every socket and the pipe; the rungs run when named.
 #[test]
 fn all_leaves_the_rungs_to_be_named() {
+    let _one = one_at_a_time();
     let v = util::json_run(&[&["latency", "-t", "all", "-s", "64"][..], QUICK].concat());
     let names: Vec<&str> = v["cases"]
         .as_array()
@@ -190,6 +195,7 @@ fn all_leaves_the_rungs_to_be_named() {
 /// Without privilege, tcp4-sockmap is bad input naming what it needs.
 #[test]
 fn without_privilege_tcp4_sockmap_says_what_it_needs() {
+    let _one = one_at_a_time();
     if !root() {
         return;
     }
@@ -207,4 +213,124 @@ fn without_privilege_tcp4_sockmap_says_what_it_needs() {
         err.contains("--transport") && err.contains("tcp4-sockmap") && err.contains("CAP_BPF"),
         "{err}"
     );
+}
+
+/// The kernel events counted per round trip are the ones the path
+/// implies, counted on both of the pair's CPUs: over tcp4 one packet
+/// through lo and one NET_RX softirq per message (two per round trip),
+/// over a Unix socket none; a futex round trip makes two to four system
+/// calls, shm-spin across CPUs none. A counter on the wrong CPU (or only
+/// one of the two) fails this.
+#[test]
+fn kernel_events_per_message_match_the_path() {
+    let _one = one_at_a_time();
+    if !root() {
+        return;
+    }
+    let v = util::json_run(&[
+        "latency",
+        "-t",
+        "tcp4,uds-stream,futex,shm-spin",
+        "--placement",
+        "0/1",
+        "--trace",
+        "count",
+        "-n",
+        "4000",
+        "--trials",
+        "2",
+        "--warmup",
+        "100",
+        "--warmup-time",
+        "0s",
+    ]);
+    let per_op = |t: &str, field: &str| -> f64 {
+        let c = v["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["transport"] == t)
+            .unwrap_or_else(|| panic!("no {t} case"));
+        assert_eq!(c["trace"], "count");
+        let point = &c["trial_points"][0]["events"];
+        assert!(point.is_object(), "{t}: a trial without its counts");
+        c[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{t} {field}: {}", c[field]))
+    };
+    let within = |t: &str, f: &str, lo: f64, hi: f64| {
+        let x = per_op(t, f);
+        assert!(
+            (lo..=hi).contains(&x),
+            "{t} {f} = {x:.3} per round trip, not in {lo}–{hi}"
+        );
+    };
+    // Bounds with room for other work on the two CPUs (a busy machine).
+    within("tcp4", "traced_device_xmits_per_op", 1.9, 3.0);
+    within("tcp4", "traced_net_rx_softirqs_per_op", 1.9, 3.0);
+    within("uds-stream", "traced_device_xmits_per_op", 0.0, 0.3);
+    within("uds-stream", "traced_skb_copies_to_user_per_op", 1.9, 2.5);
+    within("futex", "traced_syscalls_per_op", 1.9, 6.0);
+    within("futex", "traced_wakeups_per_op", 0.5, 3.0);
+    within("shm-spin", "traced_syscalls_per_op", 0.0, 0.5);
+}
+
+/// Counting leaves the host's mounts as they were: tracefs is mounted
+/// only inside a child's own mount namespace when it is not mounted.
+#[test]
+fn counting_leaves_no_tracefs_mount() {
+    let _one = one_at_a_time();
+    if !root() {
+        return;
+    }
+    let mounts = || {
+        std::fs::read_to_string("/proc/self/mounts")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("tracefs"))
+            .count()
+    };
+    let before = mounts();
+    util::json_run(&[&["latency", "-t", "pipe", "--trace", "count"][..], QUICK].concat());
+    assert_eq!(mounts(), before);
+}
+
+/// Without privilege: `--trace count` asked for is bad input naming what
+/// it needs; `explain` runs what it can and says in one line each what it
+/// left out.
+#[test]
+fn without_privilege_counting_is_refused_or_left_out() {
+    let _one = one_at_a_time();
+    if !root() {
+        return;
+    }
+    let nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_sockbench"))
+            .args(args)
+            .env("TMPDIR", "/tmp")
+            .output()
+            .unwrap()
+    };
+    let out = nobody(
+        &[
+            &["latency", "-t", "pipe", "--trace", "off,count"][..],
+            QUICK,
+        ]
+        .concat(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--trace") && err.contains("root"), "{err}");
+    let mut args = vec!["explain", "-s", "64", "--placement", "0/1"];
+    args.extend(QUICK);
+    let out = nobody(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("--trace count left out"), "{err}");
+    assert!(err.contains("tcp4-sockmap"), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("where the µs go"), "{text}");
+    assert!(!text.contains("kernel events per round trip"), "{text}");
 }

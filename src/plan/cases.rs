@@ -34,7 +34,9 @@ impl Plan {
         let mut transports = asked_transports(c)?;
         let (dims, total) = limits::case_count(c, transports.len(), sizes.len(), rates.len());
         limits::check_count(&dims, total)?;
-        let knobs = knob_product(c)?;
+        let mut knobs = knob_product(c)?;
+        let mut notes = Vec::new();
+        let trace_ids = trace_ids(workload, c, &mut knobs, &mut notes)?;
         let base = knobs[0];
         let sysctls = check_sysctls(c)?;
         let mut left_out: Vec<String> = Vec::new();
@@ -86,19 +88,17 @@ impl Plan {
                 ),
             ));
         }
-        let notes = if left_out.is_empty() {
-            Vec::new()
-        } else {
+        if !left_out.is_empty() {
             let which = if c.transport.contains(&TransportArg::Ladder) {
                 "ladder"
             } else {
                 "all"
             };
-            vec![format!(
+            notes.push(format!(
                 "--transport {which}: left out {}",
                 left_out.join("; ")
-            )]
-        };
+            ));
+        }
         check_cpus(c)?;
         limits::check_fit(workload, &cases, c.pairs as usize, limits::largest(&dims))?;
         let budget = budget(c)?;
@@ -119,6 +119,7 @@ impl Plan {
             mode: base.mode,
             base,
             sysctls,
+            trace_ids,
             server_exit_after: c.fault_server_exit_after,
             opts: TransportOpts {
                 nodelay: base.nodelay,
@@ -164,6 +165,57 @@ fn asked_transports(c: &Common) -> Result<Vec<(TransportKind, bool)>> {
         }
     }
     Ok(transports)
+}
+
+/// `--trace count`: the tracepoints' ids, and a counter opened once to see
+/// that this process may count them. Where it may not, `explain` leaves the
+/// counted cases out with a note; `--trace count` asked for is refused.
+fn trace_ids(
+    workload: Workload,
+    c: &Common,
+    knobs: &mut Vec<crate::spec::Knobs>,
+    notes: &mut Vec<String>,
+) -> Result<Option<[u64; 8]>> {
+    use crate::spec::Trace;
+    if !knobs.iter().any(|k| k.trace == Trace::Count) {
+        return Ok(None);
+    }
+    if c.pairs > 1 {
+        return Err(Error::config(
+            "--trace",
+            "count",
+            "counts the events of one pair's CPUs; leave --pairs out",
+        ));
+    }
+    if matches!(workload, Workload::Throughput { .. }) {
+        return Err(Error::config(
+            "--trace",
+            "count",
+            "gives events per request or round trip: latency, rr, connect and load take it",
+        ));
+    }
+    let cpu = c.placement.first().map_or(c.server_cpu[0], |p| p.0);
+    let probe = crate::sys::perf::tracepoint_ids().and_then(|ids| {
+        crate::sys::perf::Counters::open(&ids, &[cpu])?;
+        Ok(ids)
+    });
+    match probe {
+        Ok(ids) => Ok(Some(ids)),
+        Err(e) if c.trace_if_able => {
+            knobs.retain(|k| k.trace == Trace::Off);
+            notes.push(format!(
+                "--trace count left out: counting tracepoints failed here ({e}); it needs root (CAP_PERFMON and tracefs)"
+            ));
+            Ok(None)
+        }
+        Err(e) => Err(Error::config(
+            "--trace",
+            "count",
+            format!(
+                "counts tracepoints with perf_event_open, and that failed here ({e}); it needs root (CAP_PERFMON, and tracefs or the right to mount it privately), or leave --trace out"
+            ),
+        )),
+    }
 }
 
 /// `--netns` modes, each once; any but `off` needs the privilege to make

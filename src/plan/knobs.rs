@@ -142,6 +142,9 @@ pub(super) fn knob_product(c: &Common) -> Result<Vec<Knobs>> {
     let busy_poll = or_default(unique("--busy-poll", c.busy_poll.iter().copied(), |b| {
         b.to_string()
     })?);
+    let trace = unique("--trace", c.trace.iter().copied(), |v| {
+        format!("{v:?}").to_lowercase()
+    })?;
     // Every combination of the sysctls' value indices, the last varying fastest.
     let mut sysctl: Vec<[u8; MAX_SYSCTLS]> = vec![[0; MAX_SYSCTLS]];
     for (i, x) in c.sysctl.iter().enumerate().take(MAX_SYSCTLS) {
@@ -163,7 +166,10 @@ pub(super) fn knob_product(c: &Common) -> Result<Vec<Knobs>> {
                 for &p in &placement {
                     for &sb in &sndbuf {
                         for &rb in &rcvbuf {
-                            for &bp in &busy_poll {
+                            for (&bp, &tr) in busy_poll
+                                .iter()
+                                .flat_map(|bp| trace.iter().map(move |tr| (bp, tr)))
+                            {
                                 for &sy in &sysctl {
                                     let k = Knobs {
                                         nodelay: n == Switch::On,
@@ -173,6 +179,7 @@ pub(super) fn knob_product(c: &Common) -> Result<Vec<Knobs>> {
                                         sndbuf: sb,
                                         rcvbuf: rb,
                                         busy_poll: bp,
+                                        trace: tr,
                                         sysctl: sy,
                                         copy: 0,
                                     };

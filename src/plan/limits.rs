@@ -39,6 +39,7 @@ pub fn case_count(
         ("--sndbuf", c.sndbuf.len()),
         ("--rcvbuf", c.rcvbuf.len()),
         ("--busy-poll", c.busy_poll.len()),
+        ("--trace", c.trace.len()),
     ];
     // Each case is a transport, size, rate and --netns mode times an entry
     // of the knob list (every knob combination, and --control's A/A copy).

@@ -95,6 +95,8 @@ pub struct Plan {
     pub base: Knobs,
     /// `--sysctl`: the per-namespace sysctls and their values, in order.
     pub sysctls: Vec<Sysctl>,
+    /// `--trace count`: the ids of the tracepoints its cases count.
+    pub trace_ids: Option<[u64; 8]>,
     /// Hidden `--fault-server-exit-after`: see `workload::PairSpec::server_exit_after`.
     pub server_exit_after: Option<u64>,
     pub opts: TransportOpts,

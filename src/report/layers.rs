@@ -9,7 +9,7 @@
 //! measured in the same run.
 
 use crate::plan::Case;
-use crate::spec::TransportKind;
+use crate::spec::{Knobs, TransportKind};
 use crate::stats::{self, Ci};
 use crate::workload::run::CaseOutcome;
 
@@ -82,6 +82,22 @@ pub struct LayerSum {
     pub adds_up: bool,
 }
 
+/// Kernel events per round trip of one rung, counted in its `--trace
+/// count` twin's trials, and what counting cost.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct EventRow {
+    pub size_bytes: usize,
+    pub server_cpu: usize,
+    pub client_cpu: usize,
+    pub transport: &'static str,
+    /// Events per round trip, on the case's CPUs.
+    #[serde(flatten)]
+    pub per_op: super::rows::TracedColumns,
+    /// Counting's cost: the counted twin's p50 over the untraced case's,
+    /// median of per-round ratios.
+    pub traced_over_untraced: f64,
+}
+
 /// The ladder read as layers: rows, sum checks, and the answer to "how
 /// much of TCP's extra time do IP, loopback and the softirq explain".
 #[derive(Debug, Clone, Default, serde::Serialize, schemars::JsonSchema)]
@@ -90,6 +106,8 @@ pub struct Explained {
     pub sums: Vec<LayerSum>,
     /// One sentence per (size, placement), when tcp4 and uds-stream ran.
     pub answers: Vec<String>,
+    /// `--trace count`: events per round trip of each rung.
+    pub events: Vec<EventRow>,
 }
 
 /// Per-round p50s of a case, µs.
@@ -125,10 +143,12 @@ pub fn explain(
     cpus: impl Fn(&Case) -> (usize, usize),
 ) -> Explained {
     let mut out = Explained::default();
+    use crate::spec::Trace;
     let mut groups: Vec<(usize, crate::spec::Knobs)> = Vec::new();
     for o in cases {
         let g = (o.case.size, o.case.knobs);
-        if o.case.netns == crate::spec::NetnsMode::Off && !groups.contains(&g) {
+        let untraced = o.case.knobs.trace == Trace::Off;
+        if o.case.netns == crate::spec::NetnsMode::Off && untraced && !groups.contains(&g) {
             groups.push(g);
         }
     }
@@ -158,6 +178,35 @@ pub fn explain(
         let (server_cpu, client_cpu) = cpus(&first.case);
         let knobs_label = label(&first.case);
         let (top_us, _, _) = diff(top, None);
+        let udp = rung(TransportKind::Udp4);
+        for &o in chain.iter().chain(udp.iter()) {
+            let twin = Knobs {
+                trace: Trace::Count,
+                ..knobs
+            };
+            let Some(traced) = cases.iter().find(|t| {
+                t.case.transport == o.case.transport
+                    && t.case.size == size
+                    && t.case.knobs == twin
+                    && t.case.netns == o.case.netns
+            }) else {
+                continue;
+            };
+            let by = |c: &CaseOutcome| {
+                c.trials
+                    .iter()
+                    .map(|t| (t.round, t.p50_ns as f64))
+                    .collect::<Vec<_>>()
+            };
+            out.events.push(EventRow {
+                size_bytes: size,
+                server_cpu,
+                client_cpu,
+                transport: o.case.transport.name(),
+                per_op: super::rows::TracedColumns::of(&traced.trials),
+                traced_over_untraced: stats::median(&stats::paired_ratios(&by(traced), &by(o))),
+            });
+        }
         let mut row = |upper: &CaseOutcome, lower: Option<&CaseOutcome>, in_sum: bool| {
             let (us, ci, rounds) = diff(upper, lower);
             let u = upper.case.transport;
@@ -313,6 +362,40 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
             }
         );
     }
+    if !e.events.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nkernel events per round trip on the pair's CPUs (--trace count, in trials of their own);\ncost: the counted trials' p50 over the untraced ones'"
+        );
+        let mut place = None;
+        for ev in &e.events {
+            let here = (ev.size_bytes, ev.server_cpu, ev.client_cpu);
+            if place != Some(here) {
+                place = Some(here);
+                let _ = writeln!(
+                    s,
+                    "{}, {}\n  {:<13} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6}",
+                    placement_words(ev.server_cpu, ev.client_cpu),
+                    bytes(ev.size_bytes),
+                    "transport",
+                    "syscall",
+                    "switch",
+                    "wakeup",
+                    "ipi",
+                    "net-rx",
+                    "xmit",
+                    "copy",
+                    "ready",
+                    "cost"
+                );
+            }
+            let _ = write!(s, "  {:<13}", ev.transport);
+            for v in ev.per_op.as_array() {
+                let _ = write!(s, " {:>7.2}", v.unwrap_or(f64::NAN));
+            }
+            let _ = writeln!(s, " {:>5.2}×", ev.traced_over_untraced);
+        }
+    }
     for a in &e.answers {
         s.push('\n');
         super::table::prose_into(s, a);
@@ -334,6 +417,7 @@ mod tests {
             sndbuf: None,
             rcvbuf: None,
             busy_poll: None,
+            trace: crate::spec::Trace::Off,
             sysctl: [0; crate::spec::MAX_SYSCTLS],
             copy: 0,
         };

@@ -45,6 +45,8 @@ pub struct CaseKey {
     pub rcvbuf_asked_bytes: Option<usize>,
     /// `--busy-poll`: SO_BUSY_POLL in µs on both ends (null: not set).
     pub busy_poll_us: Option<u32>,
+    /// `--trace`: `count` if the case's trials counted kernel events.
+    pub trace: crate::spec::Trace,
     /// `--sysctl`: each sysctl's value in force in this case's private
     /// network namespace (`net.ipv4.tcp_autocorking=0`), as written there;
     /// empty without `--sysctl`.
@@ -123,11 +125,79 @@ pub struct CaseRow {
     pub time_wait_server: Option<usize>,
     /// New connections over TCP: sockets in TIME_WAIT on client ports after the case (0 when the server closes first).
     pub time_wait_client: Option<usize>,
+    /// `--trace count`: kernel events per operation on the case's CPUs
+    /// (null for untraced cases).
+    #[serde(flatten)]
+    pub traced: TracedColumns,
     /// `load` only: the offered load and what the open loop measured beside
     /// the latencies (which, for `load`, run from each request's intended
     /// send time to its response).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub load: Option<LoadColumns>,
+}
+
+/// Kernel events per operation, counted in a `--trace count` case's trials
+/// on its CPUs (every task there, softirqs included); null otherwise.
+#[derive(Debug, Clone, Default, serde::Serialize, schemars::JsonSchema)]
+pub struct TracedColumns {
+    /// System calls entered.
+    pub traced_syscalls_per_op: Option<f64>,
+    /// Context switches.
+    pub traced_context_switches_per_op: Option<f64>,
+    /// Tasks woken.
+    pub traced_wakeups_per_op: Option<f64>,
+    /// Inter-processor interrupts sent.
+    pub traced_ipis_per_op: Option<f64>,
+    /// NET_RX softirqs run.
+    pub traced_net_rx_softirqs_per_op: Option<f64>,
+    /// Packets handed to a network device (lo).
+    pub traced_device_xmits_per_op: Option<f64>,
+    /// skb data copied to user space.
+    pub traced_skb_copies_to_user_per_op: Option<f64>,
+    /// Socket data-ready callbacks.
+    pub traced_data_ready_per_op: Option<f64>,
+}
+
+impl TracedColumns {
+    /// Per operation, over the trials that counted.
+    pub fn of(trials: &[TrialPoint]) -> Self {
+        let mut sum = crate::sys::perf::EventCounts::default();
+        let mut ops = 0;
+        for t in trials {
+            if let Some(e) = &t.events {
+                sum.add(e);
+                ops += t.n;
+            }
+        }
+        if ops == 0 {
+            return Self::default();
+        }
+        let a = sum.as_array().map(|v| Some(v as f64 / ops as f64));
+        Self {
+            traced_syscalls_per_op: a[0],
+            traced_context_switches_per_op: a[1],
+            traced_wakeups_per_op: a[2],
+            traced_ipis_per_op: a[3],
+            traced_net_rx_softirqs_per_op: a[4],
+            traced_device_xmits_per_op: a[5],
+            traced_skb_copies_to_user_per_op: a[6],
+            traced_data_ready_per_op: a[7],
+        }
+    }
+
+    /// The rates in [`crate::sys::perf::EVENTS`] order (null: untraced).
+    pub fn as_array(&self) -> [Option<f64>; 8] {
+        [
+            self.traced_syscalls_per_op,
+            self.traced_context_switches_per_op,
+            self.traced_wakeups_per_op,
+            self.traced_ipis_per_op,
+            self.traced_net_rx_softirqs_per_op,
+            self.traced_device_xmits_per_op,
+            self.traced_skb_copies_to_user_per_op,
+            self.traced_data_ready_per_op,
+        ]
+    }
 }
 
 /// The columns only `load` has.
@@ -263,6 +333,7 @@ fn key(plan: &Plan, c: &Case, trials: usize) -> CaseKey {
         sndbuf_asked_bytes: c.knobs.sndbuf,
         rcvbuf_asked_bytes: c.knobs.rcvbuf,
         busy_poll_us: c.knobs.busy_poll,
+        trace: c.knobs.trace,
         trials,
     }
 }
@@ -317,6 +388,7 @@ pub(super) fn latency_row(plan: &Plan, o: &CaseOutcome, clock_read_ns: f64, seed
         clock_read_ns,
         time_wait_server: o.time_wait.map(|t| t.server),
         time_wait_client: o.time_wait.map(|t| t.client),
+        traced: TracedColumns::of(&o.trials),
         load: o.load.as_ref().map(|l| {
             let q = |h: &hdrhistogram::Histogram<u64>, f: f64| {
                 if h.is_empty() {

@@ -30,6 +30,7 @@ pub mod epoll;
 pub mod fs;
 pub mod io;
 pub mod netns;
+pub mod perf;
 pub mod process;
 pub mod shm;
 pub mod socket;

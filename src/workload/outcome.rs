@@ -45,6 +45,9 @@ pub struct TrialPoint {
     /// (before its untimed warm-up).
     #[serde(flatten)]
     pub resources: Resources,
+    /// `--trace count`: kernel events on the case's CPUs during the trial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<crate::sys::perf::EventCounts>,
 }
 
 /// Everything measured for one case.

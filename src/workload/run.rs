@@ -319,6 +319,29 @@ fn measure(
     let places = ns.client()?;
     let env = CaseEnv::new(plan, &places);
     let clock_read_ns = clock::read_cost_ns();
+    // `--trace count`: counters on every CPU a case uses, opened once
+    // (one pair: the plan refuses more).
+    let cpus_of = |c: &crate::plan::Case| {
+        let (s, cl) = c.knobs.placement.unwrap_or((server_cpu, client_cpu));
+        if s == cl { vec![s] } else { vec![s, cl] }
+    };
+    let counters = match plan.trace_ids {
+        Some(ids) if p == 0 => {
+            let mut cpus: Vec<usize> = plan.cases.iter().flat_map(cpus_of).collect();
+            cpus.sort_unstable();
+            cpus.dedup();
+            Some(
+                crate::sys::perf::Counters::open(&ids, &cpus).map_err(|e| Error::Setup {
+                    op: "perf_event_open",
+                    target: "tracepoint counters".into(),
+                    transport: "-",
+                    size: 0,
+                    source: e,
+                })?,
+            )
+        }
+        _ => None,
+    };
     let mut pairs = Vec::with_capacity(plan.cases.len());
     for c in &plan.cases {
         // A first Ctrl-C before any round is complete aborts: nothing is
@@ -431,7 +454,25 @@ fn measure(
                     ..Stop::time(d / plan.trials)
                 },
             };
+            let counting = counters
+                .as_ref()
+                .filter(|_| plan.cases[i].knobs.trace == crate::spec::Trace::Count)
+                .map(|c| (c, cpus_of(&plan.cases[i])));
+            let count_err = |e: std::io::Error| Error::Setup {
+                op: "ioctl",
+                target: "tracepoint counters".into(),
+                transport: "-",
+                size: 0,
+                source: e,
+            };
+            if let Some((c, cpus)) = &counting {
+                c.start(cpus).map_err(count_err)?;
+            }
             let t = trial(&mut pairs[i], plan, stop, &mut s)?;
+            let events = match &counting {
+                Some((c, cpus)) => Some(c.stop(cpus).map_err(count_err)?),
+                None => None,
+            };
             inside.leave()?;
             if p == 0
                 && let Some(w) = watch
@@ -470,6 +511,7 @@ fn measure(
                 sent: t.sent,
                 idle_ended: t.idle_ended,
                 resources,
+                events,
             };
             pending[i] = Some((point, t.usage));
         }
