@@ -155,10 +155,12 @@ pub struct Common {
     /// SO_BUSY_POLL in µs on both ends (a list is a case dimension).
     #[arg(long, value_delimiter = ',', value_parser = parse_busy_poll)]
     pub busy_poll: Vec<u32>,
-    /// Count kernel events (tracepoints) on the case's CPUs during each
-    /// trial: `off,count` runs every case untraced and counted, interleaved,
-    /// so the counts sit beside untraced times and the cost of counting is a
-    /// ratio. Root (CAP_PERFMON), one pair.
+    /// Trace the path, in trials of their own: `count` counts kernel events
+    /// (tracepoints) in the client's and the server's threads during each
+    /// trial (root, one pair); `split` times the client's send call apart from the rest of the
+    /// round trip (ping-pong). A list (`off,count,split`) runs every case
+    /// each way, interleaved, so the figures sit beside untraced times and
+    /// the cost of tracing is a ratio.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "off")]
     pub trace: Vec<crate::spec::Trace>,
     /// `--trace` was not given to `explain`: counting is left out with a
@@ -244,7 +246,7 @@ where
         c.mut_arg("transport", |a| a.default_value("ladder"))
             .mut_arg("placement", |a| a.default_value("0/1,0/0"))
             .mut_arg("size", |a| a.default_value("64,64K"))
-            .mut_arg("trace", |a| a.default_value("off,count"))
+            .mut_arg("trace", |a| a.default_value("off,count,split"))
     });
     let matches = cmd.try_get_matches_from_mut(argv)?;
     let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;

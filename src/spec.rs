@@ -235,6 +235,9 @@ pub enum Trace {
     /// softirqs, device transmits, skb copies, data-ready) on the case's
     /// CPUs during each trial: a case of its own, beside the untraced one.
     Count,
+    /// Time the client's send call apart from the rest of each round trip
+    /// (one more clock read per round trip): ping-pong only.
+    Split,
 }
 
 /// How the server's namespace is joined to the client's.

@@ -334,3 +334,53 @@ fn without_privilege_counting_is_refused_or_left_out() {
     assert!(text.contains("where the µs go"), "{text}");
     assert!(!text.contains("kernel events per round trip"), "{text}");
 }
+
+/// `--trace split` times the client's send call apart: present for the
+/// split cases only, shorter than their round trip, and on one CPU
+/// longer over tcp4 than over a Unix socket (loopback TCP delivers the
+/// segment to the receiver, softirq and all, inside the sender's call).
+#[test]
+fn the_send_call_is_timed_apart_in_split_trials() {
+    let _one = one_at_a_time();
+    let v = util::json_run(&[
+        "latency",
+        "-t",
+        "tcp4,uds-stream",
+        "--placement",
+        "0/0",
+        "--trace",
+        "off,split",
+        "-n",
+        "4000",
+        "--trials",
+        "2",
+        "--warmup",
+        "100",
+        "--warmup-time",
+        "0s",
+    ]);
+    let mut send = std::collections::BTreeMap::new();
+    for c in v["cases"].as_array().unwrap() {
+        let t = c["transport"].as_str().unwrap();
+        match c["trace"].as_str().unwrap() {
+            "off" => assert!(c["send_call_p50_ns"].is_null(), "{t}: untraced, yet split"),
+            "split" => {
+                let s = c["send_call_p50_ns"]
+                    .as_f64()
+                    .expect("a split case's send time");
+                let rtt = c["p50_ns"].as_f64().unwrap();
+                assert!(
+                    s > 0.0 && s < rtt,
+                    "{t}: send {s} ns of a {rtt} ns round trip"
+                );
+                assert!(c["trial_points"][0]["send_p50_ns"].is_u64());
+                send.insert(t.to_string(), s);
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert!(
+        send["tcp4"] > 1.5 * send["uds-stream"],
+        "the send calls: {send:?}"
+    );
+}

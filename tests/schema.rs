@@ -91,8 +91,16 @@ fn a_real_run_writes_exactly_what_the_schema_says() {
         if workload == "load" {
             args.extend(["--rate", "2k", "--connections", "2"]);
         }
-        if workload == "latency" && is_root {
-            args.extend(["--trace", "off,count"]); // each trial's kernel events
+        if workload == "latency" {
+            // Each trial's kernel events (root), and its send call.
+            args.extend([
+                "--trace",
+                if is_root {
+                    "off,count,split"
+                } else {
+                    "off,split"
+                },
+            ]);
         }
         let out = run(tmp.path(), &args);
         assert!(
@@ -115,8 +123,12 @@ fn a_real_run_writes_exactly_what_the_schema_says() {
             (report.clone(), &doc),
             (case_def.clone(), &doc["cases"][0]),
             (point_def.clone(), &doc["cases"][0]["trial_points"][0]),
-            // The last case: a counted one where the run counts.
-            (point_def, &doc["cases"][last]["trial_points"][0]),
+            // The last cases: split, and counted where the run counts.
+            (point_def.clone(), &doc["cases"][last]["trial_points"][0]),
+            (
+                point_def,
+                &doc["cases"][last.saturating_sub(1)]["trial_points"][0],
+            ),
             (def_of(&schema, &report, "ratios"), &doc["ratios"][0]),
             (def_of(&schema, &report, "env"), &doc["env"]),
         ];

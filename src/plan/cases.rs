@@ -177,6 +177,21 @@ fn trace_ids(
     notes: &mut Vec<String>,
 ) -> Result<Option<[u64; 8]>> {
     use crate::spec::Trace;
+    let pingpong = match workload {
+        Workload::Latency => true,
+        Workload::Rr {
+            depth,
+            new_connection,
+        } => depth == 1 && !new_connection,
+        _ => false,
+    };
+    if knobs.iter().any(|k| k.trace == Trace::Split) && !pingpong {
+        return Err(Error::config(
+            "--trace",
+            "split",
+            "times the send call of a ping-pong: latency, and rr with --depth 1 kept open",
+        ));
+    }
     if !knobs.iter().any(|k| k.trace == Trace::Count) {
         return Ok(None);
     }
@@ -184,7 +199,7 @@ fn trace_ids(
         return Err(Error::config(
             "--trace",
             "count",
-            "counts the events of one pair's CPUs; leave --pairs out",
+            "counts the events of one pair's threads; leave --pairs out",
         ));
     }
     if matches!(workload, Workload::Throughput { .. }) {
@@ -194,9 +209,9 @@ fn trace_ids(
             "gives events per request or round trip: latency, rr, connect and load take it",
         ));
     }
-    let cpu = c.placement.first().map_or(c.server_cpu[0], |p| p.0);
+    let me = nix::unistd::gettid().as_raw() as u32;
     let probe = crate::sys::perf::tracepoint_ids().and_then(|ids| {
-        crate::sys::perf::Counters::open(&ids, &[cpu])?;
+        crate::sys::perf::Counters::open(&ids, &[me])?;
         Ok(ids)
     });
     match probe {

@@ -90,12 +90,46 @@ pub struct EventRow {
     pub server_cpu: usize,
     pub client_cpu: usize,
     pub transport: &'static str,
-    /// Events per round trip, on the case's CPUs.
+    /// Events per round trip, in the client's and the server's threads.
     #[serde(flatten)]
     pub per_op: super::rows::TracedColumns,
     /// Counting's cost: the counted twin's p50 over the untraced case's,
     /// median of per-round ratios.
     pub traced_over_untraced: f64,
+}
+
+/// Where the client's round trip is spent, in its `--trace split` twin:
+/// inside its send call, and from the call's return to its receive's.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct SplitRow {
+    pub size_bytes: usize,
+    pub server_cpu: usize,
+    pub client_cpu: usize,
+    pub transport: &'static str,
+    /// The send call, median over trials of each trial's median, µs.
+    pub send_us: f64,
+    /// The twin's round trip minus the send call, µs.
+    pub rest_us: f64,
+    /// The twin's p50 over the untraced case's, median of per-round ratios.
+    pub traced_over_untraced: f64,
+}
+
+/// What a byte costs on one rung: the round trip's growth from the
+/// smallest size to the largest, per byte moved (a round trip moves the
+/// message each way: 2 × the size difference).
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct PerByteRow {
+    pub transport: &'static str,
+    pub server_cpu: usize,
+    pub client_cpu: usize,
+    /// The two sizes compared, bytes.
+    pub from_bytes: usize,
+    pub to_bytes: usize,
+    /// Median over rounds of (p50 at `to_bytes` − p50 at `from_bytes`) ÷
+    /// (2 × (to_bytes − from_bytes)), ns per byte, with its 95% CI.
+    pub ns_per_byte: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
 }
 
 /// The ladder read as layers: rows, sum checks, and the answer to "how
@@ -108,6 +142,10 @@ pub struct Explained {
     pub answers: Vec<String>,
     /// `--trace count`: events per round trip of each rung.
     pub events: Vec<EventRow>,
+    /// With two sizes or more: each rung's cost per byte.
+    pub per_byte: Vec<PerByteRow>,
+    /// `--trace split`: each rung's send call and the rest.
+    pub splits: Vec<SplitRow>,
 }
 
 /// Per-round p50s of a case, µs.
@@ -132,6 +170,23 @@ fn diff(upper: &CaseOutcome, lower: Option<&CaseOutcome>) -> (f64, Ci, usize) {
     };
     let ci = stats::bootstrap_ci(&d, stats::median, 0x1a7e ^ upper.case.size as u64);
     (stats::median(&d), ci, d.len())
+}
+
+/// The case that is `o` traced by `trace` (its twin in the same rounds).
+fn twin<'a>(
+    cases: &'a [CaseOutcome],
+    o: &CaseOutcome,
+    trace: crate::spec::Trace,
+) -> Option<&'a CaseOutcome> {
+    let mut k = o.case.knobs;
+    k.trace = trace;
+    cases.iter().find(|t| {
+        t.case.transport == o.case.transport
+            && t.case.size == o.case.size
+            && t.case.knobs == k
+            && t.case.netns == o.case.netns
+            && !t.trials.is_empty()
+    })
 }
 
 /// The layers of a latency run whose cases hold two or more rungs of the
@@ -179,33 +234,47 @@ pub fn explain(
         let knobs_label = label(&first.case);
         let (top_us, _, _) = diff(top, None);
         let udp = rung(TransportKind::Udp4);
+        let by = |c: &CaseOutcome| {
+            c.trials
+                .iter()
+                .map(|t| (t.round, t.p50_ns as f64))
+                .collect::<Vec<_>>()
+        };
         for &o in chain.iter().chain(udp.iter()) {
-            let twin = Knobs {
-                trace: Trace::Count,
-                ..knobs
-            };
-            let Some(traced) = cases.iter().find(|t| {
-                t.case.transport == o.case.transport
-                    && t.case.size == size
-                    && t.case.knobs == twin
-                    && t.case.netns == o.case.netns
-            }) else {
-                continue;
-            };
-            let by = |c: &CaseOutcome| {
-                c.trials
+            let twin = |trace: Trace| twin(cases, o, trace);
+            let cost = |t: &CaseOutcome| stats::median(&stats::paired_ratios(&by(t), &by(o)));
+            if let Some(traced) = twin(Trace::Count) {
+                out.events.push(EventRow {
+                    size_bytes: size,
+                    server_cpu,
+                    client_cpu,
+                    transport: o.case.transport.name(),
+                    per_op: super::rows::TracedColumns::of(&traced.trials),
+                    traced_over_untraced: cost(traced),
+                });
+            }
+            if let Some(split) = twin(Trace::Split) {
+                let sends: Vec<f64> = split
+                    .trials
                     .iter()
-                    .map(|t| (t.round, t.p50_ns as f64))
-                    .collect::<Vec<_>>()
-            };
-            out.events.push(EventRow {
-                size_bytes: size,
-                server_cpu,
-                client_cpu,
-                transport: o.case.transport.name(),
-                per_op: super::rows::TracedColumns::of(&traced.trials),
-                traced_over_untraced: stats::median(&stats::paired_ratios(&by(traced), &by(o))),
-            });
+                    .filter_map(|t| t.send_p50_ns.map(|v| v as f64 / 1000.0))
+                    .collect();
+                let rtt: Vec<f64> = split
+                    .trials
+                    .iter()
+                    .map(|t| t.p50_ns as f64 / 1000.0)
+                    .collect();
+                let send_us = stats::median(&sends);
+                out.splits.push(SplitRow {
+                    size_bytes: size,
+                    server_cpu,
+                    client_cpu,
+                    transport: o.case.transport.name(),
+                    send_us,
+                    rest_us: stats::median(&rtt) - send_us,
+                    traced_over_untraced: cost(split),
+                });
+            }
         }
         let mut row = |upper: &CaseOutcome, lower: Option<&CaseOutcome>, in_sum: bool| {
             let (us, ci, rounds) = diff(upper, lower);
@@ -281,7 +350,57 @@ pub fn explain(
             out.answers.push(a);
         }
     }
+    per_byte(cases, &cpus, &mut out);
     out
+}
+
+/// Each untraced rung's ns per byte between its smallest and largest size
+/// at the same knobs, when the run asked for the ladder (a rung of its own
+/// ran).
+fn per_byte(cases: &[CaseOutcome], cpus: &impl Fn(&Case) -> (usize, usize), out: &mut Explained) {
+    if out.layers.is_empty() {
+        return;
+    }
+    let untraced = |o: &&CaseOutcome| {
+        o.case.knobs.trace == crate::spec::Trace::Off
+            && o.case.netns == crate::spec::NetnsMode::Off
+            && !o.trials.is_empty()
+    };
+    let mut done: Vec<(TransportKind, Knobs)> = Vec::new();
+    for o in cases.iter().filter(untraced) {
+        let key = (o.case.transport, o.case.knobs);
+        if done.contains(&key) {
+            continue;
+        }
+        done.push(key);
+        let same: Vec<&CaseOutcome> = cases
+            .iter()
+            .filter(untraced)
+            .filter(|c| (c.case.transport, c.case.knobs) == key)
+            .collect();
+        let (Some(small), Some(large)) = (
+            same.iter().min_by_key(|c| c.case.size),
+            same.iter().max_by_key(|c| c.case.size),
+        ) else {
+            continue;
+        };
+        if small.case.size == large.case.size {
+            continue;
+        }
+        let moved = 2.0 * (large.case.size - small.case.size) as f64;
+        let (us, ci, _) = diff(large, Some(small));
+        let (server_cpu, client_cpu) = cpus(&o.case);
+        out.per_byte.push(PerByteRow {
+            transport: o.case.transport.name(),
+            server_cpu,
+            client_cpu,
+            from_bytes: small.case.size,
+            to_bytes: large.case.size,
+            ns_per_byte: us * 1000.0 / moved,
+            ci_low: ci.low * 1000.0 / moved,
+            ci_high: ci.high * 1000.0 / moved,
+        });
+    }
 }
 
 /// A message size as a reader writes it: 64 B, 64 KiB, 1 MiB.
@@ -365,7 +484,7 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
     if !e.events.is_empty() {
         let _ = writeln!(
             s,
-            "\nkernel events per round trip on the pair's CPUs (--trace count, in trials of their own);\ncost: the counted trials' p50 over the untraced ones'"
+            "\nkernel events per round trip in the client's and the server's threads (--trace count, in\ntrials of their own); cost: the counted trials' p50 over the untraced ones'"
         );
         let mut place = None;
         for ev in &e.events {
@@ -396,6 +515,57 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
             let _ = writeln!(s, " {:>5.2}×", ev.traced_over_untraced);
         }
     }
+    if !e.splits.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nthe client's send call and the rest of the round trip (--trace split, in trials of their own)"
+        );
+        let mut place = None;
+        for x in &e.splits {
+            let here = (x.size_bytes, x.server_cpu, x.client_cpu);
+            if place != Some(here) {
+                place = Some(here);
+                let _ = writeln!(
+                    s,
+                    "{}, {}\n  {:<13} {:>9} {:>9} {:>6} {:>6}",
+                    placement_words(x.server_cpu, x.client_cpu),
+                    bytes(x.size_bytes),
+                    "transport",
+                    "send µs",
+                    "rest µs",
+                    "send",
+                    "cost"
+                );
+            }
+            let total = x.send_us + x.rest_us;
+            let _ = writeln!(
+                s,
+                "  {:<13} {:>9.2} {:>9.2} {:>5.0}% {:>5.2}×",
+                x.transport,
+                x.send_us,
+                x.rest_us,
+                100.0 * x.send_us / total,
+                x.traced_over_untraced
+            );
+        }
+    }
+    if let Some(first) = e.per_byte.first() {
+        let _ = writeln!(
+            s,
+            "\nper byte moved, {} → {} (the round trip's growth ÷ twice the size added), ns/B (95% CI)",
+            bytes(first.from_bytes),
+            bytes(first.to_bytes)
+        );
+        let mut place = None;
+        for b in &e.per_byte {
+            if place != Some((b.server_cpu, b.client_cpu)) {
+                place = Some((b.server_cpu, b.client_cpu));
+                let _ = writeln!(s, "{}", placement_words(b.server_cpu, b.client_cpu));
+            }
+            let ci = format!("{:.3}–{:.3}", b.ci_low, b.ci_high);
+            let _ = writeln!(s, "  {:<13} {:>7.3} {ci:>15}", b.transport, b.ns_per_byte);
+        }
+    }
     for a in &e.answers {
         s.push('\n');
         super::table::prose_into(s, a);
@@ -409,6 +579,10 @@ mod tests {
     use crate::workload::run::TrialPoint;
 
     fn outcome(kind: TransportKind, p50_us: &[f64]) -> CaseOutcome {
+        sized(kind, 64, p50_us)
+    }
+
+    fn sized(kind: TransportKind, size: usize, p50_us: &[f64]) -> CaseOutcome {
         let knobs = Knobs {
             nodelay: true,
             wait: crate::spec::Wait::Block,
@@ -424,8 +598,8 @@ mod tests {
         let mut o = CaseOutcome {
             case: Case {
                 transport: kind,
-                size: 64,
-                response: 64,
+                size,
+                response: size,
                 netns: crate::spec::NetnsMode::Off,
                 rate: 0,
                 knobs,
@@ -497,5 +671,28 @@ mod tests {
             let e = explain(&cases, |_| String::new(), |_| (0, 1));
             assert!(e.layers.is_empty() && e.sums.is_empty() && e.answers.is_empty());
         }
+    }
+
+    /// Per byte: the growth from the smallest size to the largest over
+    /// twice the bytes added (a round trip moves the message each way).
+    #[test]
+    fn per_byte_is_the_growth_over_the_bytes_moved() {
+        let cases = vec![
+            sized(TransportKind::Futex, 64, &[5.0; 5]),
+            sized(TransportKind::Tcp4, 64, &[10.0; 5]),
+            sized(TransportKind::Futex, 1064, &[6.0; 5]),
+            sized(TransportKind::Tcp4, 1064, &[12.0; 5]),
+        ];
+        let e = explain(&cases, |_| String::new(), |_| (0, 1));
+        let got: Vec<(&str, f64)> = e
+            .per_byte
+            .iter()
+            .map(|b| (b.transport, b.ns_per_byte))
+            .collect();
+        assert_eq!(got, vec![("futex", 0.5), ("tcp4", 1.0)]);
+        assert_eq!(
+            (e.per_byte[1].from_bytes, e.per_byte[1].to_bytes),
+            (64, 1064)
+        );
     }
 }

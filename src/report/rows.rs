@@ -125,7 +125,12 @@ pub struct CaseRow {
     pub time_wait_server: Option<usize>,
     /// New connections over TCP: sockets in TIME_WAIT on client ports after the case (0 when the server closes first).
     pub time_wait_client: Option<usize>,
-    /// `--trace count`: kernel events per operation on the case's CPUs
+    /// `--trace split`: the client's send call, median over the trials of
+    /// each trial's median, ns (null otherwise). The rest of the round trip
+    /// (the peer's receive, its answer, this side's receive) is `p50_ns`
+    /// minus it.
+    pub send_call_p50_ns: Option<f64>,
+    /// `--trace count`: kernel events per operation in the client's and the server's threads
     /// (null for untraced cases).
     #[serde(flatten)]
     pub traced: TracedColumns,
@@ -388,6 +393,14 @@ pub(super) fn latency_row(plan: &Plan, o: &CaseOutcome, clock_read_ns: f64, seed
         clock_read_ns,
         time_wait_server: o.time_wait.map(|t| t.server),
         time_wait_client: o.time_wait.map(|t| t.client),
+        send_call_p50_ns: {
+            let sends: Vec<f64> = o
+                .trials
+                .iter()
+                .filter_map(|t| t.send_p50_ns.map(|v| v as f64))
+                .collect();
+            (!sends.is_empty()).then(|| stats::median(&sends))
+        },
         traced: TracedColumns::of(&o.trials),
         load: o.load.as_ref().map(|l| {
             let q = |h: &hdrhistogram::Histogram<u64>, f: f64| {

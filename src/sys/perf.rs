@@ -1,5 +1,5 @@
-//! Stage: system calls (kernel events). Counts of software tracepoints on
-//! the CPUs a case runs on, through `perf_event_open` (no `perf` binary,
+//! Stage: system calls (kernel events). Counts of software tracepoints in
+//! a pair's two threads, through `perf_event_open` (no `perf` binary,
 //! no hardware counters): system calls, context switches, wake-ups, IPIs,
 //! NET_RX softirqs, packets handed to a device, skb copies to user space,
 //! data-ready callbacks. Counting costs time on the path it counts, so a
@@ -18,7 +18,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 pub const EVENTS: [(&str, &str, Option<&str>); 8] = [
     ("syscalls", "raw_syscalls/sys_enter", None),
     ("context_switches", "sched/sched_switch", None),
-    ("wakeups", "sched/sched_wakeup", None),
+    ("wakeups", "sched/sched_waking", None),
     ("ipis", "ipi/ipi_send_cpu", None),
     ("net_rx_softirqs", "irq/softirq_entry", Some("vec == 3")),
     ("device_xmits", "net/net_dev_xmit", None),
@@ -26,14 +26,15 @@ pub const EVENTS: [(&str, &str, Option<&str>); 8] = [
     ("data_ready", "sock/sk_data_ready", None),
 ];
 
-/// Counts of [`EVENTS`] over one trial, on the case's CPUs.
+/// Counts of [`EVENTS`] over one trial, in the client's and the server's threads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct EventCounts {
     /// System calls entered (raw_syscalls:sys_enter).
     pub syscalls: u64,
     /// Context switches (sched:sched_switch).
     pub context_switches: u64,
-    /// Tasks woken (sched:sched_wakeup).
+    /// Wake-ups asked for, in the waker (sched:sched_waking; the wake-up itself
+    /// may run on the woken CPU, in its idle task).
     pub wakeups: u64,
     /// Inter-processor interrupts sent to one CPU (ipi:ipi_send_cpu).
     pub ipis: u64,
@@ -182,7 +183,7 @@ struct Attr {
     config1: u64,
 }
 
-fn open_one(id: u64, cpu: usize) -> io::Result<OwnedFd> {
+fn open_one(id: u64, tid: u32) -> io::Result<OwnedFd> {
     let attr = Attr {
         kind: PERF_TYPE_TRACEPOINT,
         size: std::mem::size_of::<Attr>() as u32,
@@ -195,14 +196,16 @@ fn open_one(id: u64, cpu: usize) -> io::Result<OwnedFd> {
         bp_type: 0,
         config1: 0,
     };
-    // SAFETY: `attr` is a valid perf_event_attr of the size it states; pid
-    // -1 with a CPU counts every task on that CPU; no group.
+    // SAFETY: `attr` is a valid perf_event_attr of the size it states; a
+    // thread id with CPU -1 counts that thread wherever it runs (in its
+    // system calls and in the interrupts and softirqs that run while it is
+    // current); no group.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_perf_event_open,
             &attr as *const Attr,
-            -1 as libc::pid_t,
-            cpu as libc::c_int,
+            tid as libc::pid_t,
+            -1 as libc::c_int,
             -1 as libc::c_int,
             PERF_FLAG_FD_CLOEXEC,
         )
@@ -224,21 +227,25 @@ fn ioctl(fd: &OwnedFd, req: libc::c_ulong) -> io::Result<()> {
     }
 }
 
-/// Counters of every [`EVENTS`] entry on each of a set of CPUs.
+/// Counters of every [`EVENTS`] entry in each of a set of threads: what
+/// those threads do and what runs while they are current (the softirq a
+/// loopback send raises runs in the sender's call). Work deferred to
+/// another task (ksoftirqd) or done in an idle CPU's interrupt is not
+/// theirs, and not counted; nor is any other process's.
 #[derive(Debug)]
 pub struct Counters {
-    /// One descriptor per (event, CPU).
-    fds: Vec<(usize, usize, OwnedFd)>,
+    /// One descriptor per (event, thread).
+    fds: Vec<(usize, OwnedFd)>,
 }
 
 impl Counters {
-    /// Open (disabled) counters of every event on each of `cpus`. Needs
+    /// Open (disabled) counters of every event in each of `tids`. Needs
     /// CAP_PERFMON (or root) where kernel.perf_event_paranoid is above 0.
-    pub fn open(ids: &[u64; 8], cpus: &[usize]) -> io::Result<Self> {
+    pub fn open(ids: &[u64; 8], tids: &[u32]) -> io::Result<Self> {
         let mut fds = Vec::new();
         for (i, &id) in ids.iter().enumerate() {
-            for &cpu in cpus {
-                let fd = open_one(id, cpu)
+            for &tid in tids {
+                let fd = open_one(id, tid)
                     .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", EVENTS[i].1)))?;
                 if let Some(filter) = EVENTS[i].2 {
                     let c = std::ffi::CString::new(filter).expect("no NUL");
@@ -248,42 +255,34 @@ impl Counters {
                         return Err(io::Error::last_os_error());
                     }
                 }
-                fds.push((i, cpu, fd));
+                fds.push((i, fd));
             }
         }
         Ok(Self { fds })
     }
 
-    /// The counters of `cpus` (each CPU once).
-    fn on<'a>(&'a self, cpus: &'a [usize]) -> impl Iterator<Item = (usize, &'a OwnedFd)> + 'a {
-        self.fds
-            .iter()
-            .filter(move |(_, c, _)| cpus.contains(c))
-            .map(|(i, _, fd)| (*i, fd))
-    }
-
-    /// Zero and start the counters of `cpus`.
-    pub fn start(&self, cpus: &[usize]) -> io::Result<()> {
-        for (_, fd) in self.on(cpus) {
+    /// Zero and start every counter.
+    pub fn start(&self) -> io::Result<()> {
+        for (_, fd) in &self.fds {
             ioctl(fd, IOC_RESET)?;
             ioctl(fd, IOC_ENABLE)?;
         }
         Ok(())
     }
 
-    /// Stop the counters of `cpus` and read their totals.
-    pub fn stop(&self, cpus: &[usize]) -> io::Result<EventCounts> {
-        for (_, fd) in self.on(cpus) {
+    /// Stop every counter and read the totals over the threads.
+    pub fn stop(&self) -> io::Result<EventCounts> {
+        for (_, fd) in &self.fds {
             ioctl(fd, IOC_DISABLE)?;
         }
         let mut sums = [0u64; 8];
-        for (i, fd) in self.on(cpus) {
+        for (i, fd) in &self.fds {
             let mut v = [0u8; 8];
             let n = crate::sys::io::read(std::os::fd::AsFd::as_fd(fd), &mut v)?;
             if n != 8 {
                 return Err(io::Error::other("a short read of a perf counter"));
             }
-            sums[i] += u64::from_ne_bytes(v);
+            sums[*i] += u64::from_ne_bytes(v);
         }
         Ok(EventCounts::from_array(sums))
     }
@@ -293,10 +292,11 @@ impl Counters {
 mod tests {
     use super::*;
 
-    /// Counting this thread's own system calls on its CPU sees them, and a
-    /// stopped counter stays still. Root only (skipped otherwise).
+    /// Counting a thread's system calls sees them, another thread's are
+    /// not its, and a stopped counter stays still. Root only (skipped
+    /// otherwise).
     #[test]
-    fn counters_see_system_calls_on_their_cpu() {
+    fn counters_see_their_threads_system_calls_only() {
         let mounted = mounted_tracefs();
         let ids = match tracepoint_ids() {
             Ok(ids) => ids,
@@ -305,17 +305,25 @@ mod tests {
                 return;
             }
         };
-        let cpu = crate::affinity::available()[0];
-        crate::affinity::pin("test", cpu).unwrap();
-        let c = Counters::open(&ids, &[cpu]).unwrap();
-        c.start(&[cpu]).unwrap();
+        let me = nix::unistd::gettid().as_raw() as u32;
+        let c = Counters::open(&ids, &[me]).unwrap();
+        c.start().unwrap();
         for _ in 0..1000 {
             // SAFETY: getppid has no arguments and cannot fail.
             unsafe { libc::getppid() };
         }
-        let n = c.stop(&[cpu]).unwrap();
-        assert!(n.syscalls >= 1000, "{n:?}");
-        let again = c.stop(&[cpu]).unwrap();
+        // Another thread's calls are not this one's.
+        std::thread::spawn(|| {
+            for _ in 0..5000 {
+                // SAFETY: as above.
+                unsafe { libc::getppid() };
+            }
+        })
+        .join()
+        .unwrap();
+        let n = c.stop().unwrap();
+        assert!((1000..4000).contains(&n.syscalls), "{n:?}");
+        let again = c.stop().unwrap();
         assert_eq!(again.syscalls, n.syscalls, "a stopped counter moved");
         assert_eq!(mounted_tracefs(), mounted, "the host's mounts changed");
     }

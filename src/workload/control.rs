@@ -46,8 +46,9 @@ pub struct ServerReport {
 /// Server → client.
 #[derive(Debug)]
 pub enum Reply {
-    /// The server started; `pinned`: it runs on its CPU.
-    Hello { pinned: bool },
+    /// The server started; `pinned`: it runs on its CPU; `tid`: the thread
+    /// that serves (for counters of its kernel events).
+    Hello { pinned: bool, tid: u32 },
     /// The server is about to serve the trial (the barrier).
     Ready,
     /// The trial ended at the client's end marker.
@@ -64,7 +65,7 @@ const DONE: u64 = 13;
 const FAULT: u64 = 14;
 
 /// Every call a server fault can name, by wire index.
-const CALLS: [&str; 14] = [
+const CALLS: [&str; 16] = [
     "send",
     "recv",
     "read",
@@ -79,6 +80,8 @@ const CALLS: [&str; 14] = [
     "epoll_create",
     "epoll_ctl",
     "epoll_wait",
+    "futex",
+    "spin",
 ];
 
 fn malformed(what: String) -> io::Error {
@@ -111,7 +114,9 @@ impl Reply {
     fn encode(&self) -> Frame {
         let mut f = [0; WORDS];
         match self {
-            Reply::Hello { pinned } => (f[0], f[1]) = (HELLO, u64::from(*pinned)),
+            Reply::Hello { pinned, tid } => {
+                (f[0], f[1], f[2]) = (HELLO, u64::from(*pinned), u64::from(*tid))
+            }
             Reply::Ready => f[0] = READY,
             Reply::Done(r) => {
                 let u = &r.usage;
@@ -153,7 +158,10 @@ impl Reply {
 
     fn decode(f: &Frame) -> io::Result<Reply> {
         Ok(match f[0] {
-            HELLO => Reply::Hello { pinned: f[1] != 0 },
+            HELLO => Reply::Hello {
+                pinned: f[1] != 0,
+                tid: f[2] as u32,
+            },
             READY => Reply::Ready,
             DONE => Reply::Done(ServerReport {
                 usage: ThreadUsage {
@@ -378,8 +386,14 @@ mod tests {
         };
         assert!(matches!(round_trip(Reply::Done(report)), Reply::Done(r) if r == report));
         assert!(matches!(
-            round_trip(Reply::Hello { pinned: true }),
-            Reply::Hello { pinned: true }
+            round_trip(Reply::Hello {
+                pinned: true,
+                tid: 4242
+            }),
+            Reply::Hello {
+                pinned: true,
+                tid: 4242
+            }
         ));
         for cause in [
             Cause::TimedOut(Duration::from_millis(7)),

@@ -45,9 +45,12 @@ pub struct TrialPoint {
     /// (before its untimed warm-up).
     #[serde(flatten)]
     pub resources: Resources,
-    /// `--trace count`: kernel events on the case's CPUs during the trial.
+    /// `--trace count`: kernel events in the client's and the server's threads during the trial.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<crate::sys::perf::EventCounts>,
+    /// `--trace split`: median time of the client's send call in the trial, ns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_p50_ns: Option<u64>,
 }
 
 /// Everything measured for one case.

@@ -118,6 +118,9 @@ pub struct PinnedPair<C: ClientEnd> {
     tx: PageBuf,
     rx: PageBuf,
     seq: u8,
+    /// The thread that serves (its kernel events are counted with the
+    /// client's under `--trace count`).
+    server_tid: u32,
 }
 
 impl PinnedPair<KeptOpen> {
@@ -273,10 +276,14 @@ impl<C: ClientEnd> PinnedPair<C> {
             tx: PageBuf::zeroed(spec.size),
             rx: PageBuf::zeroed(spec.response),
             seq: 0,
+            server_tid: 0,
         };
         match pair.reply("hello")? {
-            Reply::Hello { pinned: true } => Ok(pair),
-            Reply::Hello { pinned: false } => Err(Error::Pin {
+            Reply::Hello { pinned: true, tid } => {
+                pair.server_tid = tid;
+                Ok(pair)
+            }
+            Reply::Hello { pinned: false, .. } => Err(Error::Pin {
                 role: "server",
                 cpu: spec.server_cpu,
                 reason: format!(
@@ -296,6 +303,11 @@ impl<C: ClientEnd> PinnedPair<C> {
     /// Socket buffer sizes in force on the client end (the listener's for Accept).
     pub fn buffers(&self) -> Buffers {
         self.buffers
+    }
+
+    /// The thread that serves (a thread of this process, or a forked one).
+    pub fn server_tid(&self) -> u32 {
+        self.server_tid
     }
 
     /// One trial: tell the server to serve, meet it at the barrier (its

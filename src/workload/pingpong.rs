@@ -51,14 +51,17 @@ pub fn send_end<E: Endpoint>(ep: &mut E, tx: &mut [u8]) -> Result<(), Fault> {
 
 /// Timed round trips, each recorded into `hist`, until `stop`; then the end
 /// marker. With `VERIFY`, every request carries a fresh pattern, checked
-/// (as far as the response echoes it) after the interval.
+/// (as far as the response echoes it) after the interval. With `SPLIT`
+/// (`--trace split`), the send call's own time goes into `sent` too: one
+/// more clock read between the send and the receive.
 #[inline(never)]
-pub fn timed<E: Endpoint, const VERIFY: bool>(
+#[allow(clippy::too_many_arguments)]
+pub fn timed<E: Endpoint, const VERIFY: bool, const SPLIT: bool>(
     ep: &mut E,
     stop: Stop,
     tx: &mut [u8],
     rx: &mut [u8],
-    hist: &mut Histogram<u64>,
+    (hist, sent): (&mut Histogram<u64>, &mut Histogram<u64>),
     beat: &mut Heartbeat<'_>,
     seq: &mut u8,
 ) -> Result<Span, Fault> {
@@ -74,6 +77,9 @@ pub fn timed<E: Endpoint, const VERIFY: bool>(
         }
         let t0 = Instant::now();
         ep.send_msg(tx)?;
+        if SPLIT {
+            sent.saturating_record(t0.elapsed().as_nanos() as u64);
+        }
         ep.recv_msg(rx)?;
         let t1 = Instant::now();
         hist.saturating_record(t1.duration_since(t0).as_nanos() as u64);
@@ -168,6 +174,7 @@ pub fn check_echo(tx: &[u8], rx: &[u8]) -> Result<(), Fault> {
 
 impl PinnedPair<KeptOpen> {
     /// Timed round trips until `stop`, recorded into `hist` (see [`timed`]).
+    /// Round trips until `stop`, each recorded into `hist` (see [`timed`]).
     pub fn record(
         &mut self,
         stop: Stop,
@@ -175,11 +182,28 @@ impl PinnedPair<KeptOpen> {
         beat: &mut Heartbeat<'_>,
         verify: bool,
     ) -> crate::Result<(Span, TrialUsage)> {
+        self.record_split(stop, (hist, None), beat, verify)
+    }
+
+    /// Round trips until `stop` (see [`timed`]); with `sent`, the send
+    /// call's own time of each too (`--trace split`).
+    pub fn record_split(
+        &mut self,
+        stop: Stop,
+        (hist, sent): (&mut Histogram<u64>, Option<&mut Histogram<u64>>),
+        beat: &mut Heartbeat<'_>,
+        verify: bool,
+    ) -> crate::Result<(Span, TrialUsage)> {
+        let mut unused = Histogram::new(1).expect("a one-digit histogram");
+        let split = sent.is_some();
+        let sent = sent.unwrap_or(&mut unused);
         let (span, usage, _) = self.trial(false, |c, tx, rx, seq| {
-            with_endpoint!(&mut c.ep, e => if verify {
-                timed::<_, true>(e, stop, tx, rx, hist, beat, seq)
-            } else {
-                timed::<_, false>(e, stop, tx, rx, hist, beat, seq)
+            let h = (&mut *hist, &mut *sent);
+            with_endpoint!(&mut c.ep, e => match (verify, split) {
+                (true, false) => timed::<_, true, false>(e, stop, tx, rx, h, beat, seq),
+                (false, false) => timed::<_, false, false>(e, stop, tx, rx, h, beat, seq),
+                (true, true) => timed::<_, true, true>(e, stop, tx, rx, h, beat, seq),
+                (false, true) => timed::<_, false, true>(e, stop, tx, rx, h, beat, seq),
             })
         })?;
         Ok((span, usage))
@@ -284,18 +308,22 @@ mod tests {
     fn time_stops_the_loop_and_the_marker_stops_the_server() {
         let mut ep = Counting::default();
         let mut hist = crate::samples::new_histogram();
+        let mut sent = crate::samples::new_histogram();
         let shared = std::sync::atomic::AtomicU64::new(0);
         let t0 = Instant::now();
-        let span = timed::<_, true>(
+        let span = timed::<_, true, true>(
             &mut ep,
             Stop::time(Duration::from_millis(30)),
             &mut [0u8; 16],
             &mut [0u8; 16],
-            &mut hist,
+            (&mut hist, &mut sent),
             &mut Heartbeat::new(&shared),
             &mut 0,
         )
         .unwrap();
+        // --trace split: one send time per round trip, none longer than its round trip.
+        assert_eq!(sent.len(), hist.len());
+        assert!(sent.max() <= hist.max() && sent.min() <= hist.min());
         let took = t0.elapsed();
         assert!(
             took >= Duration::from_millis(30) && took < Duration::from_secs(2),

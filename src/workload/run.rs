@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::plan::{Budget, Plan, Workload};
 use crate::samples::{BeatCell, Heartbeat, new_histogram};
 use crate::spec::TransportKind;
-use crate::spec::{Job, Mode};
+use crate::spec::{Job, Mode, Trace};
 use crate::sys::process::Resources;
 use crate::transport::{
     Buffers, Namespaces, SocketDir, TimeWait, time_wait_before, time_wait_sockets,
@@ -67,6 +67,14 @@ impl AnyPair {
             AnyPair::KeptOpen(p) => p.buffers(),
             AnyPair::Dialing(p) => p.buffers(),
             AnyPair::Fleet(p) => p.buffers(),
+        }
+    }
+
+    fn server_tid(&self) -> u32 {
+        match self {
+            AnyPair::KeptOpen(p) => p.server_tid(),
+            AnyPair::Dialing(p) => p.server_tid(),
+            AnyPair::Fleet(p) => p.server_tid(),
         }
     }
 
@@ -232,6 +240,8 @@ fn watchdog<T>(
 /// Scratch state of one client thread, allocated before any timing.
 struct Scratch<'a> {
     hist: Histogram<u64>,
+    /// `--trace split`: each send call's own time.
+    sent: Histogram<u64>,
     sent_at: Vec<Instant>,
     beat: Heartbeat<'a>,
     /// `load`: the schedule's seed, one per trial.
@@ -251,8 +261,14 @@ struct TrialOut {
 }
 
 /// One trial of the plan's workload on `pair`, until `stop`.
-fn trial(pair: &mut AnyPair, plan: &Plan, stop: Stop, s: &mut Scratch<'_>) -> Result<TrialOut> {
+fn trial(
+    pair: &mut AnyPair,
+    (plan, trace): (&Plan, Trace),
+    stop: Stop,
+    s: &mut Scratch<'_>,
+) -> Result<TrialOut> {
     s.hist.reset();
+    s.sent.reset();
     let (span, usage) = match pair {
         AnyPair::Dialing(p) => p.record_connect(stop, &mut s.hist, &mut s.beat, plan.verify)?,
         AnyPair::KeptOpen(p) => match plan.workload {
@@ -272,7 +288,10 @@ fn trial(pair: &mut AnyPair, plan: &Plan, stop: Stop, s: &mut Scratch<'_>) -> Re
             w if w.depth() > 1 => {
                 p.record_pipelined(stop, &mut s.hist, &mut s.beat, &mut s.sent_at)?
             }
-            _ => p.record(stop, &mut s.hist, &mut s.beat, plan.verify)?,
+            _ => {
+                let sent = (trace == Trace::Split).then_some(&mut s.sent);
+                p.record_split(stop, (&mut s.hist, sent), &mut s.beat, plan.verify)?
+            }
         },
         AnyPair::Fleet(p) => {
             s.seed += 1;
@@ -319,29 +338,9 @@ fn measure(
     let places = ns.client()?;
     let env = CaseEnv::new(plan, &places);
     let clock_read_ns = clock::read_cost_ns();
-    // `--trace count`: counters on every CPU a case uses, opened once
+    // `--trace count`: the client thread's and its server's kernel events
     // (one pair: the plan refuses more).
-    let cpus_of = |c: &crate::plan::Case| {
-        let (s, cl) = c.knobs.placement.unwrap_or((server_cpu, client_cpu));
-        if s == cl { vec![s] } else { vec![s, cl] }
-    };
-    let counters = match plan.trace_ids {
-        Some(ids) if p == 0 => {
-            let mut cpus: Vec<usize> = plan.cases.iter().flat_map(cpus_of).collect();
-            cpus.sort_unstable();
-            cpus.dedup();
-            Some(
-                crate::sys::perf::Counters::open(&ids, &cpus).map_err(|e| Error::Setup {
-                    op: "perf_event_open",
-                    target: "tracepoint counters".into(),
-                    transport: "-",
-                    size: 0,
-                    source: e,
-                })?,
-            )
-        }
-        _ => None,
-    };
+    let client_tid = nix::unistd::gettid().as_raw() as u32;
     let mut pairs = Vec::with_capacity(plan.cases.len());
     for c in &plan.cases {
         // A first Ctrl-C before any round is complete aborts: nothing is
@@ -370,6 +369,7 @@ fn measure(
     }
     let mut s = Scratch {
         hist: new_histogram(),
+        sent: new_histogram(),
         sent_at: vec![Instant::now(); plan.workload.depth() as usize],
         beat: Heartbeat::new(beat),
         seed: 0,
@@ -379,7 +379,7 @@ fn measure(
     let mut check_every = Vec::with_capacity(pairs.len());
     for (pair, case) in pairs.iter_mut().zip(&plan.cases) {
         let inside = env.enter(case)?;
-        let per_op_ns = warm_up(pair, plan, &mut s);
+        let per_op_ns = warm_up(pair, (plan, case.knobs.trace), &mut s);
         inside.leave()?;
         let per_op_ns = per_op_ns?;
         if p == 0
@@ -440,7 +440,8 @@ fn measure(
                 },
                 _ => Stop::count(TRIAL_WARMUP),
             };
-            trial(&mut pairs[i], plan, warm, &mut s)?;
+            let trace = plan.cases[i].knobs.trace;
+            trial(&mut pairs[i], (plan, trace), warm, &mut s)?;
             if barrier.wait().is_err() {
                 if cleanup::stop_requested() {
                     break 'rounds;
@@ -454,23 +455,26 @@ fn measure(
                     ..Stop::time(d / plan.trials)
                 },
             };
-            let counting = counters
-                .as_ref()
-                .filter(|_| plan.cases[i].knobs.trace == crate::spec::Trace::Count)
-                .map(|c| (c, cpus_of(&plan.cases[i])));
             let count_err = |e: std::io::Error| Error::Setup {
-                op: "ioctl",
+                op: "perf_event_open",
                 target: "tracepoint counters".into(),
-                transport: "-",
-                size: 0,
+                transport: plan.cases[i].transport.name(),
+                size: plan.cases[i].size,
                 source: e,
             };
-            if let Some((c, cpus)) = &counting {
-                c.start(cpus).map_err(count_err)?;
-            }
-            let t = trial(&mut pairs[i], plan, stop, &mut s)?;
-            let events = match &counting {
-                Some((c, cpus)) => Some(c.stop(cpus).map_err(count_err)?),
+            // Opened per trial (16 descriptors), outside the timed interval.
+            let counters = match plan.trace_ids {
+                Some(ids) if trace == Trace::Count => {
+                    let tasks = [client_tid, pairs[i].server_tid()];
+                    let c = crate::sys::perf::Counters::open(&ids, &tasks).map_err(count_err)?;
+                    c.start().map_err(count_err)?;
+                    Some(c)
+                }
+                _ => None,
+            };
+            let t = trial(&mut pairs[i], (plan, trace), stop, &mut s)?;
+            let events = match counters {
+                Some(c) => Some(c.stop().map_err(count_err)?),
                 None => None,
             };
             inside.leave()?;
@@ -512,6 +516,8 @@ fn measure(
                 idle_ended: t.idle_ended,
                 resources,
                 events,
+                send_p50_ns: (trace == Trace::Split && !s.sent.is_empty())
+                    .then(|| s.sent.value_at_quantile(0.5)),
             };
             pending[i] = Some((point, t.usage));
         }
@@ -567,7 +573,7 @@ pub fn share(total: u64, trials: u32, round: u32) -> u64 {
 /// Warm a pair up until both the count and the time of the plan are met
 /// (an open-loop `load` case: its time only, at its rate); returns the wall
 /// time per operation of the last chunk (ns). A first Ctrl-C ends it.
-fn warm_up(pair: &mut AnyPair, plan: &Plan, s: &mut Scratch<'_>) -> Result<f64> {
+fn warm_up(pair: &mut AnyPair, (plan, trace): (&Plan, Trace), s: &mut Scratch<'_>) -> Result<f64> {
     let start = Instant::now();
     let mut done = 0u64;
     let open_loop = matches!(pair, AnyPair::Fleet(_));
@@ -589,7 +595,7 @@ fn warm_up(pair: &mut AnyPair, plan: &Plan, s: &mut Scratch<'_>) -> Result<f64> 
         } else {
             Stop::count(chunk)
         };
-        let t = trial(pair, plan, stop, s)?;
+        let t = trial(pair, (plan, trace), stop, s)?;
         done += t.ops;
         let count_met = open_loop || done >= plan.warmup;
         if count_met && start.elapsed() >= plan.warmup_time {

@@ -53,7 +53,13 @@ impl ServerEnd {
 pub(super) fn serve(end: &mut ServerEnd, ctrl: &mut Control, spec: &PairSpec) -> i32 {
     let pinned = affinity::pin("server", spec.server_cpu).is_ok();
     if ctrl
-        .send_reply(&Reply::Hello { pinned }, REPLY_WITHIN)
+        .send_reply(
+            &Reply::Hello {
+                pinned,
+                tid: nix::unistd::gettid().as_raw() as u32,
+            },
+            REPLY_WITHIN,
+        )
         .is_err()
         || !pinned
     {
