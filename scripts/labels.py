@@ -13,6 +13,16 @@ def size_label(b, _=None):
     return str(b)
 
 
+def bytes_label(b):
+    """Bytes as a reader writes them in prose and titles: 64 B, 64 KiB, 1 MiB."""
+    b = int(b)
+    if b >= 1 << 20 and b % (1 << 20) == 0:
+        return f"{b >> 20} MiB"
+    if b >= 1024 and b % 1024 == 0:
+        return f"{b >> 10} KiB"
+    return f"{b} B"
+
+
 def sizes_label(size, response=None):
     """`64`, or `512/16K` when the response size differs (0: none, as in throughput)."""
     if response in (None, 0, size):
@@ -31,6 +41,8 @@ COLOURS = {
     "tcp4": "#d62728", "tcp6": "#ff7f0e", "udp4": "#8c564b",
     "uds-stream": "#1f77b4", "uds-dgram": "#17becf", "uds-seqpacket": "#9467bd",
     "uds-abstract": "#2ca02c", "socketpair": "#7f7f7f", "pipe": "#bcbd22",
+    # The ladder's own rungs (sockbench explain).
+    "tcp4-sockmap": "#e377c2", "futex": "#aec7e8", "shm-spin": "#c7c7c7",
 }
 ORDER = list(COLOURS)
 

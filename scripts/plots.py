@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from scripts import outputs, resultfiles, stats  # noqa: E402
-from scripts.labels import ORDER, colour, size_label, sizes_label, transport_rank  # noqa: E402
+from scripts.labels import ORDER, bytes_label, colour, size_label, sizes_label, transport_rank  # noqa: E402
 
 
 def _save(fig, out_dir, name):
@@ -530,4 +530,57 @@ def knob_ratios(runs, out_dir):
         ax.set_title(f"{knob}: each value over the first ({better})")
         ax.grid(axis="x", alpha=0.3)
         out.append((knob, _save(fig, out_dir, f"knob_{knob.replace('.', '_')}")))
+    return out
+
+
+def _place(server_cpu, client_cpu):
+    return f"same CPU ({server_cpu}/{client_cpu})" if server_cpu == client_cpu \
+        else f"cross-CPU ({server_cpu}/{client_cpu})"
+
+
+def layers(runs, out_dir):
+    """`sockbench explain`: where the µs of a round trip go, one panel per
+    placement and size. Each layer is a bar starting where the layers below
+    it end (a waterfall: the floor, then each rung's paired difference over
+    the rung below, negative ones drawn leftwards), with its 95% CI; a black
+    line marks the top rung measured whole. Returns [(title, png)]."""
+    out = []
+    for n, r in enumerate(runs, 1):
+        e = r.explained
+        if not e or not e.get("layers"):
+            continue
+        groups = e.get("sums", [])
+        cols = 2 if len(groups) > 1 else 1
+        rows = math.ceil(len(groups) / cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 3.2 * rows), squeeze=False)
+        for ax, g in zip(axes.flat, groups):
+            mine = [x for x in e["layers"] if x["in_sum"] and (x["size_bytes"], x["knobs"], x["server_cpu"],
+                    x["client_cpu"]) == (g["size_bytes"], g["knobs"], g["server_cpu"], g["client_cpu"])]
+            start, labels = 0.0, []
+            for i, x in enumerate(mine):
+                name = x["upper"] if x["lower"] is None else f"{x['upper']} − {x['lower']}"
+                labels.append(f"{name}\n{x['layer']}")
+                ax.barh(i, x["us"], left=start, color=colour(x["upper"]), height=0.6, zorder=2)
+                end = start + x["us"]
+                ax.errorbar([end], [i], xerr=[[x["us"] - x["ci_low_us"]], [x["ci_high_us"] - x["us"]]],
+                            fmt="none", ecolor="0.2", capsize=3, zorder=3)
+                # Right of the bar and of its CI, so neither hides the figure.
+                ax.text(max(start, end, start + x["ci_high_us"]), i, f"  {x['us']:+.2f} µs", va="center",
+                        fontsize=7, zorder=4)
+                start = end
+            ax.axvline(g["top_us"], color="black", lw=1, zorder=3)
+            ax.set_yticks(range(len(mine)))
+            ax.set_yticklabels(labels, fontsize=7)
+            ax.invert_yaxis()
+            ax.set_xlabel("µs per round trip (p50), with 95% CIs")
+            check = "adds up" if g["adds_up"] else "does NOT add up (±10%)"
+            ax.set_title(f"{_place(g['server_cpu'], g['client_cpu'])}, {bytes_label(g['size_bytes'])}: "
+                         f"{g['top']} {g['top_us']:.1f} µs (line); sum {check}", fontsize=9)
+            ax.grid(axis="x", alpha=0.3, zorder=0)
+        for ax in list(axes.flat)[len(groups):]:
+            ax.set_visible(False)
+        fig.tight_layout()
+        suffix = f"_{n}" if len(runs) > 1 else ""
+        title = "Where the µs of a round trip go" + (f" (run {n})" if len(runs) > 1 else "")
+        out.append((title, _save(fig, out_dir, f"layers{suffix}")))
     return out

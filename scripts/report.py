@@ -15,7 +15,7 @@ import statistics
 import sys
 
 from scripts import cli, labels, outputs, resultfiles, webtable
-from scripts.labels import cell, size_label, sizes_label
+from scripts.labels import bytes_label, cell, size_label, sizes_label
 
 NUM, DEN = "uds-stream", "tcp4"
 ENV_FIELDS = ["hostname", "kernel_release", "kernel_cmdline", "cpu_model", "cpus_online", "cpus_allowed", "cpus_used",
@@ -127,6 +127,34 @@ def web_section(runs):
     return md
 
 
+def layers_section(runs):
+    """`sockbench explain` runs: the layers as a table, the sum checks and
+    the answers the run printed."""
+    md = []
+    for n, r in enumerate(runs, 1):
+        e = r.explained
+        if not e or not e.get("layers"):
+            continue
+        md += [f"## Where the µs of a round trip go ({cell(r.label)})", "",
+               "Each layer is the paired difference of two rungs' p50 (median over rounds, 95% CI); "
+               "share: of the top rung's p50. Rows marked * are beside the chain (not in the sum).", "",
+               "| placement | size | rungs | what it adds | µs | 95% CI | share |", "|---|---|---|---|---|---|---|"]
+        for x in e["layers"]:
+            place = ("same CPU" if x["server_cpu"] == x["client_cpu"] else "cross-CPU") + \
+                f" ({x['server_cpu']}/{x['client_cpu']})"
+            rungs = x["upper"] if x["lower"] is None else f"{x['upper']} − {x['lower']}"
+            star = "" if x["in_sum"] else " *"
+            md.append(f"| {place} | {bytes_label(x['size_bytes'])} | {rungs}{star} | {cell(x['layer'])} | {x['us']:.2f} | "
+                      f"{x['ci_low_us']:.2f}–{x['ci_high_us']:.2f} | {100 * x['share']:.0f}% |")
+        md.append("")
+        for g in e.get("sums", []):
+            ok = "they add up (within ±10%)" if g["adds_up"] else "**not within ±10%**"
+            md.append(f"- {bytes_label(g['size_bytes'])}, CPUs {g['server_cpu']}/{g['client_cpu']}: the layers sum to "
+                      f"{g['sum_us']:.2f} µs; {g['top']} measured {g['top_us']:.2f} µs: {ok}.")
+        md += [""] + [f"> {cell(a)}" + "\n" for a in e.get("answers", [])]
+    return md
+
+
 def drift_section(runs):
     from scripts import plots  # matplotlib: only once arguments are checked
     rows, res = [], (0,) * 6
@@ -215,6 +243,7 @@ def main():
              ("nginx → gunicorn", plots.web_latency(runs, figdir)),
              (f"{NUM} ÷ {DEN} at every layer measured", plots.ladder(runs, figdir, NUM, DEN)),
              ("Long-run drift", plots.drift(runs, figdir))]
+    figs += plots.layers(runs, figdir)
     md = [f"# sockbench lab report: {cell(', '.join(r.label for r in runs))}", ""]
     md += ["## Sources", "", "Figures that show the same case from two runs name the run by its number here.", "",
            "| # | run | workload | revision | taken at | command |", "|---|---|---|---|---|---|"]
@@ -227,7 +256,8 @@ def main():
            "above 1, it moves more.", ""]
     for r in runs:
         md += headline(r)
-    md += netns_section(runs) + web_section(runs) + drift_section(runs) + knobs_section(every, figdir)
+    md += netns_section(runs) + web_section(runs) + drift_section(runs) + layers_section(runs)
+    md += knobs_section(every, figdir)
     md += ["## Figures", ""]
     for title, f in figs:
         if f:

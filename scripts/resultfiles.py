@@ -82,8 +82,14 @@ def _check_case(where, c, need):
     for k in need:
         if not _number(c[k]):
             raise Fatal(f"{where}: {k} is {c[k]!r}, not a number")
+    def plain(v):
+        return _number(v) or isinstance(v, bool)
+
     for i, t in enumerate(c.get("trial_points", [])):
-        if not isinstance(t, dict) or not all(_number(v) or isinstance(v, bool) for v in t.values()):
+        # `events` (--trace count): an object of counts.
+        if not isinstance(t, dict) or not all(
+                plain(v) or (k == "events" and isinstance(v, dict) and all(map(plain, v.values())))
+                for k, v in t.items()):
             raise Fatal(f"{where}: trial point {i} is not an object of numbers")
 
 
@@ -97,6 +103,8 @@ class Run:
         self.cases, self.ratios, self.warnings = cases, ratios, warnings
         self.env, self.command, self.hgrm = env, command, hgrm
         self.settings = {}
+        # `sockbench explain` (latency over the ladder): where the µs go.
+        self.explained = None
 
     def workloads(self):
         return sorted({c["workload"] for c in self.cases})
@@ -109,7 +117,7 @@ class Run:
         cases = [c for c in self.cases if not c.get("knobs")]
         hgrm = {key(c): self.hgrm[key(c)] for c in cases if key(c) in self.hgrm}
         b = Run(self.source, self.label, cases, baseline, self.warnings, self.env, self.command, hgrm)
-        b.settings = self.settings
+        b.settings, b.explained = self.settings, self.explained
         return b
 
     def knob_ratios(self):
@@ -171,6 +179,14 @@ def load_sockbench(path):
     run = Run(path, label, doc["cases"], doc.get("ratios", []), doc.get("warnings", []), doc["env"],
               " ".join(str(a) for a in doc["command"]), hgrm)
     run.settings = doc.get("settings", {})
+    explained = doc.get("explained")
+    if explained is not None:
+        layers = explained.get("layers") if isinstance(explained, dict) else None
+        if not isinstance(layers, list) or not all(
+                isinstance(x, dict) and all(_number(x.get(k)) for k in ("us", "ci_low_us", "ci_high_us"))
+                for x in layers):
+            raise Fatal(f"{where}: 'explained' has no list of layers with numbers us, ci_low_us, ci_high_us")
+        run.explained = explained
     return run
 
 

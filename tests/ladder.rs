@@ -216,11 +216,11 @@ fn without_privilege_tcp4_sockmap_says_what_it_needs() {
 }
 
 /// The kernel events counted per round trip are the ones the path
-/// implies, counted on both of the pair's CPUs: over tcp4 one packet
+/// implies, counted in both of the pair's threads: over tcp4 one packet
 /// through lo and one NET_RX softirq per message (two per round trip),
-/// over a Unix socket none; a futex round trip makes two to four system
-/// calls, shm-spin across CPUs none. A counter on the wrong CPU (or only
-/// one of the two) fails this.
+/// over a Unix socket none and one skb copy per message; a futex round
+/// trip makes two to four system calls, shm-spin across CPUs none. A
+/// counter on the wrong thread (or only one of the two) fails this.
 #[test]
 fn kernel_events_per_message_match_the_path() {
     let _one = one_at_a_time();
@@ -270,8 +270,9 @@ fn kernel_events_per_message_match_the_path() {
     within("tcp4", "traced_net_rx_softirqs_per_op", 1.9, 3.0);
     within("uds-stream", "traced_device_xmits_per_op", 0.0, 0.3);
     within("uds-stream", "traced_skb_copies_to_user_per_op", 1.9, 2.5);
+    // Two wakes always; a wait only when the answer is not there yet (how
+    // many wake-ups that makes depends on timing, so they are not checked).
     within("futex", "traced_syscalls_per_op", 1.9, 6.0);
-    within("futex", "traced_wakeups_per_op", 0.5, 3.0);
     within("shm-spin", "traced_syscalls_per_op", 0.0, 0.5);
 }
 

@@ -392,3 +392,32 @@ def test_report_knobs_section_and_compare_aa_spread(fixtures, tmp_path):
     per_case = cmp[cmp.index("## Per case"):cmp.index("## Tails")]
     assert per_case.count("| latency ") == len([c for c in d["cases"] if not c["aa_control"]])
     assert "| latency tcp4 64 [nodelay=off] |" in per_case
+
+
+def test_report_draws_where_the_microseconds_go(fixtures, tmp_path):
+    """An `explain` run: the layers table quotes the run's own figures, the
+    sum checks and answers are there, and the waterfall figure is drawn."""
+    src = fixtures / "explain"
+    out = tmp_path / "rep"
+    r = run("report.py", str(src), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    md = (out / "report.md").read_text()
+    e = summary(src)["explained"]
+    assert "## Where the µs of a round trip go" in md
+    for x in e["layers"]:
+        rungs = x["upper"] if x["lower"] is None else f"{x['upper']} − {x['lower']}"
+        assert f"| {rungs}" in md and f"| {x['us']:.2f} | {x['ci_low_us']:.2f}–{x['ci_high_us']:.2f} |" in md, x
+    for g in e["sums"]:
+        assert f"{g['sum_us']:.2f} µs" in md and f"{g['top_us']:.2f} µs" in md
+    assert (out / "figures" / "layers.png").stat().st_size > 1000
+    assert "figures/layers.png" in md
+
+
+def test_a_malformed_explained_section_is_one_fatal_line(fixtures):
+    src = fixtures / "explain"
+    doc = summary(src)
+    doc["explained"]["layers"][0]["us"] = "fast"
+    (src / "summary.json").write_text(json.dumps(doc))
+    r = run("report.py", str(src))
+    assert r.returncode != 0
+    assert r.stderr.count("\n") == 1 and "fatal:" in r.stderr and "explained" in r.stderr, r.stderr
