@@ -146,6 +146,25 @@ pub struct Explained {
     pub per_byte: Vec<PerByteRow>,
     /// `--trace split`: each rung's send call and the rest.
     pub splits: Vec<SplitRow>,
+    /// IP + loopback + softirq estimated two ways, where both ran.
+    pub estimates: Vec<IpEstimate>,
+}
+
+/// The two estimates of what IP, the loopback device and the softirq cost
+/// per round trip: the ladder's (tcp4 − tcp4-sockmap, whole round trips)
+/// and the split's (twice the difference of the two rungs' send calls:
+/// over loopback the receive path runs inside the sender's call).
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct IpEstimate {
+    pub size_bytes: usize,
+    pub server_cpu: usize,
+    pub client_cpu: usize,
+    /// tcp4 − tcp4-sockmap, median of per-round differences, µs.
+    pub ladder_us: f64,
+    /// 2 × (tcp4's send call − tcp4-sockmap's), µs.
+    pub split_us: f64,
+    /// Whether they are within 20% of the larger.
+    pub agree: bool,
 }
 
 /// Per-round p50s of a case, µs.
@@ -343,6 +362,43 @@ pub fn explain(
                         ", more than all of it: without them TCP's socket calls cost {:.2} µs less than AF_UNIX's.",
                         -rest
                     );
+                }
+                // A second estimate, from another method: over loopback the
+                // receive path runs inside the sender's call, so the two
+                // rungs' send calls differ by it, once per message.
+                let send = |k: TransportKind| {
+                    out.splits
+                        .iter()
+                        .find(|x| {
+                            (x.transport, x.size_bytes, x.server_cpu, x.client_cpu)
+                                == (k.name(), size, server_cpu, client_cpu)
+                        })
+                        .map(|x| x.send_us)
+                };
+                if let (Some(t), Some(m)) =
+                    (send(TransportKind::Tcp4), send(TransportKind::Tcp4Sockmap))
+                {
+                    let split_us = 2.0 * (t - m);
+                    let agree = (ip - split_us).abs() <= 0.2 * ip.abs().max(split_us.abs());
+                    a += &format!(
+                        " A second estimate, from the send calls (--trace split): 2 × (tcp4's − tcp4-sockmap's) = {split_us:.2} µs; {}.",
+                        if agree {
+                            "the two agree within 20%".to_string()
+                        } else {
+                            format!(
+                                "the two differ by {:.0}% (the send calls hold the sender's side only; the difference of the rungs holds the receiver's too)",
+                                100.0 * (split_us - ip).abs() / ip.abs().max(split_us.abs())
+                            )
+                        }
+                    );
+                    out.estimates.push(IpEstimate {
+                        size_bytes: size,
+                        server_cpu,
+                        client_cpu,
+                        ladder_us: ip,
+                        split_us,
+                        agree,
+                    });
                 }
             } else {
                 a += " (tcp4-sockmap did not run, so IP + loopback + softirq are not separated).";
@@ -693,6 +749,38 @@ mod tests {
         assert_eq!(
             (e.per_byte[1].from_bytes, e.per_byte[1].to_bytes),
             (64, 1064)
+        );
+    }
+
+    /// Split twins of tcp4 and tcp4-sockmap give the second estimate of
+    /// IP + loopback + softirq: twice the difference of their send calls.
+    #[test]
+    fn the_split_send_calls_give_a_second_estimate() {
+        let split = |kind, rtt: f64, send_us: f64| {
+            let mut o = outcome(kind, &[rtt; 5]);
+            o.case.knobs.trace = crate::spec::Trace::Split;
+            for t in &mut o.trials {
+                t.send_p50_ns = Some((send_us * 1000.0) as u64);
+            }
+            o
+        };
+        let cases = vec![
+            outcome(TransportKind::UdsStream, &[8.0; 5]),
+            outcome(TransportKind::Tcp4Sockmap, &[7.0; 5]),
+            outcome(TransportKind::Tcp4, &[12.0; 5]),
+            split(TransportKind::Tcp4Sockmap, 7.1, 1.0),
+            split(TransportKind::Tcp4, 12.1, 3.4),
+        ];
+        let e = explain(&cases, |_| String::new(), |_| (0, 1));
+        assert_eq!(e.splits.len(), 2);
+        let est = &e.estimates[0];
+        assert_eq!(est.ladder_us, 5.0);
+        assert!((est.split_us - 4.8).abs() < 1e-9, "{est:?}");
+        assert!(est.agree);
+        assert!(
+            e.answers[0].contains("= 4.80 µs; the two agree within 20%"),
+            "{}",
+            e.answers[0]
         );
     }
 }
