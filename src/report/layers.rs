@@ -386,8 +386,13 @@ pub fn explain(
                             "the two agree within 20%".to_string()
                         } else {
                             format!(
-                                "the two differ by {:.0}% (the send calls hold the sender's side only; the difference of the rungs holds the receiver's too)",
-                                100.0 * (split_us - ip).abs() / ip.abs().max(split_us.abs())
+                                "the two differ by {:.0}% ({})",
+                                100.0 * (split_us - ip).abs() / ip.abs().max(split_us.abs()),
+                                if server_cpu == client_cpu {
+                                    "on one CPU the woken peer can run inside the sender's call, so a send call holds more than the sender's side"
+                                } else {
+                                    "the send calls hold the senders' side only; the difference of the rungs also holds the receivers', which sk_msg and TCP need not share"
+                                }
                             )
                         }
                     );
@@ -612,14 +617,22 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
             bytes(first.from_bytes),
             bytes(first.to_bytes)
         );
-        let mut place = None;
+        let mut places: Vec<(usize, usize)> = Vec::new();
         for b in &e.per_byte {
-            if place != Some((b.server_cpu, b.client_cpu)) {
-                place = Some((b.server_cpu, b.client_cpu));
-                let _ = writeln!(s, "{}", placement_words(b.server_cpu, b.client_cpu));
+            if !places.contains(&(b.server_cpu, b.client_cpu)) {
+                places.push((b.server_cpu, b.client_cpu));
             }
-            let ci = format!("{:.3}–{:.3}", b.ci_low, b.ci_high);
-            let _ = writeln!(s, "  {:<13} {:>7.3} {ci:>15}", b.transport, b.ns_per_byte);
+        }
+        for (server, client) in places {
+            let _ = writeln!(s, "{}", placement_words(server, client));
+            for b in e
+                .per_byte
+                .iter()
+                .filter(|b| (b.server_cpu, b.client_cpu) == (server, client))
+            {
+                let ci = format!("{:.3}–{:.3}", b.ci_low, b.ci_high);
+                let _ = writeln!(s, "  {:<13} {:>7.3} {ci:>15}", b.transport, b.ns_per_byte);
+            }
         }
     }
     for a in &e.answers {
