@@ -338,7 +338,19 @@ pub fn explain(
         if let (Some(tcp), Some(uds)) = (rung(TransportKind::Tcp4), rung(TransportKind::UdsStream))
         {
             let (extra, ci, _) = diff(tcp, Some(uds));
-            let place = placement_words(server_cpu, client_cpu);
+            let others: Vec<&str> = knobs_label
+                .split(' ')
+                .filter(|k| !k.is_empty() && !k.starts_with("placement="))
+                .collect();
+            let place = if others.is_empty() {
+                placement_words(server_cpu, client_cpu)
+            } else {
+                format!(
+                    "{} [{}]",
+                    placement_words(server_cpu, client_cpu),
+                    others.join(" ")
+                )
+            };
             let mut a = format!(
                 "{place}, {}: a tcp4 round trip takes {extra:.2} µs ({:.2}–{:.2}) more than uds-stream's",
                 bytes(size),
