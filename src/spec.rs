@@ -31,8 +31,8 @@ pub enum TransportKind {
     /// Two pipes, one per direction.
     Pipe,
     /// TCP over 127.0.0.1 whose data a BPF sockmap `sk_msg` program hands
-    /// straight to the peer socket, skipping IP, the loopback device and
-    /// the receive softirq (root).
+    /// straight to the peer socket's receive queue, never as a segment: no
+    /// skb, IP, loopback device, softirq or TCP receive processing (root).
     Tcp4Sockmap,
     /// A page both ends map; the receiver sleeps in `futex` and the sender
     /// wakes it: the wake-up with no socket or pipe.
@@ -232,8 +232,9 @@ pub enum Trace {
     /// Untraced (the default).
     Off,
     /// Count tracepoints (system calls, switches, wake-ups, IPIs, NET_RX
-    /// softirqs, device transmits, skb copies, data-ready) on the case's
-    /// CPUs during each trial: a case of its own, beside the untraced one.
+    /// softirqs, device transmits, skb copies, data-ready) in the client's
+    /// and the server's threads during each trial: a case of its own,
+    /// beside the untraced one.
     Count,
     /// Time the client's send call apart from the rest of each round trip
     /// (one more clock read per round trip): ping-pong only.

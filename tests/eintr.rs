@@ -47,7 +47,7 @@ fn workloads(server_cpu: usize, client_cpu: usize, dir: &SocketDir) {
     let beat = AtomicU64::new(0);
     let mut hist = new_histogram();
     for mode in [Mode::Thread, Mode::Process] {
-        for kind in TransportKind::ALL {
+        for kind in util::transports() {
             let what = format!("{kind} {mode:?}");
             let echo = PairSpec::echo(kind, 1000, util::opts(), mode, server_cpu);
             let mut pair =

@@ -334,6 +334,8 @@ fn without_privilege_counting_is_refused_or_left_out() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("where the µs go"), "{text}");
     assert!(!text.contains("kernel events per round trip"), "{text}");
+    // The split needs no privilege: it stays.
+    assert!(text.contains("the client's send call"), "{text}");
 }
 
 /// `--trace split` times the client's send call apart: present for the

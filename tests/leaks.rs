@@ -54,13 +54,13 @@ fn no_fd_thread_child_or_memory_growth_over_10000_setups_per_transport() {
     let dir = SocketDir::new().unwrap();
     // Warm up every transport first, so lazily made state (allocator
     // arenas, cached thread stacks) is in the baseline.
-    for kind in TransportKind::ALL {
+    for kind in util::transports() {
         for i in 0..200 {
             cycle(kind, i + 1, &dir);
         }
     }
     let start = settled(Resources::now().unwrap().threads);
-    for kind in TransportKind::ALL {
+    for kind in util::transports() {
         let before = settled(start.threads);
         let t0 = Instant::now();
         for i in 0..cycles {

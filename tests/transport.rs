@@ -18,7 +18,7 @@ fn echo_all_sizes(mode: Mode) {
     let dir = SocketDir::new().unwrap();
     sockbench::affinity::pin("client", util::cpus().1).unwrap();
     let beat = std::sync::atomic::AtomicU64::new(0);
-    for kind in TransportKind::ALL {
+    for kind in util::transports() {
         for size in util::sizes(kind) {
             let mut pair = PinnedPair::connect(util::spec(kind, size, mode), Some(&dir))
                 .unwrap_or_else(|e| panic!("{kind} {size}: {e}"));
@@ -65,7 +65,7 @@ fn every_transport_echoes_every_size_verified_process_mode() {
 #[test]
 fn payload_integrity_both_directions() {
     let dir = SocketDir::new().unwrap();
-    for kind in TransportKind::ALL {
+    for kind in util::transports() {
         for size in util::sizes(kind) {
             let c = connect_pair(kind, size, &TransportOpts::default(), Some(&dir)).unwrap();
             let (mut client, mut server) = (c.client, c.server);
@@ -149,7 +149,7 @@ fn datagram_boundaries_are_kept_and_checked() {
 #[test]
 fn streams_have_no_boundaries() {
     let dir = SocketDir::new().unwrap();
-    for kind in TransportKind::ALL.into_iter().filter(|k| k.is_stream()) {
+    for kind in util::transports().into_iter().filter(|k| k.is_stream()) {
         let c = connect_pair(kind, 30, &TransportOpts::default(), Some(&dir)).unwrap();
         let (mut a, mut b) = (c.client, c.server);
         with_endpoint!(&mut a, ep => { ep.send_msg(&[1u8; 10]).unwrap(); ep.send_msg(&[2u8; 20]).unwrap(); });
@@ -169,7 +169,7 @@ fn one_send_and_one_receive_call_per_message() {
     let beat = std::sync::atomic::AtomicU64::new(0);
     // The shared-memory rungs make no send or receive call (see
     // every_transport_echoes_every_size_verified_thread_mode).
-    for kind in TransportKind::ALL
+    for kind in util::transports()
         .into_iter()
         .filter(|k| !k.waits_its_own_way())
     {
@@ -195,7 +195,7 @@ fn one_send_and_one_receive_call_per_message() {
 #[test]
 fn connection_refused_and_peer_close_are_reported() {
     let dir = SocketDir::new().unwrap();
-    for kind in TransportKind::ALL {
+    for kind in util::transports() {
         let c = connect_pair(
             kind,
             8,

@@ -217,7 +217,7 @@ fn trace_ids(
     match probe {
         Ok(ids) => Ok(Some(ids)),
         Err(e) if c.trace_if_able => {
-            knobs.retain(|k| k.trace == Trace::Off);
+            knobs.retain(|k| k.trace != Trace::Count);
             notes.push(format!(
                 "--trace count left out: counting tracepoints failed here ({e}); it needs root (CAP_PERFMON and tracefs)"
             ));

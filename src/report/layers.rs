@@ -22,7 +22,7 @@ fn adds(upper: TransportKind, lower: TransportKind) -> &'static str {
         (K::Socketpair, K::Pipe) => "the socket layer: an skb per message",
         (K::UdsStream, K::Socketpair) => "a bound socket over a pair (control ~0)",
         (K::Tcp4Sockmap, K::UdsStream) => "TCP's socket calls over AF_UNIX's",
-        (K::Tcp4, K::Tcp4Sockmap) => "IP + loopback device + softirq",
+        (K::Tcp4, K::Tcp4Sockmap) => "segments: IP, lo, softirq, TCP rx",
         (K::Udp4, K::Tcp4) => "UDP over TCP (not in the sum)",
         _ => "the layers between these rungs",
     }
@@ -87,6 +87,8 @@ pub struct LayerSum {
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct EventRow {
     pub size_bytes: usize,
+    /// The cases' knobs where they differ from the baseline (`placement=0/0`).
+    pub knobs: String,
     pub server_cpu: usize,
     pub client_cpu: usize,
     pub transport: &'static str,
@@ -103,6 +105,8 @@ pub struct EventRow {
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct SplitRow {
     pub size_bytes: usize,
+    /// The cases' knobs where they differ from the baseline (`placement=0/0`).
+    pub knobs: String,
     pub server_cpu: usize,
     pub client_cpu: usize,
     pub transport: &'static str,
@@ -120,6 +124,8 @@ pub struct SplitRow {
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct PerByteRow {
     pub transport: &'static str,
+    /// The cases' knobs where they differ from the baseline.
+    pub knobs: String,
     pub server_cpu: usize,
     pub client_cpu: usize,
     /// The two sizes compared, bytes.
@@ -157,6 +163,8 @@ pub struct Explained {
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct IpEstimate {
     pub size_bytes: usize,
+    /// The cases' knobs where they differ from the baseline (`placement=0/0`).
+    pub knobs: String,
     pub server_cpu: usize,
     pub client_cpu: usize,
     /// tcp4 − tcp4-sockmap, median of per-round differences, µs.
@@ -265,6 +273,7 @@ pub fn explain(
             if let Some(traced) = twin(Trace::Count) {
                 out.events.push(EventRow {
                     size_bytes: size,
+                    knobs: knobs_label.clone(),
                     server_cpu,
                     client_cpu,
                     transport: o.case.transport.name(),
@@ -286,6 +295,7 @@ pub fn explain(
                 let send_us = stats::median(&sends);
                 out.splits.push(SplitRow {
                     size_bytes: size,
+                    knobs: knobs_label.clone(),
                     server_cpu,
                     client_cpu,
                     transport: o.case.transport.name(),
@@ -338,19 +348,7 @@ pub fn explain(
         if let (Some(tcp), Some(uds)) = (rung(TransportKind::Tcp4), rung(TransportKind::UdsStream))
         {
             let (extra, ci, _) = diff(tcp, Some(uds));
-            let others: Vec<&str> = knobs_label
-                .split(' ')
-                .filter(|k| !k.is_empty() && !k.starts_with("placement="))
-                .collect();
-            let place = if others.is_empty() {
-                placement_words(server_cpu, client_cpu)
-            } else {
-                format!(
-                    "{} [{}]",
-                    placement_words(server_cpu, client_cpu),
-                    others.join(" ")
-                )
-            };
+            let place = heading(server_cpu, client_cpu, &knobs_label);
             let mut a = format!(
                 "{place}, {}: a tcp4 round trip takes {extra:.2} µs ({:.2}–{:.2}) more than uds-stream's",
                 bytes(size),
@@ -361,7 +359,7 @@ pub fn explain(
                 let (ip, ci, _) = diff(tcp, Some(sm));
                 let rest = extra - ip;
                 a += &format!(
-                    "; IP + loopback + softirq (tcp4 − tcp4-sockmap) take {ip:.2} µs ({:.2}–{:.2})",
+                    "; the segment path (skbs, IP, loopback, softirq, TCP's receive; tcp4 − tcp4-sockmap) takes {ip:.2} µs ({:.2}–{:.2})",
                     ci.low, ci.high
                 );
                 if rest >= 0.0 {
@@ -382,8 +380,7 @@ pub fn explain(
                     out.splits
                         .iter()
                         .find(|x| {
-                            (x.transport, x.size_bytes, x.server_cpu, x.client_cpu)
-                                == (k.name(), size, server_cpu, client_cpu)
+                            (x.transport, x.size_bytes, &x.knobs) == (k.name(), size, &knobs_label)
                         })
                         .map(|x| x.send_us)
                 };
@@ -410,6 +407,7 @@ pub fn explain(
                     );
                     out.estimates.push(IpEstimate {
                         size_bytes: size,
+                        knobs: knobs_label.clone(),
                         server_cpu,
                         client_cpu,
                         ladder_us: ip,
@@ -418,19 +416,23 @@ pub fn explain(
                     });
                 }
             } else {
-                a += " (tcp4-sockmap did not run, so IP + loopback + softirq are not separated).";
+                a += " (tcp4-sockmap did not run, so the segment path is not separated).";
             }
             out.answers.push(a);
         }
     }
-    per_byte(cases, &cpus, &mut out);
+    per_byte(cases, (&label, &cpus), &mut out);
     out
 }
 
 /// Each untraced rung's ns per byte between its smallest and largest size
 /// at the same knobs, when the run asked for the ladder (a rung of its own
 /// ran).
-fn per_byte(cases: &[CaseOutcome], cpus: &impl Fn(&Case) -> (usize, usize), out: &mut Explained) {
+fn per_byte(
+    cases: &[CaseOutcome],
+    (label, cpus): (&impl Fn(&Case) -> String, &impl Fn(&Case) -> (usize, usize)),
+    out: &mut Explained,
+) {
     if out.layers.is_empty() {
         return;
     }
@@ -465,6 +467,7 @@ fn per_byte(cases: &[CaseOutcome], cpus: &impl Fn(&Case) -> (usize, usize), out:
         let (server_cpu, client_cpu) = cpus(&o.case);
         out.per_byte.push(PerByteRow {
             transport: o.case.transport.name(),
+            knobs: label(&o.case),
             server_cpu,
             client_cpu,
             from_bytes: small.case.size,
@@ -482,6 +485,19 @@ fn bytes(b: usize) -> String {
         b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
         b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
         b => format!("{b} B"),
+    }
+}
+
+/// A block's heading: its placement, and its other knobs in brackets.
+fn heading(server: usize, client: usize, knobs: &str) -> String {
+    let others: Vec<&str> = knobs
+        .split(' ')
+        .filter(|k| !k.is_empty() && !k.starts_with("placement="))
+        .collect();
+    if others.is_empty() {
+        placement_words(server, client)
+    } else {
+        format!("{} [{}]", placement_words(server, client), others.join(" "))
     }
 }
 
@@ -511,21 +527,11 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
                     == (sum.size_bytes, &sum.knobs, sum.server_cpu, sum.client_cpu)
             })
             .collect();
-        let other: Vec<&str> = sum
-            .knobs
-            .split(' ')
-            .filter(|k| !k.is_empty() && !k.starts_with("placement="))
-            .collect();
         let _ = writeln!(
             s,
-            "{}, {}{}",
-            placement_words(sum.server_cpu, sum.client_cpu),
-            bytes(sum.size_bytes),
-            if other.is_empty() {
-                String::new()
-            } else {
-                format!(" [{}]", other.join(" "))
-            }
+            "{}, {}",
+            heading(sum.server_cpu, sum.client_cpu, &sum.knobs),
+            bytes(sum.size_bytes)
         );
         for l in rows {
             let rungs = match l.lower {
@@ -561,13 +567,13 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
         );
         let mut place = None;
         for ev in &e.events {
-            let here = (ev.size_bytes, ev.server_cpu, ev.client_cpu);
+            let here = (ev.size_bytes, ev.server_cpu, ev.client_cpu, &ev.knobs);
             if place != Some(here) {
                 place = Some(here);
                 let _ = writeln!(
                     s,
                     "{}, {}\n  {:<13} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6}",
-                    placement_words(ev.server_cpu, ev.client_cpu),
+                    heading(ev.server_cpu, ev.client_cpu, &ev.knobs),
                     bytes(ev.size_bytes),
                     "transport",
                     "syscall",
@@ -595,13 +601,13 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
         );
         let mut place = None;
         for x in &e.splits {
-            let here = (x.size_bytes, x.server_cpu, x.client_cpu);
+            let here = (x.size_bytes, x.server_cpu, x.client_cpu, &x.knobs);
             if place != Some(here) {
                 place = Some(here);
                 let _ = writeln!(
                     s,
                     "{}, {}\n  {:<13} {:>9} {:>9} {:>6} {:>6}",
-                    placement_words(x.server_cpu, x.client_cpu),
+                    heading(x.server_cpu, x.client_cpu, &x.knobs),
                     bytes(x.size_bytes),
                     "transport",
                     "send µs",
@@ -629,18 +635,18 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
             bytes(first.from_bytes),
             bytes(first.to_bytes)
         );
-        let mut places: Vec<(usize, usize)> = Vec::new();
+        let mut places: Vec<(usize, usize, &String)> = Vec::new();
         for b in &e.per_byte {
-            if !places.contains(&(b.server_cpu, b.client_cpu)) {
-                places.push((b.server_cpu, b.client_cpu));
+            if !places.contains(&(b.server_cpu, b.client_cpu, &b.knobs)) {
+                places.push((b.server_cpu, b.client_cpu, &b.knobs));
             }
         }
-        for (server, client) in places {
-            let _ = writeln!(s, "{}", placement_words(server, client));
+        for (server, client, knobs) in places {
+            let _ = writeln!(s, "{}", heading(server, client, knobs));
             for b in e
                 .per_byte
                 .iter()
-                .filter(|b| (b.server_cpu, b.client_cpu) == (server, client))
+                .filter(|b| (b.server_cpu, b.client_cpu, &b.knobs) == (server, client, knobs))
             {
                 let ci = format!("{:.3}–{:.3}", b.ci_low, b.ci_high);
                 let _ = writeln!(s, "  {:<13} {:>7.3} {ci:>15}", b.transport, b.ns_per_byte);
@@ -732,7 +738,7 @@ mod tests {
         assert_eq!((e.sums[0].top_us, e.sums[0].sum_us), (12.0, 12.0));
         assert!(e.sums[0].adds_up);
         let a = &e.answers[0];
-        assert!(a.contains("4.00 µs") && a.contains("take 5.00 µs"), "{a}");
+        assert!(a.contains("4.00 µs") && a.contains("takes 5.00 µs"), "{a}");
         assert!(
             a.contains("more than all of it") && a.contains("1.00 µs less"),
             "{a}"

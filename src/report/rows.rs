@@ -142,7 +142,8 @@ pub struct CaseRow {
 }
 
 /// Kernel events per operation, counted in a `--trace count` case's trials
-/// on its CPUs (every task there, softirqs included); null otherwise.
+/// in the client's and the server's threads (and the softirqs that run
+/// while they are current); null otherwise.
 #[derive(Debug, Clone, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct TracedColumns {
     /// System calls entered.

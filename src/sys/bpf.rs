@@ -2,8 +2,10 @@
 //! loopback TCP connection and an `sk_msg` verdict program attached to it
 //! that redirects every message sent on one end straight into the other
 //! end's receive queue (`bpf_msg_redirect_map(…, BPF_F_INGRESS)`): the data
-//! skips IP, the loopback device and the receive softirq, and nothing else
-//! of TCP's path changes. Nine instructions, loaded through the `bpf`
+//! travels as sk_msg pages, never as a segment, so it skips building an
+//! skb, IP, the loopback device, the receive softirq and TCP's receive
+//! processing and ACKs; the socket calls stay TCP's (tcp_bpf's sendmsg and
+//! recvmsg). Nine instructions, loaded through the `bpf`
 //! system call (no toolchain, no object file).
 //!
 //! Nothing outlives the run: the map and the program exist only while a

@@ -27,6 +27,8 @@ const CLOSED: usize = 128;
 const DATA: usize = 256;
 /// Spins between looks at the clock while waiting.
 const SPINS_PER_CLOCK_READ: u32 = 4096;
+/// Longest single futex sleep: how late a missed close can be seen.
+const CLOSE_CHECK: Duration = Duration::from_millis(100);
 
 /// How a receiver waits for the next message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,22 +119,41 @@ impl SharedEnd {
             return Ok(());
         }
         let closed = self.region.word(self.rx + CLOSED);
+        // A message published before the close still counts.
+        let gone = |seen: u32| {
+            if seq.load(Acquire) != seen {
+                Ok(())
+            } else {
+                Err(Self::fault(Cause::PeerClosed))
+            }
+        };
         match self.waiter {
-            Waiter::Futex => loop {
-                if closed.load(Relaxed) != 0 {
-                    return Err(Self::fault(Cause::PeerClosed));
+            Waiter::Futex => {
+                // One deadline for the whole wait, however often a signal
+                // or a spurious wake-up ends a sleep; each sleep is at most
+                // CLOSE_CHECK long, so a close whose wake-up came between
+                // the look at the flag and the sleep is seen soon.
+                let deadline = Instant::now() + self.timeout;
+                loop {
+                    if closed.load(Acquire) != 0 {
+                        return gone(self.seen);
+                    }
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Self::fault(Cause::TimedOut(self.timeout)));
+                    }
+                    self.recvs += 1;
+                    match shm::futex_wait(seq, self.seen, left.min(CLOSE_CHECK)) {
+                        Err(e) if e.raw_os_error() != Some(libc::ETIMEDOUT) => {
+                            return Err(Self::fault(Cause::Os(e)));
+                        }
+                        _ => {}
+                    }
+                    if seq.load(Acquire) != self.seen {
+                        return Ok(());
+                    }
                 }
-                self.recvs += 1;
-                if let Err(e) = shm::futex_wait(seq, self.seen, self.timeout) {
-                    return Err(Self::fault(match e.raw_os_error() {
-                        Some(libc::ETIMEDOUT) => Cause::TimedOut(self.timeout),
-                        _ => Cause::Os(e),
-                    }));
-                }
-                if seq.load(Acquire) != self.seen {
-                    return Ok(());
-                }
-            },
+            }
             Waiter::Spin => {
                 // Publish this end's CPU (one store when it moved) and see
                 // whether the peer's is the same.
@@ -148,8 +169,8 @@ impl SharedEnd {
                     if seq.load(Acquire) != self.seen {
                         return Ok(());
                     }
-                    if closed.load(Relaxed) != 0 {
-                        return Err(Self::fault(Cause::PeerClosed));
+                    if closed.load(Acquire) != 0 {
+                        return gone(self.seen);
                     }
                     if shares_cpu {
                         shm::yield_cpu();
@@ -284,6 +305,29 @@ mod tests {
             assert!(t0.elapsed() < Duration::from_secs(5), "{waiter:?}");
             s.close();
             let e = c.recv_msg(&mut [0u8; 64]).unwrap_err();
+            assert!(matches!(e.cause, Cause::PeerClosed), "{waiter:?}: {e:?}");
+        }
+    }
+
+    /// A close whose wake-up is lost (it came before the receiver slept)
+    /// is still seen within a sleep's bound, not at the timeout; and a
+    /// message published before the close is delivered, not lost to it.
+    #[test]
+    fn a_close_without_its_wake_up_is_seen_and_a_last_message_kept() {
+        let (mut c, s) = ends(Waiter::Futex, 64, Duration::from_secs(30));
+        s.region.word(s.tx + CLOSED).store(1, Release); // no FUTEX_WAKE
+        let t0 = Instant::now();
+        let e = c.recv_msg(&mut [0u8; 64]).unwrap_err();
+        assert!(matches!(e.cause, Cause::PeerClosed), "{e:?}");
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        for waiter in [Waiter::Spin, Waiter::Futex] {
+            let (mut c, mut s) = ends(waiter, 64, Duration::from_secs(30));
+            s.send_msg(&[7u8; 64]).unwrap();
+            s.close();
+            let mut b = [0u8; 64];
+            c.recv_msg(&mut b).unwrap();
+            assert_eq!(b, [7u8; 64], "{waiter:?}");
+            let e = c.recv_msg(&mut b).unwrap_err();
             assert!(matches!(e.cause, Cause::PeerClosed), "{waiter:?}: {e:?}");
         }
     }

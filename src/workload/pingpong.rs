@@ -61,7 +61,7 @@ pub fn timed<E: Endpoint, const VERIFY: bool, const SPLIT: bool>(
     stop: Stop,
     tx: &mut [u8],
     rx: &mut [u8],
-    (hist, sent): (&mut Histogram<u64>, &mut Histogram<u64>),
+    (hist, mut sent): (&mut Histogram<u64>, Option<&mut Histogram<u64>>),
     beat: &mut Heartbeat<'_>,
     seq: &mut u8,
 ) -> Result<Span, Fault> {
@@ -77,7 +77,7 @@ pub fn timed<E: Endpoint, const VERIFY: bool, const SPLIT: bool>(
         }
         let t0 = Instant::now();
         ep.send_msg(tx)?;
-        if SPLIT {
+        if SPLIT && let Some(sent) = sent.as_deref_mut() {
             sent.saturating_record(t0.elapsed().as_nanos() as u64);
         }
         ep.recv_msg(rx)?;
@@ -194,11 +194,9 @@ impl PinnedPair<KeptOpen> {
         beat: &mut Heartbeat<'_>,
         verify: bool,
     ) -> crate::Result<(Span, TrialUsage)> {
-        let mut unused = Histogram::new(1).expect("a one-digit histogram");
         let split = sent.is_some();
-        let sent = sent.unwrap_or(&mut unused);
         let (span, usage, _) = self.trial(false, |c, tx, rx, seq| {
-            let h = (&mut *hist, &mut *sent);
+            let h = (&mut *hist, sent);
             with_endpoint!(&mut c.ep, e => match (verify, split) {
                 (true, false) => timed::<_, true, false>(e, stop, tx, rx, h, beat, seq),
                 (false, false) => timed::<_, false, false>(e, stop, tx, rx, h, beat, seq),
@@ -316,7 +314,7 @@ mod tests {
             Stop::time(Duration::from_millis(30)),
             &mut [0u8; 16],
             &mut [0u8; 16],
-            (&mut hist, &mut sent),
+            (&mut hist, Some(&mut sent)),
             &mut Heartbeat::new(&shared),
             &mut 0,
         )

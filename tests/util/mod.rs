@@ -211,3 +211,16 @@ pub fn can_make_netns() -> bool {
         }
     }
 }
+
+/// Every transport this process can set up: all of them, but tcp4-sockmap
+/// only where it may load BPF programs (root); says so when it may not.
+pub fn transports() -> Vec<TransportKind> {
+    let bpf = sockbench::sys::bpf::Redirect::probe().is_ok();
+    if !bpf {
+        eprintln!("skipping tcp4-sockmap: no BPF sockmap here (run as root)");
+    }
+    TransportKind::ALL
+        .into_iter()
+        .filter(|&k| bpf || k != TransportKind::Tcp4Sockmap)
+        .collect()
+}
