@@ -210,12 +210,21 @@ fn trace_ids(
         ));
     }
     let me = nix::unistd::gettid().as_raw() as u32;
-    let probe = crate::sys::perf::tracepoint_ids().and_then(|ids| {
-        crate::sys::perf::Counters::open(&ids, &[me])?;
-        Ok(ids)
+    let probe = crate::sys::perf::tracefs().and_then(|t| {
+        crate::sys::perf::Counters::open(&t.ids, &[me])?;
+        Ok(t)
     });
     match probe {
-        Ok(ids) => Ok(Some(ids)),
+        Ok(t) => {
+            if c.trace_if_able && !t.has_function_graph() {
+                // Issue #23's sixth method: said once, and the rest runs.
+                notes.push(format!(
+                    "deeper tracing: this kernel has no function_graph tracer (its tracers: {}); the layers come from the ladder, the counts and the split",
+                    if t.tracers.is_empty() { "none" } else { &t.tracers }
+                ));
+            }
+            Ok(Some(t.ids))
+        }
         Err(e) if c.trace_if_able => {
             knobs.retain(|k| k.trace != Trace::Count);
             notes.push(format!(

@@ -93,6 +93,35 @@ fn mounted_tracefs() -> Option<String> {
     })
 }
 
+/// What tracefs says: the tracepoints' ids, and the tracers this kernel
+/// has (`function_graph` among them, or not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracefs {
+    pub ids: [u64; 8],
+    /// `available_tracers`, as the kernel lists them ("blk function nop").
+    pub tracers: String,
+}
+
+impl Tracefs {
+    /// Whether the function_graph tracer exists here (deeper tracing than
+    /// sockbench's counts; sockbench does not use it yet).
+    pub fn has_function_graph(&self) -> bool {
+        self.tracers
+            .split_whitespace()
+            .any(|t| t == "function_graph")
+    }
+}
+
+fn read_tracefs(root: &str) -> io::Result<Tracefs> {
+    Ok(Tracefs {
+        ids: read_ids(root)?,
+        tracers: std::fs::read_to_string(format!("{root}/available_tracers"))
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    })
+}
+
 fn read_ids(root: &str) -> io::Result<[u64; 8]> {
     let mut ids = [0u64; 8];
     for (i, (_, tp, _)) in EVENTS.iter().enumerate() {
@@ -110,8 +139,14 @@ fn read_ids(root: &str) -> io::Result<[u64; 8]> {
 /// The tracepoints' ids: from tracefs where it is mounted, else from a
 /// child that mounts it privately (root).
 pub fn tracepoint_ids() -> io::Result<[u64; 8]> {
+    tracefs().map(|t| t.ids)
+}
+
+/// What tracefs says (ids and tracers), read where it is mounted, else by a
+/// child that mounts it in a mount namespace of its own (root).
+pub fn tracefs() -> io::Result<Tracefs> {
     if let Some(root) = mounted_tracefs() {
-        return read_ids(&root);
+        return read_tracefs(&root);
     }
     let (rd, wr) = crate::sys::socket::pipe()?;
     let wfd = wr.as_raw_fd();
@@ -119,7 +154,7 @@ pub fn tracepoint_ids() -> io::Result<[u64; 8]> {
         use nix::mount::{MsFlags, mount};
         // SAFETY: `wfd` is the pipe's write end, kept open across the fork.
         let mut out = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(wfd) });
-        let result = (|| -> io::Result<[u64; 8]> {
+        let result = (|| -> io::Result<Tracefs> {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
             mount(
                 None::<&str>,
@@ -135,10 +170,10 @@ pub fn tracepoint_ids() -> io::Result<[u64; 8]> {
                 MsFlags::empty(),
                 None::<&str>,
             )?;
-            read_ids("/sys/kernel/tracing")
+            read_tracefs("/sys/kernel/tracing")
         })();
         let text = match result {
-            Ok(ids) => ids.map(|i| i.to_string()).join(" "),
+            Ok(t) => format!("{}|{}", t.ids.map(|i| i.to_string()).join(" "), t.tracers),
             Err(e) => format!("error {e}"),
         };
         let _ = std::io::Write::write_all(&mut out, text.as_bytes());
@@ -152,12 +187,17 @@ pub fn tracepoint_ids() -> io::Result<[u64; 8]> {
     if let Some(e) = text.strip_prefix("error ") {
         return Err(io::Error::other(format!("mounting tracefs privately: {e}")));
     }
-    let ids: Vec<u64> = text
+    let (ids, tracers) = text.split_once('|').unwrap_or((&text, ""));
+    let ids: Vec<u64> = ids
         .split_whitespace()
         .filter_map(|w| w.parse().ok())
         .collect();
-    ids.try_into()
-        .map_err(|_| io::Error::other("the tracefs helper said nothing"))
+    Ok(Tracefs {
+        ids: ids
+            .try_into()
+            .map_err(|_| io::Error::other("the tracefs helper said nothing"))?,
+        tracers: tracers.trim().to_string(),
+    })
 }
 
 const PERF_TYPE_TRACEPOINT: u32 = 2;
@@ -298,8 +338,12 @@ mod tests {
     #[test]
     fn counters_see_their_threads_system_calls_only() {
         let mounted = mounted_tracefs();
-        let ids = match tracepoint_ids() {
-            Ok(ids) => ids,
+        let ids = match tracefs() {
+            Ok(t) => {
+                // Every tracefs lists at least the `nop` tracer.
+                assert!(t.tracers.split_whitespace().any(|x| x == "nop"), "{t:?}");
+                t.ids
+            }
             Err(e) => {
                 eprintln!("skipping: no tracepoint ids here ({e})");
                 return;
@@ -326,5 +370,16 @@ mod tests {
         let again = c.stop().unwrap();
         assert_eq!(again.syscalls, n.syscalls, "a stopped counter moved");
         assert_eq!(mounted_tracefs(), mounted, "the host's mounts changed");
+    }
+
+    #[test]
+    fn function_graph_is_found_by_name_only() {
+        let t = |tracers: &str| Tracefs {
+            ids: [0; 8],
+            tracers: tracers.into(),
+        };
+        assert!(!t("blk function nop").has_function_graph());
+        assert!(t("blk function_graph function nop").has_function_graph());
+        assert!(!t("").has_function_graph());
     }
 }
