@@ -389,6 +389,22 @@ pub fn stop_requested() -> bool {
     STOP.load(Ordering::Relaxed)
 }
 
+/// Set once the signal thread has begun an abort (SIGTERM, SIGHUP, a
+/// second SIGINT): it kills the servers, cleans up and exits with 130.
+static ABORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether an abort is under way. A run whose calls fail meanwhile (its
+/// servers were just killed) must not end the process first with an error
+/// of its own: it waits here for the abort's exit (130), for at most 5 s,
+/// then exits 130 itself. Returns at once when no abort is under way.
+pub fn wait_for_abort() {
+    if !ABORTING.load(Ordering::SeqCst) {
+        return;
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    std::process::exit(130);
+}
+
 /// What a first SIGINT does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnInterrupt {
@@ -418,6 +434,7 @@ pub fn install_signal_handler(on_interrupt: OnInterrupt) {
                         say("interrupted: finishing the trial under way and keeping the complete rounds (Ctrl-C again to abort)");
                         continue;
                     }
+                    ABORTING.store(true, Ordering::SeqCst);
                     if let Some(e) = run_all() {
                         say(&format!(
                             "error: host sysctls NOT restored ({e}): run `sockbench restore-sysctl`"

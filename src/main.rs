@@ -80,7 +80,11 @@ fn main() -> ExitCode {
             };
         }
     };
-    match plan.and_then(|mut p| measure(&mut p)) {
+    let outcome = plan.and_then(|mut p| measure(&mut p));
+    // A SIGTERM's abort under way ends the process with 130 itself; an error
+    // its killed servers caused here must not end it first with 1.
+    cleanup::wait_for_abort();
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             if let Some(host) = cleanup::run_all() {
