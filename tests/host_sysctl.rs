@@ -596,15 +596,7 @@ fn without_privilege_restore_sysctl_says_it_needs_root() {
     let _lock = HOST.lock().unwrap_or_else(|e| e.into_inner());
     let original = value();
     leave_journal(1, &original);
-    let nobody = |args: &[&str]| {
-        std::process::Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(env!("CARGO_BIN_EXE_sockbench"))
-            .args(args)
-            .env("TMPDIR", "/tmp")
-            .output()
-            .unwrap()
-    };
+    let nobody = util::as_nobody;
     let out = nobody(&["restore-sysctl"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");

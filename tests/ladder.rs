@@ -199,13 +199,7 @@ fn without_privilege_tcp4_sockmap_says_what_it_needs() {
     if !root() {
         return;
     }
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_sockbench"))
-        .args([&["latency", "-t", "tcp4-sockmap,futex"][..], QUICK].concat())
-        .env("TMPDIR", "/tmp")
-        .output()
-        .unwrap();
+    let out = util::as_nobody(&[&["latency", "-t", "tcp4-sockmap,futex"][..], QUICK].concat());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
@@ -305,15 +299,7 @@ fn without_privilege_counting_is_refused_or_left_out() {
     if !root() {
         return;
     }
-    let nobody = |args: &[&str]| {
-        Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(env!("CARGO_BIN_EXE_sockbench"))
-            .args(args)
-            .env("TMPDIR", "/tmp")
-            .output()
-            .unwrap()
-    };
+    let nobody = util::as_nobody;
     let out = nobody(
         &[
             &["latency", "-t", "pipe", "--trace", "off,count"][..],

@@ -224,3 +224,15 @@ pub fn transports() -> Vec<TransportKind> {
         .filter(|&k| bpf || k != TransportKind::Tcp4Sockmap)
         .collect()
 }
+
+/// Run `sockbench args...` as user `nobody` (65534) with TMPDIR=/tmp, via
+/// util-linux's setpriv; the caller must be root.
+pub fn as_nobody(args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_sockbench"))
+        .args(args)
+        .env("TMPDIR", "/tmp")
+        .output()
+        .unwrap()
+}
