@@ -10,6 +10,7 @@ mod ratios;
 mod rows;
 pub mod schema;
 pub mod table;
+mod text;
 pub mod warnings;
 
 use crate::plan::{Case, Plan, Workload};
