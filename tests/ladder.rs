@@ -16,6 +16,19 @@ use util::{QUICK, assert_refused, private_tmp, run, spawn_run, wait_output, wait
 /// program, some count kernel events on the CPUs every test shares.
 static ONE: Mutex<()> = Mutex::new(());
 
+/// Enough round trips that per-message figures are not the trial's own
+/// overhead (the control channel's few messages), in two short trials.
+const PER_MESSAGE: &[&str] = &[
+    "-n",
+    "4000",
+    "--trials",
+    "2",
+    "--warmup",
+    "100",
+    "--warmup-time",
+    "0s",
+];
+
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     ONE.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -221,23 +234,21 @@ fn kernel_events_per_message_match_the_path() {
     if !root() {
         return;
     }
-    let v = util::json_run(&[
-        "latency",
-        "-t",
-        "tcp4,uds-stream,futex,shm-spin",
-        "--placement",
-        "0/1",
-        "--trace",
-        "count",
-        "-n",
-        "4000",
-        "--trials",
-        "2",
-        "--warmup",
-        "100",
-        "--warmup-time",
-        "0s",
-    ]);
+    let v = util::json_run(
+        &[
+            &[
+                "latency",
+                "-t",
+                "tcp4,uds-stream,futex,shm-spin",
+                "--placement",
+                "0/1",
+                "--trace",
+                "count",
+            ][..],
+            PER_MESSAGE,
+        ]
+        .concat(),
+    );
     let per_op = |t: &str, field: &str| -> f64 {
         let c = v["cases"]
             .as_array()
@@ -331,23 +342,21 @@ fn without_privilege_counting_is_refused_or_left_out() {
 #[test]
 fn the_send_call_is_timed_apart_in_split_trials() {
     let _one = one_at_a_time();
-    let v = util::json_run(&[
-        "latency",
-        "-t",
-        "tcp4,uds-stream",
-        "--placement",
-        "0/0",
-        "--trace",
-        "off,split",
-        "-n",
-        "4000",
-        "--trials",
-        "2",
-        "--warmup",
-        "100",
-        "--warmup-time",
-        "0s",
-    ]);
+    let v = util::json_run(
+        &[
+            &[
+                "latency",
+                "-t",
+                "tcp4,uds-stream",
+                "--placement",
+                "0/0",
+                "--trace",
+                "off,split",
+            ][..],
+            PER_MESSAGE,
+        ]
+        .concat(),
+    );
     let mut send = std::collections::BTreeMap::new();
     for c in v["cases"].as_array().unwrap() {
         let t = c["transport"].as_str().unwrap();

@@ -519,3 +519,53 @@ impl<C: ClientEnd> Drop for PinnedPair<C> {
         }
     }
 }
+
+/// A pinned pair of the kind its job needs: kept open, dialing a new
+/// connection per request, or a fleet of connections (`load`).
+#[derive(Debug)]
+pub(super) enum AnyPair {
+    KeptOpen(PinnedPair<KeptOpen>),
+    Dialing(PinnedPair<Dialing>),
+    Fleet(PinnedPair<Fleet>),
+}
+
+impl AnyPair {
+    pub(super) fn new(spec: PairSpec, dir: Option<&SocketDir>) -> Result<AnyPair> {
+        Ok(match spec.job {
+            Job::Accept => AnyPair::Dialing(PinnedPair::dial(spec, dir)?),
+            Job::Load => AnyPair::Fleet(PinnedPair::fleet(spec, dir)?),
+            _ => AnyPair::KeptOpen(PinnedPair::connect(spec, dir)?),
+        })
+    }
+
+    pub(super) fn check_alive(&mut self) -> Result<()> {
+        match self {
+            AnyPair::KeptOpen(p) => p.check_alive(),
+            AnyPair::Dialing(p) => p.check_alive(),
+            AnyPair::Fleet(p) => p.check_alive(),
+        }
+    }
+
+    pub(super) fn buffers(&self) -> Buffers {
+        match self {
+            AnyPair::KeptOpen(p) => p.buffers(),
+            AnyPair::Dialing(p) => p.buffers(),
+            AnyPair::Fleet(p) => p.buffers(),
+        }
+    }
+
+    pub(super) fn server_tid(&self) -> u32 {
+        match self {
+            AnyPair::KeptOpen(p) => p.server_tid(),
+            AnyPair::Dialing(p) => p.server_tid(),
+            AnyPair::Fleet(p) => p.server_tid(),
+        }
+    }
+
+    pub(super) fn listen_port(&self) -> Option<u16> {
+        match self {
+            AnyPair::KeptOpen(_) | AnyPair::Fleet(_) => None,
+            AnyPair::Dialing(p) => p.listen_port(),
+        }
+    }
+}

@@ -17,16 +17,15 @@ use super::case_env::CaseEnv;
 use super::load::LoadTrial;
 use super::outcome::merge;
 pub use super::outcome::{CaseOutcome, LoadOutcome, Run, TrialPoint};
-use super::{Dialing, Fleet, KeptOpen, PairSpec, PinnedPair, Stop, TrialUsage};
+use super::pair::AnyPair;
+use super::{PairSpec, Stop, TrialUsage};
 use crate::error::{Error, Result};
 use crate::plan::{Budget, Plan, Workload};
 use crate::samples::{BeatCell, Heartbeat, new_histogram};
 use crate::spec::TransportKind;
-use crate::spec::{Job, Mode, Trace};
+use crate::spec::{Mode, Trace};
 use crate::sys::process::Resources;
-use crate::transport::{
-    Buffers, Namespaces, SocketDir, TimeWait, time_wait_before, time_wait_sockets,
-};
+use crate::transport::{Namespaces, SocketDir, TimeWait, time_wait_before, time_wait_sockets};
 use crate::{affinity, cleanup, clock};
 
 /// Operations run, untimed, before every trial after switching cases.
@@ -35,56 +34,6 @@ pub const TRIAL_WARMUP: u64 = 50;
 /// How often a transfer's sender looks at the clock when a trial is
 /// bounded by time: about once per this long, never inside a send.
 const CLOCK_CHECK_NS: f64 = 20_000.0;
-
-/// A pinned pair of the kind its job needs: kept open, dialing a new
-/// connection per request, or a fleet of connections (`load`).
-#[derive(Debug)]
-enum AnyPair {
-    KeptOpen(PinnedPair<KeptOpen>),
-    Dialing(PinnedPair<Dialing>),
-    Fleet(PinnedPair<Fleet>),
-}
-
-impl AnyPair {
-    fn new(spec: PairSpec, dir: Option<&SocketDir>) -> Result<AnyPair> {
-        Ok(match spec.job {
-            Job::Accept => AnyPair::Dialing(PinnedPair::dial(spec, dir)?),
-            Job::Load => AnyPair::Fleet(PinnedPair::fleet(spec, dir)?),
-            _ => AnyPair::KeptOpen(PinnedPair::connect(spec, dir)?),
-        })
-    }
-
-    fn check_alive(&mut self) -> Result<()> {
-        match self {
-            AnyPair::KeptOpen(p) => p.check_alive(),
-            AnyPair::Dialing(p) => p.check_alive(),
-            AnyPair::Fleet(p) => p.check_alive(),
-        }
-    }
-
-    fn buffers(&self) -> Buffers {
-        match self {
-            AnyPair::KeptOpen(p) => p.buffers(),
-            AnyPair::Dialing(p) => p.buffers(),
-            AnyPair::Fleet(p) => p.buffers(),
-        }
-    }
-
-    fn server_tid(&self) -> u32 {
-        match self {
-            AnyPair::KeptOpen(p) => p.server_tid(),
-            AnyPair::Dialing(p) => p.server_tid(),
-            AnyPair::Fleet(p) => p.server_tid(),
-        }
-    }
-
-    fn listen_port(&self) -> Option<u16> {
-        match self {
-            AnyPair::KeptOpen(_) | AnyPair::Fleet(_) => None,
-            AnyPair::Dialing(p) => p.listen_port(),
-        }
-    }
-}
 
 /// Where a run is, for whoever watches it (a progress display): written by
 /// the first client thread between trials, never inside one; read from
@@ -455,28 +404,10 @@ fn measure(
                     ..Stop::time(d / plan.trials)
                 },
             };
-            let count_err = |e: std::io::Error| Error::Setup {
-                op: "perf_event_open",
-                target: "tracepoint counters".into(),
-                transport: plan.cases[i].transport.name(),
-                size: plan.cases[i].size,
-                source: e,
-            };
-            // Opened per trial (16 descriptors), outside the timed interval.
-            let counters = match plan.trace_ids {
-                Some(ids) if trace == Trace::Count => {
-                    let tasks = [client_tid, pairs[i].server_tid()];
-                    let c = crate::sys::perf::Counters::open(&ids, &tasks).map_err(count_err)?;
-                    c.start().map_err(count_err)?;
-                    Some(c)
-                }
-                _ => None,
-            };
-            let t = trial(&mut pairs[i], (plan, trace), stop, &mut s)?;
-            let events = match counters {
-                Some(c) => Some(c.stop().map_err(count_err)?),
-                None => None,
-            };
+            let tids = [client_tid, pairs[i].server_tid()];
+            let (t, events) = super::tracing::counted(plan, &plan.cases[i], tids, || {
+                trial(&mut pairs[i], (plan, trace), stop, &mut s)
+            })?;
             inside.leave()?;
             if p == 0
                 && let Some(w) = watch
@@ -516,8 +447,7 @@ fn measure(
                 idle_ended: t.idle_ended,
                 resources,
                 events,
-                send_p50_ns: (trace == Trace::Split && !s.sent.is_empty())
-                    .then(|| s.sent.value_at_quantile(0.5)),
+                send_p50_ns: super::tracing::send_median(trace, &s.sent),
             };
             pending[i] = Some((point, t.usage));
         }
