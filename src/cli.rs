@@ -158,7 +158,9 @@ pub struct Common {
     /// Trace the path, in trials of their own: `count` counts kernel events
     /// (tracepoints) in the client's and the server's threads during each
     /// trial (root, one pair); `split` times the client's send call apart from the rest of the
-    /// round trip (ping-pong). A list (`off,count,split`) runs every case
+    /// round trip (ping-pong); `stamp` splits each round trip with the
+    /// kernel's software timestamps (SO_TIMESTAMPING; ping-pong over tcp4,
+    /// tcp6, udp4). A list (`off,count,split,stamp`) runs every case
     /// each way, interleaved, so the figures sit beside untraced times and
     /// the cost of tracing is a ratio.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "off")]
@@ -246,7 +248,7 @@ where
         c.mut_arg("transport", |a| a.default_value("ladder"))
             .mut_arg("placement", |a| a.default_value("0/1,0/0"))
             .mut_arg("size", |a| a.default_value("64,64K"))
-            .mut_arg("trace", |a| a.default_value("off,count,split"))
+            .mut_arg("trace", |a| a.default_value("off,count,split,stamp"))
     });
     let matches = cmd.try_get_matches_from_mut(argv)?;
     let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;

@@ -128,6 +128,12 @@ impl TransportKind {
         matches!(self, TransportKind::Tcp4 | TransportKind::Tcp6)
     }
 
+    /// Whether its messages go through IP and a device as packets, which
+    /// the kernel can stamp (`--trace stamp`): tcp4, tcp6, udp4.
+    pub fn is_packet(self) -> bool {
+        self.is_tcp() || self == TransportKind::Udp4
+    }
+
     /// Whether the transport is an AF_UNIX socket with an address (path or abstract).
     pub fn is_uds(self) -> bool {
         matches!(
@@ -239,6 +245,11 @@ pub enum Trace {
     /// Time the client's send call apart from the rest of each round trip
     /// (one more clock read per round trip): ping-pong only.
     Split,
+    /// Kernel software timestamps (`SO_TIMESTAMPING`) on the client's
+    /// socket: each round trip split at the device queue, the device, the
+    /// send call's return and the reply's arrival at the stack. Ping-pong
+    /// over TCP and UDP only.
+    Stamp,
 }
 
 /// How the server's namespace is joined to the client's.

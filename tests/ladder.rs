@@ -382,3 +382,90 @@ fn the_send_call_is_timed_apart_in_split_trials() {
         "the send calls: {send:?}"
     );
 }
+
+/// `--trace stamp` splits each round trip with the kernel's software
+/// stamps: only over packets (tcp4, udp4; no stamped uds-stream case), the
+/// five spans of every stamped trial add up to its round trip (they share
+/// its clock reads), the request reaches the device before the rest of the
+/// round trip is over, and no privilege is needed.
+#[test]
+fn kernel_stamps_split_the_round_trip_and_add_up() {
+    let _one = one_at_a_time();
+    let args = [
+        &[
+            "latency",
+            "-t",
+            "tcp4,udp4,uds-stream",
+            "--placement",
+            "0/1,0/0",
+            "--trace",
+            "off,stamp",
+        ][..],
+        PER_MESSAGE,
+    ]
+    .concat();
+    let v = util::json_run(&args);
+    let mut stamped = Vec::new();
+    for c in v["cases"].as_array().unwrap() {
+        let t = c["transport"].as_str().unwrap();
+        if c["trace"] != "stamp" {
+            assert!(
+                c["trial_points"][0]["stamps"].is_null(),
+                "{t}: untraced, yet stamped"
+            );
+            continue;
+        }
+        stamped.push(t.to_string());
+        for p in c["trial_points"].as_array().unwrap() {
+            let s = &p["stamps"];
+            let spans: Vec<u64> = s["p50_ns"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{t}: a stamped trial without spans: {p}"))
+                .iter()
+                .map(|x| x.as_u64().unwrap())
+                .collect();
+            let (sum, rtt) = (
+                spans.iter().sum::<u64>() as f64,
+                p["p50_ns"].as_f64().unwrap(),
+            );
+            assert!(
+                (sum - rtt).abs() <= 0.1 * rtt,
+                "{t}: spans {spans:?} sum to {sum} ns, the round trip is {rtt} ns"
+            );
+            assert!(s["stamped"].as_u64().unwrap() > 0, "{t}: {s}");
+            assert!(["returns_first", "reply_first"].contains(&s["order"].as_str().unwrap()));
+            assert!(
+                spans[0] + spans[1] < spans[2..].iter().sum(),
+                "{t}: {spans:?}"
+            );
+        }
+    }
+    stamped.sort();
+    assert_eq!(stamped, ["tcp4", "tcp4", "udp4", "udp4"]);
+    if root() {
+        let out =
+            util::as_nobody(&[&["latency", "-t", "tcp4", "--trace", "stamp"][..], QUICK].concat());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Stamps need packets and a ping-pong: asked of a Unix socket alone or of
+/// a transfer, they are bad input naming the flag.
+#[test]
+fn stamps_are_refused_where_there_is_nothing_to_stamp() {
+    let tmp = util::private_tmp();
+    for args in [
+        &["latency", "-t", "uds-stream", "--trace", "stamp"][..],
+        &["throughput", "-t", "tcp4", "--trace", "off,stamp"][..],
+    ] {
+        let out = util::run(tmp.path(), &[args, QUICK].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("--trace") && err.contains("stamp"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}

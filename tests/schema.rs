@@ -92,13 +92,13 @@ fn a_real_run_writes_exactly_what_the_schema_says() {
             args.extend(["--rate", "2k", "--connections", "2"]);
         }
         if workload == "latency" {
-            // Each trial's kernel events (root), and its send call.
+            // Each trial's kernel events (root), its send call, its stamps.
             args.extend([
                 "--trace",
                 if is_root {
-                    "off,count,split"
+                    "off,count,split,stamp"
                 } else {
-                    "off,split"
+                    "off,split,stamp"
                 },
             ]);
         }
@@ -118,7 +118,12 @@ fn a_real_run_writes_exactly_what_the_schema_says() {
             .to_string();
         let case_def = def_of(&schema, &report, "cases");
         let point_def = def_of(&schema, &case_def, "trial_points");
-        let last = doc["cases"].as_array().unwrap().len() - 1;
+        let cases = doc["cases"].as_array().unwrap();
+        let last = cases.len() - 1;
+        let stamped = cases
+            .iter()
+            .find(|c| c["trace"] == "stamp")
+            .unwrap_or(&cases[0]);
         let parts = [
             (report.clone(), &doc),
             (case_def.clone(), &doc["cases"][0]),
@@ -126,9 +131,10 @@ fn a_real_run_writes_exactly_what_the_schema_says() {
             // The last cases: split, and counted where the run counts.
             (point_def.clone(), &doc["cases"][last]["trial_points"][0]),
             (
-                point_def,
+                point_def.clone(),
                 &doc["cases"][last.saturating_sub(1)]["trial_points"][0],
             ),
+            (point_def, &stamped["trial_points"][0]),
             (def_of(&schema, &report, "ratios"), &doc["ratios"][0]),
             (def_of(&schema, &report, "env"), &doc["env"]),
         ];

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::affinity;
 use crate::cli::{Common, TransportArg};
 use crate::error::{Error, Result};
-use crate::spec::{Job, LOAD_HEADER, NetnsMode, TransportKind, Wait, size_label};
+use crate::spec::{Job, LOAD_HEADER, NetnsMode, Trace, TransportKind, Wait, size_label};
 use crate::transport::{TransportOpts, datagram_limit};
 
 use super::knobs::knob_product;
@@ -53,6 +53,27 @@ impl Plan {
                 "no address to reach across --netns",
             )?;
         }
+        if knobs.iter().any(|k| k.trace == Trace::Stamp) {
+            let ok = TransportKind::is_packet;
+            let unstamped: Vec<_> = transports.iter().filter(|t| !ok(t.0)).collect();
+            if unstamped.len() == transports.len() {
+                return Err(Error::config(
+                    "--trace",
+                    "stamp",
+                    format!(
+                        "stamps packets, and no transport here sends any: add one of {} or leave it out",
+                        TransportKind::names_where(ok)
+                    ),
+                ));
+            }
+            if !unstamped.is_empty() && !c.trace_if_able {
+                let names: Vec<_> = unstamped.iter().map(|t| t.0.name()).collect();
+                notes.push(format!(
+                    "--trace stamp: left out for {} (no packets to stamp)",
+                    names.join(", ")
+                ));
+            }
+        }
         let mut cases = Vec::new();
         for &(transport, strict) in &transports {
             if !queue_fits(workload, transport, strict, &sysctls, &mut left_out)? {
@@ -65,6 +86,9 @@ impl Plan {
                 for &rate in rates {
                     for &netns in &netns {
                         for &knobs in &knobs {
+                            if knobs.trace == Trace::Stamp && !transport.is_packet() {
+                                continue;
+                            }
                             cases.push(Case {
                                 transport,
                                 size,
@@ -176,7 +200,6 @@ fn trace_ids(
     knobs: &mut Vec<crate::spec::Knobs>,
     notes: &mut Vec<String>,
 ) -> Result<Option<[u64; 8]>> {
-    use crate::spec::Trace;
     let pingpong = match workload {
         Workload::Latency => true,
         Workload::Rr {
@@ -185,12 +208,17 @@ fn trace_ids(
         } => depth == 1 && !new_connection,
         _ => false,
     };
-    if knobs.iter().any(|k| k.trace == Trace::Split) && !pingpong {
-        return Err(Error::config(
-            "--trace",
-            "split",
-            "times the send call of a ping-pong: latency, and rr with --depth 1 kept open",
-        ));
+    for (t, what) in [
+        (Trace::Split, "times the send call of a ping-pong"),
+        (Trace::Stamp, "splits the round trip of a ping-pong"),
+    ] {
+        if knobs.iter().any(|k| k.trace == t) && !pingpong {
+            return Err(Error::config(
+                "--trace",
+                format!("{t:?}").to_lowercase(),
+                format!("{what}: latency, and rr with --depth 1 kept open"),
+            ));
+        }
     }
     if !knobs.iter().any(|k| k.trace == Trace::Count) {
         return Ok(None);

@@ -35,3 +35,4 @@ pub mod process;
 pub mod shm;
 pub mod socket;
 pub mod sysctl;
+pub mod tstamp;

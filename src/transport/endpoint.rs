@@ -15,6 +15,7 @@ use super::fault::Fault;
 use super::wait::{Dir, WaitCfg, all_bytes, one_datagram, until_eof};
 use crate::spec::Wait;
 use crate::sys;
+use crate::sys::tstamp::Sent;
 
 /// A connected end that moves whole messages.
 pub trait Endpoint: Send {
@@ -29,6 +30,16 @@ pub trait Endpoint: Send {
     /// (data instead is a broken protocol, reported as a length error).
     fn recv_eof(&mut self) -> Result<(), Fault> {
         unimplemented!("this endpoint has no end-of-file")
+    }
+    /// [`Endpoint::recv_msg`], and the kernel's receive stamp of the
+    /// message's last segment (`--trace stamp`: realtime ns), where the
+    /// socket gives one (TCP and UDP with stamps enabled).
+    fn recv_msg_stamped(&mut self, buf: &mut [u8]) -> Result<Option<u64>, Fault> {
+        self.recv_msg(buf).map(|()| None)
+    }
+    /// The transmit stamps queued since the last call (`--trace stamp`).
+    fn sent_stamps(&mut self) -> Result<Sent, Fault> {
+        Ok(Sent::default())
     }
 }
 
@@ -87,6 +98,12 @@ impl Sock {
         sys::socket::set_recv_timeout(self.fd.as_fd(), timeout)?;
         self.cfg.recv_timeout = timeout;
         Ok(())
+    }
+
+    /// The transmit stamps waiting on the error queue.
+    fn sent_stamps(&mut self) -> Result<Sent, Fault> {
+        sys::tstamp::drain_sent(self.fd.as_fd())
+            .map_err(|e| Fault::from_io("recvmsg", e, self.cfg.recv_timeout))
     }
 
     /// Read until the peer closes its end.
@@ -194,6 +211,27 @@ impl Endpoint for StreamSocket {
     fn recv_eof(&mut self) -> Result<(), Fault> {
         self.sock.recv_eof()
     }
+    fn recv_msg_stamped(&mut self, buf: &mut [u8]) -> Result<Option<u64>, Fault> {
+        let s = &mut self.sock;
+        let fd = s.fd.as_fd();
+        let flags = self.recv_flags;
+        let mut stamp = None;
+        all_bytes(
+            buf.len(),
+            (fd, Dir::Recv, "recvmsg"),
+            s.cfg,
+            &mut s.recvs,
+            |off| {
+                let (n, t) = sys::tstamp::recv(fd, &mut buf[off..], flags)?;
+                stamp = t.or(stamp);
+                Ok(n)
+            },
+        )?;
+        Ok(stamp)
+    }
+    fn sent_stamps(&mut self) -> Result<Sent, Fault> {
+        self.sock.sent_stamps()
+    }
 }
 
 /// A datagram or seqpacket socket end: one `send`/`recv` per message, length checked.
@@ -270,6 +308,21 @@ impl Endpoint for DatagramSocket {
     }
     fn recv_eof(&mut self) -> Result<(), Fault> {
         self.sock.recv_eof()
+    }
+    fn recv_msg_stamped(&mut self, buf: &mut [u8]) -> Result<Option<u64>, Fault> {
+        let s = &mut self.sock;
+        let fd = s.fd.as_fd();
+        let len = buf.len();
+        let mut stamp = None;
+        one_datagram(len, (fd, Dir::Recv, "recvmsg"), s.cfg, &mut s.recvs, || {
+            let (n, t) = sys::tstamp::recv(fd, buf, libc::MSG_TRUNC)?;
+            stamp = t;
+            Ok(n)
+        })?;
+        Ok(stamp)
+    }
+    fn sent_stamps(&mut self) -> Result<Sent, Fault> {
+        self.sock.sent_stamps()
     }
 }
 

@@ -23,7 +23,7 @@ pub mod run;
 mod server;
 pub mod stream;
 pub mod sweep;
-mod tracing;
+pub mod tracing;
 
 use std::time::{Duration, Instant};
 

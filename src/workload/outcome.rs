@@ -51,6 +51,9 @@ pub struct TrialPoint {
     /// `--trace split`: median time of the client's send call in the trial, ns.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub send_p50_ns: Option<u64>,
+    /// `--trace stamp`: the trial's round trips split by the kernel's stamps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stamps: Option<super::tracing::StampSpans>,
 }
 
 /// Everything measured for one case.

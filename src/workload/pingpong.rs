@@ -9,9 +9,11 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
+use super::tracing::Stamps;
 use super::{DATA, END, KeptOpen, PinnedPair, Span, Stop, TrialUsage};
 use crate::clock;
 use crate::samples::Heartbeat;
+use crate::sys::tstamp::{self, realtime_ns};
 use crate::transport::{Cause, Endpoint, Fault};
 use crate::with_endpoint;
 
@@ -89,6 +91,47 @@ pub fn timed<E: Endpoint, const VERIFY: bool, const SPLIT: bool>(
             check_echo(tx, rx)?;
         }
         if deadline.is_some_and(|d| t1 >= d) {
+            break;
+        }
+    }
+    let end_ns = clock::now_ns();
+    send_end(ep, tx)?;
+    Ok(Span {
+        ops,
+        start_ns,
+        end_ns,
+    })
+}
+
+/// Round trips until `stop` with the kernel's stamps (`--trace stamp`):
+/// `CLOCK_REALTIME` read before and after the send call and after the
+/// receive, the reply's receive stamp taken with it, and the request's
+/// transmit stamps read from the error queue after the round trip (outside
+/// its spans); each round trip's spans go into `stamps`.
+#[inline(never)]
+pub fn stamped<E: Endpoint>(
+    ep: &mut E,
+    stop: Stop,
+    (tx, rx): (&mut [u8], &mut [u8]),
+    (hist, stamps): (&mut Histogram<u64>, &mut Stamps),
+    beat: &mut Heartbeat<'_>,
+) -> Result<Span, Fault> {
+    tx[0] = DATA;
+    ep.sent_stamps()?;
+    let start_ns = clock::now_ns();
+    let deadline = stop.deadline(Instant::now());
+    let mut ops = 0;
+    while ops < stop.ops {
+        let t0 = realtime_ns();
+        ep.send_msg(tx)?;
+        let t3 = realtime_ns();
+        let at = ep.recv_msg_stamped(rx)?;
+        let t5 = realtime_ns();
+        hist.saturating_record(t5.saturating_sub(t0));
+        stamps.record(t0, ep.sent_stamps()?, t3, at, t5);
+        beat.tick();
+        ops += 1;
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
     }
@@ -203,6 +246,50 @@ impl PinnedPair<KeptOpen> {
                 (true, true) => timed::<_, true, true>(e, stop, tx, rx, h, beat, seq),
                 (false, true) => timed::<_, false, true>(e, stop, tx, rx, h, beat, seq),
             })
+        })?;
+        Ok((span, usage))
+    }
+
+    /// Ask the kernel to stamp the client socket's packets (`--trace
+    /// stamp`), for the socket's life, when the pair is made; then wait
+    /// (up to the timeout) until received packets are stamped: the first
+    /// socket to ask turns that on for every packet, from a work queue,
+    /// later.
+    pub fn stamp(&mut self) -> crate::Result<()> {
+        let fd = self
+            .client
+            .ep
+            .socket_fd()
+            .expect("the plan stamps sockets only");
+        let timeout = self.spec().opts.timeout;
+        let err = |e| crate::error::Error::Setup {
+            op: "setsockopt",
+            target: "SO_TIMESTAMPING".into(),
+            transport: self.spec().kind.name(),
+            size: self.spec().size,
+            source: e,
+        };
+        tstamp::enable(fd, true).map_err(err)?;
+        match tstamp::wait_for_receive_stamps(timeout) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the kernel stamped no received packet within {timeout:?}"),
+            ))),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    /// Round trips until `stop` with the kernel's stamps (see [`stamped`]
+    /// and [`Self::stamp`]).
+    pub fn record_stamped(
+        &mut self,
+        stop: Stop,
+        (hist, stamps): (&mut Histogram<u64>, &mut Stamps),
+        beat: &mut Heartbeat<'_>,
+    ) -> crate::Result<(Span, TrialUsage)> {
+        let (span, usage, _) = self.trial(false, |c, tx, rx, _| {
+            with_endpoint!(&mut c.ep, e => stamped(e, stop, (tx, rx), (hist, stamps), beat))
         })?;
         Ok((span, usage))
     }

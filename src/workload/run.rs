@@ -191,6 +191,8 @@ struct Scratch<'a> {
     hist: Histogram<u64>,
     /// `--trace split`: each send call's own time.
     sent: Histogram<u64>,
+    /// `--trace stamp`: each round trip's spans.
+    stamps: super::tracing::Stamps,
     sent_at: Vec<Instant>,
     beat: Heartbeat<'a>,
     /// `load`: the schedule's seed, one per trial.
@@ -218,6 +220,7 @@ fn trial(
 ) -> Result<TrialOut> {
     s.hist.reset();
     s.sent.reset();
+    s.stamps.reset();
     let (span, usage) = match pair {
         AnyPair::Dialing(p) => p.record_connect(stop, &mut s.hist, &mut s.beat, plan.verify)?,
         AnyPair::KeptOpen(p) => match plan.workload {
@@ -236,6 +239,9 @@ fn trial(
             }
             w if w.depth() > 1 => {
                 p.record_pipelined(stop, &mut s.hist, &mut s.beat, &mut s.sent_at)?
+            }
+            _ if trace == Trace::Stamp => {
+                p.record_stamped(stop, (&mut s.hist, &mut s.stamps), &mut s.beat)?
             }
             _ => {
                 let sent = (trace == Trace::Split).then_some(&mut s.sent);
@@ -300,7 +306,10 @@ fn measure(
         let inside = env.enter(c)?;
         let mut spec = PairSpec::for_case(plan, c, server_cpu);
         spec.opts.netns = ns.placement(c.netns);
-        let pair = AnyPair::new(spec, dir);
+        let mut pair = AnyPair::new(spec, dir);
+        if let (Ok(AnyPair::KeptOpen(p)), Trace::Stamp) = (&mut pair, c.knobs.trace) {
+            p.stamp()?;
+        }
         inside.leave()?;
         pairs.push(pair?);
     }
@@ -319,6 +328,7 @@ fn measure(
     let mut s = Scratch {
         hist: new_histogram(),
         sent: new_histogram(),
+        stamps: super::tracing::Stamps::default(),
         sent_at: vec![Instant::now(); plan.workload.depth() as usize],
         beat: Heartbeat::new(beat),
         seed: 0,
@@ -448,6 +458,7 @@ fn measure(
                 resources,
                 events,
                 send_p50_ns: super::tracing::send_median(trace, &s.sent),
+                stamps: s.stamps.medians(),
             };
             pending[i] = Some((point, t.usage));
         }

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::plan::{Case, Plan};
 use crate::spec::Trace;
 use crate::sys::perf::{Counters, EventCounts};
+use crate::sys::tstamp::Sent;
 
 /// Run `trial`; for a `--trace count` case, count the kernel events of
 /// threads `tids` (client, server) while it runs. Sixteen descriptors per
@@ -45,4 +46,118 @@ pub(super) fn counted<T>(
 /// A `--trace split` trial's median send call, ns.
 pub(super) fn send_median(trace: Trace, sent: &Histogram<u64>) -> Option<u64> {
     (trace == Trace::Split && !sent.is_empty()).then(|| sent.value_at_quantile(0.5))
+}
+
+/// What `--trace stamp` splits a round trip into, from the client's clock
+/// reads (`CLOCK_REALTIME`) and the kernel's software stamps on its socket:
+/// the request from the send call to the device queue, to the device;
+/// then, in the order they came, the send call's return (over loopback the
+/// receive runs inside it) and the reply's arrival at the stack
+/// (`netif_rx`); then the receive call's return. The spans add up to the
+/// round trip. Across CPUs the send call returns first; on one CPU the
+/// woken peer usually runs before the call gets back to user space, and
+/// answers first.
+pub const STAMP_SPANS: [[&str; 5]; 2] = [
+    [
+        "send call → device queue",
+        "device queue → device",
+        "device → send returns",
+        "send returns → reply at the stack",
+        "reply at the stack → recv returns",
+    ],
+    [
+        "send call → device queue",
+        "device queue → device",
+        "device → reply at the stack",
+        "reply at the stack → send returns",
+        "send returns → recv returns",
+    ],
+];
+
+/// Which came first after the request reached the device (see [`STAMP_SPANS`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StampOrder {
+    /// The send call returned before the reply reached the stack.
+    #[default]
+    ReturnsFirst,
+    /// The reply reached the stack before the send call returned.
+    ReplyFirst,
+}
+
+/// `--trace stamp` scratch: each span of each round trip, kept apart by
+/// the order its events came in, and how many round trips lacked a stamp.
+pub struct Stamps {
+    spans: [[Histogram<u64>; 5]; 2],
+    unusable: u64,
+}
+
+impl Default for Stamps {
+    fn default() -> Self {
+        Self {
+            spans: std::array::from_fn(|_| {
+                std::array::from_fn(|_| crate::samples::new_histogram())
+            }),
+            unusable: 0,
+        }
+    }
+}
+
+impl Stamps {
+    pub fn reset(&mut self) {
+        self.spans.iter_mut().flatten().for_each(Histogram::reset);
+        self.unusable = 0;
+    }
+
+    /// One round trip: sent at `t0` (the send call's start), the send call
+    /// returned at `t3`, the reply reached the stack at `rx` and the
+    /// receive call returned at `t5`; `sent`, the request's transmit stamps.
+    #[inline]
+    pub fn record(&mut self, t0: u64, sent: Sent, t3: u64, rx: Option<u64>, t5: u64) {
+        let (order, at) = match (sent.queued, sent.device, rx) {
+            (Some(q), Some(d), Some(r)) if t3 <= r => (0, [t0, q, d, t3, r, t5]),
+            (Some(q), Some(d), Some(r)) => (1, [t0, q, d, r, t3, t5]),
+            _ => {
+                self.unusable += 1;
+                return;
+            }
+        };
+        if at.windows(2).any(|w| w[0] > w[1]) {
+            self.unusable += 1;
+            return;
+        }
+        for (h, w) in self.spans[order].iter_mut().zip(at.windows(2)) {
+            h.saturating_record(w[1] - w[0]);
+        }
+    }
+
+    /// The trial's median of each span, in the order most of its round
+    /// trips had; None when no round trip was stamped.
+    pub fn medians(&self) -> Option<StampSpans> {
+        let n = [self.spans[0][0].len(), self.spans[1][0].len()];
+        let o = usize::from(n[1] > n[0]);
+        (n[o] > 0).then(|| StampSpans {
+            order: [StampOrder::ReturnsFirst, StampOrder::ReplyFirst][o],
+            p50_ns: std::array::from_fn(|i| self.spans[o][i].value_at_quantile(0.5)),
+            stamped: n[o],
+            other_order: n[1 - o],
+            unusable: self.unusable,
+        })
+    }
+}
+
+/// A `--trace stamp` trial's spans (see [`STAMP_SPANS`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct StampSpans {
+    /// The order of the send call's return and the reply's arrival in most
+    /// round trips: the spans below are of those.
+    pub order: StampOrder,
+    /// Median of each span, ns, as [`STAMP_SPANS`] names them for `order`.
+    pub p50_ns: [u64; 5],
+    /// Round trips in `order`, every stamp present (the spans' sample).
+    pub stamped: u64,
+    /// Round trips stamped in the other order (left out of the spans).
+    pub other_order: u64,
+    /// Round trips left out because a stamp was missing or out of order.
+    pub unusable: u64,
 }

@@ -12,6 +12,7 @@ use crate::plan::Case;
 use crate::spec::{Knobs, TransportKind};
 use crate::stats::{self, Ci};
 use crate::workload::run::CaseOutcome;
+use crate::workload::tracing::{STAMP_SPANS, StampOrder};
 
 mod render;
 use render::{bytes, heading};
@@ -122,6 +123,33 @@ pub struct SplitRow {
     pub traced_over_untraced: f64,
 }
 
+/// A `--trace stamp` twin's round trip split by the kernel's stamps (see
+/// `workload::tracing::STAMP_SPANS`).
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct StampRow {
+    pub size_bytes: usize,
+    /// The cases' knobs where they differ from the baseline (`placement=0/0`).
+    pub knobs: String,
+    pub server_cpu: usize,
+    pub client_cpu: usize,
+    pub transport: &'static str,
+    /// Whether the send call returned before the reply reached the stack,
+    /// in most round trips of most trials: it names the spans.
+    pub order: StampOrder,
+    /// The spans, in order.
+    pub spans: [&'static str; 5],
+    /// Each span: the median over trials of each trial's median, µs.
+    pub spans_us: [f64; 5],
+    /// The twin's p50 round trip (median over trials), µs: what the spans
+    /// add up to.
+    pub rtt_us: f64,
+    /// Round trips stamped in `order`, and in the other, over all trials.
+    pub stamped: u64,
+    pub other_order: u64,
+    /// The twin's p50 over the untraced case's, median of per-round ratios.
+    pub traced_over_untraced: f64,
+}
+
 /// What a byte costs on one rung: the round trip's growth from the
 /// smallest size to the largest, per byte moved (a round trip moves the
 /// message each way: 2 × the size difference).
@@ -156,6 +184,8 @@ pub struct Explained {
     pub per_byte: Vec<PerByteRow>,
     /// `--trace split`: each rung's send call and the rest.
     pub splits: Vec<SplitRow>,
+    /// `--trace stamp`: tcp4's and udp4's round trips split by the kernel's stamps.
+    pub stamps: Vec<StampRow>,
     /// IP + loopback + softirq estimated two ways, where both ran.
     pub estimates: Vec<IpEstimate>,
 }
@@ -173,10 +203,16 @@ pub struct IpEstimate {
     pub client_cpu: usize,
     /// tcp4 − tcp4-sockmap, median of per-round differences, µs.
     pub ladder_us: f64,
-    /// 2 × (tcp4's send call − tcp4-sockmap's), µs.
-    pub split_us: f64,
-    /// Whether they are within 20% of the larger.
-    pub agree: bool,
+    /// 2 × (tcp4's send call − tcp4-sockmap's), µs, where both were timed.
+    pub split_us: Option<f64>,
+    /// Whether it is within 20% of the ladder's.
+    pub agree: Option<bool>,
+    /// From tcp4's stamps: 2 × (device queue → send returns − futex's send
+    /// call, the cost of waking the peer), µs; where the send call returns
+    /// before the reply comes and futex's send call was timed.
+    pub stamps_us: Option<f64>,
+    /// Whether the stamps' estimate is within 20% of the ladder's.
+    pub stamps_agree: Option<bool>,
 }
 
 /// Per-round p50s of a case, µs.
@@ -339,7 +375,60 @@ fn traced(g: &Group<'_>, rungs: &[&CaseOutcome], out: &mut Explained) {
                 traced_over_untraced: cost(split),
             });
         }
+        if let Some(st) = twin(g.cases, o, Trace::Stamp) {
+            out.stamps.extend(stamp_row(g, st, cost(st)));
+        }
     }
+}
+
+/// A stamped twin's spans: medians over its trials in the order most
+/// trials had.
+fn stamp_row(g: &Group<'_>, st: &CaseOutcome, cost: f64) -> Option<StampRow> {
+    let all: Vec<_> = st
+        .trials
+        .iter()
+        .filter_map(|t| t.stamps.map(|s| (t, s)))
+        .collect();
+    let late = all
+        .iter()
+        .filter(|(_, s)| s.order == StampOrder::ReplyFirst)
+        .count();
+    let order = if 2 * late > all.len() {
+        StampOrder::ReplyFirst
+    } else {
+        StampOrder::ReturnsFirst
+    };
+    let of: Vec<_> = all.iter().filter(|(_, s)| s.order == order).collect();
+    if of.is_empty() {
+        return None;
+    }
+    let us = |v: u64| v as f64 / 1000.0;
+    let spans_us = std::array::from_fn(|i| {
+        stats::median(&of.iter().map(|(_, s)| us(s.p50_ns[i])).collect::<Vec<_>>())
+    });
+    Some(StampRow {
+        size_bytes: g.size,
+        knobs: g.label.clone(),
+        server_cpu: g.server_cpu,
+        client_cpu: g.client_cpu,
+        transport: st.case.transport.name(),
+        order,
+        spans: STAMP_SPANS[order as usize],
+        spans_us,
+        rtt_us: stats::median(&of.iter().map(|(t, _)| us(t.p50_ns)).collect::<Vec<_>>()),
+        stamped: of.iter().map(|(_, s)| s.stamped).sum(),
+        other_order: all
+            .iter()
+            .map(|(_, s)| {
+                if s.order == order {
+                    s.other_order
+                } else {
+                    s.stamped
+                }
+            })
+            .sum(),
+        traced_over_untraced: cost,
+    })
 }
 
 /// The floor, each step of the chain, udp4 beside it, and the sum check.
@@ -434,18 +523,23 @@ fn answer(g: &Group<'_>, out: &mut Explained) -> Option<String> {
             .find(|x| (x.transport, x.size_bytes, &x.knobs) == (k.name(), g.size, &g.label))
             .map(|x| x.send_us)
     };
-    if let (Some(t), Some(m)) = (send(TransportKind::Tcp4), send(TransportKind::Tcp4Sockmap)) {
-        let split_us = 2.0 * (t - m);
-        let agree = (ip - split_us).abs() <= 0.2 * ip.abs().max(split_us.abs());
+    let near = |v: f64| (ip - v).abs() <= 0.2 * ip.abs().max(v.abs());
+    let off_by = |v: f64| 100.0 * (v - ip).abs() / ip.abs().max(v.abs());
+    let one_cpu = g.server_cpu == g.client_cpu;
+    let split_us = match (send(TransportKind::Tcp4), send(TransportKind::Tcp4Sockmap)) {
+        (Some(t), Some(m)) => Some(2.0 * (t - m)),
+        _ => None,
+    };
+    if let Some(v) = split_us {
         a += &format!(
-            " A second estimate, from the send calls (--trace split): 2 × (tcp4's − tcp4-sockmap's) = {split_us:.2} µs; {}.",
-            if agree {
+            " A second estimate, from the send calls (--trace split): 2 × (tcp4's − tcp4-sockmap's) = {v:.2} µs; {}.",
+            if near(v) {
                 "the two agree within 20%".to_string()
             } else {
                 format!(
                     "the two differ by {:.0}% ({})",
-                    100.0 * (split_us - ip).abs() / ip.abs().max(split_us.abs()),
-                    if g.server_cpu == g.client_cpu {
+                    off_by(v),
+                    if one_cpu {
                         "on one CPU the woken peer can run inside the sender's call, so a send call holds more than the sender's side"
                     } else {
                         "the send calls hold the senders' side only; the difference of the rungs also holds the receivers', which sk_msg and TCP need not share"
@@ -453,6 +547,36 @@ fn answer(g: &Group<'_>, out: &mut Explained) -> Option<String> {
                 )
             }
         );
+    }
+    // A third, from the kernel's stamps: from the device queue to the send
+    // call's return is the device, loopback, the softirq and TCP's receive,
+    // plus waking the peer, which futex's send call costs alone.
+    let stamp = out.stamps.iter().find(|x| {
+        (x.transport, x.size_bytes, &x.knobs) == (TransportKind::Tcp4.name(), g.size, &g.label)
+    });
+    let stamps_us = match (stamp, send(TransportKind::Futex)) {
+        (Some(st), Some(wake)) if st.order == StampOrder::ReturnsFirst => {
+            let v = 2.0 * (st.spans_us[1] + st.spans_us[2] - wake);
+            a += &format!(
+                " From the kernel's stamps (--trace stamp): 2 × (tcp4's device queue → send returns − futex's send call, the wake-up) = {v:.2} µs; {}.",
+                if near(v) {
+                    "within 20% of the ladder's".to_string()
+                } else {
+                    format!(
+                        "{:.0}% off the ladder's (the stamps see neither IP's output nor the skb built before the device queue)",
+                        off_by(v)
+                    )
+                }
+            );
+            Some(v)
+        }
+        (Some(st), _) if st.order == StampOrder::ReplyFirst => {
+            a += " The kernel's stamps give no estimate here: the woken peer answers before the send call returns, so the send call holds the peer's turn too.";
+            None
+        }
+        _ => None,
+    };
+    if split_us.is_some() || stamps_us.is_some() {
         out.estimates.push(IpEstimate {
             size_bytes: g.size,
             knobs: g.label.clone(),
@@ -460,7 +584,9 @@ fn answer(g: &Group<'_>, out: &mut Explained) -> Option<String> {
             client_cpu: g.client_cpu,
             ladder_us: ip,
             split_us,
-            agree,
+            agree: split_us.map(near),
+            stamps_us,
+            stamps_agree: stamps_us.map(near),
         });
     }
     Some(a)

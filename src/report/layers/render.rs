@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::super::text::{prose, row};
 use super::{Explained, LayerRow};
+use crate::workload::tracing::{STAMP_SPANS, StampOrder};
 
 /// A message size as a reader writes it: 64 B, 64 KiB, 1 MiB.
 pub(super) fn bytes(b: usize) -> String {
@@ -159,6 +160,64 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
             },
         );
     }
+    if !e.stamps.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nthe round trip split by the kernel's stamps (--trace stamp, in trials of their own), µs\n  →queue, →device: the request from the send call to the device queue, then to the device"
+        );
+        for (order, names) in [
+            (StampOrder::ReturnsFirst, STAMP_SPANS[0]),
+            (StampOrder::ReplyFirst, STAMP_SPANS[1]),
+        ] {
+            if e.stamps.iter().any(|x| x.order == order) {
+                let _ = writeln!(
+                    s,
+                    "  {:<14} 3rd = {}, 4th = {}",
+                    format!("{}:", order_label(order)),
+                    names[2],
+                    names[3]
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "  →recv: to the receive call's return; sum: the spans' medians"
+        );
+        blocks(
+            s,
+            &e.stamps,
+            |x| {
+                (
+                    Some(x.size_bytes),
+                    x.server_cpu,
+                    x.client_cpu,
+                    x.knobs.as_str(),
+                )
+            },
+            (
+                &[
+                    "transport",
+                    "→queue",
+                    "→device",
+                    "3rd",
+                    "4th",
+                    "→recv",
+                    "sum",
+                    "order",
+                    "cost",
+                ],
+                &[15, 7, 8, 7, 7, 7, 7, 15, 6],
+            ),
+            |x| {
+                let mut cells = vec![format!("  {}", x.transport)];
+                cells.extend(x.spans_us.iter().map(|v| format!("{v:.2}")));
+                cells.push(format!("{:.2}", x.spans_us.iter().sum::<f64>()));
+                cells.push(order_label(x.order).into());
+                cells.push(format!("{:.2}×", x.traced_over_untraced));
+                cells
+            },
+        );
+    }
     if let Some(first) = e.per_byte.first() {
         let _ = writeln!(
             s,
@@ -217,5 +276,13 @@ fn blocks<'a, T>(
         for r in rows.iter().filter(|r| key(r) == k) {
             row(s, widths, &cells(r));
         }
+    }
+}
+
+/// How a stamped row's order reads.
+fn order_label(o: StampOrder) -> &'static str {
+    match o {
+        StampOrder::ReturnsFirst => "returns first",
+        StampOrder::ReplyFirst => "reply first",
     }
 }

@@ -146,11 +146,81 @@ fn the_split_send_calls_give_a_second_estimate() {
     assert_eq!(e.splits.len(), 2);
     let est = &e.estimates[0];
     assert_eq!(est.ladder_us, 5.0);
-    assert!((est.split_us - 4.8).abs() < 1e-9, "{est:?}");
-    assert!(est.agree);
+    assert!((est.split_us.unwrap() - 4.8).abs() < 1e-9, "{est:?}");
+    assert_eq!(est.agree, Some(true));
+    assert_eq!(est.stamps_us, None);
     assert!(
         e.answers[0].contains("= 4.80 µs; the two agree within 20%"),
         "{}",
         e.answers[0]
+    );
+}
+
+/// A stamped twin of tcp4 gives its spans (medians over the trials in the
+/// order most had) and, with futex's send call, the third estimate:
+/// 2 × (device queue → send returns − the wake-up).
+#[test]
+fn the_stamps_give_spans_and_a_third_estimate() {
+    use crate::workload::tracing::StampSpans;
+    let twin = |kind, trace, rtt: f64| {
+        let mut o = outcome(kind, &[rtt; 5]);
+        o.case.knobs.trace = trace;
+        o
+    };
+    let mut futex = twin(TransportKind::Futex, crate::spec::Trace::Split, 6.0);
+    for t in &mut futex.trials {
+        t.send_p50_ns = Some(1_000);
+    }
+    let mut stamped = twin(TransportKind::Tcp4, crate::spec::Trace::Stamp, 12.0);
+    for (i, t) in stamped.trials.iter_mut().enumerate() {
+        // Four trials in order, one the other way round (left out).
+        let reply_first = i == 4;
+        t.stamps = Some(StampSpans {
+            order: if reply_first {
+                StampOrder::ReplyFirst
+            } else {
+                StampOrder::ReturnsFirst
+            },
+            p50_ns: if reply_first {
+                [9_000; 5]
+            } else {
+                [1_000, 500, 3_000, 4_000, 3_500]
+            },
+            stamped: 100,
+            other_order: 1,
+            unusable: 0,
+        });
+    }
+    let cases = vec![
+        outcome(TransportKind::Futex, &[6.0; 5]),
+        outcome(TransportKind::UdsStream, &[8.0; 5]),
+        outcome(TransportKind::Tcp4Sockmap, &[7.0; 5]),
+        outcome(TransportKind::Tcp4, &[12.0; 5]),
+        futex,
+        stamped,
+    ];
+    let e = explain(&cases, |_| String::new(), |_| (0, 1));
+    let row = &e.stamps[0];
+    assert_eq!(row.order, StampOrder::ReturnsFirst);
+    assert_eq!(row.spans_us, [1.0, 0.5, 3.0, 4.0, 3.5]);
+    assert_eq!(row.spans_us.iter().sum::<f64>(), row.rtt_us);
+    assert_eq!((row.stamped, row.other_order), (400, 104));
+    assert_eq!(row.spans[2], "device → send returns");
+    let est = &e.estimates[0];
+    // 2 × (0.5 + 3.0 − 1.0) = 5.0, the ladder's 12 − 7.
+    assert_eq!(
+        (est.ladder_us, est.stamps_us, est.stamps_agree),
+        (5.0, Some(5.0), Some(true))
+    );
+    assert!(
+        e.answers[0].contains("= 5.00 µs; within 20% of the ladder's"),
+        "{}",
+        e.answers[0]
+    );
+    let mut text = String::new();
+    render::render(&mut text, &e, 5);
+    assert!(
+        text.contains("returns first: 3rd = device → send returns"),
+        "{text}"
     );
 }
