@@ -156,14 +156,12 @@ fn the_split_send_calls_give_a_second_estimate() {
     );
 }
 
-/// A stamped twin of tcp4 gives its spans (medians over the trials in the
-/// order most had) and, with futex's send call, the third estimate:
-/// 2 × (device queue → send returns − the wake-up).
-#[test]
-fn the_stamps_give_spans_and_a_third_estimate() {
+/// The ladder, futex's send call timed apart and a stamped tcp4 (four
+/// trials returning first, one with the reply first), all at `size`.
+fn stamped_ladder(size: usize) -> Vec<CaseOutcome> {
     use crate::workload::tracing::StampSpans;
     let twin = |kind, trace, rtt: f64| {
-        let mut o = outcome(kind, &[rtt; 5]);
+        let mut o = sized(kind, size, &[rtt; 5]);
         o.case.knobs.trace = trace;
         o
     };
@@ -173,7 +171,6 @@ fn the_stamps_give_spans_and_a_third_estimate() {
     }
     let mut stamped = twin(TransportKind::Tcp4, crate::spec::Trace::Stamp, 12.0);
     for (i, t) in stamped.trials.iter_mut().enumerate() {
-        // Four trials in order, one the other way round (left out).
         let reply_first = i == 4;
         t.stamps = Some(StampSpans {
             order: if reply_first {
@@ -191,15 +188,23 @@ fn the_stamps_give_spans_and_a_third_estimate() {
             unusable: 0,
         });
     }
-    let cases = vec![
-        outcome(TransportKind::Futex, &[6.0; 5]),
-        outcome(TransportKind::UdsStream, &[8.0; 5]),
-        outcome(TransportKind::Tcp4Sockmap, &[7.0; 5]),
-        outcome(TransportKind::Tcp4, &[12.0; 5]),
+    vec![
+        sized(TransportKind::Futex, size, &[6.0; 5]),
+        sized(TransportKind::UdsStream, size, &[8.0; 5]),
+        sized(TransportKind::Tcp4Sockmap, size, &[7.0; 5]),
+        sized(TransportKind::Tcp4, size, &[12.0; 5]),
         futex,
         stamped,
-    ];
-    let e = explain(&cases, |_| String::new(), |_| (0, 1));
+    ]
+}
+
+/// A stamped twin of tcp4 gives its spans (medians over the trials in the
+/// order most had) and, with futex's send call, the third estimate:
+/// 2 × (device queue → send returns − the wake-up); none for a message of
+/// more than one segment (the stamps mark the last).
+#[test]
+fn the_stamps_give_spans_and_a_third_estimate() {
+    let e = explain(&stamped_ladder(64), |_| String::new(), |_| (0, 1));
     let row = &e.stamps[0];
     assert_eq!(row.order, StampOrder::ReturnsFirst);
     assert_eq!(row.spans_us, [1.0, 0.5, 3.0, 4.0, 3.5]);
@@ -222,5 +227,12 @@ fn the_stamps_give_spans_and_a_third_estimate() {
     assert!(
         text.contains("returns first: 3rd = device → send returns"),
         "{text}"
+    );
+    let big = explain(&stamped_ladder(64 << 10), |_| String::new(), |_| (0, 1));
+    assert!(big.estimates.is_empty(), "{:?}", big.estimates);
+    assert!(
+        big.answers[0].contains("more than one segment"),
+        "{}",
+        big.answers[0]
     );
 }
