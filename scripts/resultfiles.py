@@ -85,10 +85,17 @@ def _check_case(where, c, need):
     def plain(v):
         return _number(v) or isinstance(v, bool)
 
+    def stamps(v):
+        # `stamps` (--trace stamp): the order, five span medians, counts.
+        return isinstance(v, dict) and isinstance(v.get("order"), str) and \
+            isinstance(v.get("p50_ns"), list) and all(map(_number, v["p50_ns"])) and \
+            all(plain(x) for k, x in v.items() if k not in ("order", "p50_ns"))
+
     for i, t in enumerate(c.get("trial_points", [])):
         # `events` (--trace count): an object of counts.
         if not isinstance(t, dict) or not all(
                 plain(v) or (k == "events" and isinstance(v, dict) and all(map(plain, v.values())))
+                or (k == "stamps" and stamps(v))
                 for k, v in t.items()):
             raise Fatal(f"{where}: trial point {i} is not an object of numbers")
 

@@ -421,3 +421,21 @@ def test_a_malformed_explained_section_is_one_fatal_line(fixtures):
     r = run("report.py", str(src))
     assert r.returncode != 0
     assert r.stderr.count("\n") == 1 and "fatal:" in r.stderr and "explained" in r.stderr, r.stderr
+
+
+def test_stamped_trials_load_and_bad_stamps_are_one_fatal_line(fixtures, tmp_path):
+    """`--trace stamp` trial points (an order, five span medians, counts)
+    are read; stamps that are not that are one fatal line naming the case."""
+    src = fixtures / "explain"
+    doc = summary(src)
+    tcp = next(c for c in doc["cases"] if c["transport"] == "tcp4")
+    tcp["trial_points"][0]["stamps"] = {"order": "returns_first", "p50_ns": [1800, 400, 9000, 19600, 23200],
+                                        "stamped": 5900, "other_order": 2, "unusable": 0}
+    (src / "summary.json").write_text(json.dumps(doc))
+    r = run("report.py", str(src), "-o", str(tmp_path / "rep"))
+    assert r.returncode == 0, r.stderr
+    tcp["trial_points"][0]["stamps"]["p50_ns"] = ["fast"] * 5
+    (src / "summary.json").write_text(json.dumps(doc))
+    r = run("report.py", str(src), "-o", str(tmp_path / "rep2"))
+    assert r.returncode != 0
+    assert r.stderr.count("\n") == 1 and "trial point 0" in r.stderr, r.stderr

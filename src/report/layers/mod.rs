@@ -190,10 +190,12 @@ pub struct Explained {
     pub estimates: Vec<IpEstimate>,
 }
 
-/// The two estimates of what IP, the loopback device and the softirq cost
-/// per round trip: the ladder's (tcp4 − tcp4-sockmap, whole round trips)
-/// and the split's (twice the difference of the two rungs' send calls:
-/// over loopback the receive path runs inside the sender's call).
+/// The estimates of what the segment path (IP, the loopback device, the
+/// softirq, TCP's receive) costs per round trip: the ladder's (tcp4 −
+/// tcp4-sockmap, whole round trips), the split's (twice the difference of
+/// the two rungs' send calls: over loopback the receive path runs inside
+/// the sender's call) and the stamps' (twice tcp4's device queue → send
+/// returns, less futex's send call).
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct IpEstimate {
     pub size_bytes: usize,
