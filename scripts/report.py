@@ -27,9 +27,10 @@ def us(ns):
     return f"{ns / 1e3:.2f}"
 
 
-def find(run, transport, size, response=None):
+def find(run, transport, size, response=None, workload=None):
     for c in run.cases:
-        if resultfiles.netns(c) == "off" and "variant" not in c and c["transport"] == transport and c["size_bytes"] == size and (response is None or c["response_bytes"] == response):
+        if resultfiles.netns(c) == "off" and "variant" not in c and c["transport"] == transport and c["size_bytes"] == size and (response is None or c["response_bytes"] == response) \
+                and (workload is None or c["workload"] == workload):
             return c
     return None
 
@@ -45,33 +46,39 @@ def ratio_row(run, size, metric, response=None):
 
 
 def headline(run):
-    """Per size: TCP, UDS and their paired ratio with its CI."""
+    """Per workload and size: TCP, UDS and their paired ratio with its CI
+    (a criterion run holds several workloads)."""
     if any("variant" in c for c in run.cases):
         return [f"### {cell(run.label)} (nginx → gunicorn)", "", "See the nginx → gunicorn section below.", ""]
-    w = run.cases[0]["workload"] if run.cases else "?"
+    workloads = list(dict.fromkeys(c["workload"] for c in run.cases)) or ["?"]
+    return [line for w in workloads for line in _headline(run, w)]
+
+
+def _headline(run, w):
     out = [f"### {cell(run.label)} ({cell(w)})", ""]
-    sizes = sorted({(c["size_bytes"], c["response_bytes"]) for c in run.cases})
+    sizes = sorted({(c["size_bytes"], c["response_bytes"]) for c in run.cases if c["workload"] == w})
     if w == "throughput":
-        out += [f"| write size | {DEN} GB/s | {NUM} GB/s | {NUM}/{DEN} bytes/s (95% CI) |", "|---|---|---|---|"]
+        out += [f"| write size | {DEN} Gbit/s | {NUM} Gbit/s | {NUM}/{DEN} bytes/s (95% CI) |", "|---|---|---|---|"]
     else:
         what = {"latency": "p50 RTT µs", "connect": "p50 per connection µs"}.get(w, "p50 µs")
         out += [f"| size | {DEN} {what} | {NUM} {what} | {NUM}/{DEN} median (95% CI) | {DEN} ops/s | {NUM} ops/s |",
                 "|---|---|---|---|---|---|"]
     rows = 0
     for size, resp in sizes:
-        t, u = find(run, DEN, size, resp), find(run, NUM, size, resp)
+        t, u = find(run, DEN, size, resp, w), find(run, NUM, size, resp, w)
         if not t or not u:
             continue
         label = sizes_label(size, resp)
         if w == "throughput":
             r = ratio_row(run, size, "bytes_per_s")
             ci = f"{r['ratio']:.3f} ({r['ci_low']:.3f}–{r['ci_high']:.3f})" if r else "–"
-            out.append(f"| {label} | {t['bytes_per_s'] / 1e9:.3f} | {u['bytes_per_s'] / 1e9:.3f} | {ci} |")
+            out.append(f"| {label} | {t['bytes_per_s'] * 8 / 1e9:.2f} | {u['bytes_per_s'] * 8 / 1e9:.2f} | {ci} |")
         else:
             r = ratio_row(run, size, "p50", resp)
             ci = f"{r['ratio']:.3f} ({r['ci_low']:.3f}–{r['ci_high']:.3f})" if r else "–"
             ops = lambda c: f"{c['ops_per_s']:.0f}" if "ops_per_s" in c else "–"  # noqa: E731
-            out.append(f"| {label} | {us(t['p50_ns'])} | {us(u['p50_ns'])} | {ci} | {ops(t)} | {ops(u)} |")
+            p50 = lambda c: us(c["p50_ns"]) if "p50_ns" in c else f"{us(c['mean_ns'])} (mean)"  # noqa: E731
+            out.append(f"| {label} | {p50(t)} | {p50(u)} | {ci} | {ops(t)} | {ops(u)} |")
         rows += 1
     if not rows:
         out.append(f"(no {DEN} and {NUM} cases of the same size in this run)")

@@ -59,7 +59,7 @@ def test_report_quotes_the_inputs_and_draws_the_figures(fixtures, tmp_path):
     t = summary(thr)
     for c in t["cases"]:
         if c["transport"] in ("tcp4", "uds-stream"):
-            assert f"{c['bytes_per_s'] / 1e9:.3f}" in md
+            assert f"{c['bytes_per_s'] * 8 / 1e9:.2f}" in md  # Gbit/s, as the CLI says
     assert doc["env"]["kernel_release"] in md
     assert " ".join(doc["command"]) in md
     assert doc["warnings"][0]["message"] in md
@@ -77,6 +77,13 @@ def test_report_reads_a_criterion_run(fixtures, tmp_path):
     md = (tmp_path / "c" / "report.md").read_text()
     assert "criterion:new" in md
     assert (tmp_path / "c" / "figures" / "percentiles_64B.png").exists()
+    # Benchmarks with and without tails (pingpong/*, stream/*) side by side:
+    # a headline per workload, each from its own cases.
+    assert "### criterion:new (latency)" in md and "### criterion:new (throughput)" in md
+    lat = md[md.index("### criterion:new (latency)"):md.index("### criterion:new (throughput)")]
+    assert "| 64 | " in lat and "65536" not in lat and "64K" not in lat, lat
+    thr = md[md.index("### criterion:new (throughput)"):md.index("## Figures")]
+    assert "Gbit/s" in thr and "| 64K | " in thr, thr
 
 
 def test_compare_reports_changes_with_verdicts(fixtures, tmp_path):
