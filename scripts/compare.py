@@ -10,7 +10,8 @@ CI, p99 before and after, and a verdict: faster, slower, or no significant
 change (the CI includes 0). It lists the fingerprint fields that differ
 (sysctls, kernel, CPUs) and refuses runs from different hardware unless
 --allow-different-hardware. Writes OUT_DIR/compare.md and a delta figure;
-OUT_DIR defaults to AFTER/compare-vs-<before>.
+OUT_DIR defaults to ./compare-<before>-vs-<after> (a comparison never
+writes into a recorded run).
 """
 import argparse
 import os
@@ -90,8 +91,8 @@ def main():
                      "p99": p99, "verdict": verdict, "n": (len(bs), len(as_))})
     if not rows:
         cli.fatal(f"no case is in both {args.before} and {args.after} (same workload, transport, sizes, depth, pairs)")
-    out = args.output or os.path.join(after.source if os.path.isdir(after.source) else ".",
-                                      f"compare-vs-{before.label.replace(':', '-')}")
+    name = lambda r: r.label.replace(":", "-").replace(os.sep, "-")  # noqa: E731
+    out = args.output or f"compare-{name(before)}-vs-{name(after)}"
     out = outputs.output_dir(out)
     fig = plots.deltas(rows, outputs.subdir(out, "figures"), f"after: {after.label}\nbefore: {before.label}")
     diff = []

@@ -46,6 +46,11 @@ def replace_file(path, write):
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
         os.close(fd)
+        # mkstemp makes it 0600; a report is for readers, as sockbench's own
+        # files are: the mode a plain open() would give (0644 under umask 022).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
     except OSError as e:
         raise Fatal(f"{path}: cannot write there ({e.strerror})")
     try:

@@ -19,11 +19,12 @@ FIX = os.path.join(HERE, "fixtures")
 ROOT = os.path.dirname(SCRIPTS)
 
 
-def run(script, *args):
+def run(script, *args, cwd=None):
     """`python -m scripts.<script>` (a file name of scripts/) with the repository on the path."""
     env = dict(os.environ, PYTHONPATH=ROOT)
     module = "scripts." + script.removesuffix(".py")
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env,
+                          cwd=cwd)
 
 
 @pytest.fixture
@@ -446,3 +447,26 @@ def test_stamped_trials_load_and_bad_stamps_are_one_fatal_line(fixtures, tmp_pat
     r = run("report.py", str(src), "-o", str(tmp_path / "rep2"))
     assert r.returncode != 0
     assert r.stderr.count("\n") == 1 and "trial point 0" in r.stderr, r.stderr
+
+
+def test_outputs_are_readable_and_a_comparison_leaves_the_runs_alone(fixtures, tmp_path):
+    """report.md, compare.md and the figures get the mode a plain file
+    would (0644 under umask 022), not mkstemp's 0600; compare's default
+    output is a directory of its own in the current one, never inside the
+    AFTER run."""
+    before, after = fixtures / "latency-before", fixtures / "latency-after"
+    listing = sorted(p.name for p in after.iterdir())
+    old = os.umask(0o022)
+    try:
+        r = run("compare.py", str(before), str(after), cwd=tmp_path)
+        rep = run("report.py", str(after), "-o", str(tmp_path / "rep"))
+    finally:
+        os.umask(old)
+    assert r.returncode == 0 and rep.returncode == 0, r.stderr + rep.stderr
+    assert sorted(p.name for p in after.iterdir()) == listing
+    out = tmp_path / "compare-latency-before-vs-latency-after"
+    files = [out / "compare.md", *(out / "figures").iterdir(), tmp_path / "rep" / "report.md",
+             *(tmp_path / "rep" / "figures").iterdir()]
+    assert len(files) > 4
+    for f in files:
+        assert (f.stat().st_mode & 0o777) == 0o644, (f, oct(f.stat().st_mode))
