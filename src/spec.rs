@@ -247,7 +247,7 @@ pub enum Trace {
     Split,
     /// Kernel software timestamps (`SO_TIMESTAMPING`) on the client's
     /// socket: each round trip split at the device queue, the device, the
-    /// send call's return and the reply's arrival at the stack. Ping-pong
+    /// send call's return and the reply's receive stamp. Ping-pong
     /// over TCP and UDP only.
     Stamp,
 }

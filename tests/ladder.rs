@@ -384,7 +384,8 @@ fn the_send_call_is_timed_apart_in_split_trials() {
 }
 
 /// `--trace stamp` splits each round trip with the kernel's software
-/// stamps: only over packets (tcp4, udp4; no stamped uds-stream case), the
+/// stamps (payloads verified): only over packets (tcp4, tcp6 (IPv6's error
+/// queue), udp4; no stamped uds-stream case), the
 /// five spans of every stamped trial add up to its round trip (they share
 /// its clock reads), the request reaches the device before the rest of the
 /// round trip is over, and no privilege is needed.
@@ -395,11 +396,12 @@ fn kernel_stamps_split_the_round_trip_and_add_up() {
         &[
             "latency",
             "-t",
-            "tcp4,udp4,uds-stream",
+            "tcp4,tcp6,udp4,uds-stream",
             "--placement",
             "0/1,0/0",
             "--trace",
             "off,stamp",
+            "--verify",
         ][..],
         PER_MESSAGE,
     ]
@@ -416,6 +418,13 @@ fn kernel_stamps_split_the_round_trip_and_add_up() {
             continue;
         }
         stamped.push(t.to_string());
+        // A send, a receive, and three reads of the error queue (the two
+        // transmit stamps, then EAGAIN): counted calls, not hidden ones.
+        let calls = c["client_syscalls_per_op"].as_f64().unwrap();
+        assert!(
+            (4.9..5.5).contains(&calls),
+            "{t}: {calls} calls per round trip"
+        );
         for p in c["trial_points"].as_array().unwrap() {
             let s = &p["stamps"];
             let spans: Vec<u64> = s["p50_ns"]
@@ -441,7 +450,7 @@ fn kernel_stamps_split_the_round_trip_and_add_up() {
         }
     }
     stamped.sort();
-    assert_eq!(stamped, ["tcp4", "tcp4", "udp4", "udp4"]);
+    assert_eq!(stamped, ["tcp4", "tcp4", "tcp6", "tcp6", "udp4", "udp4"]);
     if root() {
         let out =
             util::as_nobody(&[&["latency", "-t", "tcp4", "--trace", "stamp"][..], QUICK].concat());

@@ -3,9 +3,12 @@
 //! timestamping.rst): when a sent message entered the device queue
 //! (`SCM_TSTAMP_SCHED`, in `__dev_queue_xmit`) and when the device took it
 //! (`SCM_TSTAMP_SND`, loopback's `skb_tx_timestamp`), read back from the
-//! error queue; and when a received one reached the stack (`netif_rx`),
-//! delivered with the data. All are `CLOCK_REALTIME`. No privilege needed;
-//! no allocation here (the control buffers live on the stack).
+//! error queue; and when a received one was stamped, delivered with the
+//! data: UDP's as it enters the stack (`netif_rx`), TCP's (since Linux
+//! 5.18, whose TCP skbs carry a delivery time through loopback) at IP's
+//! local delivery, after IP's receive. All are `CLOCK_REALTIME`. No
+//! privilege needed; no allocation here (the control buffers live on the
+//! stack).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -51,9 +54,19 @@ pub fn wait_for_receive_stamps(within: std::time::Duration) -> io::Result<bool> 
     let end = std::time::Instant::now() + within;
     let mut buf = [0u8; 1];
     loop {
-        a.send(b"?")?;
-        if recv(b.as_fd(), &mut buf, 0)?.1.is_some() {
-            return Ok(true);
+        // A signal, or a probe not back within the read timeout: try again
+        // until `within` is over.
+        let again = |e: &io::Error| {
+            matches!(
+                e.kind(),
+                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+            )
+        };
+        match a.send(b"?").map(|_| recv(b.as_fd(), &mut buf, 0)) {
+            Ok(Ok((_, Some(_)))) => return Ok(true),
+            Ok(Ok((_, None))) => {}
+            Ok(Err(e)) | Err(e) if again(&e) => {}
+            Ok(Err(e)) | Err(e) => return Err(e),
         }
         if std::time::Instant::now() >= end {
             return Ok(false);
@@ -71,21 +84,30 @@ fn ns(t: &libc::timespec) -> Option<u64> {
     (v != 0).then_some(v)
 }
 
-/// Each control message of `msg`, as (level, type, data pointer).
+/// Each control message of `msg`, as (level, type, data pointer, data
+/// length); none when the kernel had to cut them short (`MSG_CTRUNC`).
 ///
 /// SAFETY (of callers): `msg` was filled by a successful `recvmsg` whose
 /// control buffer is still alive.
-unsafe fn each_cmsg(msg: &libc::msghdr, mut f: impl FnMut(i32, i32, *const u8)) {
+unsafe fn each_cmsg(msg: &libc::msghdr, mut f: impl FnMut(i32, i32, *const u8, usize)) {
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return; // cut short: nothing in it is trusted
+    }
     // SAFETY: the CMSG_* walkers stay within msg_control/msg_controllen,
     // which the kernel set (see the caller's contract).
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(msg);
         while !c.is_null() {
-            f((*c).cmsg_level, (*c).cmsg_type, libc::CMSG_DATA(c));
+            let header = libc::CMSG_LEN(0) as usize;
+            let len = ((*c).cmsg_len as usize).saturating_sub(header);
+            f((*c).cmsg_level, (*c).cmsg_type, libc::CMSG_DATA(c), len);
             c = libc::CMSG_NXTHDR(msg, c);
         }
     }
 }
+
+/// An `SCM_TIMESTAMPING` payload's size: three `timespec`s.
+const STAMPS: usize = 3 * size_of::<libc::timespec>();
 
 /// The software stamp of an `SCM_TIMESTAMPING` message's data.
 ///
@@ -123,8 +145,8 @@ pub fn recv(
     let mut stamp = None;
     // SAFETY: recvmsg succeeded and `control` is alive.
     unsafe {
-        each_cmsg(&msg, |level, ty, data| {
-            if level == libc::SOL_SOCKET && ty == libc::SCM_TIMESTAMPING {
+        each_cmsg(&msg, |level, ty, data, len| {
+            if level == libc::SOL_SOCKET && ty == libc::SCM_TIMESTAMPING && len >= STAMPS {
                 stamp = software(data);
             }
         });
@@ -141,10 +163,11 @@ pub struct Sent {
 }
 
 /// Read every transmit stamp waiting on the error queue, without blocking;
-/// the latest of each kind wins.
-pub fn drain_sent(fd: BorrowedFd<'_>) -> io::Result<Sent> {
+/// the latest of each kind wins. `calls` counts the `recvmsg` calls made.
+pub fn drain_sent(fd: BorrowedFd<'_>, calls: &mut u64) -> io::Result<Sent> {
     let mut out = Sent::default();
     loop {
+        *calls += 1;
         let mut control = Control([0; 256]);
         // SAFETY: an all-zero msghdr is a valid (empty) value.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -166,11 +189,12 @@ pub fn drain_sent(fd: BorrowedFd<'_>) -> io::Result<Sent> {
         // SAFETY: recvmsg succeeded and `control` is alive; a RECVERR
         // payload is a sock_extended_err.
         unsafe {
-            each_cmsg(&msg, |level, ty, data| {
-                if level == libc::SOL_SOCKET && ty == libc::SCM_TIMESTAMPING {
+            each_cmsg(&msg, |level, ty, data, len| {
+                if level == libc::SOL_SOCKET && ty == libc::SCM_TIMESTAMPING && len >= STAMPS {
                     stamp = software(data);
-                } else if (level == libc::SOL_IP && ty == libc::IP_RECVERR)
-                    || (level == libc::SOL_IPV6 && ty == libc::IPV6_RECVERR)
+                } else if ((level == libc::SOL_IP && ty == libc::IP_RECVERR)
+                    || (level == libc::SOL_IPV6 && ty == libc::IPV6_RECVERR))
+                    && len >= size_of::<libc::sock_extended_err>()
                 {
                     let e = std::ptr::read_unaligned(data.cast::<libc::sock_extended_err>());
                     if e.ee_origin == libc::SO_EE_ORIGIN_TIMESTAMPING {
@@ -218,9 +242,13 @@ mod tests {
         let (a, b) = udp_pair();
         enable(a.as_fd(), true).unwrap();
         enable(b.as_fd(), true).unwrap();
+        // The kernel turns receive stamps on later, from a work queue.
+        assert!(wait_for_receive_stamps(std::time::Duration::from_secs(5)).unwrap());
         let before = realtime_ns();
         a.send(b"stamp me").unwrap();
-        let sent = drain_sent(a.as_fd()).unwrap();
+        let mut calls = 0;
+        let sent = drain_sent(a.as_fd(), &mut calls).unwrap();
+        assert_eq!(calls, 3, "a stamp of each kind, then EAGAIN");
         let mut buf = [0u8; 16];
         let (n, rx) = recv(b.as_fd(), &mut buf, 0).unwrap();
         let after = realtime_ns();
@@ -231,7 +259,7 @@ mod tests {
             "{before} {q} {d} {r} {after}"
         );
         // Nothing more waits, and a second drain finds nothing.
-        assert_eq!(drain_sent(a.as_fd()).unwrap(), Sent::default());
+        assert_eq!(drain_sent(a.as_fd(), &mut calls).unwrap(), Sent::default());
     }
 
     #[test]
@@ -249,12 +277,19 @@ mod tests {
         let (a, b) = udp_pair();
         enable(a.as_fd(), true).unwrap();
         enable(b.as_fd(), true).unwrap();
+        assert!(wait_for_receive_stamps(std::time::Duration::from_secs(5)).unwrap());
+        let mut buf = [0u8; 4];
+        let mut calls = 0;
+        // On: both kinds of stamp come.
+        a.send(b"x").unwrap();
+        assert!(recv(b.as_fd(), &mut buf, 0).unwrap().1.is_some());
+        assert_ne!(drain_sent(a.as_fd(), &mut calls).unwrap(), Sent::default());
+        // Off: neither does.
         enable(a.as_fd(), false).unwrap();
         enable(b.as_fd(), false).unwrap();
         a.send(b"x").unwrap();
-        let mut buf = [0u8; 4];
         let (n, rx) = recv(b.as_fd(), &mut buf, 0).unwrap();
         assert_eq!((n, rx), (1, None));
-        assert_eq!(drain_sent(a.as_fd()).unwrap(), Sent::default());
+        assert_eq!(drain_sent(a.as_fd(), &mut calls).unwrap(), Sent::default());
     }
 }

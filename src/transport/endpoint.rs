@@ -100,9 +100,10 @@ impl Sock {
         Ok(())
     }
 
-    /// The transmit stamps waiting on the error queue.
+    /// The transmit stamps waiting on the error queue (its `recvmsg` calls
+    /// count as receive-side calls).
     fn sent_stamps(&mut self) -> Result<Sent, Fault> {
-        sys::tstamp::drain_sent(self.fd.as_fd())
+        sys::tstamp::drain_sent(self.fd.as_fd(), &mut self.recvs)
             .map_err(|e| Fault::from_io("recvmsg", e, self.cfg.recv_timeout))
     }
 

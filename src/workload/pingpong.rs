@@ -109,10 +109,10 @@ pub fn timed<E: Endpoint, const VERIFY: bool, const SPLIT: bool>(
 /// transmit stamps read from the error queue after the round trip (outside
 /// its spans); each round trip's spans go into `stamps`.
 #[inline(never)]
-pub fn stamped<E: Endpoint>(
+pub fn stamped<E: Endpoint, const VERIFY: bool>(
     ep: &mut E,
     stop: Stop,
-    (tx, rx): (&mut [u8], &mut [u8]),
+    (tx, rx, seq): (&mut [u8], &mut [u8], &mut u8),
     (hist, stamps): (&mut Histogram<u64>, &mut Stamps),
     beat: &mut Heartbeat<'_>,
 ) -> Result<Span, Fault> {
@@ -122,6 +122,10 @@ pub fn stamped<E: Endpoint>(
     let deadline = stop.deadline(Instant::now());
     let mut ops = 0;
     while ops < stop.ops {
+        if VERIFY {
+            fill_pattern(tx, *seq);
+            *seq = seq.wrapping_add(1);
+        }
         let t0 = realtime_ns();
         ep.send_msg(tx)?;
         let t3 = realtime_ns();
@@ -131,6 +135,9 @@ pub fn stamped<E: Endpoint>(
         stamps.record(t0, ep.sent_stamps()?, t3, at, t5);
         beat.tick();
         ops += 1;
+        if VERIFY {
+            check_echo(tx, rx)?;
+        }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
@@ -287,9 +294,15 @@ impl PinnedPair<KeptOpen> {
         stop: Stop,
         (hist, stamps): (&mut Histogram<u64>, &mut Stamps),
         beat: &mut Heartbeat<'_>,
+        verify: bool,
     ) -> crate::Result<(Span, TrialUsage)> {
-        let (span, usage, _) = self.trial(false, |c, tx, rx, _| {
-            with_endpoint!(&mut c.ep, e => stamped(e, stop, (tx, rx), (hist, stamps), beat))
+        let (span, usage, _) = self.trial(false, |c, tx, rx, seq| {
+            let (io, h) = ((tx, rx, seq), (hist, stamps));
+            with_endpoint!(&mut c.ep, e => if verify {
+                stamped::<_, true>(e, stop, io, h, beat)
+            } else {
+                stamped::<_, false>(e, stop, io, h, beat)
+            })
         })?;
         Ok((span, usage))
     }

@@ -241,7 +241,7 @@ fn trial(
                 p.record_pipelined(stop, &mut s.hist, &mut s.beat, &mut s.sent_at)?
             }
             _ if trace == Trace::Stamp => {
-                p.record_stamped(stop, (&mut s.hist, &mut s.stamps), &mut s.beat)?
+                p.record_stamped(stop, (&mut s.hist, &mut s.stamps), &mut s.beat, plan.verify)?
             }
             _ => {
                 let sent = (trace == Trace::Split).then_some(&mut s.sent);

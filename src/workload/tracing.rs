@@ -52,8 +52,10 @@ pub(super) fn send_median(trace: Trace, sent: &Histogram<u64>) -> Option<u64> {
 /// reads (`CLOCK_REALTIME`) and the kernel's software stamps on its socket:
 /// the request from the send call to the device queue, to the device;
 /// then, in the order they came, the send call's return (over loopback the
-/// receive runs inside it) and the reply's arrival at the stack
-/// (`netif_rx`); then the receive call's return. The spans add up to the
+/// receive runs inside it) and the reply's receive stamp (udp4's as it
+/// enters the stack, in `netif_rx`; tcp4's at IP's local delivery, after
+/// IP's receive: since Linux 5.18 a TCP skb keeps its delivery time through
+/// loopback and is stamped there); then the receive call's return. The spans add up to the
 /// round trip. Across CPUs the send call returns first; on one CPU the
 /// woken peer usually runs before the call gets back to user space, and
 /// answers first.
@@ -62,14 +64,14 @@ pub const STAMP_SPANS: [[&str; 5]; 2] = [
         "send call → device queue",
         "device queue → device",
         "device → send returns",
-        "send returns → reply at the stack",
-        "reply at the stack → recv returns",
+        "send returns → reply stamped",
+        "reply stamped → recv returns",
     ],
     [
         "send call → device queue",
         "device queue → device",
-        "device → reply at the stack",
-        "reply at the stack → send returns",
+        "device → reply stamped",
+        "reply stamped → send returns",
         "send returns → recv returns",
     ],
 ];
@@ -78,10 +80,10 @@ pub const STAMP_SPANS: [[&str; 5]; 2] = [
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StampOrder {
-    /// The send call returned before the reply reached the stack.
+    /// The send call returned before the reply was stamped.
     #[default]
     ReturnsFirst,
-    /// The reply reached the stack before the send call returned.
+    /// The reply was stamped before the send call returned.
     ReplyFirst,
 }
 
@@ -110,7 +112,7 @@ impl Stamps {
     }
 
     /// One round trip: sent at `t0` (the send call's start), the send call
-    /// returned at `t3`, the reply reached the stack at `rx` and the
+    /// returned at `t3`, the reply was stamped at `rx` and the
     /// receive call returned at `t5`; `sent`, the request's transmit stamps.
     #[inline]
     pub fn record(&mut self, t0: u64, sent: Sent, t3: u64, rx: Option<u64>, t5: u64) {

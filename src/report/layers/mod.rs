@@ -133,7 +133,7 @@ pub struct StampRow {
     pub server_cpu: usize,
     pub client_cpu: usize,
     pub transport: &'static str,
-    /// Whether the send call returned before the reply reached the stack,
+    /// Whether the send call returned before the reply was stamped,
     /// in most round trips of most trials: it names the spans.
     pub order: StampOrder,
     /// The spans, in order.
@@ -143,7 +143,8 @@ pub struct StampRow {
     /// The twin's p50 round trip (median over trials), µs: what the spans
     /// add up to.
     pub rtt_us: f64,
-    /// Round trips stamped in `order`, and in the other, over all trials.
+    /// Round trips stamped in `order`, and in the other, over all trials
+    /// (the spans are of the trials where `order` came most).
     pub stamped: u64,
     pub other_order: u64,
     /// The twin's p50 over the untraced case's, median of per-round ratios.
@@ -418,7 +419,16 @@ fn stamp_row(g: &Group<'_>, st: &CaseOutcome, cost: f64) -> Option<StampRow> {
         spans: STAMP_SPANS[order as usize],
         spans_us,
         rtt_us: stats::median(&of.iter().map(|(t, _)| us(t.p50_ns)).collect::<Vec<_>>()),
-        stamped: of.iter().map(|(_, s)| s.stamped).sum(),
+        stamped: all
+            .iter()
+            .map(|(_, s)| {
+                if s.order == order {
+                    s.stamped
+                } else {
+                    s.other_order
+                }
+            })
+            .sum(),
         other_order: all
             .iter()
             .map(|(_, s)| {

@@ -209,7 +209,7 @@ fn the_stamps_give_spans_and_a_third_estimate() {
     assert_eq!(row.order, StampOrder::ReturnsFirst);
     assert_eq!(row.spans_us, [1.0, 0.5, 3.0, 4.0, 3.5]);
     assert_eq!(row.spans_us.iter().sum::<f64>(), row.rtt_us);
-    assert_eq!((row.stamped, row.other_order), (400, 104));
+    assert_eq!((row.stamped, row.other_order), (401, 104));
     assert_eq!(row.spans[2], "device → send returns");
     let est = &e.estimates[0];
     // 2 × (0.5 + 3.0 − 1.0) = 5.0, the ladder's 12 − 7.
