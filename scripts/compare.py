@@ -19,7 +19,7 @@ import statistics
 import sys
 
 from scripts import cli, outputs, resultfiles, stats
-from scripts.labels import cell, size_label, sizes_label
+from scripts.labels import cell, ratio_ci, size_label, sizes_label
 
 HARDWARE = ["cpu_model", "cpus_online", "memory_total_kib", "smt_active", "virtualization"]
 
@@ -120,7 +120,7 @@ def main():
             if x.get("knob") == "control":
                 aa.append(f"| {which} | {cell(x['numerator'])} | "
                           f"{sizes_label(x['size_bytes'], x['response_bytes'])} | {cell(x['metric'])} | "
-                          f"{x['ratio']:.3f} ({x['ci_low']:.3f}–{x['ci_high']:.3f}) |")
+                          f"{ratio_ci(x)} |")
     settings = []
     for k in ("mode", "wait", "nodelay", "placement", "trials", "direction"):
         bv = {c.get(k) for c in before.cases}

@@ -53,3 +53,23 @@ def colour(transport):
 
 def transport_rank(transport):
     return ORDER.index(transport) if transport in ORDER else len(ORDER)
+
+
+def ci_pair(x):
+    """A ratio's 95% CI as (low, high), or (ratio, ratio) where the run had
+    too few rounds for one (schema 3: null below 5 rounds)."""
+    if x.get("ci_low") is None or x.get("ci_high") is None:
+        return x["ratio"], x["ratio"]
+    return x["ci_low"], x["ci_high"]
+
+
+def ci_range(x):
+    """`0.780–0.796`, or `n/a (3 rounds)`."""
+    if x.get("ci_low") is None or x.get("ci_high") is None:
+        return f"n/a ({x.get('rounds', '?')} rounds)"
+    return f"{x['ci_low']:.3f}–{x['ci_high']:.3f}"
+
+
+def ratio_ci(x):
+    """A ratio with its CI as the reports print it: `0.789 (0.780–0.796)`."""
+    return f"{x['ratio']:.3f} ({ci_range(x)})" if x else "–"

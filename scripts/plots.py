@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from scripts import outputs, resultfiles, stats  # noqa: E402
-from scripts.labels import ORDER, bytes_label, colour, size_label, sizes_label, transport_rank  # noqa: E402
+from scripts.labels import ORDER, bytes_label, ci_pair, colour, size_label, sizes_label, transport_rank  # noqa: E402
 
 
 def _save(fig, out_dir, name):
@@ -114,10 +114,9 @@ def ratio_vs_size(runs, out_dir, num="uds-stream", den="tcp4"):
                 continue
             if x["metric"] == "p50":
                 lines.setdefault(x.get("workload") or (r.cases[0]["workload"] if r.cases else "?"), []).append(
-                    (x["size_bytes"], x["ratio"], x["ci_low"], x["ci_high"]))
-            elif x["metric"] == "bytes_per_s" and x["ratio"] > 0:
-                lines.setdefault("throughput", []).append(
-                    (x["size_bytes"], 1 / x["ratio"], 1 / x["ci_high"], 1 / x["ci_low"]))
+                    (x["size_bytes"], x["ratio"], *ci_pair(x)))
+            elif x["metric"] == "ns_per_byte":
+                lines.setdefault("throughput", []).append((x["size_bytes"], x["ratio"], *ci_pair(x)))
     if not lines:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
@@ -379,7 +378,7 @@ def ladder(runs, out_dir, num="uds-stream", den="tcp4"):
                 continue
             w = x.get("workload") or (r.cases[0]["workload"] if r.cases else "?")
             size = sizes_label(x["size_bytes"], x.get("response_bytes"))
-            rows.append((_layer_label(w, size, ns), x["ratio"], x["ci_low"], x["ci_high"], n))
+            rows.append((_layer_label(w, size, ns), x["ratio"], *ci_pair(x), n))
     if not rows:
         return None
     names = [r[0] for r in rows]
@@ -475,7 +474,7 @@ def load_vs_rate(runs, out_dir, num="uds-stream", den="tcp4"):
         ax.set_title(f"{sizes_label(size, resp)} B request/response", fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
-        pts = sorted((x["offered_per_s"], x["ratio"], x["ci_low"], x["ci_high"]) for r in runs for x in r.ratios
+        pts = sorted((x["offered_per_s"], x["ratio"], *ci_pair(x)) for r in runs for x in r.ratios
                      if x.get("offered_per_s") and x["metric"] == "p99" and x["numerator"] == num
                      and x["denominator"] == den and (x["size_bytes"], x["response_bytes"]) == (size, resp)
                      and x.get("numerator_netns", "off") == "off")
@@ -511,7 +510,8 @@ def knob_ratios(runs, out_dir):
             if x.get("aa_low") is not None:
                 ax.add_patch(matplotlib.patches.Rectangle((x["aa_low"], i - 0.35), x["aa_high"] - x["aa_low"], 0.7,
                                                           color="0.85", zorder=1, lw=0))
-            ax.errorbar([x["ratio"]], [i], xerr=[[x["ratio"] - x["ci_low"]], [x["ci_high"] - x["ratio"]]],
+            lo, hi = ci_pair(x)
+            ax.errorbar([x["ratio"]], [i], xerr=[[x["ratio"] - lo], [hi - x["ratio"]]],
                         fmt="o", color=colour(x["numerator"]), capsize=3, zorder=3)
             held = f" [{x['denominator_knobs']}]" if x["denominator_knobs"] else ""
             rate = f" @ {x['offered_per_s']}/s" if x.get("offered_per_s") else ""
@@ -526,7 +526,7 @@ def knob_ratios(runs, out_dir):
         metric = mine[0][1]["metric"]
         first = mine[0][1]["knob_values"].split(" / ")[1]
         ax.set_xlabel(f"ratio of {metric} over {first} (95% CI); grey: the A/A control's CI")
-        better = "above 1: more bytes/s" if metric == "bytes_per_s" else "below 1: faster"
+        better = "below 1: faster"
         ax.set_title(f"{knob}: each value over the first ({better})")
         ax.grid(axis="x", alpha=0.3)
         out.append((knob, _save(fig, out_dir, f"knob_{knob.replace('.', '_')}")))

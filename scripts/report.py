@@ -58,7 +58,7 @@ def _headline(run, w):
     out = [f"### {cell(run.label)} ({cell(w)})", ""]
     sizes = sorted({(c["size_bytes"], c["response_bytes"]) for c in run.cases if c["workload"] == w})
     if w == "throughput":
-        out += [f"| write size | {DEN} Gbit/s | {NUM} Gbit/s | {NUM}/{DEN} bytes/s (95% CI) |", "|---|---|---|---|"]
+        out += [f"| write size | {DEN} Gbit/s | {NUM} Gbit/s | {NUM}/{DEN} time per byte (95% CI) |", "|---|---|---|---|"]
     else:
         what = {"latency": "p50 RTT µs", "connect": "p50 per connection µs"}.get(w, "p50 µs")
         out += [f"| size | {DEN} {what} | {NUM} {what} | {NUM}/{DEN} median (95% CI) | {DEN} ops/s | {NUM} ops/s |",
@@ -70,12 +70,10 @@ def _headline(run, w):
             continue
         label = sizes_label(size, resp)
         if w == "throughput":
-            r = ratio_row(run, size, "bytes_per_s")
-            ci = f"{r['ratio']:.3f} ({r['ci_low']:.3f}–{r['ci_high']:.3f})" if r else "–"
+            ci = labels.ratio_ci(ratio_row(run, size, "ns_per_byte"))
             out.append(f"| {label} | {t['bytes_per_s'] * 8 / 1e9:.2f} | {u['bytes_per_s'] * 8 / 1e9:.2f} | {ci} |")
         else:
-            r = ratio_row(run, size, "p50", resp)
-            ci = f"{r['ratio']:.3f} ({r['ci_low']:.3f}–{r['ci_high']:.3f})" if r else "–"
+            ci = labels.ratio_ci(ratio_row(run, size, "p50", resp))
             ops = lambda c: f"{c['ops_per_s']:.0f}" if "ops_per_s" in c else "–"  # noqa: E731
             p50 = lambda c: us(c["p50_ns"]) if "p50_ns" in c else f"{us(c['mean_ns'])} (mean)"  # noqa: E731
             out.append(f"| {label} | {p50(t)} | {p50(u)} | {ci} | {ops(t)} | {ops(u)} |")
@@ -115,7 +113,7 @@ def netns_section(runs):
             size = size_label(x["size_bytes"])
             md.append(f"| {cell(r.label)} | {size} | {label(x['numerator'], x['numerator_netns'])} ÷ "
                       f"{label(x['denominator'], x.get('denominator_netns', 'off'))} | {x['ratio']:.3f} | "
-                      f"{x['ci_low']:.3f}–{x['ci_high']:.3f} |")
+                      f"{labels.ci_range(x)} |")
     return md + [""]
 
 
@@ -216,7 +214,7 @@ def knobs_section(runs, figdir):
         rate = f" @ {x['offered_per_s']}/s" if x.get("offered_per_s") else ""
         out.append(f"| {n} | {cell(x['numerator'])} | {sizes_label(x['size_bytes'], x['response_bytes'])}{rate} "
                    f"| {cell(x['knob_values'])} | {cell(x['denominator_knobs'] or '–')} | {cell(x['metric'])} | "
-                   f"{x['ratio']:.3f} ({x['ci_low']:.3f}–{x['ci_high']:.3f}) | {aa} | {cell(x['verdict'])} |")
+                   f"{labels.ratio_ci(x)} | {aa} | {cell(x['verdict'])} |")
     out.append("")
     for knob, f in plots.knob_ratios(runs, figdir):
         out += [f"![{knob}](figures/{os.path.basename(f)})", ""]
@@ -259,8 +257,8 @@ def main():
                   f"{cell(r.env.get('git_revision', '?'))} | {cell(r.env.get('taken_at', '?'))} | `{cell(r.command)}` |")
     md += ["", "## Headline: Unix socket vs loopback TCP", "",
            f"Medians of the runs' own figures; ratios are {NUM}/{DEN}, the median over interleaved rounds of the "
-           "per-round ratio, with a 95% bootstrap CI. Times: below 1, the Unix socket is faster; bytes/s (throughput): "
-           "above 1, it moves more.", ""]
+           "per-round ratio, with a 95% bootstrap CI. Every ratio divides time (per operation, or per byte for "
+           "throughput): below 1, the Unix socket is faster.", ""]
     for r in runs:
         md += headline(r)
     md += netns_section(runs) + web_section(runs) + drift_section(runs) + layers_section(runs)

@@ -20,7 +20,7 @@ from scripts.cli import Fatal, fatal
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The one schema, generated from sockbench's Rust types (tests/schema.rs).
 SCHEMA = os.path.join(ROOT, "docs", "results-schema.json")
-SCHEMA_VERSION = 2  # the newest this loader reads; files without one are version 1
+SCHEMA_VERSION = 3  # the newest this loader reads; files without one are version 1
 LATENCY_WORKLOADS = ("latency", "rr", "connect")
 CASE_KEY = ("workload", "transport", "size_bytes", "response_bytes", "depth", "pairs", "netns")
 # Key columns only some workloads or runs have: `load`'s offered rate, and
@@ -130,7 +130,7 @@ class Run:
     def knob_ratios(self):
         """Ratios of a knob value over the knob's first, and the A/A ratios
         (`knob` == "control"), of the run's main metric."""
-        main = {"throughput": "bytes_per_s", "load": "p99"}.get(self.workloads()[0] if self.cases else "", "p50")
+        main = {"throughput": "ns_per_byte", "load": "p99"}.get(self.workloads()[0] if self.cases else "", "p50")
         return [x for x in self.ratios if x.get("knob") is not None and x.get("metric") == main]
 
 
@@ -168,8 +168,15 @@ def load_sockbench(path):
     for i, c in enumerate(doc["cases"]):
         _check_case(f"{where}: case {i}", c, need)
     for i, x in enumerate(doc.get("ratios", [])):
-        if not isinstance(x, dict) or not all(_number(x.get(k)) for k in ("ratio", "ci_low", "ci_high")):
+        if not isinstance(x, dict) or not _number(x.get("ratio")) or \
+                not all(_number(x.get(k)) or x.get(k) is None for k in ("ci_low", "ci_high")):
             raise Fatal(f"{where}: ratio {i} is not an object with numbers ratio, ci_low, ci_high")
+        if x.get("metric") == "bytes_per_s" and x["ratio"] > 0:
+            # Schema 2 divided rates (above 1 faster); every ratio now
+            # divides time (per byte here): below 1 faster.
+            lo, hi = x.get("ci_low"), x.get("ci_high")
+            x.update(metric="ns_per_byte", ratio=1 / x["ratio"],
+                     ci_low=1 / hi if hi else None, ci_high=1 / lo if lo else None)
     if not all(isinstance(w, dict) and isinstance(w.get("message"), str) for w in doc.get("warnings", [])):
         raise Fatal(f"{where}: a warning is not an object with a message")
     hgrm = {}

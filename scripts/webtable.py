@@ -2,7 +2,7 @@
 scripts/webbench (the run's README) and scripts/report. Standard library
 only."""
 
-from scripts.labels import size_label
+from scripts.labels import ratio_ci, size_label
 
 
 def web_table(cases, ratios):
@@ -13,7 +13,7 @@ def web_table(cases, ratios):
         return f"{ns / 1e3:.2f}"
 
     def ci(x):
-        return f"{x['ratio']:.3f} ({x['ci_low']:.3f}–{x['ci_high']:.3f})" if x else "–"
+        return ratio_ci(x)
     lines = ["| body | app work | upstream | TCP p50 µs | UDS p50 µs | UDS/TCP p50 (95% CI) | TCP p99 µs | UDS p99 µs | "
              "TCP req/s | UDS req/s | UDS/TCP req/s (95% CI) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     by = {(c["variant"], c["size_bytes"], c["app_work_us"]): c for c in cases}

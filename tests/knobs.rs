@@ -32,7 +32,7 @@ fn knob_lists_run_every_combination_in_the_same_rounds_with_ratios_to_the_first(
         "-n",
         "120",
         "--trials",
-        "4",
+        "5",
         "--warmup",
         "10",
         "--warmup-time",
@@ -54,7 +54,7 @@ fn knob_lists_run_every_combination_in_the_same_rounds_with_ratios_to_the_first(
         };
         assert_eq!(knobs, want, "{c}");
         assert!(seen.insert((s(c, "transport").to_string(), knobs.to_string())));
-        assert_eq!(c["trials"], 4);
+        assert_eq!(c["trials"], 5);
     }
     let files: HashSet<&str> = cases.iter().map(|c| s(c, "hgrm_file")).collect();
     assert_eq!(files.len(), cases.len(), "one histogram file per case");
@@ -92,7 +92,7 @@ fn knob_lists_run_every_combination_in_the_same_rounds_with_ratios_to_the_first(
             assert_eq!(s(control[0], "verdict"), "control");
             assert_eq!(s(control[0], "numerator_knobs"), "A/A");
             for r in nodelay.iter().chain(&wait) {
-                assert_eq!(r["rounds"], 4);
+                assert_eq!(r["rounds"], 5);
                 assert!(
                     ["faster", "slower", "no change"].contains(&s(r, "verdict")),
                     "{r}"

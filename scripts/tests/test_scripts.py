@@ -470,3 +470,25 @@ def test_outputs_are_readable_and_a_comparison_leaves_the_runs_alone(fixtures, t
     assert len(files) > 4
     for f in files:
         assert (f.stat().st_mode & 0o777) == 0o644, (f, oct(f.stat().st_mode))
+
+
+def test_one_ratio_convention_and_no_ci_below_five_rounds(fixtures, tmp_path):
+    """Every ratio divides time: a schema-2 throughput ratio of bytes/s is
+    read as its inverse, time per byte (below 1 faster); a ratio whose run
+    had too few rounds (CI null, schema 3) prints its point value and
+    `n/a (3 rounds)`, and the report draws it without an error bar."""
+    thr, lat = fixtures / "throughput", fixtures / "latency-before"
+    old = next(x for x in summary(thr)["ratios"] if x["metric"] == "bytes_per_s" and x.get("knob") is None
+               and (x["numerator"], x["denominator"]) == ("uds-stream", "tcp4"))
+    doc = summary(lat)
+    doc["schema_version"] = 3
+    few = next(x for x in doc["ratios"] if x["metric"] == "p50" and x.get("knob") is None
+               and (x["numerator"], x["denominator"]) == ("uds-stream", "tcp4"))
+    few.update(ci_low=None, ci_high=None, rounds=3, verdict="too few rounds")
+    (lat / "summary.json").write_text(json.dumps(doc))
+    r = run("report.py", str(lat), str(thr), "-o", str(tmp_path / "rep"))
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert f"{1 / old['ratio']:.3f} ({1 / old['ci_high']:.3f}–{1 / old['ci_low']:.3f})" in md
+    assert f"{few['ratio']:.3f} (n/a (3 rounds))" in md
+    assert "time per byte" in md and "above 1" not in md

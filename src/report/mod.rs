@@ -21,7 +21,7 @@ pub use env::Fingerprint;
 pub use ratios::{Metric, RatioRow, Varied, Verdict};
 use ratios::{Pick, ratios};
 pub use rows::{CaseJson, CaseKey, CaseRow, LoadColumns, ThroughputRow};
-use rows::{latency_row, rate, throughput_row};
+use rows::{latency_row, ns_per_byte, throughput_row};
 pub use warnings::Warning;
 
 /// Settings that shaped the run.
@@ -157,7 +157,7 @@ pub fn build(plan: &Plan, run: &Run, argv: Vec<String>, mut env: Fingerprint) ->
         let ratios = ratios(
             &run.cases,
             (&plan.base, &plan.sysctls),
-            &[(Metric::BytesPerS, rate)],
+            &[(Metric::NsPerByte, ns_per_byte)],
         );
         let mut r = assemble(plan, run, argv, env, rows, ratios);
         r.warnings = general;

@@ -11,7 +11,8 @@ use crate::stats::{self, Ci};
 use crate::workload::run::{CaseOutcome, TrialPoint};
 
 /// What a ratio divides: a latency percentile or mean (time per
-/// operation: below 1 is faster) or a transfer rate (above 1 is faster).
+/// operation) or a transfer's time per byte (the rate's inverse). One
+/// convention for every ratio: below 1, the numerator is faster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub enum Metric {
     #[serde(rename = "p50")]
@@ -20,8 +21,8 @@ pub enum Metric {
     Mean,
     #[serde(rename = "p99")]
     P99,
-    #[serde(rename = "bytes_per_s")]
-    BytesPerS,
+    #[serde(rename = "ns_per_byte")]
+    NsPerByte,
 }
 
 impl Metric {
@@ -31,15 +32,14 @@ impl Metric {
             Metric::P50 => "p50",
             Metric::Mean => "mean",
             Metric::P99 => "p99",
-            Metric::BytesPerS => "bytes_per_s",
+            Metric::NsPerByte => "ns_per_byte",
         }
     }
-
-    /// A rate: above 1 is faster.
-    pub fn higher_is_better(self) -> bool {
-        self == Metric::BytesPerS
-    }
 }
+
+/// Fewer paired rounds than this give a ratio's point value only: no CI,
+/// no verdict (a bootstrap over 3 values says nothing).
+pub const MIN_ROUNDS: usize = 5;
 
 impl std::fmt::Display for Metric {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,6 +101,9 @@ pub enum Verdict {
     /// The A/A ratio itself.
     #[serde(rename = "control")]
     Control,
+    /// Fewer than 5 rounds: a point value, no CI, no verdict.
+    #[serde(rename = "too few rounds")]
+    TooFewRounds,
 }
 
 impl Verdict {
@@ -111,6 +114,7 @@ impl Verdict {
             Verdict::Slower => "slower",
             Verdict::NoChange => "no change",
             Verdict::Control => "control",
+            Verdict::TooFewRounds => "n/a",
         }
     }
 }
@@ -148,14 +152,16 @@ pub struct RatioRow {
     pub numerator_knobs: String,
     /// The denominator's knobs, likewise.
     pub denominator_knobs: String,
-    /// `p50`/`mean` latency (below 1: UDS faster) or `bytes_per_s` (above 1: UDS faster).
+    /// `p50`/`mean`/`p99` latency or `ns_per_byte` (a transfer's time per
+    /// byte): below 1, the numerator is faster.
     pub metric: Metric,
     /// Median of the per-round ratios, and its 95% bootstrap CI.
     pub ratio: f64,
-    /// Low end of the ratio's 95% bootstrap CI.
-    pub ci_low: f64,
-    /// High end of the ratio's 95% bootstrap CI.
-    pub ci_high: f64,
+    /// Low end of the ratio's 95% bootstrap CI; null with fewer than 5
+    /// rounds (`MIN_ROUNDS`).
+    pub ci_low: Option<f64>,
+    /// High end of the ratio's 95% bootstrap CI; null with fewer than 5 rounds.
+    pub ci_high: Option<f64>,
     /// Rounds paired.
     pub rounds: usize,
     /// Knob ratios, with `--control`: the 95% CI of the A/A ratio of the
@@ -163,11 +169,11 @@ pub struct RatioRow {
     pub aa_low: Option<f64>,
     /// High end of the A/A ratio's CI.
     pub aa_high: Option<f64>,
-    /// Knob ratios: `faster` or `slower` when the CI excludes 1 and the
+    /// `faster` or `slower` when the CI excludes 1 and (knob ratios) the
     /// ratio lies outside the A/A spread (further from 1, either way, than
     /// the A/A control's CI reaches), else `no change` (at this run's
-    /// resolution); `control` for the A/A ratio; null otherwise.
-    pub verdict: Option<Verdict>,
+    /// resolution); `control` for the A/A ratio; `too few rounds` below 5.
+    pub verdict: Verdict,
 }
 
 /// How a metric is read off a trial (the case's size given).
@@ -241,8 +247,8 @@ pub(super) fn ratios(
                         .collect::<Vec<_>>()
                 };
                 let r = stats::paired_ratios(&by_round(num), &by_round(den));
-                let Ci { low, high } =
-                    stats::bootstrap_ci(&r, stats::median, 0x5eed ^ num.case.size as u64);
+                let ci = (r.len() >= MIN_ROUNDS)
+                    .then(|| stats::bootstrap_ci(&r, stats::median, 0x5eed ^ num.case.size as u64));
                 out.push(RatioRow {
                     size_bytes: num.case.size,
                     offered_per_s: (num.case.rate > 0).then_some(num.case.rate),
@@ -264,12 +270,12 @@ pub(super) fn ratios(
                     denominator_knobs: den.case.knobs.label(base, sysctls),
                     metric,
                     ratio: stats::median(&r),
-                    ci_low: low,
-                    ci_high: high,
+                    ci_low: ci.map(|c: Ci| c.low),
+                    ci_high: ci.map(|c: Ci| c.high),
                     rounds: r.len(),
                     aa_low: None,
                     aa_high: None,
-                    verdict: None,
+                    verdict: Verdict::NoChange,
                 });
             }
         }
@@ -282,7 +288,11 @@ pub(super) fn ratios(
         .filter(|r| r.knob == Some(Varied::Control))
         .cloned()
         .collect();
-    for r in out.iter_mut().filter(|r| r.knob.is_some()) {
+    for r in out.iter_mut() {
+        if r.knob.is_none() {
+            r.verdict = verdict(r);
+            continue;
+        }
         let aa = controls.iter().find(|c| {
             (
                 c.numerator,
@@ -297,8 +307,8 @@ pub(super) fn ratios(
             ) && c.offered_per_s == r.offered_per_s
                 && c.metric == r.metric
         });
-        (r.aa_low, r.aa_high) = (aa.map(|c| c.ci_low), aa.map(|c| c.ci_high));
-        r.verdict = Some(verdict(r));
+        (r.aa_low, r.aa_high) = (aa.and_then(|c| c.ci_low), aa.and_then(|c| c.ci_high));
+        r.verdict = verdict(r);
     }
     out.sort_by(|a, b| {
         let k = |r: &RatioRow| {
@@ -320,16 +330,20 @@ pub(super) fn ratios(
     out
 }
 
-/// A knob ratio's verdict: `faster` or `slower` when its CI excludes 1
-/// and the ratio lies outside the A/A spread (when the run has one): further
+/// A ratio's verdict: `faster` or `slower` when its CI excludes 1 and,
+/// for a knob, the ratio lies outside the A/A spread (when the run has one): further
 /// from 1, either way, than the A/A control's CI reaches (identical cases
 /// that differ by ×1.5 make ×1/1.5 as much noise as ×1.5); `no change`
-/// otherwise; `control` for the A/A ratio itself.
+/// otherwise; `control` for the A/A ratio itself; no CI (fewer than 5
+/// rounds): `too few rounds`.
 fn verdict(r: &RatioRow) -> Verdict {
     if r.knob == Some(Varied::Control) {
         return Verdict::Control;
     }
-    let outside_ci = r.ci_low > 1.0 || r.ci_high < 1.0;
+    let (Some(ci_low), Some(ci_high)) = (r.ci_low, r.ci_high) else {
+        return Verdict::TooFewRounds;
+    };
+    let outside_ci = ci_low > 1.0 || ci_high < 1.0;
     let outside_aa = match (r.aa_low, r.aa_high) {
         (Some(lo), Some(hi)) => {
             let spread = lo.ln().abs().max(hi.ln().abs());
@@ -340,8 +354,8 @@ fn verdict(r: &RatioRow) -> Verdict {
     if !(outside_ci && outside_aa) {
         return Verdict::NoChange;
     }
-    // Time per operation: below 1 is faster; a rate: above 1 is faster.
-    if (r.ratio > 1.0) == r.metric.higher_is_better() {
+    // Time per operation or per byte: below 1 is faster.
+    if r.ratio < 1.0 {
         Verdict::Faster
     } else {
         Verdict::Slower
@@ -367,12 +381,12 @@ mod tests {
             denominator_knobs: String::new(),
             metric,
             ratio,
-            ci_low: ci.0,
-            ci_high: ci.1,
+            ci_low: Some(ci.0),
+            ci_high: Some(ci.1),
             rounds: 12,
             aa_low: aa.map(|a| a.0),
             aa_high: aa.map(|a| a.1),
-            verdict: None,
+            verdict: Verdict::NoChange,
         }
     }
 
@@ -413,14 +427,22 @@ mod tests {
             verdict(&knob_ratio(Metric::P50, 0.30, (0.25, 0.35), wide)),
             Verdict::Faster
         );
-        // A rate: above 1 is faster.
+        // Time per byte: below 1 is faster, as for every ratio.
         assert_eq!(
-            verdict(&knob_ratio(Metric::BytesPerS, 1.3, (1.2, 1.4), aa)),
+            verdict(&knob_ratio(Metric::NsPerByte, 0.7, (0.6, 0.8), aa)),
             Verdict::Faster
         );
         assert_eq!(
-            verdict(&knob_ratio(Metric::BytesPerS, 0.7, (0.6, 0.8), aa)),
+            verdict(&knob_ratio(Metric::NsPerByte, 1.3, (1.2, 1.4), aa)),
             Verdict::Slower
         );
+        // A transport ratio: its CI decides.
+        let mut t = knob_ratio(Metric::P50, 0.79, (0.78, 0.80), None);
+        t.knob = None;
+        assert_eq!(verdict(&t), Verdict::Faster);
+        // No CI (fewer than 5 rounds): no verdict, however far from 1.
+        t.ci_low = None;
+        t.ci_high = None;
+        assert_eq!(verdict(&t), Verdict::TooFewRounds);
     }
 }

@@ -354,6 +354,12 @@ pub(super) fn rate(t: &TrialPoint, size: usize) -> f64 {
     t.delivered as f64 * size as f64 * 1e9 / t.elapsed_ns.max(1) as f64
 }
 
+/// A transfer trial's time per byte delivered, ns: the rate's inverse,
+/// which ratios divide (below 1 faster, like time per operation).
+pub(super) fn ns_per_byte(t: &TrialPoint, size: usize) -> f64 {
+    1e9 / rate(t, size).max(f64::MIN_POSITIVE)
+}
+
 pub(super) fn latency_row(plan: &Plan, o: &CaseOutcome, clock_read_ns: f64, seed: u64) -> CaseRow {
     let s: Summary = stats::summarize(&o.hist);
     let means: Vec<f64> = o.trials.iter().map(|t| t.mean_ns).collect();

@@ -15,7 +15,11 @@ use super::{CaseRow, RatioRow, Report, ThroughputRow};
 /// Version of the results schema, written into every summary.json. 2: the
 /// per-trial start/end, timed seconds, TIME_WAIT per side, idle-ended
 /// trials, the .hgrm file name per case; p50/mean are per-trial statistics.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: a ratio's CI is null below 5 rounds and every ratio has a verdict
+/// (transport ratios too); throughput ratios divide time per byte
+/// (`ns_per_byte`, below 1 faster) instead of bytes/s; trials may carry
+/// `stamps`; the explained estimates' `split_us`/`agree` may be null.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Every result file sockbench and its scripts write.
 #[derive(JsonSchema)]

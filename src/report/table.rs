@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{AnyReport, CaseKey, CaseRow, Metric, Report, ThroughputRow, Varied, Verdict};
+use super::{AnyReport, CaseKey, CaseRow, Metric, Report, ThroughputRow, Varied};
 
 fn us(ns: f64) -> String {
     format!("{:.2}", ns / 1000.0)
@@ -342,13 +342,13 @@ fn throughput(r: &Report<ThroughputRow>, wide: bool) -> String {
         }
         row(&mut s, &widths, &cells);
     }
-    knob_lines(&mut s, r, Metric::BytesPerS);
+    knob_lines(&mut s, r, Metric::NsPerByte);
     ratio_lines(
         &mut s,
         r,
         &ids,
-        Metric::BytesPerS,
-        "UDS ÷ TCP of the rate, the median of per-round ratios (above 1: the Unix socket is faster)",
+        Metric::NsPerByte,
+        "UDS ÷ TCP of the time per byte (the rate's inverse), the median of per-round ratios (below 1: the Unix socket is faster)",
     );
     s
 }
@@ -466,13 +466,11 @@ fn knob_lines<R>(s: &mut String, r: &Report<R>, metric: Metric) {
         };
         let _ = writeln!(
             s,
-            "  {:<w$} {:<v$} {:.3} ({:.3}–{:.3}){aa} {}",
+            "  {:<w$} {:<v$} {}{aa} {}",
             what(x),
             pair(x),
-            x.ratio,
-            x.ci_low,
-            x.ci_high,
-            x.verdict.map_or("", Verdict::name)
+            ratio_ci(x),
+            x.verdict.name()
         );
     }
 }
@@ -514,7 +512,7 @@ fn ratio_lines<R>(s: &mut String, r: &Report<R>, ids: &[String], metric: Metric,
     for x in rows {
         let _ = writeln!(
             s,
-            "  {:>w$}  {:<14} / {:<5} {:.3}  (95% CI {:.3}–{:.3}, {} rounds)",
+            "  {:>w$}  {:<14} / {:<5} {}  {}",
             what(x),
             format!(
                 "{}{}",
@@ -526,10 +524,23 @@ fn ratio_lines<R>(s: &mut String, r: &Report<R>, ids: &[String], metric: Metric,
                 label(x.denominator, x.denominator_netns),
                 knob_id(ids, &x.denominator_knobs)
             ),
-            x.ratio,
-            x.ci_low,
-            x.ci_high,
-            x.rounds
+            match (x.ci_low, x.ci_high) {
+                (Some(lo), Some(hi)) => format!(
+                    "{:.3}  (95% CI {lo:.3}–{hi:.3}, {} rounds)",
+                    x.ratio, x.rounds
+                ),
+                _ => format!("{:.3}  (CI n/a, {} rounds)", x.ratio, x.rounds),
+            },
+            x.verdict.name()
         );
+    }
+}
+
+/// A ratio and its CI as the tables print them: `0.789 (0.780–0.796)`, or
+/// `0.789 (n/a, 3 rounds)` below [`super::ratios::MIN_ROUNDS`].
+fn ratio_ci(x: &super::RatioRow) -> String {
+    match (x.ci_low, x.ci_high) {
+        (Some(lo), Some(hi)) => format!("{:.3} ({lo:.3}–{hi:.3})", x.ratio),
+        _ => format!("{:.3} (n/a, {} rounds)", x.ratio, x.rounds),
     }
 }

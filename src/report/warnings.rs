@@ -36,6 +36,17 @@ pub fn general(plan: &Plan, env: &Fingerprint) -> Vec<Warning> {
             "build with `cargo build --release` (or run `cargo run --release -- ...`)",
         ));
     }
+    if (plan.trials as usize) < super::ratios::MIN_ROUNDS {
+        out.push(w(
+            "too-few-rounds",
+            format!(
+                "{} rounds: every ratio is a point value, with no CI and no verdict (they need {} or more)",
+                plan.trials,
+                super::ratios::MIN_ROUNDS
+            ),
+            "raise --trials",
+        ));
+    }
     let placements: Vec<(usize, usize)> = (0..plan.pairs).map(|p| plan.placement(p)).collect();
     if let Some((s, _)) = placements.iter().find(|(s, c)| s == c) {
         out.push(w(
@@ -382,12 +393,13 @@ pub fn control(ratios: &[super::RatioRow]) -> Vec<Warning> {
         "the A/A control's CI excludes 1: this run's noise is larger than its CIs admit, so read every ratio against the A/A spread",
         ratios
             .iter()
-            .filter(|r| r.knob == Some(super::Varied::Control) && (r.ci_low > 1.0 || r.ci_high < 1.0))
-            .map(|r| {
-                (
+            .filter(|r| r.knob == Some(super::Varied::Control))
+            .filter_map(|r| match (r.ci_low, r.ci_high) {
+                (Some(lo), Some(hi)) if lo > 1.0 || hi < 1.0 => Some((
                     format!("{} {} {}", r.numerator, crate::spec::size_label(r.size_bytes), r.metric),
-                    format!("{:.3}, CI {:.3}–{:.3}", r.ratio, r.ci_low, r.ci_high),
-                )
+                    format!("{:.3}, CI {lo:.3}–{hi:.3}", r.ratio),
+                )),
+                _ => None,
             })
             .collect(),
         "run more rounds (--trials), keep other load off the machine, or isolate the measured CPUs",
