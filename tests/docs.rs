@@ -229,3 +229,46 @@ fn every_command_shown_parses() {
     }
     assert!(seen >= 5, "only {seen} commands found");
 }
+
+/// An output block a page shows right after naming a recorded run
+/// (`[results/X](…/README.md)` in the two lines before it) is that run's
+/// output, verbatim: a sample that no run printed, or a run re-recorded
+/// without the page, fails.
+#[test]
+fn every_output_shown_is_in_the_run_it_cites() {
+    let mut checked = 0;
+    for page in pages() {
+        let text = read(&page);
+        let lines: Vec<&str> = text.lines().collect();
+        let mut i = 0;
+        while i < lines.len() {
+            if !lines[i].starts_with("```") {
+                i += 1;
+                continue;
+            }
+            let end = (i + 1..lines.len())
+                .find(|&j| lines[j] == "```")
+                .unwrap_or_else(|| panic!("{}: a block never closes", page.display()));
+            let before = lines[i.saturating_sub(3)..i].join(" ");
+            let cited = before.split("](").skip(1).find_map(|rest| {
+                let link = rest.split(')').next()?;
+                let dir = link.strip_suffix("/README.md")?;
+                let at = dir.find("results/")?;
+                Some(root().join(&dir[at..]).join("README.md"))
+            });
+            if let (Some(run), true) = (cited, lines[i] == "```") {
+                let block = lines[i + 1..end].join("\n");
+                assert!(
+                    read(&run).contains(&block),
+                    "{}: the output block at line {} is not in {}",
+                    page.display(),
+                    i + 1,
+                    run.display()
+                );
+                checked += 1;
+            }
+            i = end + 1;
+        }
+    }
+    assert!(checked > 0, "no page shows a recorded run's output");
+}
