@@ -94,7 +94,7 @@ def _check_case(where, c, need):
     for i, t in enumerate(c.get("trial_points", [])):
         # `events` (--trace count): an object of counts.
         if not isinstance(t, dict) or not all(
-                plain(v) or (k == "events" and isinstance(v, dict) and all(map(plain, v.values())))
+                plain(v) or (k in ("events", "interference") and isinstance(v, dict) and all(map(plain, v.values())))
                 or (k == "stamps" and stamps(v))
                 for k, v in t.items()):
             raise Fatal(f"{where}: trial point {i} is not an object of numbers")

@@ -443,3 +443,61 @@ fn spinning_datagram_transfer_ends_like_a_blocking_one() {
         }
     }
 }
+
+/// A busy loop pinned to the client's CPU during a run: every trial records
+/// that other tasks took a share of a measured CPU, and one warning names
+/// the disturbed trials (issue #24's interference check).
+#[test]
+fn a_busy_loop_on_a_measured_cpu_is_noticed_per_trial() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let hog = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            core_affinity::set_for_current(core_affinity::CoreId { id: 1 });
+            let mut x = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        })
+    };
+    let v = util::json_run(&[
+        "latency",
+        "-t",
+        "uds-stream",
+        "-s",
+        "64",
+        "--server-cpu",
+        "0",
+        "--client-cpu",
+        "1",
+        "--trials",
+        "5",
+        "-d",
+        "1s",
+    ]);
+    stop.store(true, Ordering::Relaxed);
+    hog.join().unwrap();
+    let points = v["cases"][0]["trial_points"].as_array().unwrap();
+    for t in points {
+        let others = t["interference"]["others_pct"]
+            .as_f64()
+            .expect("a trial's interference");
+        assert!(
+            others > 15.0,
+            "a busy loop beside the client, yet others {others}%: {t}"
+        );
+    }
+    let w = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "disturbed")
+        .expect("a 'disturbed' warning");
+    let msg = w["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("5 of 5 trials") && msg.contains("round 1 (other tasks"),
+        "{msg}"
+    );
+}

@@ -162,6 +162,11 @@ pub fn build(plan: &Plan, run: &Run, argv: Vec<String>, mut env: Fingerprint) ->
         let mut r = assemble(plan, run, argv, env, rows, ratios);
         r.warnings = general;
         r.warnings.extend(warnings::throughput(&r.cases));
+        r.warnings.extend(warnings::disturbed(
+            r.cases
+                .iter()
+                .map(|c| (warnings::case_name(&c.row.key), &c.trial_points[..])),
+        ));
         r.warnings
             .extend(warnings::throughput_outliers(&r.cases, &r.env));
         r.warnings.extend(warnings::control(&r.ratios));
@@ -193,6 +198,11 @@ pub fn build(plan: &Plan, run: &Run, argv: Vec<String>, mut env: Fingerprint) ->
         }
         r.warnings = general;
         r.warnings.extend(warnings::latency(&r.cases));
+        r.warnings.extend(warnings::disturbed(
+            r.cases
+                .iter()
+                .map(|c| (warnings::row_name(&c.row), &c.trial_points[..])),
+        ));
         r.warnings
             .extend(warnings::latency_outliers(&r.cases, &r.env));
         r.warnings.extend(warnings::control(&r.ratios));

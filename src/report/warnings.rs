@@ -6,6 +6,8 @@ use super::{CaseJson, CaseRow, Fingerprint, ThroughputRow};
 use crate::plan::Plan;
 use crate::spec::Wait;
 use crate::spec::size_label;
+use crate::workload::run::TrialPoint;
+use crate::workload::tracing::DISTURBED_PCT;
 
 /// One warning about the trustworthiness of a result.
 #[derive(Debug, Clone, serde::Serialize, PartialEq, schemars::JsonSchema)]
@@ -108,7 +110,7 @@ pub fn general(plan: &Plan, env: &Fingerprint) -> Vec<Warning> {
 }
 
 /// A case as a warning names it: `tcp4 64`, `tcp4 512/16K`, `tcp4@veth 64`.
-fn case_name(k: &super::CaseKey) -> String {
+pub(super) fn case_name(k: &super::CaseKey) -> String {
     let transport = match k.netns {
         crate::spec::NetnsMode::Off => k.transport.to_string(),
         m => format!("{}@{}", k.transport, m.name()),
@@ -126,7 +128,7 @@ fn case_name(k: &super::CaseKey) -> String {
 
 /// A latency row as a warning names it: its case, and under `load` the
 /// offered rate (`uds-stream 512/16K @ 5000/s`).
-fn row_name(r: &CaseRow) -> String {
+pub(super) fn row_name(r: &CaseRow) -> String {
     match &r.load {
         Some(l) => format!("{} @ {}/s", case_name(&r.key), l.offered_per_s),
         None => case_name(&r.key),
@@ -135,6 +137,10 @@ fn row_name(r: &CaseRow) -> String {
 
 /// One warning for every case a check flags: `what`, then each case with
 /// its figure; none if no case is flagged.
+/// The cases a warning names, at most; the rest are counted ("and 14
+/// more"), and every case's figures are in summary.json.
+const LISTED: usize = 6;
+
 fn grouped(
     code: &'static str,
     what: &str,
@@ -144,10 +150,15 @@ fn grouped(
     if cases.is_empty() {
         return None;
     }
-    let list: Vec<String> = cases
+    let n = cases.len();
+    let mut list: Vec<String> = cases
         .into_iter()
+        .take(LISTED)
         .map(|(c, v)| format!("{c} ({v})"))
         .collect();
+    if n > LISTED {
+        list.push(format!("and {} more", n - LISTED));
+    }
     Some(w(code, format!("{what}: {}", list.join(", ")), fix))
 }
 
@@ -343,6 +354,36 @@ fn outliers(flagged: Vec<Flagged>, env: &Fingerprint) -> Option<Warning> {
         ),
         cases,
         "the CIs stand on every trial, so a wide one says so; read the per-trial figures (trial_points in summary.json), let the machine settle after memory-heavy work, and run again",
+    )
+}
+
+/// Trials that shared a measured CPU with other tasks or lost it to the
+/// hypervisor for more than [`DISTURBED_PCT`]% of their time: named with
+/// their round and share.
+pub fn disturbed<'a>(cases: impl Iterator<Item = (String, &'a [TrialPoint])>) -> Option<Warning> {
+    let mut named = Vec::new();
+    let mut total = 0;
+    for (name, points) in cases {
+        for t in points {
+            total += 1;
+            if let Some(i) = t.interference.filter(|i| i.disturbed()) {
+                let what = if i.others_pct >= i.steal_pct {
+                    format!("other tasks {:.0}%", i.others_pct)
+                } else {
+                    format!("steal {:.0}%", i.steal_pct)
+                };
+                named.push((format!("{name} round {}", t.round + 1), what));
+            }
+        }
+    }
+    let n = named.len();
+    grouped(
+        "disturbed",
+        &format!(
+            "{n} of {total} trials shared a measured CPU for over {DISTURBED_PCT:.0}% of their time (per trial in summary.json: interference)"
+        ),
+        named,
+        "keep other load off the measured CPUs (or move the run to idle ones with --server-cpu/--client-cpu), then run again",
     )
 }
 

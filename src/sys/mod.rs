@@ -26,6 +26,7 @@ macro_rules! syscall {
 
 pub mod bpf;
 pub mod buf;
+pub mod cpustat;
 pub mod epoll;
 pub mod fs;
 pub mod io;

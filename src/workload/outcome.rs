@@ -54,6 +54,9 @@ pub struct TrialPoint {
     /// `--trace stamp`: the trial's round trips split by the kernel's stamps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stamps: Option<super::tracing::StampSpans>,
+    /// Who else used the trial's CPUs (null where `/proc/stat` could not be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interference: Option<super::tracing::Interference>,
 }
 
 /// Everything measured for one case.

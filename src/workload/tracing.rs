@@ -43,6 +43,53 @@ pub(super) fn counted<T>(
     Ok((out, events))
 }
 
+/// How much of a trial's CPUs went to anyone else: other tasks (a CPU's
+/// task time less the time this run's thread pinned there used) and the
+/// hypervisor's steal, each as a share of the trial's wall time on the
+/// measured CPU that lost most. From `/proc/stat` (10 ms ticks: about ±5%
+/// in a 0.2 s trial).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct Interference {
+    /// Other tasks' time on the measured CPU they used most, % of the trial.
+    pub others_pct: f64,
+    /// Steal on the measured CPU that lost most, % of the trial.
+    pub steal_pct: f64,
+}
+
+/// A trial shared a CPU above this (others or steal, %): disturbed.
+pub const DISTURBED_PCT: f64 = 15.0;
+
+impl Interference {
+    /// Between two `/proc/stat` readings around a trial of `wall_ns`, for
+    /// each measured CPU and the time the run's own threads on it used.
+    pub fn between(
+        before: &[crate::sys::cpustat::CpuTimes],
+        after: &[crate::sys::cpustat::CpuTimes],
+        cpus: &[(usize, u64)],
+        wall_ns: u64,
+    ) -> Self {
+        let wall = wall_ns.max(1) as f64;
+        let mut out = Self::default();
+        for &(c, ours_ns) in cpus {
+            let (Some(b), Some(a)) = (before.get(c), after.get(c)) else {
+                continue;
+            };
+            let others = a
+                .tasks_ns
+                .saturating_sub(b.tasks_ns)
+                .saturating_sub(ours_ns);
+            let steal = a.steal_ns.saturating_sub(b.steal_ns);
+            out.others_pct = out.others_pct.max(100.0 * others as f64 / wall);
+            out.steal_pct = out.steal_pct.max(100.0 * steal as f64 / wall);
+        }
+        out
+    }
+
+    pub fn disturbed(&self) -> bool {
+        self.others_pct > DISTURBED_PCT || self.steal_pct > DISTURBED_PCT
+    }
+}
+
 /// A `--trace split` trial's median send call, ns.
 pub(super) fn send_median(trace: Trace, sent: &Histogram<u64>) -> Option<u64> {
     (trace == Trace::Split && !sent.is_empty()).then(|| sent.value_at_quantile(0.5))
