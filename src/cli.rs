@@ -9,6 +9,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::spec::Mode;
 use crate::spec::{MAX_RATE, NetnsMode, RateArg, TransportKind, Wait};
 
+/// What `sockbench --help` ends with.
+pub const EXAMPLES: &str = "\
+Examples:
+  sockbench latency -t tcp4,uds-stream -s 64,4K,64K        UDS vs TCP round trips, three sizes
+  sockbench throughput -t tcp4,uds-stream -s 64K -d 10s    bytes/s one way
+  sockbench load -t tcp4,uds-stream --rate sweep           open-loop latency up to each knee
+  sockbench latency -t tcp4 --nodelay on,off --control     a knob, with an A/A control
+  sockbench explain                                        where the µs of a round trip go (root)
+  sockbench latency -t tcp4 --out results/my-run           keep summary.json, .csv, .hgrm
+
+Each subcommand has its own --help. Results: docs/reading-results.md.";
+
 /// Largest message sockbench sends: 1 MiB.
 pub const MAX_SIZE: usize = 1 << 20;
 
@@ -16,10 +28,16 @@ pub const MAX_SIZE: usize = 1 << 20;
 #[derive(Debug, Parser)]
 #[command(
     name = "sockbench",
-    version,
+    version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (git ",
+        env!("SOCKBENCH_GIT_REVISION"),
+        ")"
+    ),
     about,
     propagate_version = true,
-    arg_required_else_help = true
+    arg_required_else_help = true,
+    after_help = EXAMPLES
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -218,6 +236,11 @@ pub struct Common {
     /// No warnings on stderr (they are still written into summary.json).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Leave these kinds of warning off stderr (comma-separated codes, as
+    /// summary.json names them: virtualized, wide-ci, disturbed, ...); they
+    /// are still written into summary.json.
+    #[arg(long, value_delimiter = ',', value_parser = parse_warning_code, value_name = "CODE")]
+    pub no_warn: Vec<&'static str>,
     /// Write summary.json, summary.csv, env.json (and one .hgrm per latency
     /// case) into this new (or empty) directory, atomically.
     #[arg(long, short)]
@@ -304,7 +327,7 @@ pub struct ConnectArgs {
 pub struct ThroughputArgs {
     #[command(flatten)]
     pub common: Common,
-    /// Write sizes, comma-separated: 64 B to 1 MiB.
+    /// Write sizes, comma-separated: 1 B to 1 MiB (64, 4K, 64KiB, 1MiB).
     #[arg(long, short, value_delimiter = ',', value_parser = parse_size, default_value = "64,4K,64K", allow_hyphen_values = true)]
     pub size: Vec<usize>,
     /// `one`: client → server; `both`: both ways at once.
@@ -457,7 +480,21 @@ pub fn parse_timeout(s: &str) -> Result<Duration, String> {
 
 /// A duration with a unit; zero allowed.
 pub fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e}; write durations as 2s, 500ms or 1m"))
+    // humantime's own message lists units no benchmark takes (months,
+    // years): name the ones that make sense here instead.
+    humantime::parse_duration(s).map_err(|_| {
+        "a duration: a number and a unit (ns, us, ms, s, m, h), as 2s, 500ms or 1m30s".into()
+    })
+}
+
+/// `--no-warn`: one of the warnings' codes.
+pub fn parse_warning_code(s: &str) -> Result<&'static str, String> {
+    use crate::spec::WARNING_CODES as CODES;
+    CODES
+        .iter()
+        .find(|c| **c == s)
+        .copied()
+        .ok_or_else(|| format!("not a warning's code; the codes are {}", CODES.join(", ")))
 }
 
 /// A whole number, zero allowed.

@@ -180,7 +180,9 @@ fn measure(plan: &mut Plan) -> Result<ExitCode> {
     let report = report::build(plan, &run, argv, env);
     if !plan.quiet {
         for w in report.warnings() {
-            say(&format!("warning: {} ({})", w.message, w.fix));
+            if !plan.no_warn.contains(&w.code) {
+                say(&format!("warning: {} ({})", w.message, w.fix));
+            }
         }
     }
     let mut code = ExitCode::SUCCESS;

@@ -540,3 +540,26 @@ pub fn size_label(b: usize) -> String {
         b => b.to_string(),
     }
 }
+
+/// Every warning's code (report::warnings writes them), for `--no-warn`.
+pub const WARNING_CODES: [&str; 19] = [
+    "debug-build",
+    "too-few-rounds",
+    "shared-cpu",
+    "spin-shared-cpu",
+    "pairs-share-cpus",
+    "one-cpu",
+    "governor",
+    "virtualized",
+    "clock-cost",
+    "noisy-tail",
+    "wide-ci",
+    "saturated",
+    "lost-requests",
+    "time-wait-client",
+    "loss",
+    "idle-ended",
+    "outlier-trial",
+    "disturbed",
+    "aa-control",
+];

@@ -1047,3 +1047,48 @@ fn a_load_trial_lasts_its_duration() {
     }
     assert!(leftovers(tmp.path()).is_empty());
 }
+
+/// `--no-warn CODE` leaves that kind of warning off stderr and keeps it in
+/// summary.json; an unknown code is bad input naming the codes there are.
+#[test]
+fn no_warn_silences_one_kind_of_warning_on_stderr_only() {
+    let tmp = util::private_tmp();
+    let base = [
+        "latency",
+        "-t",
+        "uds-stream",
+        "-n",
+        "40",
+        "--trials",
+        "2",
+        "--format",
+        "json",
+    ];
+    let loud = util::run(tmp.path(), &base);
+    let quiet = util::run(
+        tmp.path(),
+        &[&base[..], &["--no-warn", "too-few-rounds"]].concat(),
+    );
+    for o in [&loud, &quiet] {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let codes: Vec<&str> = doc["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["code"].as_str().unwrap())
+            .collect();
+        assert!(codes.contains(&"too-few-rounds"), "{codes:?}");
+    }
+    let said = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stderr).contains("2 rounds: every ratio")
+    };
+    assert!(said(&loud) && !said(&quiet));
+    let bad = util::run(tmp.path(), &[&base[..], &["--no-warn", "shy"]].concat());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--no-warn") && err.contains("virtualized"),
+        "{err}"
+    );
+}

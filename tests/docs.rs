@@ -272,3 +272,21 @@ fn every_output_shown_is_in_the_run_it_cites() {
     }
     assert!(checked > 0, "no page shows a recorded run's output");
 }
+
+/// Every example `sockbench --help` shows parses as the real command line.
+#[test]
+fn every_example_in_the_help_parses() {
+    let mut seen = 0;
+    for line in sockbench::cli::EXAMPLES.lines() {
+        let Some(cmd) = line.trim().strip_prefix("sockbench ") else {
+            continue;
+        };
+        let cmd = cmd.split("  ").next().unwrap();
+        let argv = std::iter::once("sockbench").chain(cmd.split_whitespace());
+        if let Err(e) = Cli::try_parse_from(argv) {
+            panic!("--help shows `sockbench {cmd}`, which does not parse: {e}");
+        }
+        seen += 1;
+    }
+    assert!(seen >= 5, "{seen} examples");
+}

@@ -156,6 +156,7 @@ impl Plan {
             wide: c.wide,
             progress: c.progress,
             quiet: c.quiet,
+            no_warn: c.no_warn.clone(),
             out: c.out.clone(),
         })
     }

@@ -108,6 +108,8 @@ pub struct Plan {
     pub progress: Progress,
     /// No warnings on stderr.
     pub quiet: bool,
+    /// `--no-warn`: warning codes left off stderr.
+    pub no_warn: Vec<&'static str>,
     pub out: Option<PathBuf>,
 }
 

@@ -320,11 +320,11 @@ fn throughput(r: &Report<ThroughputRow>, wide: bool) -> String {
         let mut cells = vec![
             name(&x.key, &ids),
             size_label(x.key.size_bytes),
-            format!("{:.2}", x.gbit_per_s),
+            gbit(x.gbit_per_s),
             format!(
-                "{:.2}–{:.2}",
-                x.bytes_per_s_ci_low * 8.0 / 1e9,
-                x.bytes_per_s_ci_high * 8.0 / 1e9
+                "{}–{}",
+                gbit(x.bytes_per_s_ci_low * 8.0 / 1e9),
+                gbit(x.bytes_per_s_ci_high * 8.0 / 1e9)
             ),
             format!("{:.0}", x.messages_per_s),
             format!("{:.2}", x.loss_pct),
@@ -351,6 +351,19 @@ fn throughput(r: &Report<ThroughputRow>, wide: bool) -> String {
         "UDS ÷ TCP of the time per byte (the rate's inverse), the median of per-round ratios (below 1: the Unix socket is faster)",
     );
     s
+}
+
+/// Gbit/s with the digits that show the number: 41.3, 5.27, 0.0154 (a
+/// 1-byte transfer is not "0.00").
+fn gbit(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.1}")
+    } else if v >= 1.0 || v == 0.0 {
+        format!("{v:.2}")
+    } else {
+        let digits = (2 - v.log10().floor() as i32).clamp(2, 6) as usize;
+        format!("{v:.digits$}")
+    }
 }
 
 /// The knob combinations of a run, in the order the cases show them
@@ -542,5 +555,18 @@ fn ratio_ci(x: &super::RatioRow) -> String {
     match (x.ci_low, x.ci_high) {
         (Some(lo), Some(hi)) => format!("{:.3} ({lo:.3}–{hi:.3})", x.ratio),
         _ => format!("{:.3} (n/a, {} rounds)", x.ratio, x.rounds),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn small_rates_keep_three_significant_digits() {
+        use super::gbit;
+        assert_eq!(gbit(41.33), "41.3");
+        assert_eq!(gbit(5.271), "5.27");
+        assert_eq!(gbit(0.01543), "0.0154");
+        assert_eq!(gbit(0.5), "0.500");
+        assert_eq!(gbit(0.0), "0.00");
     }
 }

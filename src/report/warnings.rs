@@ -21,6 +21,10 @@ pub struct Warning {
 }
 
 fn w(code: &'static str, message: String, fix: &str) -> Warning {
+    debug_assert!(
+        crate::spec::WARNING_CODES.contains(&code),
+        "{code}: add it to spec::WARNING_CODES"
+    );
     Warning {
         code,
         message,
@@ -115,14 +119,21 @@ pub(super) fn case_name(k: &super::CaseKey) -> String {
         crate::spec::NetnsMode::Off => k.transport.to_string(),
         m => format!("{}@{}", k.transport, m.name()),
     };
-    if matches!(k.workload, "rr" | "connect" | "load") {
+    let sizes = if matches!(k.workload, "rr" | "connect" | "load") {
         format!(
-            "{transport} {}/{}",
+            "{}/{}",
             size_label(k.size_bytes),
             size_label(k.response_bytes)
         )
     } else {
-        format!("{transport} {}", size_label(k.size_bytes))
+        size_label(k.size_bytes)
+    };
+    // Cases that differ only by their knobs (or the A/A copy) are told
+    // apart: `tcp4 64 [nodelay=off]`.
+    if k.knobs.is_empty() {
+        format!("{transport} {sizes}")
+    } else {
+        format!("{transport} {sizes} [{}]", k.knobs)
     }
 }
 
@@ -135,12 +146,12 @@ pub(super) fn row_name(r: &CaseRow) -> String {
     }
 }
 
-/// One warning for every case a check flags: `what`, then each case with
-/// its figure; none if no case is flagged.
 /// The cases a warning names, at most; the rest are counted ("and 14
 /// more"), and every case's figures are in summary.json.
 const LISTED: usize = 6;
 
+/// One warning for every case a check flags: `what`, then each case with
+/// its figure; none if no case is flagged.
 fn grouped(
     code: &'static str,
     what: &str,
