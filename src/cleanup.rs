@@ -383,6 +383,18 @@ pub fn start_reaper() -> io::Result<()> {
 /// ends after the trial under way, with its complete rounds.
 static STOP: AtomicBool = AtomicBool::new(false);
 
+/// A live progress display is drawing on stderr: it says the first
+/// Ctrl-C's line itself (a line printed beside it would be overdrawn).
+static SAID_BY_DISPLAY: AtomicBool = AtomicBool::new(false);
+
+/// The line a first Ctrl-C gets.
+pub const INTERRUPTED: &str = "interrupted: finishing the trial under way and keeping the complete rounds (Ctrl-C again to abort)";
+
+/// A progress display takes over saying [`INTERRUPTED`] (`on`), or gives it back.
+pub fn display_says_interrupts(on: bool) {
+    SAID_BY_DISPLAY.store(on, Ordering::SeqCst);
+}
+
 /// Whether the user asked the run to stop (a first Ctrl-C). Read between
 /// trials, never inside one.
 pub fn stop_requested() -> bool {
@@ -430,8 +442,13 @@ pub fn install_signal_handler(on_interrupt: OnInterrupt) {
             .name("signals".into())
             .spawn(move || {
                 for sig in signals.forever() {
-                    if sig == SIGINT && on_interrupt == OnInterrupt::Finish && !STOP.swap(true, Ordering::Relaxed) {
-                        say("interrupted: finishing the trial under way and keeping the complete rounds (Ctrl-C again to abort)");
+                    if sig == SIGINT
+                        && on_interrupt == OnInterrupt::Finish
+                        && !STOP.swap(true, Ordering::Relaxed)
+                    {
+                        if !SAID_BY_DISPLAY.load(Ordering::SeqCst) {
+                            say(INTERRUPTED);
+                        }
                         continue;
                     }
                     ABORTING.store(true, Ordering::SeqCst);

@@ -36,9 +36,7 @@ pub fn estimate(plan: &Plan) -> String {
         Some(d) => {
             let timed = d * cases as u32;
             // Warm-up per case, and a few ms of set-up and untimed warm-up per trial.
-            let all = timed
-                + plan.warmup_time * cases as u32
-                + Duration::from_millis(3) * (cases as u32 * rounds);
+            let all = planned_time(plan).unwrap_or(timed);
             format!(
                 "{cases} cases × {rounds} rounds: --duration {} of timed work per case ({} per trial), {} in all; about {} with warm-up",
                 humantime::format_duration(d),
@@ -59,27 +57,40 @@ fn round_ms(d: Duration) -> Duration {
 
 impl Drawing {
     /// Say what the run will take and start drawing its progress: a live
-    /// bar on a terminal, else one plain line per round (for a log).
+    /// line on a terminal, else one plain line per round (for a log).
     pub fn start(plan: &Plan, watch: Arc<Watch>) -> Drawing {
         let total = (plan.cases.len() as u64) * u64::from(plan.trials);
         let names: Vec<String> = plan
             .cases
             .iter()
-            .map(|c| format!("{} {}", c.transport, size_label(c.size)))
+            .map(|c| {
+                if c.response != c.size && c.response > 0 {
+                    format!(
+                        "{} {}/{}",
+                        c.transport,
+                        size_label(c.size),
+                        size_label(c.response)
+                    )
+                } else {
+                    format!("{} {}", c.transport, size_label(c.size))
+                }
+            })
             .collect();
         let (cases, rounds) = (plan.cases.len(), plan.trials);
         let terminal = std::io::stderr().is_terminal();
         let bar = terminal.then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            // The counts and the time left first, then the case, cut to
+            // the terminal's width (`wide_msg`): a line never wraps. No
+            // bar: the counts say as much, and a bar would not fit 60
+            // columns beside them.
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{msg} {bar:24} {pos}/{len} trials, {elapsed} elapsed, ETA {eta}",
-                )
-                .expect("a valid template")
-                .progress_chars("=> "),
+                ProgressStyle::with_template("{prefix} {wide_msg}").expect("a valid template"),
             );
+            sockbench::cleanup::display_says_interrupts(true);
             bar
         });
+        let planned = planned_time(plan);
         match &bar {
             Some(b) => b.println(estimate(plan)),
             None => say(&estimate(plan)),
@@ -92,20 +103,40 @@ impl Drawing {
                 .spawn(move || {
                     let started = Instant::now();
                     let mut said_rounds = 0;
+                    let mut said_interrupt = false;
+                    // The first trial's end: the time left is measured from
+                    // there (warm-ups come before it), and the plan's
+                    // estimate stands in until then.
+                    let mut first: Option<(Instant, u64)> = None;
                     while !stop.load(Relaxed) {
                         let done = watch.trials_done.load(Relaxed);
                         let warmed = watch.warmed.load(Relaxed);
+                        if done > 0 && first.is_none() {
+                            first = Some((Instant::now(), done));
+                        }
+                        let left = match first {
+                            Some((t, d)) if done > d => {
+                                t.elapsed().mul_f64((total - done) as f64 / (done - d) as f64)
+                            }
+                            _ => planned.map_or(Duration::ZERO, |p| p.saturating_sub(started.elapsed())),
+                        };
                         match &bar {
                             Some(bar) => {
+                                if sockbench::cleanup::stop_requested() && !said_interrupt {
+                                    bar.println(sockbench::cleanup::INTERRUPTED);
+                                    said_interrupt = true;
+                                }
+                                bar.set_prefix(format!(
+                                    "{done}/{total} trials, {} elapsed, ~{} left",
+                                    secs(started.elapsed()),
+                                    secs(left)
+                                ));
                                 if warmed < cases && done == 0 {
                                     bar.set_message(format!("warming up case {} of {cases}", warmed + 1));
                                 } else {
                                     let case = watch.case.load(Relaxed).min(cases - 1);
-                                    bar.set_message(format!(
-                                        "round {} of {rounds}, {}",
-                                        watch.round.load(Relaxed) + 1,
-                                        names[case]
-                                    ));
+                                    let round = (done / cases as u64 + 1).min(u64::from(rounds));
+                                    bar.set_message(format!("round {round} of {rounds}, {}", names[case]));
                                 }
                                 bar.set_position(done);
                             }
@@ -113,12 +144,10 @@ impl Drawing {
                                 let complete = done / cases as u64;
                                 if complete > said_rounds {
                                     said_rounds = complete;
-                                    let elapsed = started.elapsed();
-                                    let left = elapsed.mul_f64((total - done) as f64 / done as f64);
                                     say(&format!(
                                         "round {complete} of {rounds} done, {} elapsed, about {} left",
-                                        humantime::format_duration(Duration::from_secs(elapsed.as_secs())),
-                                        humantime::format_duration(Duration::from_secs(left.as_secs()))
+                                        secs(started.elapsed()),
+                                        secs(left)
                                     ));
                                 }
                             }
@@ -127,12 +156,27 @@ impl Drawing {
                     }
                     if let Some(bar) = bar {
                         bar.finish_and_clear();
+                        sockbench::cleanup::display_says_interrupts(false);
                     }
                 })
                 .ok()
         };
         Drawing { stop, thread }
     }
+}
+
+/// A duration to the second, as people read it: 3s, 1m 12s.
+fn secs(d: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+/// The plan's estimate of the whole run, where it has one.
+fn planned_time(plan: &Plan) -> Option<Duration> {
+    let Budget::Duration(d) = plan.budget else {
+        return None;
+    };
+    let cases = plan.cases.len() as u32;
+    Some(d * cases + plan.warmup_time * cases + Duration::from_millis(3) * (cases * plan.trials))
 }
 
 /// One line on stderr, never a panic.

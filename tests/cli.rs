@@ -1092,3 +1092,48 @@ fn no_warn_silences_one_kind_of_warning_on_stderr_only() {
         "{err}"
     );
 }
+
+/// On a terminal 60 columns wide, the live progress line never runs past
+/// the edge (the case's name is cut, the counts and time left stay), and
+/// a first Ctrl-C's line is printed whole above it (it used to be drawn
+/// over: "…complete rounds (Ct").
+#[test]
+fn the_progress_line_fits_the_terminal_and_a_ctrl_c_line_is_whole() {
+    if Command::new("script").arg("--version").output().is_err() {
+        return; // no util-linux script(1) to make a terminal with
+    }
+    let tmp = private_tmp();
+    let inner = format!(
+        "stty cols 60; timeout -s INT 2.5 {} latency -t tcp4,uds-stream -d 8s --trials 4 --warmup-time 0s -q >/dev/null",
+        env!("CARGO_BIN_EXE_sockbench")
+    );
+    let child = Command::new("script")
+        .args(["-q", "-e", "-c", &inner, "/dev/null"])
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = util::wait_output(child, Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let drawn: Vec<&str> = text
+        .split(['\r', '\n'])
+        .map(|l| l.trim_start_matches("\u{1b}[2K"))
+        .filter(|l| l.contains(" trials, "))
+        .collect();
+    assert!(!drawn.is_empty(), "no progress drawn: {text:?}");
+    for l in &drawn {
+        let l = l.split("interrupted:").next().unwrap().trim_end();
+        assert!(
+            l.chars().count() <= 60,
+            "{} columns: {l:?}",
+            l.chars().count()
+        );
+    }
+    // Drawn as a line of its own: the display clears its line, then says it.
+    assert!(
+        text.contains(&format!("\u{1b}[2K{}", sockbench::cleanup::INTERRUPTED)),
+        "the Ctrl-C line, whole: {text:?}"
+    );
+}
