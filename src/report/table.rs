@@ -68,13 +68,14 @@ fn latency(r: &Report<CaseRow>, wide: bool) -> String {
         "p50 95% CI µs",
         "p99 µs",
         "p99.9 µs",
-        "max µs",
         "ops/s",
-        "cpu µs/op",
     ];
-    let mut widths = vec![14, 8, 8, 15, 8, 9, 9, 8, 9];
+    // 76 columns; `--wide` adds the rest.
+    let mut widths = vec![14, 8, 8, 15, 8, 9, 8];
     if wide {
         head.extend([
+            "max µs",
+            "cpu µs/op",
             "mean µs",
             "min µs",
             "cli cpu µs",
@@ -84,7 +85,7 @@ fn latency(r: &Report<CaseRow>, wide: bool) -> String {
             "cli vcsw/op",
             "srv vcsw/op",
         ]);
-        widths.extend([8, 8, 10, 10, 12, 12, 11, 11]);
+        widths.extend([9, 9, 8, 8, 10, 10, 12, 12, 11, 11]);
     }
     knob_legend(&mut s, &ids, r.cases.iter().map(|c| &c.row.key));
     row(
@@ -103,12 +104,12 @@ fn latency(r: &Report<CaseRow>, wide: bool) -> String {
             format!("{}–{}", us(x.p50_ci_low_ns), us(x.p50_ci_high_ns)),
             us(x.p99_ns as f64),
             us(x.p999_ns as f64),
-            us(x.max_ns as f64),
             format!("{:.0}", x.ops_per_s),
-            us(cli + srv),
         ];
         if wide {
             cells.extend([
+                us(x.max_ns as f64),
+                us(cli + srv),
                 us(x.mean_ns),
                 us(x.min_ns as f64),
                 us(cli),
@@ -295,19 +296,21 @@ fn throughput(r: &Report<ThroughputRow>, wide: bool) -> String {
         "95% CI Gbit/s",
         "msg/s",
         "loss %",
-        "cli ns/msg",
-        "srv ns/msg",
+        "cpu ns/msg",
     ];
-    let mut widths = vec![14, 6, 8, 15, 11, 6, 11, 11];
+    // 72 columns; `--wide` adds the rest.
+    let mut widths = vec![13, 6, 8, 13, 10, 6, 10];
     if wide {
         head.extend([
+            "cli ns/msg",
+            "srv ns/msg",
             "GB/s",
             "cli calls/msg",
             "srv calls/msg",
             "cli ns/KiB",
             "srv ns/KiB",
         ]);
-        widths.extend([7, 13, 13, 10, 10]);
+        widths.extend([10, 10, 7, 13, 13, 10, 10]);
     }
     knob_legend(&mut s, &ids, r.cases.iter().map(|c| &c.row.key));
     row(
@@ -328,11 +331,12 @@ fn throughput(r: &Report<ThroughputRow>, wide: bool) -> String {
             ),
             format!("{:.0}", x.messages_per_s),
             format!("{:.2}", x.loss_pct),
-            format!("{:.0}", x.client_cpu_ns_per_msg),
-            format!("{:.0}", x.server_cpu_ns_per_msg),
+            format!("{:.0}", x.client_cpu_ns_per_msg + x.server_cpu_ns_per_msg),
         ];
         if wide {
             cells.extend([
+                format!("{:.0}", x.client_cpu_ns_per_msg),
+                format!("{:.0}", x.server_cpu_ns_per_msg),
                 format!("{:.3}", x.gbyte_per_s),
                 format!("{:.2}", x.client_syscalls_per_msg),
                 format!("{:.2}", x.server_syscalls_per_msg),
@@ -521,7 +525,7 @@ fn ratio_lines<R>(s: &mut String, r: &Report<R>, ids: &[String], metric: Metric,
         .map(|x| what(x).chars().count())
         .max()
         .unwrap_or(0)
-        .max(9);
+        .max(4);
     for x in rows {
         let _ = writeln!(
             s,

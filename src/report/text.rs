@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 
-/// Columns every line of the table fits in.
-pub const WIDTH: usize = 100;
+/// Columns the prose fits in, and the default tables of `latency` and
+/// `throughput` (`--wide` adds columns past it).
+pub const WIDTH: usize = 80;
 
 /// A line of prose, wrapped at word boundaries to [`WIDTH`] columns.
 pub(super) fn prose(s: &mut String, text: &str) {
