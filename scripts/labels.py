@@ -23,6 +23,14 @@ def bytes_label(b):
     return f"{b} B"
 
 
+def sizes_words(size, response=None):
+    """A request size and a different response size in one unit style:
+    `64 B`, `512 B/16 KiB` (never "4K B")."""
+    if response is not None and int(response) not in (0, int(size)):
+        return f"{bytes_label(size)}/{bytes_label(response)}"
+    return bytes_label(size)
+
+
 def sizes_label(size, response=None):
     """`64`, or `512/16K` when the response size differs (0: none, as in throughput)."""
     if response in (None, 0, size):

@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from scripts import outputs, resultfiles, stats  # noqa: E402
-from scripts.labels import ORDER, bytes_label, ci_pair, colour, size_label, sizes_label, transport_rank  # noqa: E402
+from scripts.labels import (ORDER, bytes_label, ci_pair, colour, size_label, sizes_label,  # noqa: E402
+                            sizes_words, transport_rank)
 
 
 def _save(fig, out_dir, name):
@@ -74,19 +75,33 @@ def _lines_vs_size(cases, y, ci, dashed, xlabel, ylabel, title, ylog, name, out_
         cs = sorted(cs, key=lambda c: c["size_bytes"])
         x = [c["size_bytes"] for c in cs]
         ys = [y(c) for c in cs]
-        lo_hi = [(ci(c) if ci else None) or (v, v) for c, v in zip(cs, ys)]
-        err = [[max(0.0, v - lh[0]) for v, lh in zip(ys, lo_hi)], [max(0.0, lh[1] - v) for v, lh in zip(ys, lo_hi)]]
-        ax.errorbar(x, ys, yerr=err, marker="o", ms=4, capsize=2, color=colour(t), label=t)
+        if ci:
+            lo_hi = [ci(c) or (v, v) for c, v in zip(cs, ys)]
+            err = [[max(0.0, v - lh[0]) for v, lh in zip(ys, lo_hi)],
+                   [max(0.0, lh[1] - v) for v, lh in zip(ys, lo_hi)]]
+            ax.errorbar(x, ys, yerr=err, marker="o", ms=4, capsize=2, color=colour(t), label=t)
+        else:  # no CI: a plain line, and a legend without error bars
+            ax.plot(x, ys, marker="o", ms=4, color=colour(t), label=t)
         if dashed:
             ax.plot(x, [dashed(c) for c in cs], color=colour(t), lw=0.8, ls="--")
     _size_axis(ax, sizes)
     if ylog:
         ax.set_yscale("log")
+        # Plain numbers (6, 20, 100), not "6×10¹", on the ticks a log axis labels.
+        plain = FuncFormatter(lambda v, _: f"{v:g}")
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(2, 5)))
+        ax.yaxis.set_minor_formatter(plain)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    if dashed:
+        # Room above the highest dashed line for the legend.
+        top = max(dashed(c) for c in cases)
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, max(hi, top * (2.5 if ylog else 1.3)))
+    ax.legend(fontsize=8, ncol=2, loc="upper left")
     return _save(fig, out_dir, name)
 
 
@@ -165,11 +180,11 @@ def percentile_curves(runs, out_dir):
             ax.set_xlim(1, 10000)
             ax.set_xlabel("percentile")
             ax.set_ylabel("round-trip time (µs)")
-            ax.set_title(f"RTT percentiles, {size_label(size)} B messages ({r.label})")
+            ax.set_title(f"RTT percentiles, {bytes_label(size)} messages ({r.label})")
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8, ncol=2)
             suffix = "" if i == 0 else "_" + r.label.replace(":", "-")
-            out.append((f"{size_label(size)} B, {r.label}", _save(fig, out_dir, f"percentiles_{size}B{suffix}")))
+            out.append((f"{bytes_label(size)}, {r.label}", _save(fig, out_dir, f"percentiles_{size}B{suffix}")))
     return out
 
 
@@ -178,11 +193,12 @@ def _single_pair_one_way(runs):
 
 
 def throughput_vs_size(runs, out_dir):
-    """Delivered GB/s vs write size, with its 95% CI over the trials."""
-    return _lines_vs_size(_single_pair_one_way(runs), lambda c: c["bytes_per_s"] / 1e9,
-                          lambda c: (c["bytes_per_s_ci_low"] / 1e9, c["bytes_per_s_ci_high"] / 1e9)
+    """Delivered Gbit/s (as the CLI and README say) vs write size, with its
+    95% CI over the trials."""
+    return _lines_vs_size(_single_pair_one_way(runs), lambda c: c["bytes_per_s"] * 8 / 1e9,
+                          lambda c: (c["bytes_per_s_ci_low"] * 8 / 1e9, c["bytes_per_s_ci_high"] * 8 / 1e9)
                           if "bytes_per_s_ci_low" in c else None, None,
-                          "write size (bytes)", "GB/s delivered (1e9 bytes/s, log), 95% CI",
+                          "write size (bytes)", "Gbit/s delivered (log), 95% CI",
                           "One-way throughput by write size", True, "throughput_vs_size", out_dir)
 
 
@@ -209,7 +225,7 @@ def connection_rate(runs, out_dir):
         return None
     cases = sorted(cases, key=lambda c: (c["size_bytes"], transport_rank(c["transport"])))
     multi = len({c["size_bytes"] for c in cases}) > 1
-    labels = [c["transport"] + (f"\n{sizes_label(c['size_bytes'], c['response_bytes'])} B" if multi else "")
+    labels = [c["transport"] + (f"\n{sizes_words(c['size_bytes'], c['response_bytes'])}" if multi else "")
               for c in cases]
     mid, err_lo, err_hi = [], [], []
     for c in cases:
@@ -222,7 +238,7 @@ def connection_rate(runs, out_dir):
     ax.bar(range(len(cases)), mid, yerr=[err_lo, err_hi], capsize=3, color=[colour(c["transport"]) for c in cases])
     ax.set_xticks(range(len(cases)))
     ax.set_xticklabels(labels, fontsize=8)
-    ax.set_ylabel("thousand transactions / s, 95% CI")
+    ax.set_ylabel("thousand transactions/s, 95% CI")
     size = "" if multi else f", {sizes_label(cases[0]['size_bytes'], cases[0]['response_bytes'])} B each way"
     ax.set_title(f"New connection per transaction (connect, request, response, close){size}", fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
@@ -252,8 +268,10 @@ def pairs_scaling(runs, out_dir):
         base = v[xs[0]][0]
         ys = [v[x][0] / base for x in xs]
         err = [[y - v[x][1] / base for x, y in zip(xs, ys)], [v[x][2] / base - y for x, y in zip(xs, ys)]]
-        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color=colour(t),
-                    linestyle="-" if w == "throughput" else "--", label=f"{w} {t} {sizes_label(size, resp)} B")
+        # Latency and throughput apart in the legend too: line and marker.
+        ax.errorbar(xs, ys, yerr=err, marker="s" if w == "throughput" else "o", capsize=3, color=colour(t),
+                    linestyle="-" if w == "throughput" else "--",
+                    label=f"{w} {t} {sizes_words(size, resp)}")
     ax.set_xticks(sorted(counts))
     ax.set_xlabel("concurrent pinned pairs")
     ax.set_ylabel("aggregate rate ÷ rate with the fewest pairs (95% CI)")
@@ -331,7 +349,7 @@ def netns_latency(runs, out_dir):
     modes = [m for m in HATCH if any(resultfiles.netns(c) == m for c in cases)]
     keys = [(t, m) for t in ORDER for m in modes if any(c["transport"] == t and resultfiles.netns(c) == m for c in cases)]
     idx = {(c["workload"], c["size_bytes"], c["response_bytes"], c["transport"], resultfiles.netns(c)): c for c in cases}
-    return _p50_bars([f"{w} {sizes_label(s, rs)} B" for w, s, rs in groups],
+    return _p50_bars([f"{w} {sizes_words(s, rs)}" for w, s, rs in groups],
                      [(t, HATCH[m], f"{t} ({m})") for t, m in keys], lambda i, j: idx.get(groups[i] + keys[j]),
                      "p50 per operation (µs), 95% CI", "Across network namespaces: loopback, veth, bridge",
                      "netns_latency", out_dir)
@@ -355,14 +373,14 @@ def web_latency(runs, out_dir):
 
 def _layer_label(workload, size, netns):
     """A ladder bar's name, layer first: `socket: latency 64 B`,
-    `containers (bridge): rr 512/16K B`, `nginx → gunicorn: keep-alive, app 100 µs, 1K B`."""
+    `containers (bridge): rr 512 B/16 KiB`, `nginx → gunicorn: keep-alive, app 100 µs, 1 KiB`."""
     if workload.startswith("http-"):
         parts = workload.split("-")  # http-keepalive-app100us
         how = "keep-alive" if parts[1] == "keepalive" else "new connection"
         app = parts[2][3:].replace("us", " µs") if len(parts) > 2 else "?"
-        return f"nginx → gunicorn: {how}, app {app}, {size} B"
+        return f"nginx → gunicorn: {how}, app {app}, {size}"
     layer = "socket" if netns == "off" else f"containers ({netns})"
-    return f"{layer}: {workload} {size} B"
+    return f"{layer}: {workload} {size}"
 
 
 def ladder(runs, out_dir, num="uds-stream", den="tcp4"):
@@ -377,7 +395,7 @@ def ladder(runs, out_dir, num="uds-stream", den="tcp4"):
             if ns != x.get("denominator_netns", "off"):
                 continue
             w = x.get("workload") or (r.cases[0]["workload"] if r.cases else "?")
-            size = sizes_label(x["size_bytes"], x.get("response_bytes"))
+            size = sizes_words(x["size_bytes"], x.get("response_bytes"))
             rows.append((_layer_label(w, size, ns), x["ratio"], *ci_pair(x), n))
     if not rows:
         return None

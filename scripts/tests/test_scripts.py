@@ -492,3 +492,49 @@ def test_one_ratio_convention_and_no_ci_below_five_rounds(fixtures, tmp_path):
     assert f"{1 / old['ratio']:.3f} ({1 / old['ci_high']:.3f}–{1 / old['ci_low']:.3f})" in md
     assert f"{few['ratio']:.3f} (n/a (3 rounds))" in md
     assert "time per byte" in md and "above 1" not in md
+
+
+def test_every_figure_names_what_it_shows(fixtures, tmp_path, monkeypatch):
+    """Without seeing pixels: every figure the report draws from the
+    fixtures has a title, axis labels that say their unit, legend entries
+    that are unique and human (no internal names, one unit style: no
+    "4K B"), and at least two labelled ticks on each value axis."""
+    import re
+    import matplotlib
+    matplotlib.use("Agg")
+    from scripts import plots, report
+    seen = []
+    real = plots._save
+
+    def keep(fig, out_dir, name):
+        seen.append((name, fig))
+        return real(fig, out_dir, name)
+    monkeypatch.setattr(plots, "_save", keep)
+    runs = [str(fixtures / d) for d in ("latency-before", "throughput", "connect", "netns", "knobs", "explain")]
+    monkeypatch.setattr(sys, "argv", ["report", *runs, "-o", str(tmp_path / "rep")])
+    report.main()
+    assert len(seen) >= 8, [n for n, _ in seen]
+    unit = re.compile(r"µs|ms|Gbit/s|/s|%|÷|ratio|bytes|B\b|KiB|MiB|percentile|pairs|round|descriptors")
+    for name, fig in seen:
+        axes = [ax for ax in fig.axes if ax.has_data()]
+        assert axes, name
+        titles = [ax.get_title() for ax in fig.axes] + [fig._suptitle.get_text() if fig._suptitle else ""]
+        assert any(t.strip() for t in titles), f"{name}: no title"
+        for ax in axes:
+            for label in (ax.get_xlabel(), ax.get_ylabel()):
+                if label:  # "95% CI" says how sure, not what unit
+                    assert unit.search(label.replace("95% CI", "")), f"{name}: axis label without a unit: {label!r}"
+            assert ax.get_xlabel() or ax.get_ylabel(), f"{name}: unlabelled axes"
+            legend = ax.get_legend()
+            if legend:
+                texts = [t.get_text() for t in legend.get_texts()]
+                assert len(texts) == len(set(texts)), f"{name}: legend entries repeat: {texts}"
+                for t in texts:
+                    assert not re.search(r"http-\w+-app|\dK B|_ns\b", t), f"{name}: legend {t!r}"
+            fig.canvas.draw()
+            ticks = [t for t in ax.get_yticklabels() if t.get_text()]
+            lo, hi = ax.get_ylim()
+            inside = [t for t in ticks if min(lo, hi) <= t.get_position()[1] <= max(lo, hi)]
+            if ax.get_yscale() != "log" and not ax.get_yticklabels()[0].get_text().isalpha():
+                assert len(inside) >= 2 or name.startswith(("knob_", "layers", "ladder", "delta")), \
+                    f"{name}: {len(inside)} labelled y ticks"
