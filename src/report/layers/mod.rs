@@ -12,11 +12,12 @@ use crate::plan::Case;
 use crate::spec::{Knobs, TransportKind};
 use crate::stats::{self, Ci};
 use crate::workload::run::CaseOutcome;
-use crate::workload::tracing::{STAMP_SPANS, StampOrder};
 
 mod render;
+mod stamps;
 use render::{bytes, heading};
 pub use render::{placement_words, render};
+pub use stamps::StampRow;
 
 /// What a rung adds to the one below it, as the table says it.
 fn adds(upper: TransportKind, lower: TransportKind) -> &'static str {
@@ -119,34 +120,6 @@ pub struct SplitRow {
     pub send_us: f64,
     /// The twin's round trip minus the send call, µs.
     pub rest_us: f64,
-    /// The twin's p50 over the untraced case's, median of per-round ratios.
-    pub traced_over_untraced: f64,
-}
-
-/// A `--trace stamp` twin's round trip split by the kernel's stamps (see
-/// `workload::tracing::STAMP_SPANS`).
-#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
-pub struct StampRow {
-    pub size_bytes: usize,
-    /// The cases' knobs where they differ from the baseline (`placement=0/0`).
-    pub knobs: String,
-    pub server_cpu: usize,
-    pub client_cpu: usize,
-    pub transport: &'static str,
-    /// Whether the send call returned before the reply was stamped,
-    /// in most round trips of most trials: it names the spans.
-    pub order: StampOrder,
-    /// The spans, in order.
-    pub spans: [&'static str; 5],
-    /// Each span: the median over trials of each trial's median, µs.
-    pub spans_us: [f64; 5],
-    /// The twin's p50 round trip (median over trials), µs: what the spans
-    /// add up to.
-    pub rtt_us: f64,
-    /// Round trips stamped in `order`, and in the other, over all trials
-    /// (the spans are of the trials where `order` came most).
-    pub stamped: u64,
-    pub other_order: u64,
     /// The twin's p50 over the untraced case's, median of per-round ratios.
     pub traced_over_untraced: f64,
 }
@@ -379,68 +352,9 @@ fn traced(g: &Group<'_>, rungs: &[&CaseOutcome], out: &mut Explained) {
             });
         }
         if let Some(st) = twin(g.cases, o, Trace::Stamp) {
-            out.stamps.extend(stamp_row(g, st, cost(st)));
+            out.stamps.extend(stamps::row(g, st, cost(st)));
         }
     }
-}
-
-/// A stamped twin's spans: medians over its trials in the order most
-/// trials had.
-fn stamp_row(g: &Group<'_>, st: &CaseOutcome, cost: f64) -> Option<StampRow> {
-    let all: Vec<_> = st
-        .trials
-        .iter()
-        .filter_map(|t| t.stamps.map(|s| (t, s)))
-        .collect();
-    let late = all
-        .iter()
-        .filter(|(_, s)| s.order == StampOrder::ReplyFirst)
-        .count();
-    let order = if 2 * late > all.len() {
-        StampOrder::ReplyFirst
-    } else {
-        StampOrder::ReturnsFirst
-    };
-    let of: Vec<_> = all.iter().filter(|(_, s)| s.order == order).collect();
-    if of.is_empty() {
-        return None;
-    }
-    let us = |v: u64| v as f64 / 1000.0;
-    let spans_us = std::array::from_fn(|i| {
-        stats::median(&of.iter().map(|(_, s)| us(s.p50_ns[i])).collect::<Vec<_>>())
-    });
-    Some(StampRow {
-        size_bytes: g.size,
-        knobs: g.label.clone(),
-        server_cpu: g.server_cpu,
-        client_cpu: g.client_cpu,
-        transport: st.case.transport.name(),
-        order,
-        spans: STAMP_SPANS[order as usize],
-        spans_us,
-        rtt_us: stats::median(&of.iter().map(|(t, _)| us(t.p50_ns)).collect::<Vec<_>>()),
-        stamped: all
-            .iter()
-            .map(|(_, s)| {
-                if s.order == order {
-                    s.stamped
-                } else {
-                    s.other_order
-                }
-            })
-            .sum(),
-        other_order: all
-            .iter()
-            .map(|(_, s)| {
-                if s.order == order {
-                    s.other_order
-                } else {
-                    s.stamped
-                }
-            })
-            .sum(),
-        traced_over_untraced: cost,
-    })
 }
 
 /// The floor, each step of the chain, udp4 beside it, and the sum check.
@@ -560,48 +474,8 @@ fn answer(g: &Group<'_>, out: &mut Explained) -> Option<String> {
             }
         );
     }
-    // A third, from the kernel's stamps: from the device queue to the send
-    // call's return is the device, loopback, the softirq and TCP's receive,
-    // plus waking the peer, which futex's send call costs alone.
-    let stamp = out.stamps.iter().find(|x| {
-        (x.transport, x.size_bytes, &x.knobs) == (TransportKind::Tcp4.name(), g.size, &g.label)
-    });
-    // The stamps mark a message's last segment: a message of more segments
-    // has the first ones' whole path before its "device queue". Segments
-    // per round trip come from the counted twin (2: one each way, no ACK);
-    // without it, sizes up to 16 KiB are taken as one segment.
-    let xmits = out
-        .events
-        .iter()
-        .find(|x| (x.transport, x.size_bytes, &x.knobs) == ("tcp4", g.size, &g.label))
-        .and_then(|x| x.per_op.traced_device_xmits_per_op);
-    let one_segment = xmits.map_or(g.size <= 16 << 10, |x| x < 2.5);
-    let stamps_us = match (stamp, send(TransportKind::Futex)) {
-        (Some(_), _) if !one_segment => {
-            a += " The kernel's stamps give no estimate here: a message goes as more than one segment, and the stamps mark the last, whose send call span holds the first ones' whole path.";
-            None
-        }
-        (Some(st), Some(wake)) if st.order == StampOrder::ReturnsFirst => {
-            let v = 2.0 * (st.spans_us[1] + st.spans_us[2] - wake);
-            a += &format!(
-                " From the kernel's stamps (--trace stamp): 2 × (tcp4's device queue → send returns − futex's send call, the wake-up) = {v:.2} µs; {}.",
-                if near(v) {
-                    "within 20% of the ladder's".to_string()
-                } else {
-                    format!(
-                        "{:.0}% off the ladder's (the stamps miss what comes before the device queue: the skb and IP's output)",
-                        off_by(v)
-                    )
-                }
-            );
-            Some(v)
-        }
-        (Some(st), _) if st.order == StampOrder::ReplyFirst => {
-            a += " The kernel's stamps give no estimate here: the woken peer answers before the send call returns, so the send call holds the peer's turn too.";
-            None
-        }
-        _ => None,
-    };
+    // A third, from the kernel's stamps.
+    let stamps_us = stamps::estimate(g, out, send(TransportKind::Futex), &mut a, near, off_by);
     if split_us.is_some() || stamps_us.is_some() {
         out.estimates.push(IpEstimate {
             size_bytes: g.size,

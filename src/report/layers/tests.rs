@@ -4,6 +4,7 @@
 use super::*;
 use crate::spec::Knobs;
 use crate::workload::run::TrialPoint;
+use crate::workload::tracing::StampOrder;
 
 fn outcome(kind: TransportKind, p50_us: &[f64]) -> CaseOutcome {
     sized(kind, 64, p50_us)
