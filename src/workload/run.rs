@@ -415,22 +415,11 @@ fn measure(
                 },
             };
             let tids = [client_tid, pairs[i].server_tid()];
-            let cpu_before = (crate::sys::cpustat::read().ok(), Instant::now());
+            let cpu = super::tracing::CpuWatch::start();
             let (t, events) = super::tracing::counted(plan, &plan.cases[i], tids, || {
                 trial(&mut pairs[i], (plan, trace), stop, &mut s)
             })?;
-            let cpus = measured_cpus(plan, &plan.cases[i], p, &t.usage);
-            let interference = match (cpu_before, crate::sys::cpustat::read(), cpus) {
-                ((Some(before), at), Ok(after), Some(cpus)) => {
-                    Some(super::tracing::Interference::between(
-                        &before,
-                        &after,
-                        &cpus,
-                        at.elapsed().as_nanos() as u64,
-                    ))
-                }
-                _ => None,
-            };
+            let interference = cpu.finish(plan, &plan.cases[i], p, &t.usage);
             inside.leave()?;
             if p == 0
                 && let Some(w) = watch
@@ -568,30 +557,6 @@ const LOAD_WARMUP_MIN: Duration = Duration::from_millis(20);
 /// The untimed operations before a trial: [`TRIAL_WARMUP`], and for an
 /// open-loop case no longer than this.
 const LOAD_TRIAL_WARMUP: Duration = Duration::from_millis(20);
-
-/// The CPUs pair `p`'s threads are pinned to in a case (its `--placement`,
-/// or the pair's server and client CPU), each with the time the pair's
-/// thread or threads there used in the trial. None when another pair
-/// shares one of them (its threads are not "others").
-fn measured_cpus(
-    plan: &Plan,
-    case: &crate::plan::Case,
-    p: usize,
-    usage: &TrialUsage,
-) -> Option<Vec<(usize, u64)>> {
-    let (server, client) = case.knobs.placement.unwrap_or_else(|| plan.placement(p));
-    let shared = (0..plan.pairs).filter(|&q| q != p).any(|q| {
-        let (s, c) = plan.placement(q);
-        [s, c].iter().any(|x| *x == server || *x == client)
-    });
-    let t = |u: &crate::sys::process::ThreadUsage| (u.user_ns + u.sys_ns).max(0) as u64;
-    let cpus = if server == client {
-        vec![(server, t(&usage.server) + t(&usage.client))]
-    } else {
-        vec![(server, t(&usage.server)), (client, t(&usage.client))]
-    };
-    (!shared).then_some(cpus)
-}
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,8 @@
-//! Stage: timed loop orchestration (tracing). What `--trace` adds around a
-//! trial, outside its timed interval: the kernel-event counters of a
-//! counted case (opened in the pair's two threads before the trial, read
-//! and closed after), and the median send call of a split one.
+//! Stage: timed loop orchestration (tracing). What is measured around a
+//! trial, outside its timed interval: for `--trace`, the kernel-event
+//! counters of a counted case (opened in the pair's two threads before the
+//! trial, read and closed after), the median send call of a split one and
+//! the spans of a stamped one; for every trial, who else used its CPUs.
 
 use hdrhistogram::Histogram;
 
@@ -88,6 +89,62 @@ impl Interference {
     pub fn disturbed(&self) -> bool {
         self.others_pct > DISTURBED_PCT || self.steal_pct > DISTURBED_PCT
     }
+}
+
+/// `/proc/stat` read before a trial, for its [`Interference`].
+pub(super) struct CpuWatch(
+    Option<Vec<crate::sys::cpustat::CpuTimes>>,
+    std::time::Instant,
+);
+
+impl CpuWatch {
+    pub(super) fn start() -> Self {
+        Self(crate::sys::cpustat::read().ok(), std::time::Instant::now())
+    }
+
+    /// Who else used pair `p`'s CPUs in the trial that just ended, whose
+    /// own threads used `usage`; None where `/proc/stat` could not be read
+    /// or another pair shares the CPUs.
+    pub(super) fn finish(
+        self,
+        plan: &Plan,
+        case: &Case,
+        p: usize,
+        usage: &super::TrialUsage,
+    ) -> Option<Interference> {
+        let after = crate::sys::cpustat::read().ok()?;
+        let cpus = measured_cpus(plan, case, p, usage)?;
+        Some(Interference::between(
+            &self.0?,
+            &after,
+            &cpus,
+            self.1.elapsed().as_nanos() as u64,
+        ))
+    }
+}
+
+/// The CPUs pair `p`'s threads are pinned to in a case (its `--placement`,
+/// or the pair's server and client CPU), each with the time the pair's
+/// thread or threads there used in the trial. None when another pair
+/// shares one of them (its threads are not "others").
+fn measured_cpus(
+    plan: &Plan,
+    case: &Case,
+    p: usize,
+    usage: &super::TrialUsage,
+) -> Option<Vec<(usize, u64)>> {
+    let (server, client) = case.knobs.placement.unwrap_or_else(|| plan.placement(p));
+    let shared = (0..plan.pairs).filter(|&q| q != p).any(|q| {
+        let (s, c) = plan.placement(q);
+        [s, c].iter().any(|x| *x == server || *x == client)
+    });
+    let t = |u: &crate::sys::process::ThreadUsage| (u.user_ns + u.sys_ns).max(0) as u64;
+    let cpus = if server == client {
+        vec![(server, t(&usage.server) + t(&usage.client))]
+    } else {
+        vec![(server, t(&usage.server)), (client, t(&usage.client))]
+    };
+    (!shared).then_some(cpus)
 }
 
 /// A `--trace split` trial's median send call, ns.
