@@ -16,6 +16,7 @@ mod knobs;
 mod limits;
 mod lists;
 mod sysctl;
+mod trace;
 mod workload;
 
 pub use bench::{BenchProfile, BenchTiming};
