@@ -6,20 +6,28 @@ import sys
 
 
 class Fatal(Exception):
-    """A bad input or an impossible output: the message names the file and what is wrong."""
+    """An impossible output (or a tool that failed): the message names the file and what is wrong. Exit 1."""
+    code = 1
 
 
-def fatal(msg):
+class BadInput(Fatal):
+    """Input the script cannot use (a missing or malformed result file, runs
+    that cannot be compared): exit 2, as sockbench's bad input."""
+    code = 2
+
+
+def fatal(msg, code=1):
     print(f"fatal: {msg}", file=sys.stderr)
-    sys.exit(1)
+    sys.exit(code)
 
 
 def run(main):
-    """Run a script's `main`; a Fatal it raises is one `fatal:` line, exit 1."""
+    """Run a script's `main`; a Fatal it raises is one `fatal:` line, exit
+    1 (2 for BadInput)."""
     try:
         main()
     except Fatal as e:
-        fatal(str(e))
+        fatal(str(e), e.code)
 
 
 def interrupt_on_signals():

@@ -21,7 +21,7 @@ from scripts import cli, resultfiles
 
 def fatal(msg):
     print(f"fatal: {msg}", file=sys.stderr)
-    sys.exit(1)
+    sys.exit(2)  # every failure here is the input's
 
 
 def read_raw(path):

@@ -1,170 +1,344 @@
-"""Before/after comparison of two sockbench runs or two criterion baselines.
+"""Before/after across runs: a kernel, a boot parameter, a setting applied
+by hand, a build.
 
-usage: scripts/compare BEFORE AFTER [-o OUT_DIR] [--allow-different-hardware]
+usage: scripts/compare BEFORE AFTER [options]
+       scripts/compare BEFORE... -- AFTER... [options]
 
-BEFORE and AFTER are `sockbench --out` directories, or CRITERION_DIR:BASELINE
-(e.g. target/criterion:before and target/criterion:new). For every case in
-both, it reports the change of the median (per-trial medians for sockbench,
-per-sample times for criterion; throughput: bytes/s) with a 95% bootstrap
-CI, p99 before and after, and a verdict: faster, slower, or no significant
-change (the CI includes 0). It lists the fingerprint fields that differ
-(sysctls, kernel, CPUs) and refuses runs from different hardware unless
---allow-different-hardware. Writes OUT_DIR/compare.md and a delta figure;
-OUT_DIR defaults to ./compare-<before>-vs-<after> (a comparison never
-writes into a recorded run).
+Each side is one or more runs: `sockbench --out` directories, directories
+holding such runs (as `scripts/record.sh --side` makes them), or criterion
+baselines CRITERION_DIR:BASELINE (one run each). The run is the unit: for
+every case in all runs, the change of the median (and of the p99) of time
+per operation, per byte for throughput (below 0: faster), with a 95% CI
+from a two-level bootstrap (runs, then trials), the Mann-Whitney p over
+the runs' medians, the runs' own A/A noise, the smallest change the runs
+can detect and the runs per side a --target change needs. A verdict
+(faster, slower) needs p < 0.05, a CI that excludes 0 and a change larger
+than the noise; otherwise "~", no change at this resolution. With one run
+per side run-to-run noise is unknown: the change is printed, no verdict.
+
+Prints the table; writes OUT/compare.md, OUT/compare.json and (unless
+--no-figure, which needs nothing but Python) a delta figure. OUT defaults
+to ./compare-<before>-vs-<after>: a comparison never writes into a run.
+Runs from different hardware, or of different workloads, are refused
+(hardware: unless --allow-different-hardware).
 """
-import argparse
+import json
 import os
-import statistics
 import sys
+import textwrap
 
-from scripts import cli, outputs, resultfiles, stats
-from scripts.labels import cell, ratio_ci, size_label, sizes_label
+from scripts import cli, outputs, resultfiles, runstats
+from scripts.cli import BadInput
+from scripts.labels import cell, ratio_ci, sizes_label
 
 HARDWARE = ["cpu_model", "cpus_online", "memory_total_kib", "smt_active", "virtualization"]
+# The A/A of runs recorded on the VM this project measures on (docs/comparing.md).
+RECORDED_AA = "results/2026-12-05-vm-runs-aa"
 
 
-def median(xs):
-    return statistics.median(xs)
+def parser(positional, metavar):
+    p = cli.parser("scripts/compare", __doc__)
+    p.add_argument(positional, nargs="+", metavar=metavar)
+    p.add_argument("-o", "--output")
+    p.add_argument("--target", default="5%", help="the change to plan runs for (default 5%%)")
+    p.add_argument("--no-figure", action="store_true", help="no delta figure: needs no plotting packages")
+    p.add_argument("--allow-different-hardware", action="store_true",
+                   help="compare even if CPU model, CPU count, memory or virtualization differ")
+    return p
 
 
-def samples(case):
-    """Per-trial (or per-sample) values of the case's main metric, and
-    whether larger is better."""
-    if case["workload"] == "throughput":
-        if "trial_points" in case:
-            return [t["delivered"] * case["size_bytes"] * 1e9 / max(t["elapsed_ns"], 1)
-                    for t in case["trial_points"]], True
-        return [case["size_bytes"] * 1e9 / s for s in case["samples_ns_per_iter"]], True
+def parse(argv):
+    """(options, before specs, after specs): `BEFORE AFTER`, or `BEFORE... -- AFTER...`
+    (options on either side of the --)."""
+    p = parser("before", "BEFORE")
+    if "--" in argv:
+        i = argv.index("--")
+        if i + 1 == len(argv):
+            p.error("no AFTER run after --")
+        args = p.parse_args(argv[:i])
+        later = parser("after", "AFTER").parse_args(argv[i + 1:])
+        for k, v in vars(later).items():
+            if k != "after" and v != p.get_default(k):
+                setattr(args, k, v)
+        before, after = args.before, later.after
+    else:
+        args = p.parse_args(argv)
+        if len(args.before) != 2:
+            p.error(f"{len(args.before)} runs given: name BEFORE AFTER, or BEFORE... -- AFTER...")
+        before, after = args.before[:1], args.before[1:]
+    try:
+        target = float(args.target.rstrip("%")) / 100
+    except ValueError:
+        target = 0
+    if not 0.001 <= target < 1:
+        p.error(f"--target {args.target!r}: a change between 0.1% and 99%, e.g. 5%")
+    args.target = target
+    return args, before, after
+
+
+def expand(spec):
+    """The runs a spec names: a run, a criterion baseline, or a directory
+    of runs (each subdirectory holding a summary.json)."""
+    if os.path.isdir(spec) and not any(os.path.exists(os.path.join(spec, f))
+                                       for f in ("summary.json", "summary.csv", "env.json")):
+        inner = sorted(os.path.join(spec, d) for d in os.listdir(spec)
+                       if os.path.exists(os.path.join(spec, d, "summary.json")))
+        if inner:
+            return [resultfiles.load(d) for d in inner]
+        if not any("raw.csv" in files for _, _, files in os.walk(spec)):  # nor a criterion directory
+            raise BadInput(f"{spec}: holds no run (no summary.json in it or in a directory inside it)")
+    return [resultfiles.load(spec)]
+
+
+def side(name, specs):
+    runs = [r for s in specs for r in expand(s)]
+    if not runs:
+        raise BadInput(f"the {name} side holds no run")
+    kinds = {tuple(r.workloads()) for r in runs}
+    if len(kinds) > 1:
+        raise BadInput(f"the {name} runs measure different workloads ("
+                       + " vs ".join(", ".join(k) for k in sorted(kinds)) + "): compare like with like")
+    return runs
+
+
+def trials(case, metric):
+    """A case's per-trial values of a metric, time-based: p50 or p99 ns, or
+    ns per byte for throughput (criterion: its samples, p50 only)."""
     if "trial_points" in case:
-        return [t["p50_ns"] for t in case["trial_points"]], False
-    return case["samples_ns_per_iter"], False
+        pts = case["trial_points"]
+        if metric == "ns_per_byte":
+            return [t["elapsed_ns"] / max(t["delivered"] * case["size_bytes"], 1) for t in pts]
+        vals = [t.get(metric + "_ns") for t in pts]
+        return vals if vals and all(v for v in vals) else None
+    if metric == "p99":
+        return None  # criterion keeps no per-sample p99
+    per = case["samples_ns_per_iter"]
+    return [s / case["size_bytes"] for s in per] if metric == "ns_per_byte" else per
 
 
 def label(case):
     size = sizes_label(case["size_bytes"], case["response_bytes"])
     extra = f" x{case['pairs']}" if case.get("pairs", 1) > 1 else ""
+    rate = f" @{case['offered_per_s']:g}/s" if case.get("offered_per_s") else ""
+    netns = f" netns={case['netns']}" if case.get("netns", "off") != "off" else ""
     knobs = f" [{case['knobs']}]" if case.get("knobs") else ""
-    return f"{case['workload']} {case['transport']} {size}{extra}{knobs}"
+    return f"{case['workload']} {case['transport']} {size}{extra}{rate}{netns}{knobs}"
+
+
+def shown(metric, v):
+    """A side's value as a reader reads it: µs, or Gbit/s for throughput."""
+    return f"{8 / v:.3g} Gbit/s" if metric == "ns_per_byte" else f"{v / 1e3:.2f} µs"
+
+
+def compare_cases(before, after, target):
+    """One row per case and metric present in every run of both sides."""
+    def cases(run):
+        return {resultfiles.key(c): c for c in run.cases if not c.get("aa_control")}
+    b_sets, a_sets = [cases(r) for r in before], [cases(r) for r in after]
+    keys = [k for k in a_sets[0] if all(k in s for s in b_sets + a_sets)]
+    partial = sorted({label(s[k]) for s in b_sets + a_sets for k in s if k not in keys})
+    rows = []
+    for i, k in enumerate(keys):
+        first = a_sets[0][k]
+        metrics = ["ns_per_byte"] if first["workload"] == "throughput" else ["p50", "p99"]
+        for metric in metrics:
+            b = [trials(s[k], metric) for s in b_sets]
+            a = [trials(s[k], metric) for s in a_sets]
+            if not all(b + a):
+                continue
+            ch, lo, hi = runstats.change_ci(b, a, seed=1 + 2 * i)
+            p = runstats.mann_whitney_p([runstats.run_value(r) for r in b], [runstats.run_value(r) for r in a])
+            noise = runstats.noise(b, a, seed=2 + 2 * i)
+            detect = runstats.detectable(noise) if noise is not None else None
+            rows.append({
+                "case": label(first), "metric": metric, "runs": [len(b), len(a)],
+                "trials": [sum(map(len, b)), sum(map(len, a))],
+                "before": runstats.side_value(b), "after": runstats.side_value(a),
+                "change": ch, "ci_low": lo, "ci_high": hi, "p": p, "noise": noise, "detectable": detect,
+                "runs_needed": runstats.runs_needed(detect, (len(b) + len(a)) / 2, target) if detect else None,
+                "verdict": runstats.verdict(ch, lo, hi, p, noise)})
+    return rows, partial
+
+
+def pct(v, digits=1):
+    return f"{100 * v:+.{digits}f}%"
+
+
+def terminal_table(rows):
+    """The comparison as a benchstat reader expects it, in 100 columns
+    (case names longer than 36 characters are cut: compare.md has them whole)."""
+    w = max([len("case")] + [len(r["case"]) for r in rows])
+    w = min(w, 36)
+    head = f"{'case':<{w}} {'metric':<6} {'before':>13} {'after':>13} {'change':>7} {'95% CI':>15} {'p':>5}  verdict"
+    out = [head]
+    for r in rows:
+        case = r["case"] if len(r["case"]) <= w else r["case"][:w - 1] + "…"
+        metric = "ns/B" if r["metric"] == "ns_per_byte" else r["metric"]
+        ci = f"{100 * r['ci_low']:+.1f} … {100 * r['ci_high']:+.1f}"
+        p = "–" if r["p"] is None else f"{r['p']:.3f}"
+        out.append(f"{case:<{w}} {metric:<6} {shown(r['metric'], r['before']):>13} "
+                   f"{shown(r['metric'], r['after']):>13} {pct(r['change']):>7} {ci:>15} {p:>5}  {r['verdict']}")
+    return out
+
+
+def needed(n):
+    """Runs per side, as a plan a person would follow."""
+    return "more than 100" if n > 100 else str(n)
+
+
+def resolution_lines(rows, runs, target):
+    """What these runs can resolve, or why they cannot give a verdict."""
+    nb, na = runs
+    if min(nb, na) < 2:
+        return [f"No verdict: with {nb} run{'s' if nb > 1 else ''} before and {na} after, run-to-run noise is unknown and the CI "
+                f"holds the trials' spread only. Record at least {runstats.MIN_RUNS} runs per side "
+                f"(scripts/record.sh --side); on the 2-vCPU VM this project records on, {RECORDED_AA} "
+                "shows how many a change needs (docs/comparing.md)."]
+    det = sorted(r["detectable"] for r in rows if r["detectable"] is not None)
+    need = needed(max(r["runs_needed"] for r in rows if r["runs_needed"] is not None))
+    lines = [f"Runs: {nb} before, {na} after. Smallest change these runs detect (80% power, p < 0.05): "
+             f"{100 * det[0]:.1f}–{100 * det[-1]:.1f}% across rows; ±{100 * target:g}% in every row needs "
+             f"{need} runs per side."]
+    if runstats.smallest_p(nb, na) >= runstats.ALPHA:
+        lines.append(f"With {nb} and {na} runs the U test cannot reach p < 0.05: every verdict is ~. "
+                     f"Record at least {runstats.MIN_RUNS} runs per side.")
+    return lines
+
+
+def hardware(before, after, allow):
+    everyone = before + after
+    diff = [f"{k}: " + " vs ".join(sorted({repr(r.env.get(k)) for r in everyone})) for k in HARDWARE
+            if len({repr(r.env.get(k)) for r in everyone}) > 1]
+    if diff and not allow:
+        raise BadInput("the runs come from different hardware (" + "; ".join(diff) +
+                       "); a comparison would measure the machines, not the change. "
+                       "Pass --allow-different-hardware to compare anyway")
+    return diff
+
+
+def env_diff(before, after):
+    """Fingerprint fields that differ between the sides (each side's value,
+    or `varies` where its runs disagree)."""
+    def flat(run):
+        out = {k: v for k, v in run.env.items() if k not in ("taken_at", "sysctls", "mitigations")}
+        for group in ("sysctls", "mitigations"):
+            for k, v in (run.env.get(group) or {}).items():
+                out[f"{group}.{k}"] = v
+        return out
+
+    def one(runs, k):
+        vals = {json.dumps(flat(r).get(k), sort_keys=True) for r in runs}
+        return json.loads(vals.pop()) if len(vals) == 1 else "varies"
+    fb, fa = [flat(r) for r in before], [flat(r) for r in after]
+    keys = sorted(set().union(*fb, *fa))
+    return [(k, one(before, k), one(after, k)) for k in keys if one(before, k) != one(after, k)
+            or one(before, k) == "varies"]
+
+
+def settings_diff(before, after):
+    out = []
+    for k in ("mode", "wait", "nodelay", "placement", "trials", "direction"):
+        bv = {str(c.get(k)) for r in before for c in r.cases}
+        av = {str(c.get(k)) for r in after for c in r.cases}
+        if bv != av:
+            out.append((k, ", ".join(sorted(bv)), ", ".join(sorted(av))))
+    return out
+
+
+def markdown(args, before, after, rows, partial, hw, fig, names):
+    nb, na = len(before), len(after)
+    md = [f"# Before/after: {cell(names[1])} vs {cell(names[0])}", ""]
+    for which, runs in (("before", before), ("after", after)):
+        md.append(f"- {which}: {len(runs)} run(s)")
+        for r in runs:
+            md.append(f"  - `{cell(r.source)}`: `{cell(r.command)}` ({cell(r.env.get('git_revision', '?'))}, "
+                      f"{cell(r.env.get('taken_at', '?'))})")
+    md.append("")
+    if hw:
+        md += [f"**Warning: different hardware ({'; '.join(hw)}); compared because --allow-different-hardware.**",
+               ""]
+    md += ["## Verdicts", "", *resolution_lines(rows, (nb, na), args.target), "",
+           "Change of the side's value (the median over its runs of each run's median trial) of time per "
+           "operation, per byte for throughput: below 0 is faster. 95% CI from a two-level bootstrap (runs, "
+           "then the trials of each). p: Mann-Whitney U over the runs' medians. noise: the half-width of an "
+           "A/A of these runs. detectable: the change found with 80% power. Verdict faster or slower when "
+           "p < 0.05, the CI excludes 0 and the change exceeds the noise; ~ means no change at this "
+           "resolution.", "",
+           "| case | metric | before | after | change (95% CI) | p | noise | detectable | runs for "
+           f"±{100 * args.target:g}% | verdict |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        p = "–" if r["p"] is None else f"{r['p']:.3f}"
+        noise = "unknown" if r["noise"] is None else f"±{100 * r['noise']:.1f}%"
+        det = "–" if r["detectable"] is None else f"{100 * r['detectable']:.1f}%"
+        need = "–" if r["runs_needed"] is None else needed(r["runs_needed"])
+        metric = "ns/byte" if r["metric"] == "ns_per_byte" else r["metric"]
+        md.append(f"| {cell(r['case'])} | {metric} | {shown(r['metric'], r['before'])} | "
+                  f"{shown(r['metric'], r['after'])} | {pct(r['change'])} ({100 * r['ci_low']:+.1f} … "
+                  f"{100 * r['ci_high']:+.1f}) | {p} | {noise} | {det} | {need} | {r['verdict']} |")
+    if partial:
+        md += ["", "Not in every run, so not compared: " + ", ".join(cell(x) for x in partial) + "."]
+    if fig:
+        md += ["", f"![change per case](figures/{os.path.basename(fig)})"]
+    settings = settings_diff(before, after)
+    md += ["", "## What differs in the run settings", ""]
+    md += (["| setting | before | after |", "|---|---|---|"] + [f"| {k} | {cell(b)} | {cell(a)} |"
+                                                                for k, b, a in settings]) if settings else ["Nothing."]
+    diff = env_diff(before, after)
+    md += ["", "## What differs in the fingerprint", ""]
+    md += (["| field | before | after |", "|---|---|---|"] + [f"| {cell(k)} | {cell(b)} | {cell(a)} |"
+                                                              for k, b, a in diff]) if diff \
+        else ["Nothing but the time taken."]
+    aa = []
+    for which, runs in (("before", before), ("after", after)):
+        for run in runs:
+            for x in run.ratios:
+                if x.get("knob") == "control":
+                    aa.append(f"| {which} | {cell(run.label)} | {cell(x['numerator'])} | "
+                              f"{sizes_label(x['size_bytes'], x['response_bytes'])} | {cell(x['metric'])} | "
+                              f"{ratio_ci(x)} |")
+    if aa:
+        md += ["", "## Each run's A/A spread (`--control`)", "",
+               "Runs made with `--control` hold a copy of their baseline as a case of its own in the same rounds: "
+               "its ratio to the baseline should be 1, and its CI is what that run can tell apart inside itself. "
+               "Between runs the noise above is the one that counts.", "",
+               "| side | run | transport | sizes | metric | A/A ratio (95% CI) |", "|---|---|---|---|---|---|"] + aa
+    md += ["", f"Made by `scripts/compare {cell(' '.join(sys.argv[1:]))}`.", ""]
+    return "\n".join(md)
 
 
 def main():
-    p = cli.parser("scripts/compare", __doc__)
-    p.add_argument("before")
-    p.add_argument("after")
-    p.add_argument("-o", "--output")
-    p.add_argument("--allow-different-hardware", action="store_true",
-                   help="compare even if CPU model, CPU count, memory or virtualization differ")
-    args = p.parse_args()
-    from scripts import plots  # matplotlib: only once arguments are checked
-    before, after = resultfiles.load(args.before), resultfiles.load(args.after)
-    hw = [f"{k}: {before.env.get(k)!r} → {after.env.get(k)!r}" for k in HARDWARE
-          if before.env.get(k) != after.env.get(k)]
-    if hw and not args.allow_different_hardware:
-        cli.fatal("the runs come from different hardware (" + "; ".join(hw) +
-                   "); a comparison would measure the machines, not the change. "
-                   "Pass --allow-different-hardware to compare anyway")
-    b_cases = {resultfiles.key(c): c for c in before.cases if not c.get("aa_control")}
-    rows = []
-    for i, a in enumerate(after.cases):
-        b = b_cases.get(resultfiles.key(a))
-        if a.get("aa_control"):
-            continue
-        if b is None:
-            continue
-        (bs, higher_better), (as_, _) = samples(b), samples(a)
-        ch, lo, hi = stats.change_ci(bs, as_, seed=i)
-        if higher_better:
-            verdict = "faster" if lo > 0 else "slower" if hi < 0 else "no significant change"
-        else:
-            verdict = "faster" if hi < 0 else "slower" if lo > 0 else "no significant change"
-        p99 = None
-        if "p99_ns" in a and "p99_ns" in b and b["p99_ns"]:
-            trials99 = [[t.get("p99_ns") for t in c.get("trial_points", [])] for c in (b, a)]
-            if all(v and all(trials99[i]) for i, v in enumerate(trials99)):
-                p99 = (median(trials99[0]), median(trials99[1])) + stats.change_ci(trials99[0], trials99[1],
-                                                                                     seed=10_000 + i)
-            else:  # criterion, or runs without per-trial p99: the merged p99, no CI
-                p99 = (b["p99_ns"], a["p99_ns"], a["p99_ns"] / b["p99_ns"] - 1, None, None)
-        rows.append({"case": label(a), "metric": "bytes/s" if higher_better else "p50 ns",
-                     "before": median(bs), "after": median(as_), "change": ch, "ci_low": lo, "ci_high": hi,
-                     "p99": p99, "verdict": verdict, "n": (len(bs), len(as_))})
+    args, bspecs, aspecs = parse(sys.argv[1:])
+    before, after = side("before", bspecs), side("after", aspecs)
+    kb, ka = set(before[0].workloads()), set(after[0].workloads())
+    if kb != ka:
+        raise BadInput(f"before measures {', '.join(sorted(kb))} and after {', '.join(sorted(ka))}: "
+                       "compare runs of the same workload")
+    hw = hardware(before, after, args.allow_different_hardware)
+    rows, partial = compare_cases(before, after, args.target)
     if not rows:
-        cli.fatal(f"no case is in both {args.before} and {args.after} (same workload, transport, sizes, depth, pairs)")
-    name = lambda r: r.label.replace(":", "-").replace(os.sep, "-")  # noqa: E731
-    out = args.output or f"compare-{name(before)}-vs-{name(after)}"
-    out = outputs.output_dir(out)
-    fig = plots.deltas(rows, outputs.subdir(out, "figures"), f"after: {after.label}\nbefore: {before.label}")
-    diff = []
-    for k in sorted(set(before.env) | set(after.env)):
-        if k in ("taken_at", "sysctls", "mitigations"):
-            continue
-        if before.env.get(k) != after.env.get(k):
-            diff.append(f"| {cell(k)} | {cell(before.env.get(k))} | {cell(after.env.get(k))} |")
-    for group in ("sysctls", "mitigations"):
-        bs_, as2 = before.env.get(group) or {}, after.env.get(group) or {}
-        for k in sorted(set(bs_) | set(as2)):
-            if bs_.get(k) != as2.get(k):
-                diff.append(f"| {group}.{cell(k)} | {cell(bs_.get(k))} | {cell(as2.get(k))} |")
-    md = [f"# Before/after: {cell(after.label)} vs {cell(before.label)}", "",
-          f"- before: `{cell(before.command)}` ({cell(before.env.get('git_revision', '?'))}, "
-          f"{cell(before.env.get('taken_at', '?'))})",
-          f"- after: `{cell(after.command)}` ({cell(after.env.get('git_revision', '?'))}, "
-          f"{cell(after.env.get('taken_at', '?'))})", ""]
-    if hw:
-        md += [f"**Warning: different hardware ({'; '.join(hw)}); compared because --allow-different-hardware.**", ""]
-    # Each run's own resolution: its A/A control ratios (`--control`).
-    aa = []
-    for which, run in (("before", before), ("after", after)):
-        for x in run.ratios:
-            if x.get("knob") == "control":
-                aa.append(f"| {which} | {cell(x['numerator'])} | "
-                          f"{sizes_label(x['size_bytes'], x['response_bytes'])} | {cell(x['metric'])} | "
-                          f"{ratio_ci(x)} |")
-    settings = []
-    for k in ("mode", "wait", "nodelay", "placement", "trials", "direction"):
-        bv = {c.get(k) for c in before.cases}
-        av = {c.get(k) for c in after.cases}
-        if bv != av:
-            fmt = lambda v: ", ".join(str(x) for x in sorted(v, key=str))  # noqa: E731
-            settings.append(f"| {k} | {fmt(bv)} | {fmt(av)} |")
-    md += ["## What differs in the run settings", ""]
-    md += (["| setting | before | after |", "|---|---|---|"] + settings) if settings else ["Nothing."]
-    md += ["", "## What differs in the fingerprint", ""]
-    md += (["| field | before | after |", "|---|---|---|"] + diff) if diff else ["Nothing but the time taken."]
-    md += ["", "## Per case", "",
-           "Change of the median, after vs before, with a 95% bootstrap CI over the runs' trials (sockbench: the "
-           "per-trial p50, or bytes/s for throughput) or samples (criterion: time per iteration). Verdict: faster "
-           "or slower when the CI excludes 0, else no significant change.", "",
-           "| case | before | after | change (95% CI) | verdict |",
-           "|---|---|---|---|---|"]
-    for r in rows:
-        fmt = (lambda v: f"{v / 1e9:.3f} GB/s") if r["metric"] == "bytes/s" else (lambda v: f"{v / 1e3:.2f} µs")
-        md.append(f"| {cell(r['case'])} | {fmt(r['before'])} | {fmt(r['after'])} | {100 * r['change']:+.1f}% "
-                  f"({100 * r['ci_low']:+.1f} … {100 * r['ci_high']:+.1f}) | {r['verdict']} |")
-    tails = [r for r in rows if r["p99"]]
-    if tails:
-        md += ["", "## Tails", "",
-               "The median of the per-trial p99s, before and after, and its change with a 95% bootstrap CI "
-               "(criterion keeps no per-sample p99: there, the p99 of every sample and no CI).", "",
-               "| case | p99 before | p99 after | change (95% CI) |", "|---|---|---|---|"]
-        for r in tails:
-            b99, a99, ch99, lo99, hi99 = r["p99"]
-            ci = "no CI" if lo99 is None else f"{100 * lo99:+.1f} … {100 * hi99:+.1f}"
-            md.append(f"| {cell(r['case'])} | {b99 / 1e3:.2f} µs | {a99 / 1e3:.2f} µs | {100 * ch99:+.1f}% ({ci}) |")
-    if fig:
-        md += ["", f"![change per case](figures/{os.path.basename(fig)})"]
-    if aa:
-        md += ["", "## Each run's A/A spread", "",
-               "Runs made with `--control` hold a copy of their baseline run as a case of its own in the same "
-               "rounds: its ratio to the baseline should be 1, and its CI is what that run can tell apart. A "
-               "change between two runs smaller than this spread is within one run's own noise; a setting "
-               "compared inside one run (a knob list) is read against it directly.", "",
-               "| run | transport | sizes | metric | A/A ratio (95% CI) |", "|---|---|---|---|---|"] + aa
-    md += ["", f"Made by `scripts/compare {cell(args.before)} {cell(args.after)}`.", ""]
+        raise BadInput("no case is in every run of both sides (same workload, transport, sizes, depth, pairs, "
+                       "rate, netns, knobs)")
+
+    def name(specs):
+        base = os.path.basename(os.path.normpath(specs[0])).replace(":", "-")
+        return base + (f"+{len(specs) - 1}" if len(specs) > 1 else "")
+    names = (name(bspecs), name(aspecs))
+    out = outputs.output_dir(args.output or f"compare-{names[0]}-vs-{names[1]}")
+    fig = None
+    if not args.no_figure:
+        from scripts import plots  # matplotlib: only once the input is checked
+        fig = plots.deltas(rows, outputs.subdir(out, "figures"), f"after: {names[1]}\nbefore: {names[0]}")
+    print("\n".join(terminal_table(rows)))
+    print()
+    for line in resolution_lines(rows, (len(before), len(after)), args.target):
+        print(textwrap.fill(line, 100))
+    doc = {"before": [r.source for r in before], "after": [r.source for r in after], "target": args.target,
+           "rows": rows, "not_in_every_run": partial}
+    outputs.write_text(os.path.join(out, "compare.json"), json.dumps(doc, indent=1) + "\n")
     path = os.path.join(out, "compare.md")
-    outputs.write_text(path, "\n".join(md))
-    print(path)
+    outputs.write_text(path, markdown(args, before, after, rows, partial, hw, fig, names))
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":

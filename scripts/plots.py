@@ -281,13 +281,14 @@ def pairs_scaling(runs, out_dir):
     return _save(fig, out_dir, "pairs_scaling")
 
 
-VERDICT_COLOURS = {"faster": "#2ca02c", "slower": "#d62728", "no significant change": "#9a9a9a"}
+VERDICT_COLOURS = {"faster": "#2ca02c", "slower": "#d62728", "~": "#9a9a9a", "no verdict": "#c9c9c9"}
+VERDICT_WORDS = {"~": "~ (no change at this resolution)", "no verdict": "no verdict (one run per side)"}
 
 
 def deltas(rows, out_dir, title):
     """Before/after: change of each case's median, with its 95% CI, coloured
-    by verdict. Time per operation for latency (left of 0: faster), bytes/s
-    for throughput (right of 0: faster)."""
+    by verdict. Time per operation (per byte for throughput): left of 0 is
+    faster."""
     rows = [r for r in rows if r["change"] is not None and not math.isnan(r["change"])]
     if not rows:
         return None
@@ -298,15 +299,16 @@ def deltas(rows, out_dir, title):
     hi = [100 * (r["ci_high"] - r["change"]) for r in rows]
     ax.barh(y, ch, xerr=[lo, hi], color=[VERDICT_COLOURS[r["verdict"]] for r in rows], capsize=2)
     ax.set_yticks(y)
-    ax.set_yticklabels([f"{r['case']} ({'bytes/s' if r['metric'] == 'bytes/s' else 'p50'})" for r in rows],
-                       fontsize=7)
+    ax.set_yticklabels([f"{r['case']} ({'ns/byte' if r['metric'] == 'ns_per_byte' else r['metric']})"
+                        for r in rows], fontsize=7)
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlabel("change of the median, after vs before (%), 95% CI")
+    ax.set_xlabel("change of time per operation, after vs before (%), 95% CI; left of 0: faster")
     ax.set_title(title, fontsize=9)
     ax.grid(True, axis="x", alpha=0.3)
     from matplotlib.patches import Patch
     shown = [v for v in VERDICT_COLOURS if any(r["verdict"] == v for r in rows)]
-    ax.legend(handles=[Patch(color=VERDICT_COLOURS[v], label=v) for v in shown], fontsize=7, loc="best")
+    ax.legend(handles=[Patch(color=VERDICT_COLOURS[v], label=VERDICT_WORDS.get(v, v)) for v in shown],
+              fontsize=7, loc="best")
     return _save(fig, out_dir, "delta")
 
 

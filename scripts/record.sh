@@ -4,11 +4,28 @@
 # and writes that directory's README.md with the exact command, the commit,
 # the table, the warnings and the fingerprint's headline fields.
 #
-# usage: scripts/record.sh LABEL SUBCOMMAND [ARGS...]
+# usage: scripts/record.sh [--side SIDE] LABEL SUBCOMMAND [ARGS...]
 #   e.g. scripts/record.sh latency-cross-core latency -t all -s 1,64,4K
+#
+# --side SIDE (e.g. before, after): one run of a set compared across runs
+# (scripts/compare, docs/comparing.md). The run goes to
+#   results/<date>-<host>-<label>/<SIDE>/<UTC date and time>
+# where <date> is the day the set's first run was recorded: run the same
+# command after each boot, kernel or setting, and each run joins its side.
 set -euo pipefail
-[ $# -ge 2 ] || { echo "usage: $0 LABEL SUBCOMMAND [ARGS...]" >&2; exit 2; }
+side=
+if [ "${1:-}" = --side ]; then
+    side=${2:-}
+    case $side in
+        ""|*/*|.*|-*) echo "fatal: --side '$side': a plain name such as before or after expected" >&2; exit 2 ;;
+    esac
+    shift 2
+fi
+[ $# -ge 2 ] || { echo "usage: $0 [--side SIDE] LABEL SUBCOMMAND [ARGS...]" >&2; exit 2; }
 label=$1; shift
+case $label in
+    ""|*/*|.*|-*) echo "fatal: LABEL '$label': a plain name such as kernel-6.18 expected" >&2; exit 2 ;;
+esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
@@ -18,6 +35,12 @@ fi
 cargo build --release --quiet
 mkdir -p results
 dir="results/$(date -u +%Y-%m-%d)-$(hostname -s)-$label"
+if [ -n "$side" ]; then
+    # The set's directory, if an earlier run (another day, another boot) made it.
+    set_dir=$(ls -d results/*-"$(hostname -s)-$label" 2>/dev/null | head -n 1)
+    dir="${set_dir:-$dir}/$side/$(date -u +%Y-%m-%dT%H%M%SZ)"
+    mkdir -p "$(dirname "$dir")"
+fi
 [ -e "$dir" ] && { echo "fatal: $dir exists" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -233,7 +233,7 @@ def main():
     runs = [r.baseline() for r in every]
     out = args.output or (runs[0].source if runs[0].label.find("criterion:") < 0 else None)
     if not out:
-        raise cli.Fatal("a criterion run needs -o OUT_DIR for the report")
+        raise cli.BadInput("a criterion run needs -o OUT_DIR for the report")
     out = outputs.output_dir(out)
     figdir = outputs.subdir(out, "figures")
     figs = [("Round-trip time by message size (p50 with 95% CI, p99 dashed)", plots.latency_vs_size(runs, figdir)),

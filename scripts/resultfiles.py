@@ -6,7 +6,7 @@ Two kinds of input, both read-only:
 - a criterion directory (target/criterion, or CRITERION_HOME) and a baseline
   name: criterion's stable raw.csv per benchmark, plus sockbench's tail side
   files (tails.json, tails.hgrm, env.json) beside it.
-Every problem ends the program with `fatal: <file>: <what is wrong>`.
+Every problem ends the program with `fatal: <file>: <what is wrong>`, exit 2.
 """
 import csv
 import json
@@ -15,7 +15,7 @@ import os
 import statistics
 import sys
 
-from scripts.cli import Fatal, fatal
+from scripts.cli import BadInput
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The one schema, generated from sockbench's Rust types (tests/schema.rs).
@@ -39,22 +39,22 @@ def schema_properties(definition):
     try:
         return set(doc["$defs"][definition]["properties"])
     except KeyError:
-        raise Fatal(f"{SCHEMA}: no definition {definition}")
+        raise BadInput(f"{SCHEMA}: no definition {definition}")
 
 
 def _json(path):
     """A JSON file; NaN and Infinity (which Python would accept) are refused."""
     def no_constant(c):
-        raise Fatal(f"{path}: holds {c}, which is not a number JSON allows")
+        raise BadInput(f"{path}: holds {c}, which is not a number JSON allows")
     try:
         with open(path) as f:
             return json.load(f, parse_constant=no_constant)
     except FileNotFoundError:
-        raise Fatal(f"{path}: missing")
+        raise BadInput(f"{path}: missing")
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise Fatal(f"{path}: not valid JSON ({e})")
+        raise BadInput(f"{path}: not valid JSON ({e})")
     except IsADirectoryError:
-        raise Fatal(f"{path}: is a directory, not a file")
+        raise BadInput(f"{path}: is a directory, not a file")
 
 
 TEXT_FIELDS = ("workload", "transport", "netns")
@@ -69,19 +69,19 @@ def _check_case(where, c, need):
     """A case must be an object with the key columns and the numbers a
     report reads, each of the right type."""
     if not isinstance(c, dict):
-        raise Fatal(f"{where}: not an object")
+        raise BadInput(f"{where}: not an object")
     missing = [k for k in CASE_KEY + need if k not in c and k != "netns"]
     if missing:
-        raise Fatal(f"{where} lacks {', '.join(missing)}")
+        raise BadInput(f"{where} lacks {', '.join(missing)}")
     for k in TEXT_FIELDS:
         if k in c and not isinstance(c[k], str):
-            raise Fatal(f"{where}: {k} is {c[k]!r}, not text")
+            raise BadInput(f"{where}: {k} is {c[k]!r}, not text")
     for k in WHOLE_FIELDS:
         if not (isinstance(c[k], int) and not isinstance(c[k], bool) and c[k] >= 0):
-            raise Fatal(f"{where}: {k} is {c[k]!r}, not a whole number")
+            raise BadInput(f"{where}: {k} is {c[k]!r}, not a whole number")
     for k in need:
         if not _number(c[k]):
-            raise Fatal(f"{where}: {k} is {c[k]!r}, not a number")
+            raise BadInput(f"{where}: {k} is {c[k]!r}, not a number")
     def plain(v):
         return _number(v) or isinstance(v, bool)
 
@@ -97,7 +97,7 @@ def _check_case(where, c, need):
                 plain(v) or (k in ("events", "interference") and isinstance(v, dict) and all(map(plain, v.values())))
                 or (k == "stamps" and stamps(v))
                 for k, v in t.items()):
-            raise Fatal(f"{where}: trial point {i} is not an object of numbers")
+            raise BadInput(f"{where}: trial point {i} is not an object of numbers")
 
 
 class Run:
@@ -154,15 +154,15 @@ def load_sockbench(path):
     where = os.path.join(path, "summary.json")
     doc = _json(where)
     if not isinstance(doc, dict):
-        raise Fatal(f"{where}: not a JSON object (is this sockbench's summary.json?)")
+        raise BadInput(f"{where}: not a JSON object (is this sockbench's summary.json?)")
     for field, kind in (("cases", list), ("env", dict), ("workload", str), ("command", list)):
         if field not in doc:
-            raise Fatal(f"{where}: no '{field}' (is this sockbench's summary.json?)")
+            raise BadInput(f"{where}: no '{field}' (is this sockbench's summary.json?)")
         if not isinstance(doc[field], kind):
-            raise Fatal(f"{where}: '{field}' is not a {kind.__name__}")
+            raise BadInput(f"{where}: '{field}' is not a {kind.__name__}")
     version = doc.get("schema_version", 1)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise Fatal(f"{where}: schema version {version!r} is newer than these scripts read ({SCHEMA_VERSION}); "
+        raise BadInput(f"{where}: schema version {version!r} is newer than these scripts read ({SCHEMA_VERSION}); "
                     "update the scripts")
     need = NEEDED_THROUGHPUT if doc["workload"] == "throughput" else NEEDED_LATENCY
     for i, c in enumerate(doc["cases"]):
@@ -170,7 +170,7 @@ def load_sockbench(path):
     for i, x in enumerate(doc.get("ratios", [])):
         if not isinstance(x, dict) or not _number(x.get("ratio")) or \
                 not all(_number(x.get(k)) or x.get(k) is None for k in ("ci_low", "ci_high")):
-            raise Fatal(f"{where}: ratio {i} is not an object with numbers ratio, ci_low, ci_high")
+            raise BadInput(f"{where}: ratio {i} is not an object with numbers ratio, ci_low, ci_high")
         if x.get("metric") == "bytes_per_s" and x["ratio"] > 0:
             # Schema 2 divided rates (above 1 faster); every ratio now
             # divides time (per byte here): below 1 faster.
@@ -178,7 +178,7 @@ def load_sockbench(path):
             x.update(metric="ns_per_byte", ratio=1 / x["ratio"],
                      ci_low=1 / hi if hi else None, ci_high=1 / lo if lo else None)
     if not all(isinstance(w, dict) and isinstance(w.get("message"), str) for w in doc.get("warnings", [])):
-        raise Fatal(f"{where}: a warning is not an object with a message")
+        raise BadInput(f"{where}: a warning is not an object with a message")
     hgrm = {}
     for c in doc["cases"]:
         name = c.get("hgrm_file")
@@ -199,7 +199,7 @@ def load_sockbench(path):
         if not isinstance(layers, list) or not all(
                 isinstance(x, dict) and all(_number(x.get(k)) for k in ("us", "ci_low_us", "ci_high_us"))
                 for x in layers):
-            raise Fatal(f"{where}: 'explained' has no list of layers with numbers us, ci_low_us, ci_high_us")
+            raise BadInput(f"{where}: 'explained' has no list of layers with numbers us, ci_low_us, ci_high_us")
         run.explained = explained
     return run
 
@@ -214,17 +214,17 @@ def read_raw_csv(path):
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
     except FileNotFoundError:
-        raise Fatal(f"{path}: missing")
+        raise BadInput(f"{path}: missing")
     if not rows:
-        raise Fatal(f"{path}: no samples")
+        raise BadInput(f"{path}: no samples")
     missing = need - set(rows[0])
     if missing:
-        raise Fatal(f"{path}: missing columns {', '.join(sorted(missing))} (criterion's csv_output raw.csv expected)")
+        raise BadInput(f"{path}: missing columns {', '.join(sorted(missing))} (criterion's csv_output raw.csv expected)")
     scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
     per_iter, total_ns, total_iter = [], 0.0, 0.0
     for r in rows:
         if r["unit"] not in scale:
-            raise Fatal(f"{path}: unknown unit {r['unit']!r}")
+            raise BadInput(f"{path}: unknown unit {r['unit']!r}")
         ns, iters = float(r["sample_measured_value"]) * scale[r["unit"]], float(r["iteration_count"])
         per_iter.append(ns / iters)
         total_ns, total_iter = total_ns + ns, total_iter + iters
@@ -234,7 +234,7 @@ def read_raw_csv(path):
 def load_criterion(root, baseline="new"):
     """Every benchmark under a criterion directory, for one baseline."""
     if not os.path.isdir(root):
-        raise Fatal(f"{root}: not a directory (run `cargo bench` first)")
+        raise BadInput(f"{root}: not a directory (run `cargo bench` first)")
     cases, hgrm, env = [], {}, None
     for d, _, files in sorted(os.walk(root)):
         if os.path.basename(d) != baseline or "raw.csv" not in files:
@@ -261,7 +261,7 @@ def load_criterion(root, baseline="new"):
             case["bytes_per_s"] = case["size_bytes"] * 1e9 / statistics.median(per_iter)
         cases.append(case)
     if not cases:
-        raise Fatal(f"{root}: no {baseline}/raw.csv of a sockbench bench (criterion's csv_output feature must be on)")
+        raise BadInput(f"{root}: no {baseline}/raw.csv of a sockbench bench (criterion's csv_output feature must be on)")
     return Run(root, f"criterion:{baseline}", cases, [], [], env or {}, f"cargo bench (baseline {baseline})", hgrm)
 
 
@@ -274,7 +274,7 @@ def load(spec):
         return load_sockbench(path)  # names summary.json if it is the part missing
     if os.path.isdir(path):
         return load_criterion(path, baseline or "new")
-    raise Fatal(f"{spec}: neither a sockbench run directory (no summary.json) nor a criterion directory")
+    raise BadInput(f"{spec}: neither a sockbench run directory (no summary.json) nor a criterion directory")
 
 
 def read_hgrm(path):
@@ -289,7 +289,7 @@ def read_hgrm(path):
                 values.append(float(parts[0]))
                 pcts.append(float(parts[1]))
             except ValueError:
-                raise Fatal(f"{path}: line not in .hgrm form: {line.strip()}")
+                raise BadInput(f"{path}: line not in .hgrm form: {line.strip()}")
     if not values:
-        raise Fatal(f"{path}: no percentile lines")
+        raise BadInput(f"{path}: no percentile lines")
     return values, pcts

@@ -70,13 +70,13 @@ def parse_sizes(text, flag):
     for part in text.split(","):
         m = re.fullmatch(r"(\d+)([KM]?)", part.strip())
         if not m:
-            fatal(f"{flag} {part!r}: a size like 128, 1K or 16K expected")
+            fatal(f"{flag} {part!r}: a size like 128, 1K or 16K expected", 2)
         n = int(m.group(1)) << {"": 0, "K": 10, "M": 20}[m.group(2)]
         if not 1 <= n <= 1 << 20:
-            fatal(f"{flag} {part!r}: 1 B to 1M allowed")
+            fatal(f"{flag} {part!r}: 1 B to 1M allowed", 2)
         out.append(n)
     if len(set(out)) != len(out):
-        fatal(f"{flag} {text!r}: a value appears twice")
+        fatal(f"{flag} {text!r}: a value appears twice", 2)
     return out
 
 
@@ -284,23 +284,23 @@ def main():
     for flag, v, lo, hi in (("--duration", a.duration, 1, 600), ("--rounds", a.rounds, 1, 100),
                             ("--connections", a.connections, 1, 10000)):
         if not lo <= v <= hi:
-            fatal(f"{flag} {v}: {lo} to {hi} allowed")
+            fatal(f"{flag} {v}: {lo} to {hi} allowed", 2)
     a.body = parse_sizes(a.body, "--body")
     try:
         a.work_us = [int(x) for x in a.work_us.split(",")]
     except ValueError:
-        fatal(f"--work-us {a.work_us!r}: whole microseconds, comma-separated, expected")
+        fatal(f"--work-us {a.work_us!r}: whole microseconds, comma-separated, expected", 2)
     if any(not 0 <= w <= 1_000_000 for w in a.work_us):
-        fatal(f"--work-us {a.work_us}: 0 to 1000000 allowed")
+        fatal(f"--work-us {a.work_us}: 0 to 1000000 allowed", 2)
     cpus = sorted(os.sched_getaffinity(0))
     for flag, c in (("--server-cpu", a.server_cpu), ("--client-cpu", a.client_cpu)):
         if c not in cpus:
-            fatal(f"{flag} {c}: not available; allowed: {','.join(map(str, cpus))}")
+            fatal(f"{flag} {c}: not available; allowed: {','.join(map(str, cpus))}", 2)
     if os.path.exists(a.out) and os.listdir(a.out):
-        fatal(f"--out {a.out}: exists and is not empty; name a new directory")
+        fatal(f"--out {a.out}: exists and is not empty; name a new directory", 2)
     parent = os.path.dirname(os.path.abspath(a.out))
     if not os.path.isdir(parent):
-        fatal(f"--out {a.out}: its parent directory does not exist")
+        fatal(f"--out {a.out}: its parent directory does not exist", 2)
     if a.preflight:  # arguments checked; nothing installed or started yet
         print("ok")
         return
