@@ -3,7 +3,8 @@ write reports and figures (`report`, `compare`, `collect_criterion`), run
 other programs beside sockbench (`webbench`, `crosscheck.peers`), and the
 modules they share: `cli` (arguments, the one-line `fatal:`), `outputs`
 (writes that never go through a link), `labels` (sizes, Markdown cells,
-transport colours), `stats` (medians and bootstrap CIs), `resultfiles` (reading
+transport colours), `stats` (medians and bootstrap CIs, numpy/scipy), `runstats`
+(comparing sets of runs, standard library only), `resultfiles` (reading
 result directories and criterion's output), `webtable` and `plots`.
 Run each as a module from the repository root (`python3 -m scripts.report`)
 or through its wrapper (`scripts/report`), which does that from anywhere.

@@ -37,7 +37,7 @@ mkdir -p results
 dir="results/$(date -u +%Y-%m-%d)-$(hostname -s)-$label"
 if [ -n "$side" ]; then
     # The set's directory, if an earlier run (another day, another boot) made it.
-    set_dir=$(ls -d results/*-"$(hostname -s)-$label" 2>/dev/null | head -n 1)
+    set_dir=$(ls -d results/*-"$(hostname -s)-$label" 2>/dev/null | head -n 1 || true)
     dir="${set_dir:-$dir}/$side/$(date -u +%Y-%m-%dT%H%M%SZ)"
     mkdir -p "$(dirname "$dir")"
 fi

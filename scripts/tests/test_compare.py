@@ -211,3 +211,41 @@ def test_the_wrapper_installs_nothing_for_help_or_no_figure(tmp_path):
     assert not venv.exists()
     assert "usage: scripts/compare" in subprocess.run(["bash", script, "-h"], capture_output=True, text=True,
                                                       env=env).stdout
+
+
+def test_record_side_puts_each_run_of_a_set_in_its_side(tmp_path):
+    """`record.sh --side` twice per side: four runs in one set directory,
+    two per side, each with its README; a bad side or label is exit 2."""
+    import subprocess
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(os.path.join(os.path.dirname(FIX), "..", "record.sh"), repo / "scripts" / "record.sh")
+    fake = repo / "target" / "release" / "sockbench"
+    fake.parent.mkdir(parents=True)
+    # A stand-in for the binary: writes what a run writes (env.json) where --out says.
+    fake.write_text('#!/bin/sh\nfor a; do out=$a; done\nmkdir -p "$out"\n'
+                    'echo \'{"git_revision": "abc"}\' > "$out/env.json"\necho "a table"\n')
+    fake.chmod(0o755)
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "cargo").write_text("#!/bin/sh\nexit 0\n")
+    (bin_ / "cargo").chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_}:{os.environ['PATH']}", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True, env=env)
+    subprocess.run(["git", "commit", "-qm", "x"], cwd=repo, check=True, env=env)
+    for side in ("before", "after", "after", "before"):
+        r = subprocess.run(["bash", "scripts/record.sh", "--side", side, "my-change", "latency", "-s", "64"],
+                           cwd=repo, capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        import time
+        time.sleep(1.1)  # a run's directory is named to the second
+    sets = list((repo / "results").iterdir())
+    assert len(sets) == 1 and sets[0].name.endswith("-my-change"), sets
+    for side in ("before", "after"):
+        runs = list((sets[0] / side).iterdir())
+        assert len(runs) == 2 and all((d / "README.md").exists() for d in runs), runs
+    for args in (["--side", "../x", "l", "latency"], ["--side", "", "l", "latency"], ["--side", "a", "x/y", "latency"]):
+        r = subprocess.run(["bash", "scripts/record.sh", *args], cwd=repo, capture_output=True, text=True, env=env)
+        assert r.returncode == 2 and r.stderr.startswith("fatal: "), (args, r.stderr)
