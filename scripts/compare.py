@@ -194,11 +194,15 @@ def resolution_lines(rows, runs, target):
                 f"holds the trials' spread only. Record at least {runstats.MIN_RUNS} runs per side "
                 f"(scripts/record.sh --side); on the 2-vCPU VM this project records on, {RECORDED_AA} "
                 "shows how many a change needs (docs/comparing.md)."]
-    det = sorted(r["detectable"] for r in rows if r["detectable"] is not None)
-    need = needed(max(r["runs_needed"] for r in rows if r["runs_needed"] is not None))
-    lines = [f"Runs: {nb} before, {na} after. Smallest change these runs detect (80% power, p < 0.05): "
-             f"{100 * det[0]:.1f}–{100 * det[-1]:.1f}% across rows; ±{100 * target:g}% in every row needs "
-             f"{need} runs per side."]
+    lines = [f"Runs: {nb} before, {na} after. Smallest change these runs detect (80% power, p < 0.05), "
+             f"and runs per side for ±{100 * target:g}%:"]
+    for metric in dict.fromkeys(r["metric"] for r in rows):
+        of = [r for r in rows if r["metric"] == metric and r["detectable"] is not None]
+        det = sorted(r["detectable"] for r in of)
+        need = needed(max(r["runs_needed"] for r in of))
+        name = "ns/byte" if metric == "ns_per_byte" else metric
+        lines.append(f"  {name}: {100 * det[0]:.1f}–{100 * det[-1]:.1f}% across {len(of)} cases; "
+                     f"{need} runs per side for every case")
     if runstats.smallest_p(nb, na) >= runstats.ALPHA:
         lines.append(f"With {nb} and {na} runs the U test cannot reach p < 0.05: every verdict is ~. "
                      f"Record at least {runstats.MIN_RUNS} runs per side.")
@@ -257,7 +261,8 @@ def markdown(args, before, after, rows, partial, hw, fig, names):
     if hw:
         md += [f"**Warning: different hardware ({'; '.join(hw)}); compared because --allow-different-hardware.**",
                ""]
-    md += ["## Verdicts", "", *resolution_lines(rows, (nb, na), args.target), "",
+    said = resolution_lines(rows, (nb, na), args.target)
+    md += ["## Verdicts", "", said[0], "", *("- " + x.strip() for x in said[1:]), "",
            "Change of the side's value (the median over its runs of each run's median trial) of time per "
            "operation, per byte for throughput: below 0 is faster. 95% CI from a two-level bootstrap (runs, "
            "then the trials of each). p: Mann-Whitney U over the runs' medians. noise: the half-width of an "
@@ -321,14 +326,21 @@ def main():
                        "rate, netns, knobs)")
 
     def name(specs):
-        base = os.path.basename(os.path.normpath(specs[0])).replace(":", "-")
+        """A side's name: its spec's last part (a side directory of a set
+        names the set too: runs-aa/before), and how many more specs."""
+        path = os.path.normpath(specs[0])
+        base = os.path.basename(path).replace(":", "-")
+        if os.path.isdir(path) and not os.path.exists(os.path.join(path, "summary.json")) \
+                and not os.path.exists(os.path.join(path, "env.json")):
+            base = f"{os.path.basename(os.path.dirname(path))}-{base}"
         return base + (f"+{len(specs) - 1}" if len(specs) > 1 else "")
     names = (name(bspecs), name(aspecs))
     out = outputs.output_dir(args.output or f"compare-{names[0]}-vs-{names[1]}")
     fig = None
     if not args.no_figure:
         from scripts import plots  # matplotlib: only once the input is checked
-        fig = plots.deltas(rows, outputs.subdir(out, "figures"), f"after: {names[1]}\nbefore: {names[0]}")
+        fig = plots.deltas(rows, outputs.subdir(out, "figures"),
+                           f"after: {names[1]} ({len(after)} runs)\nbefore: {names[0]} ({len(before)} runs)")
     print("\n".join(terminal_table(rows)))
     print()
     for line in resolution_lines(rows, (len(before), len(after)), args.target):
