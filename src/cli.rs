@@ -134,6 +134,16 @@ pub struct Common {
     /// Interleaved rounds; every case runs one trial per round.
     #[arg(long, value_parser = parse_trials, default_value = "10", allow_hyphen_values = true)]
     pub trials: u32,
+    /// Precision on demand: keep running rounds (at least --trials, and 5)
+    /// until every ratio the run reports (or, with none, every case's
+    /// median) has a 95% CI half-width within this share of its value
+    /// (2%, 0.5%), or until --max-time. One pair.
+    #[arg(long, value_parser = parse_precision, allow_hyphen_values = true, value_name = "PERCENT")]
+    pub precision: Option<f64>,
+    /// With --precision: the longest the rounds may take; a round that
+    /// would end past it is not started (30s, 10m). Default 10m.
+    #[arg(long, value_parser = parse_duration, requires = "precision", allow_hyphen_values = true)]
+    pub max_time: Option<Duration>,
     /// CPU(s) the servers are pinned to; with --pairs, pair i takes the i-th (cycling).
     #[arg(long, value_delimiter = ',', value_parser = parse_cpu, default_value = "0", allow_hyphen_values = true)]
     pub server_cpu: Vec<usize>,
@@ -516,6 +526,17 @@ pub fn parse_trials(s: &str) -> Result<u32, String> {
     match s.parse::<u32>() {
         Ok(n) if (1..=10_000).contains(&n) => Ok(n),
         _ => Err("must be a whole number from 1 to 10000".into()),
+    }
+}
+
+/// `--precision`: a share of the value, `2%` or `2` (percent), from 0.1% to 50%.
+pub fn parse_precision(s: &str) -> Result<f64, String> {
+    let pct = s.trim().trim_end_matches('%').trim().parse::<f64>();
+    match pct {
+        Ok(p) if (0.1..=50.0).contains(&p) => Ok(p / 100.0),
+        _ => Err(
+            "must be a CI half-width in percent of the value, from 0.1% to 50% (e.g. 2%)".into(),
+        ),
     }
 }
 

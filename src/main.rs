@@ -162,7 +162,8 @@ fn measure(plan: &mut Plan) -> Result<ExitCode> {
         })?
     } else {
         let _drawing = shown.then(|| progress::Drawing::start(plan, watch.clone()));
-        workload::run::run(plan, dir.as_ref(), Some(&watch))?
+        let widest = |cases: &[workload::run::CaseOutcome]| report::widest(plan, cases);
+        workload::run::run(plan, dir.as_ref(), Some(&watch), Some(&widest))?
     };
     if let Err(e) = cleanup::release_host() {
         say(&format!(

@@ -16,6 +16,9 @@ use sockbench::plan::{Budget, Plan};
 use sockbench::spec::size_label;
 use sockbench::workload::run::Watch;
 
+/// With `--precision`, past `--trials`: how often a log gets a line.
+const PRECISION_LINE_EVERY: Duration = Duration::from_secs(5);
+
 /// How often the display is redrawn.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -28,6 +31,14 @@ pub struct Drawing {
 /// What the run will take: one line, said before it starts.
 pub fn estimate(plan: &Plan) -> String {
     let (cases, rounds) = (plan.cases.len(), plan.trials);
+    if let Some(p) = plan.precision {
+        return format!(
+            "{cases} cases × at least {rounds} rounds, then more until every 95% CI is within ±{}% of its value, \
+             or until another round would pass --max-time {}",
+            100.0 * p.target,
+            humantime::format_duration(p.max_time)
+        );
+    }
     let per_case = match plan.budget {
         Budget::Duration(d) => Some(d),
         Budget::Iterations(_) => None,
@@ -77,6 +88,7 @@ impl Drawing {
             })
             .collect();
         let (cases, rounds) = (plan.cases.len(), plan.trials);
+        let precision = plan.precision;
         let terminal = std::io::stderr().is_terminal();
         let bar = terminal.then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
@@ -103,6 +115,7 @@ impl Drawing {
                 .spawn(move || {
                     let started = Instant::now();
                     let mut said_rounds = 0;
+                    let mut last_said = Instant::now();
                     let mut said_interrupt = false;
                     // The first trial's end: the time left is measured from
                     // there (warm-ups come before it), and the plan's
@@ -126,29 +139,52 @@ impl Drawing {
                                     bar.println(sockbench::cleanup::INTERRUPTED);
                                     said_interrupt = true;
                                 }
-                                bar.set_prefix(format!(
-                                    "{done}/{total} trials, {} elapsed, ~{} left",
-                                    secs(started.elapsed()),
-                                    secs(left)
-                                ));
+                                bar.set_prefix(match precision {
+                                    Some(p) => format!(
+                                        "{done} trials, {} elapsed, {}",
+                                        secs(started.elapsed()),
+                                        widest(&watch, p.target)
+                                    ),
+                                    None => format!(
+                                        "{done}/{total} trials, {} elapsed, ~{} left",
+                                        secs(started.elapsed()),
+                                        secs(left)
+                                    ),
+                                });
                                 if warmed < cases && done == 0 {
                                     bar.set_message(format!("warming up case {} of {cases}", warmed + 1));
                                 } else {
                                     let case = watch.case.load(Relaxed).min(cases - 1);
-                                    let round = (done / cases as u64 + 1).min(u64::from(rounds));
-                                    bar.set_message(format!("round {round} of {rounds}, {}", names[case]));
+                                    let round = done / cases as u64 + 1;
+                                    bar.set_message(match precision {
+                                        Some(_) => format!("round {round} (at least {rounds}), {}", names[case]),
+                                        None => format!("round {} of {rounds}, {}", round.min(u64::from(rounds)), names[case]),
+                                    });
                                 }
                                 bar.set_position(done);
                             }
                             None => {
                                 let complete = done / cases as u64;
-                                if complete > said_rounds {
+                                // With --precision the rounds can run to hundreds: past
+                                // --trials, a line every few seconds.
+                                let due = precision.is_none()
+                                    || complete <= u64::from(rounds)
+                                    || last_said.elapsed() >= PRECISION_LINE_EVERY;
+                                if complete > said_rounds && due {
                                     said_rounds = complete;
-                                    say(&format!(
-                                        "round {complete} of {rounds} done, {} elapsed, about {} left",
-                                        secs(started.elapsed()),
-                                        secs(left)
-                                    ));
+                                    last_said = Instant::now();
+                                    say(&match precision {
+                                        Some(p) => format!(
+                                            "round {complete} done, {} elapsed, {}",
+                                            secs(started.elapsed()),
+                                            widest(&watch, p.target)
+                                        ),
+                                        None => format!(
+                                            "round {complete} of {rounds} done, {} elapsed, about {} left",
+                                            secs(started.elapsed()),
+                                            secs(left)
+                                        ),
+                                    });
                                 }
                             }
                         }
@@ -162,6 +198,17 @@ impl Drawing {
                 .ok()
         };
         Drawing { stop, thread }
+    }
+}
+
+/// `--precision`: the widest watched CI half-width after the last round,
+/// beside the target ("widest CI ±3.4% (want ±2%)").
+fn widest(watch: &Watch, target: f64) -> String {
+    let h = f64::from_bits(watch.widest.load(Relaxed));
+    if h > 0.0 {
+        format!("widest CI ±{:.1}% (want ±{}%)", 100.0 * h, 100.0 * target)
+    } else {
+        format!("CIs from 5 rounds (want ±{}%)", 100.0 * target)
     }
 }
 

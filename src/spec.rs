@@ -542,7 +542,7 @@ pub fn size_label(b: usize) -> String {
 }
 
 /// Every warning's code (report::warnings writes them), for `--no-warn`.
-pub const WARNING_CODES: [&str; 19] = [
+pub const WARNING_CODES: [&str; 20] = [
     "debug-build",
     "too-few-rounds",
     "shared-cpu",
@@ -562,4 +562,5 @@ pub const WARNING_CODES: [&str; 19] = [
     "outlier-trial",
     "disturbed",
     "aa-control",
+    "precision-short",
 ];

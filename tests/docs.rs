@@ -216,6 +216,11 @@ fn every_command_shown_parses() {
             } else if let Some(r) = cmd.strip_prefix("sockbench ") {
                 r
             } else if let Some(r) = cmd.strip_prefix("scripts/record.sh ") {
+                // [--side SIDE] LABEL ARGS...
+                let r = r
+                    .strip_prefix("--side ")
+                    .and_then(|r| r.split_once(' '))
+                    .map_or(r, |(_side, rest)| rest);
                 r.split_once(' ').map_or("", |(_label, rest)| rest)
             } else {
                 continue;

@@ -91,6 +91,10 @@ fn a_real_run_writes_exactly_what_the_schema_says() {
         if workload == "load" {
             args.extend(["--rate", "2k", "--connections", "2"]);
         }
+        if workload != "latency" {
+            // How --precision's rounds ended (met at once: 50%).
+            args.extend(["--precision", "50%"]);
+        }
         if workload == "latency" {
             // Each trial's kernel events (root), its send call, its stamps.
             args.extend([

@@ -15,7 +15,7 @@ use crate::transport::{TransportOpts, datagram_limit};
 use super::knobs::knob_product;
 use super::lists::unique;
 use super::sysctl::check_sysctls;
-use super::{Budget, Case, Plan, Rates, UDP4_MAX, Workload, limits};
+use super::{Budget, Case, Plan, Precision, Rates, UDP4_MAX, Workload, limits};
 
 impl Plan {
     /// The plan of `workload` over `sizes` (request, response) and `rates`,
@@ -106,6 +106,7 @@ impl Plan {
         check_cpus(c)?;
         limits::check_fit(workload, &cases, c.pairs as usize, limits::largest(&dims))?;
         let budget = budget(c)?;
+        let precision = precision(c, workload)?;
         if let (Workload::Load { sweep: false, .. }, Budget::Duration(d)) = (workload, budget) {
             limits::check_rates(rates, d, c.trials)?;
         }
@@ -117,6 +118,7 @@ impl Plan {
             warmup: c.warmup,
             warmup_time: c.warmup_time,
             trials: c.trials,
+            precision,
             server_cpus: c.server_cpu.clone(),
             client_cpus: c.client_cpu.clone(),
             pairs: c.pairs as usize,
@@ -433,6 +435,37 @@ fn budget(c: &Common) -> Result<Budget> {
         (None, Some(d)) => Budget::Duration(d),
         (None, None) => Budget::Duration(Duration::from_secs(1)),
     })
+}
+
+/// `--precision` and `--max-time`: one pair (the first client decides,
+/// after each round, whether another is needed), not a load sweep (its
+/// steps are runs of their own).
+fn precision(c: &Common, workload: Workload) -> Result<Option<Precision>> {
+    let Some(target) = c.precision else {
+        return Ok(None);
+    };
+    let shown = format!("{}%", target * 100.0);
+    if c.pairs > 1 {
+        return Err(Error::config(
+            "--precision",
+            shown,
+            format!(
+                "runs one pair (its first client decides when to stop); --pairs {} asks for more",
+                c.pairs
+            ),
+        ));
+    }
+    if workload.sweeps() {
+        return Err(Error::config(
+            "--precision",
+            shown,
+            "a load sweep's steps are runs of their own; give --rate a list of rates",
+        ));
+    }
+    Ok(Some(Precision {
+        target,
+        max_time: c.max_time.unwrap_or(super::DEFAULT_MAX_TIME),
+    }))
 }
 
 /// Keep the transports `allowed` admits; one named by the user that it

@@ -74,6 +74,19 @@ pub enum Budget {
     Duration(Duration),
 }
 
+/// `--precision`: rounds go on until every watched 95% CI half-width is
+/// within `target` of its value, or until `max_time`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Precision {
+    /// The half-width asked for, a share of the value (0.02 for 2%).
+    pub target: f64,
+    /// The longest the rounds may take.
+    pub max_time: Duration,
+}
+
+/// `--max-time` when `--precision` is given without it.
+pub const DEFAULT_MAX_TIME: Duration = Duration::from_secs(600);
+
 /// A validated run.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -85,7 +98,10 @@ pub struct Plan {
     pub budget: Budget,
     pub warmup: u64,
     pub warmup_time: Duration,
+    /// Interleaved rounds: all of them, or with `precision` the fewest.
     pub trials: u32,
+    /// `--precision`: more rounds until the CIs are narrow enough.
+    pub precision: Option<Precision>,
     pub server_cpus: Vec<usize>,
     pub client_cpus: Vec<usize>,
     pub pairs: usize,

@@ -16,6 +16,7 @@ pub mod warnings;
 use crate::plan::{Case, Plan, Workload};
 use crate::spec::TransportKind;
 use crate::spec::{Knobs, NetnsMode, Sysctl};
+use crate::stats;
 use crate::workload::run::Run;
 pub use env::Fingerprint;
 pub use ratios::{Metric, RatioRow, Varied, Verdict};
@@ -35,8 +36,14 @@ pub struct Settings {
     pub warmup_time_ms: u64,
     /// Untimed operations before every trial.
     pub trial_warmup: u64,
-    /// Interleaved rounds planned (`--trials`).
+    /// Interleaved rounds planned (`--trials`); with `--precision`, the fewest.
     pub trials: u32,
+    /// `--precision`: the 95% CI half-width asked for, a share of the value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<f64>,
+    /// `--max-time` (with `--precision`), s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_time_s: Option<f64>,
     /// Bound on every wait for a peer.
     pub timeout_ms: u64,
     /// Every byte (or sequence number) checked.
@@ -57,9 +64,13 @@ pub struct Report<R> {
     pub command: Vec<String>,
     /// The run's settings.
     pub settings: Settings,
-    /// Rounds kept: every planned one (`settings.trials`), or the complete
-    /// ones when a Ctrl-C stopped the run early.
+    /// Rounds kept: every planned one (`settings.trials`; with
+    /// `--precision`, as many as it took), or the complete ones when a
+    /// Ctrl-C stopped the run early.
     pub rounds: u32,
+    /// `--precision`: how the rounds ended (absent without it, or after a Ctrl-C).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<crate::workload::run::Reached>,
     /// Wall time of the measurement, s.
     pub elapsed_s: f64,
     /// Measured cost of one clock read on the client CPU, ns.
@@ -99,6 +110,8 @@ fn settings(plan: &Plan) -> Settings {
         warmup_time_ms: plan.warmup_time.as_millis() as u64,
         trial_warmup: crate::workload::run::TRIAL_WARMUP,
         trials: plan.trials,
+        precision: plan.precision.map(|p| p.target),
+        max_time_s: plan.precision.map(|p| p.max_time.as_secs_f64()),
         timeout_ms: plan.opts.timeout.as_millis() as u64,
         verify: plan.verify,
     }
@@ -116,6 +129,7 @@ fn assemble<R>(
         schema_version: schema::SCHEMA_VERSION,
         tool: concat!("sockbench ", env!("CARGO_PKG_VERSION")),
         rounds: run.rounds,
+        precision: run.precision.clone(),
         workload: plan.workload.name(),
         command: argv,
         settings: settings(plan),
@@ -142,11 +156,64 @@ fn assemble<R>(
     }
 }
 
+/// `--precision`: the widest 95% CI half-width, as a share of its value,
+/// among the ratios of the run's main metric (p50; the p99 under `load`;
+/// time per byte for throughput), or, in a run with no ratios, among the
+/// cases' medians of that metric; and what it belongs to. `None` below
+/// [`ratios::MIN_ROUNDS`] complete rounds.
+pub fn widest(plan: &Plan, cases: &[crate::workload::run::CaseOutcome]) -> Option<(f64, String)> {
+    let (metric, pick): (Metric, Pick) = match plan.workload {
+        Workload::Throughput { .. } => (Metric::NsPerByte, ns_per_byte),
+        Workload::Load { .. } => (Metric::P99, |t, _| t.p99_ns as f64),
+        _ => (Metric::P50, |t, _| t.p50_ns as f64),
+    };
+    let rows = ratios(cases, (&plan.base, &plan.sysctls), &[(metric, pick)]);
+    let half = |lo: f64, hi: f64, mid: f64| (hi - lo) / 2.0 / mid.abs().max(f64::MIN_POSITIVE);
+    let mut all: Vec<(f64, String)> = Vec::new();
+    if rows.is_empty() {
+        for (i, c) in cases.iter().enumerate() {
+            let xs: Vec<f64> = c.trials.iter().map(|t| pick(t, c.case.size)).collect();
+            if xs.len() < ratios::MIN_ROUNDS {
+                return None;
+            }
+            let ci = stats::bootstrap_ci(&xs, stats::median, 0x5eed ^ i as u64);
+            let knobs = c.case.knobs.label(&plan.base, &plan.sysctls);
+            let name = format!(
+                "{} {}",
+                c.case.transport.name(),
+                crate::spec::size_label(c.case.size)
+            );
+            let name = if knobs.is_empty() {
+                name
+            } else {
+                format!("{name} [{knobs}]")
+            };
+            all.push((
+                half(ci.low, ci.high, stats::median(&xs)),
+                format!("{name} {}", metric.name()),
+            ));
+        }
+    }
+    for r in &rows {
+        let (Some(lo), Some(hi)) = (r.ci_low, r.ci_high) else {
+            return None;
+        };
+        let size = crate::spec::size_label(r.size_bytes);
+        let what = match &r.knob_values {
+            Some(k) => format!("{size} {} {k}", r.numerator),
+            None => format!("{size} {} / {}", r.numerator, r.denominator),
+        };
+        all.push((half(lo, hi, r.ratio), format!("{what} {}", metric.name())));
+    }
+    all.into_iter().max_by(|a, b| a.0.total_cmp(&b.0))
+}
+
 /// Build the report of a finished run (rayon bootstraps run here).
 pub fn build(plan: &Plan, run: &Run, argv: Vec<String>, mut env: Fingerprint) -> AnyReport {
     env.cpus_used = Some(plan.placement_label());
     let seed = |i: usize| 2 * i as u64;
-    let general = warnings::general(plan, &env);
+    let mut general = warnings::general(plan, &env);
+    general.extend(warnings::precision(run));
     if let Workload::Throughput { both } = plan.workload {
         let rows = run
             .cases

@@ -29,6 +29,14 @@ fn sizes(size: usize, response: usize, workload: &str) -> String {
 /// "over 10 interleaved trials", or, for a run a Ctrl-C stopped, how many
 /// of the planned rounds it kept.
 fn rounds<R>(r: &Report<R>) -> String {
+    if let Some(p) = &r.precision {
+        let how = if p.reached {
+            format!("every CI within ±{}%", 100.0 * p.target)
+        } else {
+            format!("±{}% not reached by --max-time", 100.0 * p.target)
+        };
+        return format!("over {} interleaved trials (--precision: {how})", r.rounds);
+    }
     if r.rounds < r.settings.trials {
         format!(
             "over {} of {} rounds (stopped by Ctrl-C; the complete rounds are kept)",

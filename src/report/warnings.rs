@@ -20,6 +20,25 @@ pub struct Warning {
     pub fix: String,
 }
 
+/// `--precision` not reached: --max-time came first.
+pub fn precision(run: &crate::workload::run::Run) -> Option<Warning> {
+    let r = run.precision.as_ref().filter(|r| !r.reached)?;
+    let widest = match r.widest {
+        Some(h) => format!("the widest 95% CI is ±{:.1}% ({})", 100.0 * h, r.widest_of),
+        None => "too few rounds for a CI".to_string(),
+    };
+    Some(w(
+        "precision-short",
+        format!(
+            "--precision ±{}% not reached when another round would pass --max-time ({} rounds in {:.0} s): {widest}",
+            100.0 * r.target,
+            run.rounds,
+            r.rounds_s
+        ),
+        "raise --max-time, ask for less, or keep other load off the machine",
+    ))
+}
+
 fn w(code: &'static str, message: String, fix: &str) -> Warning {
     debug_assert!(
         crate::spec::WARNING_CODES.contains(&code),
@@ -42,7 +61,7 @@ pub fn general(plan: &Plan, env: &Fingerprint) -> Vec<Warning> {
             "build with `cargo build --release` (or run `cargo run --release -- ...`)",
         ));
     }
-    if (plan.trials as usize) < super::ratios::MIN_ROUNDS {
+    if (plan.trials as usize) < super::ratios::MIN_ROUNDS && plan.precision.is_none() {
         out.push(w(
             "too-few-rounds",
             format!(

@@ -169,8 +169,29 @@ pub struct Run {
     pub clock_read_ns: f64,
     /// Wall time of the measurement.
     pub elapsed: Duration,
-    /// Rounds completed: `--trials`, or fewer when a first Ctrl-C stopped the run.
+    /// Rounds completed: `--trials` (with `--precision`, as many as it
+    /// took), or fewer when a first Ctrl-C stopped the run.
     pub rounds: u32,
+    /// `--precision`: how its rounds ended (none after a Ctrl-C).
+    pub precision: Option<Reached>,
+}
+
+/// `--precision`: how the rounds ended.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct Reached {
+    /// The 95% CI half-width asked for, a share of the value (0.02: 2%).
+    pub target: f64,
+    /// Every watched CI was within the target when the rounds ended (else
+    /// another round would have passed `--max-time`).
+    pub reached: bool,
+    /// The widest watched 95% CI half-width at the end, a share of its
+    /// value.
+    pub widest: Option<f64>,
+    /// What the widest CI belongs to: a ratio the run reports, or a case's
+    /// median when it reports none.
+    pub widest_of: String,
+    /// Wall time of the rounds, s (set-up and warm-up before them not counted).
+    pub rounds_s: f64,
 }
 
 /// Fold a concurrent pair's outcome of the same case into `into`.

@@ -16,7 +16,7 @@ use super::barrier::AbortBarrier;
 use super::case_env::CaseEnv;
 use super::load::LoadTrial;
 use super::outcome::merge;
-pub use super::outcome::{CaseOutcome, LoadOutcome, Run, TrialPoint};
+pub use super::outcome::{CaseOutcome, LoadOutcome, Reached, Run, TrialPoint};
 use super::pair::AnyPair;
 use super::{PairSpec, Stop, TrialUsage};
 use crate::error::{Error, Result};
@@ -48,6 +48,9 @@ pub struct Watch {
     pub case: std::sync::atomic::AtomicUsize,
     /// Cases warmed up so far.
     pub warmed: std::sync::atomic::AtomicUsize,
+    /// `--precision`: the widest watched CI half-width after the last
+    /// complete round, a share of its value (`f64` bits; 0 until known).
+    pub widest: std::sync::atomic::AtomicU64,
 }
 
 impl Watch {
@@ -58,10 +61,24 @@ impl Watch {
     }
 }
 
+/// `--precision`: the widest watched 95% CI half-width (a share of its
+/// value) over the complete rounds so far, and what it belongs to; `None`
+/// while the rounds are too few for a CI. The statistics live above the
+/// workloads (the report), so the caller hands them down. Asked by the
+/// first client between rounds, never inside a trial.
+pub type Widest<'a> = &'a (dyn Fn(&[CaseOutcome]) -> Option<(f64, String)> + Sync);
+
 /// Run every case of `plan`; path-bound AF_UNIX cases bind in `dir`. A
 /// first Ctrl-C ([`cleanup::stop_requested`]) ends the run after the trial
-/// under way; the result keeps the complete rounds.
-pub fn run(plan: &Plan, dir: Option<&SocketDir>, watch: Option<&Watch>) -> Result<Run> {
+/// under way; the result keeps the complete rounds. With `--precision`,
+/// rounds go on until `widest` is within the target, or until another
+/// round would pass `--max-time` (always at least `--trials` rounds).
+pub fn run(
+    plan: &Plan,
+    dir: Option<&SocketDir>,
+    watch: Option<&Watch>,
+    widest: Option<Widest<'_>>,
+) -> Result<Run> {
     // `--netns`: the namespaces live until this returns (or the process dies).
     let ns = &Namespaces::new(plan.cases.iter().map(|c| c.netns), &plan.tunings())?;
     let beats: Vec<BeatCell> = (0..plan.pairs).map(|_| BeatCell::default()).collect();
@@ -75,14 +92,21 @@ pub fn run(plan: &Plan, dir: Option<&SocketDir>, watch: Option<&Watch>) -> Resul
         .iter()
         .any(|c| c.knobs.mode == Mode::Process && c.transport == TransportKind::Pipe);
     let fired = AtomicBool::new(false);
-    let results: Vec<Result<(Vec<CaseOutcome>, f64)>> = std::thread::scope(|s| {
+    let results: Vec<Result<Measured>> = std::thread::scope(|s| {
         let mut handles = Vec::new();
         for (p, beat) in beats.iter().enumerate() {
             let barrier = &barrier;
             let h = std::thread::Builder::new()
                 .name(format!("client-{p}"))
                 .spawn_scoped(s, move || {
-                    let r = measure(plan, p, (dir, ns), (&beat.0, barrier), origin_ns, watch);
+                    let r = measure(
+                        plan,
+                        p,
+                        (dir, ns),
+                        (&beat.0, barrier),
+                        origin_ns,
+                        (watch, widest),
+                    );
                     if r.is_err() {
                         barrier.abort();
                     }
@@ -136,8 +160,9 @@ pub fn run(plan: &Plan, dir: Option<&SocketDir>, watch: Option<&Watch>) -> Resul
         }
         return Err(e);
     }
-    let clock_read_ns = ok.first().map_or(0.0, |(_, c)| *c);
-    let mut per_pair = ok.into_iter().map(|(v, _)| v);
+    let clock_read_ns = ok.first().map_or(0.0, |(_, c, _)| *c);
+    let precision = ok.first().and_then(|(_, _, r)| r.clone());
+    let mut per_pair = ok.into_iter().map(|(v, _, _)| v);
     let mut cases = per_pair.next().unwrap_or_default();
     for other in per_pair {
         for (into, from) in cases.iter_mut().zip(other) {
@@ -162,8 +187,13 @@ pub fn run(plan: &Plan, dir: Option<&SocketDir>, watch: Option<&Watch>) -> Resul
         clock_read_ns,
         elapsed: started.elapsed(),
         rounds: rounds as u32,
+        precision,
     })
 }
+
+/// What one client thread measured: each case's outcome, the clock's read
+/// cost, and (first client, `--precision`) how the rounds ended.
+type Measured = (Vec<CaseOutcome>, f64, Option<Reached>);
 
 fn watchdog<T>(
     clients: &[std::thread::ScopedJoinHandle<'_, T>],
@@ -284,8 +314,8 @@ fn measure(
     (dir, ns): (Option<&SocketDir>, &Namespaces),
     (beat, barrier): (&std::sync::atomic::AtomicU64, &AbortBarrier),
     origin_ns: u64,
-    watch: Option<&Watch>,
-) -> Result<(Vec<CaseOutcome>, f64)> {
+    (watch, widest): (Option<&Watch>, Option<Widest<'_>>),
+) -> Result<Measured> {
     let (server_cpu, client_cpu) = plan.placement(p);
     affinity::pin("client", client_cpu)?;
     // Sockets a client makes belong to the namespace its thread is in: it
@@ -374,7 +404,15 @@ fn measure(
         .iter()
         .map(|p| matches!(p, AnyPair::Fleet(_)).then(LoadOutcome::new))
         .collect();
-    'rounds: for round in 0..plan.trials {
+    // `--precision`: rounds beyond --trials until the CIs are narrow enough.
+    let last = if plan.precision.is_some() {
+        u32::MAX
+    } else {
+        plan.trials
+    };
+    let rounds_started = Instant::now();
+    let mut reached = None;
+    'rounds: for round in 0..last {
         let order = round_order(&schedule, round);
         for (k, i) in order.into_iter().enumerate() {
             if cleanup::stop_requested() {
@@ -482,6 +520,23 @@ fn measure(
                 }
             }
         }
+        if let (Some(target), Some(widest)) = (plan.precision, widest) {
+            let now = widest(&outcomes);
+            if let Some(w) = watch {
+                w.widest
+                    .store(now.as_ref().map_or(0.0, |x| x.0).to_bits(), Relaxed);
+            }
+            reached = enough(
+                target,
+                now,
+                round + 1,
+                plan.trials,
+                rounds_started.elapsed(),
+            );
+            if reached.is_some() {
+                break;
+            }
+        }
     }
     for ((o, pair), (on_server, on_client)) in outcomes.iter_mut().zip(&pairs).zip(&tw_before) {
         // Each side's TIME_WAIT sockets, in that side's namespace.
@@ -493,7 +548,32 @@ fn measure(
         }
     }
     drop(pairs);
-    Ok((outcomes, clock_read_ns))
+    Ok((outcomes, clock_read_ns, reached))
+}
+
+/// `--precision`, after `done` complete rounds: how the rounds end, or
+/// `None` for one more. They end when every watched CI is within the
+/// target, or (once `--trials` rounds are done) when one more round, as
+/// long as the mean so far, would pass `--max-time`.
+fn enough(
+    target: crate::plan::Precision,
+    widest: Option<(f64, String)>,
+    done: u32,
+    trials: u32,
+    elapsed: Duration,
+) -> Option<Reached> {
+    if done < trials {
+        return None;
+    }
+    let within = widest.as_ref().is_some_and(|(h, _)| *h <= target.target);
+    let out_of_time = elapsed + elapsed / done > target.max_time;
+    (within || out_of_time).then(|| Reached {
+        target: target.target,
+        reached: within,
+        widest: widest.as_ref().map(|w| w.0),
+        widest_of: widest.map(|w| w.1).unwrap_or_default(),
+        rounds_s: elapsed.as_secs_f64(),
+    })
 }
 
 /// The cases of round `round`, in the order they run: the plan's
@@ -561,6 +641,29 @@ const LOAD_TRIAL_WARMUP: Duration = Duration::from_millis(20);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn precision_ends_the_rounds_within_the_target_or_before_max_time() {
+        use crate::plan::Precision;
+        let p = Precision {
+            target: 0.02,
+            max_time: Duration::from_secs(10),
+        };
+        let w = |h: f64| Some((h, "64 uds-stream / tcp4 p50".to_string()));
+        let s = Duration::from_secs;
+        // Before --trials rounds: never, however narrow or late.
+        assert_eq!(enough(p, w(0.001), 4, 5, s(100)), None);
+        // Within the target: reached.
+        let r = enough(p, w(0.019), 5, 5, s(1)).unwrap();
+        assert!(r.reached && r.widest == Some(0.019));
+        // Too wide, and one more round (2 s, the mean) ends by 10 s: go on.
+        assert_eq!(enough(p, w(0.05), 5, 5, s(8)), None);
+        // Too wide, and one more would end past 10 s: stop, not reached.
+        let r = enough(p, w(0.05), 6, 5, s(9)).unwrap();
+        assert!(!r.reached && r.widest_of.contains("uds-stream"));
+        // No CI yet (fewer than 5 rounds for one) and out of time.
+        assert!(!enough(p, None, 3, 3, s(9)).unwrap().reached);
+    }
 
     #[test]
     fn rounds_alternate_a_b_then_b_a_and_split_the_budget() {

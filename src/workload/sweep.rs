@@ -79,7 +79,7 @@ pub fn sweep(
     };
     closed.budget = Budget::Duration(Duration::from_millis(500));
     closed.trials = 5;
-    let calibration = run::run(&closed, dir, None)?;
+    let calibration = run::run(&closed, dir, None, None)?;
     let unloaded: Vec<(Case, Unloaded)> = calibration
         .cases
         .iter()
@@ -127,7 +127,7 @@ pub fn sweep(
         let r = rate.round() as u64;
         let mut step = plan.clone();
         step.cases = live.iter().map(|(c, _)| Case { rate: r, ..*c }).collect();
-        let out = run::run(&step, dir, watch)?;
+        let out = run::run(&step, dir, watch, None)?;
         elapsed += out.elapsed;
         if out.rounds < plan.trials {
             break; // a first Ctrl-C: the steps before this one are complete
@@ -171,5 +171,6 @@ pub fn sweep(
         clock_read_ns: calibration.clock_read_ns,
         elapsed,
         rounds,
+        precision: None,
     })
 }

@@ -1,0 +1,112 @@
+//! `--precision`: rounds go on until every watched CI is narrow enough, or
+//! until another round would pass `--max-time`; the run says which.
+
+mod util;
+
+use std::time::Instant;
+
+/// A loose target is met as soon as CIs exist: the run stops at its
+/// `--trials` rounds (at least 5) and records that it reached the target,
+/// with the widest CI within it.
+#[test]
+fn precision_stops_once_every_ci_is_within_the_target() {
+    let doc = util::json_run(&[
+        "latency",
+        "-t",
+        "socketpair,uds-stream",
+        "-s",
+        "64",
+        "--trials",
+        "5",
+        "-d",
+        "500ms",
+        "--precision",
+        "50%",
+        "--progress",
+        "never",
+    ]);
+    assert_eq!(doc["rounds"], 5, "{doc:#}");
+    let p = &doc["precision"];
+    assert_eq!(p["reached"], true, "{p}");
+    assert!(p["widest"].as_f64().unwrap() <= 0.5, "{p}");
+    // No TCP transport, so no ratio: each case's median is watched.
+    let of = p["widest_of"].as_str().unwrap();
+    assert!(
+        of == "socketpair 64 p50" || of == "uds-stream 64 p50",
+        "{p}"
+    );
+    assert_eq!(doc["settings"]["precision"], 0.5);
+    for c in doc["cases"].as_array().unwrap() {
+        assert_eq!(c["trial_points"].as_array().unwrap().len(), 5);
+    }
+}
+
+/// A target no run here can meet: rounds go on past --trials and stop
+/// before --max-time is passed (with one round of slack), the report says
+/// it was not reached, names the widest CI (a ratio: uds-stream / tcp4),
+/// and warns.
+#[test]
+fn precision_gives_up_at_max_time_and_names_what_was_short() {
+    let started = Instant::now();
+    let doc = util::json_run(&[
+        "latency",
+        "-t",
+        "tcp4,uds-stream",
+        "-s",
+        "64",
+        "--trials",
+        "5",
+        "-d",
+        "250ms",
+        "--precision",
+        "0.1%",
+        "--max-time",
+        "3s",
+        "--progress",
+        "never",
+    ]);
+    let took = started.elapsed();
+    let p = &doc["precision"];
+    assert_eq!(p["reached"], false, "{p}");
+    assert!(
+        doc["rounds"].as_u64().unwrap() > 5,
+        "more rounds than --trials: {doc:#}"
+    );
+    assert!(p["rounds_s"].as_f64().unwrap() <= 3.0, "{p}");
+    assert!(p["widest"].as_f64().unwrap() > 0.001, "{p}");
+    assert_eq!(p["widest_of"], "64 uds-stream / tcp4 p50", "{p}");
+    let codes: Vec<&str> = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"precision-short"), "{codes:?}");
+    // Set-up, warm-up and the report come on top of the rounds' 3 s.
+    assert!(took.as_secs() < 60, "{took:?}");
+}
+
+#[test]
+fn precision_bad_input_is_one_line_and_exit_2() {
+    let tmp = util::private_tmp();
+    util::assert_refused(
+        tmp.path(),
+        &["latency", "--precision", "0"],
+        &["--precision", "0.1% to 50%"],
+    );
+    util::assert_refused(
+        tmp.path(),
+        &["latency", "--precision", "x%"],
+        &["--precision", "x%"],
+    );
+    util::assert_refused(
+        tmp.path(),
+        &["latency", "--precision", "2%", "--pairs", "2"],
+        &["--precision", "one pair"],
+    );
+    util::assert_refused(
+        tmp.path(),
+        &["latency", "--max-time", "5s"],
+        &["--precision"],
+    );
+}
