@@ -285,6 +285,31 @@ fn tiny_run_writes_complete_results_and_cleans_up() {
     assert_eq!(doc["ratios"].as_array().unwrap().len(), 4 * 2 * 2 * 2);
     assert!(doc["env"]["kernel_release"].is_string());
     assert!(doc["env"]["sysctls"]["net.core.rmem_max"].is_string());
+    // Every net.core, net.unix and TCP/UDP sysctl, not only the named ones:
+    // a host setting changed by hand between runs shows in a comparison.
+    let sysctls = doc["env"]["sysctls"].as_object().unwrap();
+    for dir in ["net/core", "net/unix"] {
+        for e in std::fs::read_dir(format!("/proc/sys/{dir}")).unwrap() {
+            let e = e.unwrap();
+            let name = format!(
+                "{}.{}",
+                dir.replace('/', "."),
+                e.file_name().to_string_lossy()
+            );
+            let readable = std::fs::read_to_string(e.path()).is_ok();
+            let secret = name.contains("key"); // netdev_rss_key, tcp_fastopen_key
+            if e.file_type().unwrap().is_file() && readable && !secret {
+                assert!(
+                    sysctls.contains_key(&name),
+                    "{name} is not in the fingerprint"
+                );
+            }
+        }
+    }
+    assert!(
+        !sysctls.keys().any(|k| k.contains("key")),
+        "no secret (tcp_fastopen_key)"
+    );
     // The run directory holds every file, and only the run directory is left.
     let mut names: Vec<String> = leftovers(&out_dir)
         .iter()

@@ -38,6 +38,17 @@ pub const SYSCTLS: &[&str] = &[
     "kernel/numa_balancing",
 ];
 
+/// Besides [`SYSCTLS`], every sysctl in these directories whose name starts
+/// so: a host setting changed by hand between two runs shows in a
+/// comparison of their fingerprints (`scripts/compare`), whichever it is.
+/// Names holding a key (`tcp_fastopen_key`) are left out: they are secrets.
+pub const SYSCTL_FAMILIES: &[(&str, &str)] = &[
+    ("net/core", ""),
+    ("net/unix", ""),
+    ("net/ipv4", "tcp_"),
+    ("net/ipv4", "udp_"),
+];
+
 /// The machine, kernel, tunables and build a result came from.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Fingerprint {
@@ -69,7 +80,8 @@ pub struct Fingerprint {
     pub cpufreq_governor: Option<String>,
     /// CPU vulnerability mitigations in force (/sys/devices/system/cpu/vulnerabilities).
     pub mitigations: BTreeMap<String, String>,
-    /// Socket-related sysctls and their values.
+    /// Socket-related sysctls and their values: the named ones and every
+    /// one in the `SYSCTL_FAMILIES` directories.
     pub sysctls: BTreeMap<String, String>,
     /// Memory of the machine.
     pub memory_total_kib: Option<u64>,
@@ -156,8 +168,23 @@ impl Fingerprint {
                 read(&e.path().to_string_lossy()).map(|v| (name, v))
             })
             .collect();
+        let families = SYSCTL_FAMILIES.iter().flat_map(|(dir, prefix)| {
+            let mut names: Vec<String> = fs::read_dir(format!("/proc/sys/{dir}"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(prefix) && !n.contains("key"))
+                .map(|n| format!("{dir}/{n}"))
+                .collect();
+            names.sort();
+            names
+        });
         let sysctls = SYSCTLS
             .iter()
+            .map(|p| p.to_string())
+            .chain(families)
             .filter_map(|p| {
                 read(&format!("/proc/sys/{p}")).map(|v| {
                     (
