@@ -144,6 +144,12 @@ pub struct Common {
     /// would end past it is not started (30s, 10m). Default 10m.
     #[arg(long, value_parser = parse_duration, requires = "precision", allow_hyphen_values = true)]
     pub max_time: Option<Duration>,
+    /// Run a round again (at most twice) when one of its trials shared a
+    /// measured CPU with other tasks, or lost it to the hypervisor, for
+    /// over 15% of its time; the disturbed attempt's figures are dropped
+    /// and the count is recorded (rounds_retried). One pair.
+    #[arg(long)]
+    pub retry_disturbed: bool,
     /// CPU(s) the servers are pinned to; with --pairs, pair i takes the i-th (cycling).
     #[arg(long, value_delimiter = ',', value_parser = parse_cpu, default_value = "0", allow_hyphen_values = true)]
     pub server_cpu: Vec<usize>,

@@ -448,6 +448,61 @@ fn spinning_datagram_transfer_ends_like_a_blocking_one() {
 /// that other tasks took a share of a measured CPU, and one warning names
 /// the disturbed trials (issue #24's interference check).
 #[test]
+fn retry_disturbed_runs_a_disturbed_round_again_and_keeps_the_count() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // A busy loop on the client's CPU for the whole run: every round is
+    // disturbed, so each is run again the most times allowed, and the
+    // rounds kept are still --trials, one trial per case each.
+    let stop = Arc::new(AtomicBool::new(false));
+    let hog = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            core_affinity::set_for_current(core_affinity::CoreId { id: 1 });
+            let mut x = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        })
+    };
+    let v = util::json_run(&[
+        "latency",
+        "-t",
+        "uds-stream",
+        "-s",
+        "64",
+        "--server-cpu",
+        "0",
+        "--client-cpu",
+        "1",
+        "--trials",
+        "3",
+        "-d",
+        "300ms",
+        "--retry-disturbed",
+    ]);
+    stop.store(true, Ordering::Relaxed);
+    hog.join().unwrap();
+    let most = 3 * sockbench::workload::run::RETRIES_PER_ROUND;
+    assert_eq!(v["rounds_retried"], most, "{}", v["warnings"]);
+    assert_eq!(v["rounds"], 3);
+    let points = v["cases"][0]["trial_points"].as_array().unwrap();
+    let rounds: Vec<u64> = points
+        .iter()
+        .map(|t| t["round"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rounds, [0, 1, 2], "one kept trial per round");
+    // The last attempts were disturbed too: the warning still names them.
+    assert!(
+        v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["code"] == "disturbed")
+    );
+}
+
+#[test]
 fn a_busy_loop_on_a_measured_cpu_is_noticed_per_trial() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};

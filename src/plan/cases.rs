@@ -107,6 +107,13 @@ impl Plan {
         limits::check_fit(workload, &cases, c.pairs as usize, limits::largest(&dims))?;
         let budget = budget(c)?;
         let precision = precision(c, workload)?;
+        if c.retry_disturbed && c.pairs > 1 {
+            return Err(Error::config(
+                "--pairs",
+                c.pairs,
+                "--retry-disturbed runs one pair (its first client decides to run a round again)",
+            ));
+        }
         if let (Workload::Load { sweep: false, .. }, Budget::Duration(d)) = (workload, budget) {
             limits::check_rates(rates, d, c.trials)?;
         }
@@ -119,6 +126,7 @@ impl Plan {
             warmup_time: c.warmup_time,
             trials: c.trials,
             precision,
+            retry_disturbed: c.retry_disturbed,
             server_cpus: c.server_cpu.clone(),
             client_cpus: c.client_cpu.clone(),
             pairs: c.pairs as usize,

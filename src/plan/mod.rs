@@ -102,6 +102,8 @@ pub struct Plan {
     pub trials: u32,
     /// `--precision`: more rounds until the CIs are narrow enough.
     pub precision: Option<Precision>,
+    /// `--retry-disturbed`: a round with a disturbed trial is run again.
+    pub retry_disturbed: bool,
     pub server_cpus: Vec<usize>,
     pub client_cpus: Vec<usize>,
     pub pairs: usize,

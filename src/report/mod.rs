@@ -68,6 +68,9 @@ pub struct Report<R> {
     /// `--precision`, as many as it took), or the complete ones when a
     /// Ctrl-C stopped the run early.
     pub rounds: u32,
+    /// `--retry-disturbed`: rounds run again because one of their trials
+    /// shared a measured CPU for over 15% of its time (0 without the flag).
+    pub rounds_retried: u32,
     /// `--precision`: how the rounds ended (absent without it, or after a Ctrl-C).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub precision: Option<crate::workload::run::Reached>,
@@ -130,6 +133,7 @@ fn assemble<R>(
         tool: concat!("sockbench ", env!("CARGO_PKG_VERSION")),
         rounds: run.rounds,
         precision: run.precision.clone(),
+        rounds_retried: run.retried,
         workload: plan.workload.name(),
         command: argv,
         settings: settings(plan),

@@ -29,6 +29,14 @@ fn sizes(size: usize, response: usize, workload: &str) -> String {
 /// "over 10 interleaved trials", or, for a run a Ctrl-C stopped, how many
 /// of the planned rounds it kept.
 fn rounds<R>(r: &Report<R>) -> String {
+    let again = match r.rounds_retried {
+        0 => String::new(),
+        n => format!(" ({n} run again: disturbed)"),
+    };
+    format!("{}{again}", rounds_kept(r))
+}
+
+fn rounds_kept<R>(r: &Report<R>) -> String {
     if let Some(p) = &r.precision {
         let how = if p.reached {
             format!("every CI within ±{}%", 100.0 * p.target)

@@ -413,7 +413,7 @@ pub fn disturbed<'a>(cases: impl Iterator<Item = (String, &'a [TrialPoint])>) ->
             "{n} of {total} trials shared a measured CPU for over {DISTURBED_PCT:.0}% of their time (per trial in summary.json: interference)"
         ),
         named,
-        "keep other load off the measured CPUs (or move the run to idle ones with --server-cpu/--client-cpu), then run again",
+        "keep other load off the measured CPUs (or move the run to idle ones with --server-cpu/--client-cpu), then run again; --retry-disturbed runs such rounds again",
     )
 }
 

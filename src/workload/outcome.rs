@@ -174,6 +174,9 @@ pub struct Run {
     pub rounds: u32,
     /// `--precision`: how its rounds ended (none after a Ctrl-C).
     pub precision: Option<Reached>,
+    /// `--retry-disturbed`: rounds run again because a trial shared a
+    /// measured CPU (their first figures dropped).
+    pub retried: u32,
 }
 
 /// `--precision`: how the rounds ended.

@@ -28,6 +28,9 @@ use crate::sys::process::Resources;
 use crate::transport::{Namespaces, SocketDir, TimeWait, time_wait_before, time_wait_sockets};
 use crate::{affinity, cleanup, clock};
 
+/// `--retry-disturbed`: times one round may be run again.
+pub const RETRIES_PER_ROUND: u32 = 2;
+
 /// Operations run, untimed, before every trial after switching cases.
 pub const TRIAL_WARMUP: u64 = 50;
 
@@ -160,9 +163,10 @@ pub fn run(
         }
         return Err(e);
     }
-    let clock_read_ns = ok.first().map_or(0.0, |(_, c, _)| *c);
-    let precision = ok.first().and_then(|(_, _, r)| r.clone());
-    let mut per_pair = ok.into_iter().map(|(v, _, _)| v);
+    let clock_read_ns = ok.first().map_or(0.0, |(_, c, _, _)| *c);
+    let precision = ok.first().and_then(|(_, _, r, _)| r.clone());
+    let retried = ok.first().map_or(0, |(_, _, _, n)| *n);
+    let mut per_pair = ok.into_iter().map(|(v, _, _, _)| v);
     let mut cases = per_pair.next().unwrap_or_default();
     for other in per_pair {
         for (into, from) in cases.iter_mut().zip(other) {
@@ -188,12 +192,14 @@ pub fn run(
         elapsed: started.elapsed(),
         rounds: rounds as u32,
         precision,
+        retried,
     })
 }
 
 /// What one client thread measured: each case's outcome, the clock's read
-/// cost, and (first client, `--precision`) how the rounds ended.
-type Measured = (Vec<CaseOutcome>, f64, Option<Reached>);
+/// cost, (first client, `--precision`) how the rounds ended,
+/// and (`--retry-disturbed`) how many rounds it ran again.
+type Measured = (Vec<CaseOutcome>, f64, Option<Reached>, u32);
 
 fn watchdog<T>(
     clients: &[std::thread::ScopedJoinHandle<'_, T>],
@@ -412,96 +418,118 @@ fn measure(
     };
     let rounds_started = Instant::now();
     let mut reached = None;
+    let mut retried = 0;
     'rounds: for round in 0..last {
-        let order = round_order(&schedule, round);
-        for (k, i) in order.into_iter().enumerate() {
-            if cleanup::stop_requested() {
-                barrier.abort(); // the other pairs stop at this same trial
-                break 'rounds;
-            }
-            for p in &mut pairs {
-                p.check_alive()?;
-            }
-            // Client 0 samples the (shared) process, untimed, before the
-            // trial's warm-up; `merge` keeps pair 0's figures.
-            let resources = if p == 0 {
-                Resources::now().unwrap_or_default()
-            } else {
-                Resources::default()
-            };
-            let inside = env.enter(&plan.cases[i])?;
-            let warm = match pairs[i] {
-                AnyPair::Fleet(_) => Stop {
-                    time: Some(LOAD_TRIAL_WARMUP),
-                    ..Stop::count(TRIAL_WARMUP)
-                },
-                _ => Stop::count(TRIAL_WARMUP),
-            };
-            let trace = plan.cases[i].knobs.trace;
-            trial(&mut pairs[i], (plan, trace), warm, &mut s)?;
-            if barrier.wait().is_err() {
+        let mut attempts = 0;
+        'attempt: loop {
+            let order = round_order(&schedule, round);
+            for (k, i) in order.into_iter().enumerate() {
                 if cleanup::stop_requested() {
+                    barrier.abort(); // the other pairs stop at this same trial
                     break 'rounds;
                 }
-                return Err(Error::Interrupted);
-            }
-            let stop = match plan.budget {
-                Budget::Iterations(total) => Stop::count(share(total, plan.trials, round)),
-                Budget::Duration(d) => Stop {
-                    check_every: check_every[i],
-                    ..Stop::time(d / plan.trials)
-                },
-            };
-            let tids = [client_tid, pairs[i].server_tid()];
-            let cpu = super::tracing::CpuWatch::start();
-            let (t, events) = super::tracing::counted(plan, &plan.cases[i], tids, || {
-                trial(&mut pairs[i], (plan, trace), stop, &mut s)
-            })?;
-            let interference = cpu.finish(plan, &plan.cases[i], p, &t.usage);
-            inside.leave()?;
-            if p == 0
-                && let Some(w) = watch
-            {
-                w.trial_done(round, k, i);
-            }
-            pending_hist[i]
-                .add(&s.hist)
-                .expect("histograms share bounds");
-            if let (Some(lt), Some(pl), AnyPair::Fleet(fp)) =
-                (t.load, &mut pending_load[i], &pairs[i])
-            {
-                pl.add_trial(&lt, fp.load_scratch());
-            }
-            let q = |f: f64| {
-                if s.hist.is_empty() {
-                    0
-                } else {
-                    s.hist.value_at_quantile(f)
+                for p in &mut pairs {
+                    p.check_alive()?;
                 }
-            };
-            let point = TrialPoint {
-                round,
-                start_ns: t.start_ns.saturating_sub(origin_ns),
-                end_ns: t.end_ns.saturating_sub(origin_ns),
-                n: t.ops,
-                p50_ns: q(0.5),
-                p99_ns: q(0.99),
-                mean_ns: if s.hist.is_empty() {
-                    0.0
+                // Client 0 samples the (shared) process, untimed, before the
+                // trial's warm-up; `merge` keeps pair 0's figures.
+                let resources = if p == 0 {
+                    Resources::now().unwrap_or_default()
                 } else {
-                    s.hist.mean()
-                },
-                elapsed_ns: t.end_ns.saturating_sub(t.start_ns).max(1),
-                delivered: t.delivered,
-                sent: t.sent,
-                idle_ended: t.idle_ended,
-                resources,
-                events,
-                send_p50_ns: super::tracing::send_median(trace, &s.sent),
-                stamps: s.stamps.medians(),
-                interference,
-            };
-            pending[i] = Some((point, t.usage));
+                    Resources::default()
+                };
+                let inside = env.enter(&plan.cases[i])?;
+                let warm = match pairs[i] {
+                    AnyPair::Fleet(_) => Stop {
+                        time: Some(LOAD_TRIAL_WARMUP),
+                        ..Stop::count(TRIAL_WARMUP)
+                    },
+                    _ => Stop::count(TRIAL_WARMUP),
+                };
+                let trace = plan.cases[i].knobs.trace;
+                trial(&mut pairs[i], (plan, trace), warm, &mut s)?;
+                if barrier.wait().is_err() {
+                    if cleanup::stop_requested() {
+                        break 'rounds;
+                    }
+                    return Err(Error::Interrupted);
+                }
+                let stop = match plan.budget {
+                    Budget::Iterations(total) => Stop::count(share(total, plan.trials, round)),
+                    Budget::Duration(d) => Stop {
+                        check_every: check_every[i],
+                        ..Stop::time(d / plan.trials)
+                    },
+                };
+                let tids = [client_tid, pairs[i].server_tid()];
+                let cpu = super::tracing::CpuWatch::start();
+                let (t, events) = super::tracing::counted(plan, &plan.cases[i], tids, || {
+                    trial(&mut pairs[i], (plan, trace), stop, &mut s)
+                })?;
+                let interference = cpu.finish(plan, &plan.cases[i], p, &t.usage);
+                inside.leave()?;
+                if p == 0
+                    && let Some(w) = watch
+                {
+                    w.trial_done(round, k, i);
+                }
+                pending_hist[i]
+                    .add(&s.hist)
+                    .expect("histograms share bounds");
+                if let (Some(lt), Some(pl), AnyPair::Fleet(fp)) =
+                    (t.load, &mut pending_load[i], &pairs[i])
+                {
+                    pl.add_trial(&lt, fp.load_scratch());
+                }
+                let q = |f: f64| {
+                    if s.hist.is_empty() {
+                        0
+                    } else {
+                        s.hist.value_at_quantile(f)
+                    }
+                };
+                let point = TrialPoint {
+                    round,
+                    start_ns: t.start_ns.saturating_sub(origin_ns),
+                    end_ns: t.end_ns.saturating_sub(origin_ns),
+                    n: t.ops,
+                    p50_ns: q(0.5),
+                    p99_ns: q(0.99),
+                    mean_ns: if s.hist.is_empty() {
+                        0.0
+                    } else {
+                        s.hist.mean()
+                    },
+                    elapsed_ns: t.end_ns.saturating_sub(t.start_ns).max(1),
+                    delivered: t.delivered,
+                    sent: t.sent,
+                    idle_ended: t.idle_ended,
+                    resources,
+                    events,
+                    send_p50_ns: super::tracing::send_median(trace, &s.sent),
+                    stamps: s.stamps.medians(),
+                    interference,
+                };
+                pending[i] = Some((point, t.usage));
+            }
+            // `--retry-disturbed`: a round in which some trial shared a
+            // measured CPU is run again (its figures dropped), a few times.
+            let disturbed = pending
+                .iter()
+                .flatten()
+                .any(|(t, _)| t.interference.is_some_and(|x| x.disturbed()));
+            if plan.retry_disturbed && disturbed && attempts < RETRIES_PER_ROUND {
+                attempts += 1;
+                retried += 1;
+                pending.iter_mut().for_each(|p| *p = None);
+                pending_hist.iter_mut().for_each(Histogram::reset);
+                pending_load
+                    .iter_mut()
+                    .flatten()
+                    .for_each(LoadOutcome::reset);
+                continue 'attempt;
+            }
+            break;
         }
         for (((o, p), h), l) in outcomes
             .iter_mut()
@@ -548,7 +576,7 @@ fn measure(
         }
     }
     drop(pairs);
-    Ok((outcomes, clock_read_ns, reached))
+    Ok((outcomes, clock_read_ns, reached, retried))
 }
 
 /// `--precision`, after `done` complete rounds: how the rounds end, or

@@ -172,5 +172,6 @@ pub fn sweep(
         elapsed,
         rounds,
         precision: None,
+        retried: 0,
     })
 }
