@@ -447,24 +447,44 @@ fn spinning_datagram_transfer_ends_like_a_blocking_one() {
 /// A busy loop pinned to the client's CPU during a run: every trial records
 /// that other tasks took a share of a measured CPU, and one warning names
 /// the disturbed trials (issue #24's interference check).
+/// A thread spinning on one CPU until dropped: another task on a CPU a
+/// run measures.
+struct BusyLoop(
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Option<std::thread::JoinHandle<()>>,
+);
+
+impl BusyLoop {
+    fn on(cpu: usize) -> BusyLoop {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let h = std::thread::spawn(move || {
+            core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+            let mut x = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        });
+        BusyLoop(stop, Some(h))
+    }
+}
+
+impl Drop for BusyLoop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.1.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 #[test]
 fn retry_disturbed_runs_a_disturbed_round_again_and_keeps_the_count() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     // A busy loop on the client's CPU for the whole run: every round is
     // disturbed, so each is run again the most times allowed, and the
     // rounds kept are still --trials, one trial per case each.
-    let stop = Arc::new(AtomicBool::new(false));
-    let hog = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            core_affinity::set_for_current(core_affinity::CoreId { id: 1 });
-            let mut x = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                x = std::hint::black_box(x.wrapping_add(1));
-            }
-        })
-    };
+    let hog = BusyLoop::on(1);
     let v = util::json_run(&[
         "latency",
         "-t",
@@ -481,8 +501,7 @@ fn retry_disturbed_runs_a_disturbed_round_again_and_keeps_the_count() {
         "300ms",
         "--retry-disturbed",
     ]);
-    stop.store(true, Ordering::Relaxed);
-    hog.join().unwrap();
+    drop(hog);
     let most = 3 * sockbench::workload::run::RETRIES_PER_ROUND;
     assert_eq!(v["rounds_retried"], most, "{}", v["warnings"]);
     assert_eq!(v["rounds"], 3);
@@ -504,19 +523,7 @@ fn retry_disturbed_runs_a_disturbed_round_again_and_keeps_the_count() {
 
 #[test]
 fn a_busy_loop_on_a_measured_cpu_is_noticed_per_trial() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let stop = Arc::new(AtomicBool::new(false));
-    let hog = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            core_affinity::set_for_current(core_affinity::CoreId { id: 1 });
-            let mut x = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                x = std::hint::black_box(x.wrapping_add(1));
-            }
-        })
-    };
+    let hog = BusyLoop::on(1);
     let v = util::json_run(&[
         "latency",
         "-t",
@@ -532,8 +539,7 @@ fn a_busy_loop_on_a_measured_cpu_is_noticed_per_trial() {
         "-d",
         "1s",
     ]);
-    stop.store(true, Ordering::Relaxed);
-    hog.join().unwrap();
+    drop(hog);
     let points = v["cases"][0]["trial_points"].as_array().unwrap();
     for t in points {
         let others = t["interference"]["others_pct"]

@@ -19,6 +19,7 @@ pub mod load;
 pub mod outcome;
 pub mod pair;
 pub mod pingpong;
+pub mod rounds;
 pub mod run;
 mod server;
 pub mod stream;

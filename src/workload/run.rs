@@ -18,6 +18,8 @@ use super::load::LoadTrial;
 use super::outcome::merge;
 pub use super::outcome::{CaseOutcome, LoadOutcome, Reached, Run, TrialPoint};
 use super::pair::AnyPair;
+pub use super::rounds::{RETRIES_PER_ROUND, Watch, Widest, round_order, share};
+use super::rounds::{disturbed, enough};
 use super::{PairSpec, Stop, TrialUsage};
 use crate::error::{Error, Result};
 use crate::plan::{Budget, Plan, Workload};
@@ -28,48 +30,12 @@ use crate::sys::process::Resources;
 use crate::transport::{Namespaces, SocketDir, TimeWait, time_wait_before, time_wait_sockets};
 use crate::{affinity, cleanup, clock};
 
-/// `--retry-disturbed`: times one round may be run again.
-pub const RETRIES_PER_ROUND: u32 = 2;
-
 /// Operations run, untimed, before every trial after switching cases.
 pub const TRIAL_WARMUP: u64 = 50;
 
 /// How often a transfer's sender looks at the clock when a trial is
 /// bounded by time: about once per this long, never inside a send.
 const CLOCK_CHECK_NS: f64 = 20_000.0;
-
-/// Where a run is, for whoever watches it (a progress display): written by
-/// the first client thread between trials, never inside one; read from
-/// another thread.
-#[derive(Debug, Default)]
-pub struct Watch {
-    /// Trials done (over every case and round).
-    pub trials_done: std::sync::atomic::AtomicU64,
-    /// The round under way (0-based).
-    pub round: std::sync::atomic::AtomicU32,
-    /// The case of the last trial done (index into the plan's cases).
-    pub case: std::sync::atomic::AtomicUsize,
-    /// Cases warmed up so far.
-    pub warmed: std::sync::atomic::AtomicUsize,
-    /// `--precision`: the widest watched CI half-width after the last
-    /// complete round, a share of its value (`f64` bits; 0 until known).
-    pub widest: std::sync::atomic::AtomicU64,
-}
-
-impl Watch {
-    fn trial_done(&self, round: u32, _k: usize, case: usize) {
-        self.trials_done.fetch_add(1, Relaxed);
-        self.round.store(round, Relaxed);
-        self.case.store(case, Relaxed);
-    }
-}
-
-/// `--precision`: the widest watched 95% CI half-width (a share of its
-/// value) over the complete rounds so far, and what it belongs to; `None`
-/// while the rounds are too few for a CI. The statistics live above the
-/// workloads (the report), so the caller hands them down. Asked by the
-/// first client between rounds, never inside a trial.
-pub type Widest<'a> = &'a (dyn Fn(&[CaseOutcome]) -> Option<(f64, String)> + Sync);
 
 /// Run every case of `plan`; path-bound AF_UNIX cases bind in `dir`. A
 /// first Ctrl-C ([`cleanup::stop_requested`]) ends the run after the trial
@@ -514,11 +480,8 @@ fn measure(
             }
             // `--retry-disturbed`: a round in which some trial shared a
             // measured CPU is run again (its figures dropped), a few times.
-            let disturbed = pending
-                .iter()
-                .flatten()
-                .any(|(t, _)| t.interference.is_some_and(|x| x.disturbed()));
-            if plan.retry_disturbed && disturbed && attempts < RETRIES_PER_ROUND {
+            let points = pending.iter().flatten().map(|(t, _)| t);
+            if plan.retry_disturbed && attempts < RETRIES_PER_ROUND && disturbed(points) {
                 attempts += 1;
                 retried += 1;
                 pending.iter_mut().for_each(|p| *p = None);
@@ -579,49 +542,6 @@ fn measure(
     Ok((outcomes, clock_read_ns, reached, retried))
 }
 
-/// `--precision`, after `done` complete rounds: how the rounds end, or
-/// `None` for one more. They end when every watched CI is within the
-/// target, or (once `--trials` rounds are done) when one more round, as
-/// long as the mean so far, would pass `--max-time`.
-fn enough(
-    target: crate::plan::Precision,
-    widest: Option<(f64, String)>,
-    done: u32,
-    trials: u32,
-    elapsed: Duration,
-) -> Option<Reached> {
-    if done < trials {
-        return None;
-    }
-    let within = widest.as_ref().is_some_and(|(h, _)| *h <= target.target);
-    let out_of_time = elapsed + elapsed / done > target.max_time;
-    (within || out_of_time).then(|| Reached {
-        target: target.target,
-        reached: within,
-        widest: widest.as_ref().map(|w| w.0),
-        widest_of: widest.map(|w| w.1).unwrap_or_default(),
-        rounds_s: elapsed.as_secs_f64(),
-    })
-}
-
-/// The cases of round `round`, in the order they run: the plan's
-/// schedule forward in even rounds and backward in odd ones, so the two
-/// cases a ratio pairs run A B in one round and B A in the next (a drift
-/// over time weighs on both alike).
-pub fn round_order(schedule: &[usize], round: u32) -> Vec<usize> {
-    if round.is_multiple_of(2) {
-        schedule.to_vec()
-    } else {
-        schedule.iter().rev().copied().collect()
-    }
-}
-
-/// Operations in trial `round` when `total` are split over `trials`.
-pub fn share(total: u64, trials: u32, round: u32) -> u64 {
-    let t = u64::from(trials);
-    total / t + u64::from(u64::from(round) < total % t)
-}
-
 /// Warm a pair up until both the count and the time of the plan are met
 /// (an open-loop `load` case: its time only, at its rate); returns the wall
 /// time per operation of the last chunk (ns). A first Ctrl-C ends it.
@@ -665,43 +585,3 @@ const LOAD_WARMUP_MIN: Duration = Duration::from_millis(20);
 /// The untimed operations before a trial: [`TRIAL_WARMUP`], and for an
 /// open-loop case no longer than this.
 const LOAD_TRIAL_WARMUP: Duration = Duration::from_millis(20);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn precision_ends_the_rounds_within_the_target_or_before_max_time() {
-        use crate::plan::Precision;
-        let p = Precision {
-            target: 0.02,
-            max_time: Duration::from_secs(10),
-        };
-        let w = |h: f64| Some((h, "64 uds-stream / tcp4 p50".to_string()));
-        let s = Duration::from_secs;
-        // Before --trials rounds: never, however narrow or late.
-        assert_eq!(enough(p, w(0.001), 4, 5, s(100)), None);
-        // Within the target: reached.
-        let r = enough(p, w(0.019), 5, 5, s(1)).unwrap();
-        assert!(r.reached && r.widest == Some(0.019));
-        // Too wide, and one more round (2 s, the mean) ends by 10 s: go on.
-        assert_eq!(enough(p, w(0.05), 5, 5, s(8)), None);
-        // Too wide, and one more would end past 10 s: stop, not reached.
-        let r = enough(p, w(0.05), 6, 5, s(9)).unwrap();
-        assert!(!r.reached && r.widest_of.contains("uds-stream"));
-        // No CI yet (fewer than 5 rounds for one) and out of time.
-        assert!(!enough(p, None, 3, 3, s(9)).unwrap().reached);
-    }
-
-    #[test]
-    fn rounds_alternate_a_b_then_b_a_and_split_the_budget() {
-        let schedule = [2, 0, 1];
-        assert_eq!(round_order(&schedule, 0), [2, 0, 1]);
-        assert_eq!(round_order(&schedule, 1), [1, 0, 2]);
-        assert_eq!(round_order(&schedule, 2), [2, 0, 1]);
-        // 10 operations over 3 trials: 4, 3, 3, all of them.
-        let shares: Vec<u64> = (0..3).map(|r| share(10, 3, r)).collect();
-        assert_eq!(shares, [4, 3, 3]);
-        assert_eq!(shares.iter().sum::<u64>(), 10);
-    }
-}
