@@ -281,8 +281,9 @@ def pairs_scaling(runs, out_dir):
     return _save(fig, out_dir, "pairs_scaling")
 
 
-VERDICT_COLOURS = {"faster": "#2ca02c", "slower": "#d62728", "~": "#9a9a9a", "no verdict": "#c9c9c9"}
-VERDICT_WORDS = {"~": "~ (no change at this resolution)", "no verdict": "no verdict (one run per side)"}
+# A verdict's colour and its words in the legend.
+VERDICTS = {"faster": ("#2ca02c", "faster"), "slower": ("#d62728", "slower"),
+            "~": ("#9a9a9a", "~ (no change at this resolution)"), "no verdict": ("#c9c9c9", "no verdict (one run per side)")}
 
 
 def deltas(rows, out_dir, title):
@@ -297,7 +298,7 @@ def deltas(rows, out_dir, title):
     ch = [100 * r["change"] for r in rows]
     lo = [100 * (r["change"] - r["ci_low"]) for r in rows]
     hi = [100 * (r["ci_high"] - r["change"]) for r in rows]
-    ax.barh(y, ch, xerr=[lo, hi], color=[VERDICT_COLOURS[r["verdict"]] for r in rows], capsize=2)
+    ax.barh(y, ch, xerr=[lo, hi], color=[VERDICTS[r["verdict"]][0] for r in rows], capsize=2)
     ax.set_yticks(y)
     ax.set_yticklabels([f"{r['case']} ({'ns/byte' if r['metric'] == 'ns_per_byte' else r['metric']})"
                         for r in rows], fontsize=7)
@@ -306,9 +307,8 @@ def deltas(rows, out_dir, title):
     ax.set_title(title, fontsize=9)
     ax.grid(True, axis="x", alpha=0.3)
     from matplotlib.patches import Patch
-    shown = [v for v in VERDICT_COLOURS if any(r["verdict"] == v for r in rows)]
-    ax.legend(handles=[Patch(color=VERDICT_COLOURS[v], label=VERDICT_WORDS.get(v, v)) for v in shown],
-              fontsize=7, loc="best")
+    shown = [VERDICTS[v] for v in VERDICTS if any(r["verdict"] == v for r in rows)]
+    ax.legend(handles=[Patch(color=c, label=words) for c, words in shown], fontsize=7, loc="best")
     return _save(fig, out_dir, "delta")
 
 
