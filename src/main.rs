@@ -162,7 +162,22 @@ fn measure(plan: &mut Plan) -> Result<ExitCode> {
         })?
     } else {
         let _drawing = shown.then(|| progress::Drawing::start(plan, watch.clone()));
-        let widest = |cases: &[workload::run::CaseOutcome]| report::widest(plan, cases);
+        // `--precision`'s check runs on the (pinned) client thread between
+        // rounds: its bootstraps in a one-thread rayon pool made of that
+        // thread, so no unpinned worker wakes beside the next trial.
+        let widest = |cases: &[workload::run::CaseOutcome]| {
+            thread_local! {
+                static HERE: Option<rayon::ThreadPool> = rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .use_current_thread()
+                    .build()
+                    .ok();
+            }
+            HERE.with(|pool| match pool {
+                Some(p) => p.install(|| report::widest(plan, cases)),
+                None => report::widest(plan, cases),
+            })
+        };
         workload::run::run(plan, dir.as_ref(), Some(&watch), Some(&widest))?
     };
     if let Err(e) = cleanup::release_host() {

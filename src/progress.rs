@@ -127,9 +127,10 @@ impl Drawing {
                         if done > 0 && first.is_none() {
                             first = Some((Instant::now(), done));
                         }
+                        // (--precision has no planned total: its line shows the CI instead.)
                         let left = match first {
-                            Some((t, d)) if done > d => {
-                                t.elapsed().mul_f64((total - done) as f64 / (done - d) as f64)
+                            Some((t, d)) if done > d && precision.is_none() => {
+                                t.elapsed().mul_f64(total.saturating_sub(done) as f64 / (done - d) as f64)
                             }
                             _ => planned.map_or(Duration::ZERO, |p| p.saturating_sub(started.elapsed())),
                         };

@@ -86,7 +86,13 @@ fn precision_gives_up_at_max_time_and_names_what_was_short() {
         doc["rounds"].as_u64().unwrap() > 5,
         "more rounds than --trials: {doc:#}"
     );
-    assert!(p["rounds_s"].as_f64().unwrap() <= 3.0, "{p}");
+    // The last round started when one more, at the mean round's length,
+    // would end by --max-time; a slow one may pass it by about a round.
+    let (secs, rounds) = (
+        p["rounds_s"].as_f64().unwrap(),
+        doc["rounds"].as_f64().unwrap(),
+    );
+    assert!(secs <= 3.0 + 2.0 * secs / rounds, "{p}");
     assert!(p["widest"].as_f64().unwrap() > 0.001, "{p}");
     assert_eq!(p["widest_of"], "64 uds-stream / tcp4 p50", "{p}");
     let codes: Vec<&str> = doc["warnings"]

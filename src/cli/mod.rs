@@ -122,10 +122,12 @@ pub struct Common {
     /// `ladder` (all eight rungs).
     #[arg(long, short, value_delimiter = ',', value_parser = parse_transport, default_value = "tcp4,uds-stream")]
     pub transport: Vec<TransportArg>,
-    /// Timed operations per case (round trips, requests or messages), split over the trials.
+    /// Timed operations per case (round trips, requests or messages), split over the trials
+    /// (with --precision, each round past --trials adds one more trial's share).
     #[arg(long, short = 'n', value_parser = parse_count, conflicts_with = "duration", allow_hyphen_values = true)]
     pub iterations: Option<u64>,
     /// Timed run length per case (split over the trials): 2s, 500ms. Default 1s.
+    /// With --precision, each round past --trials adds one more trial's share.
     #[arg(long, short = 'd', value_parser = parse_duration, allow_hyphen_values = true)]
     pub duration: Option<Duration>,
     /// Untimed operations per case before the first trial.
@@ -137,10 +139,10 @@ pub struct Common {
     /// Interleaved rounds; every case runs one trial per round.
     #[arg(long, value_parser = parse_trials, default_value = "10", allow_hyphen_values = true)]
     pub trials: u32,
-    /// Precision on demand: keep running rounds (at least --trials, and 5)
-    /// until every ratio the run reports (or, with none, every case's
-    /// median) has a 95% CI half-width within this share of its value
-    /// (2%, 0.5%), or until --max-time. One pair.
+    /// Precision on demand: after --trials rounds, keep running rounds until
+    /// every ratio of the run's main metric (or, with none, every case's
+    /// median) has a 95% CI half-width within this share of its value (2%,
+    /// 0.5%; a CI needs 5 rounds), or until --max-time. One pair.
     #[arg(long, value_parser = parse_precision, allow_hyphen_values = true, value_name = "PERCENT")]
     pub precision: Option<f64>,
     /// With --precision: the longest the rounds may take; a round that

@@ -68,8 +68,9 @@ pub struct Report<R> {
     /// `--precision`, as many as it took), or the complete ones when a
     /// Ctrl-C stopped the run early.
     pub rounds: u32,
-    /// `--retry-disturbed`: rounds run again because one of their trials
-    /// shared a measured CPU for over 15% of its time (0 without the flag).
+    /// `--retry-disturbed`: times a round was run again because one of its
+    /// trials shared a measured CPU for over 15% of its time (a round run
+    /// again twice counts 2; 0 without the flag).
     pub rounds_retried: u32,
     /// `--precision`: how the rounds ended (absent without it, or after a Ctrl-C).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -164,7 +165,7 @@ fn assemble<R>(
 /// among the ratios of the run's main metric (p50; the p99 under `load`;
 /// time per byte for throughput), or, in a run with no ratios, among the
 /// cases' medians of that metric; and what it belongs to. `None` below
-/// [`ratios::MIN_ROUNDS`] complete rounds.
+/// 5 complete rounds (`MIN_ROUNDS`).
 pub fn widest(plan: &Plan, cases: &[crate::workload::run::CaseOutcome]) -> Option<(f64, String)> {
     let (metric, pick): (Metric, Pick) = match plan.workload {
         Workload::Throughput { .. } => (Metric::NsPerByte, ns_per_byte),
@@ -234,6 +235,7 @@ pub fn build(plan: &Plan, run: &Run, argv: Vec<String>, mut env: Fingerprint) ->
         r.warnings = general;
         r.warnings.extend(warnings::throughput(&r.cases));
         r.warnings.extend(warnings::disturbed(
+            plan.retry_disturbed,
             r.cases
                 .iter()
                 .map(|c| (warnings::case_name(&c.row.key), &c.trial_points[..])),
@@ -270,6 +272,7 @@ pub fn build(plan: &Plan, run: &Run, argv: Vec<String>, mut env: Fingerprint) ->
         r.warnings = general;
         r.warnings.extend(warnings::latency(&r.cases));
         r.warnings.extend(warnings::disturbed(
+            plan.retry_disturbed,
             r.cases
                 .iter()
                 .map(|c| (warnings::row_name(&c.row), &c.trial_points[..])),

@@ -45,6 +45,13 @@ fn rounds_kept<R>(r: &Report<R>) -> String {
         };
         return format!("over {} interleaved trials (--precision: {how})", r.rounds);
     }
+    if let (Some(t), true) = (r.settings.precision, r.rounds >= r.settings.trials) {
+        return format!(
+            "over {} interleaved trials (--precision ±{}%: stopped by Ctrl-C before the target)",
+            r.rounds,
+            100.0 * t
+        );
+    }
     if r.rounds < r.settings.trials {
         format!(
             "over {} of {} rounds (stopped by Ctrl-C; the complete rounds are kept)",

@@ -390,7 +390,10 @@ fn outliers(flagged: Vec<Flagged>, env: &Fingerprint) -> Option<Warning> {
 /// Trials that shared a measured CPU with other tasks or lost it to the
 /// hypervisor for more than [`DISTURBED_PCT`]% of their time: named with
 /// their round and share.
-pub fn disturbed<'a>(cases: impl Iterator<Item = (String, &'a [TrialPoint])>) -> Option<Warning> {
+pub fn disturbed<'a>(
+    retrying: bool,
+    cases: impl Iterator<Item = (String, &'a [TrialPoint])>,
+) -> Option<Warning> {
     let mut named = Vec::new();
     let mut total = 0;
     for (name, points) in cases {
@@ -413,7 +416,11 @@ pub fn disturbed<'a>(cases: impl Iterator<Item = (String, &'a [TrialPoint])>) ->
             "{n} of {total} trials shared a measured CPU for over {DISTURBED_PCT:.0}% of their time (per trial in summary.json: interference)"
         ),
         named,
-        "keep other load off the measured CPUs (or move the run to idle ones with --server-cpu/--client-cpu), then run again; --retry-disturbed runs such rounds again",
+        if retrying {
+            "--retry-disturbed ran these rounds again as often as it may (twice each) and they stayed disturbed: keep other load off the measured CPUs (or move the run to idle ones with --server-cpu/--client-cpu), then run again"
+        } else {
+            "keep other load off the measured CPUs (or move the run to idle ones with --server-cpu/--client-cpu), then run again; --retry-disturbed runs such rounds again"
+        },
     )
 }
 

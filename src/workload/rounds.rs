@@ -30,6 +30,11 @@ pub struct Watch {
 }
 
 impl Watch {
+    /// `--retry-disturbed`: a round's `n` trials were dropped, to be run again.
+    pub(super) fn round_dropped(&self, n: usize) {
+        self.trials_done.fetch_sub(n as u64, Relaxed);
+    }
+
     pub(super) fn trial_done(&self, round: u32, _k: usize, case: usize) {
         self.trials_done.fetch_add(1, Relaxed);
         self.round.store(round, Relaxed);

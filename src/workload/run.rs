@@ -484,6 +484,11 @@ fn measure(
             if plan.retry_disturbed && attempts < RETRIES_PER_ROUND && disturbed(points) {
                 attempts += 1;
                 retried += 1;
+                if p == 0
+                    && let Some(w) = watch
+                {
+                    w.round_dropped(schedule.len());
+                }
                 pending.iter_mut().for_each(|p| *p = None);
                 pending_hist.iter_mut().for_each(Histogram::reset);
                 pending_load
