@@ -22,6 +22,7 @@ to ./compare-<before>-vs-<after>: a comparison never writes into a run.
 Runs from different hardware, or of different workloads, are refused
 (hardware: unless --allow-different-hardware).
 """
+import argparse
 import json
 import os
 import sys
@@ -31,7 +32,9 @@ from scripts import cli, outputs, resultfiles, runstats
 from scripts.cli import BadInput
 from scripts.labels import cell, ratio_ci, sizes_label
 
-HARDWARE = ["cpu_model", "cpus_online", "memory_total_kib", "smt_active", "virtualization"]
+HARDWARE = ["cpu_model", "cpus_online", "memory_total_kib", "virtualization"]
+# MemTotal moves by a few hundred KiB between kernels of one machine.
+MEMORY_TOLERANCE = 0.01
 # The A/A of runs recorded on the VM this project measures on (docs/comparing.md).
 RECORDED_AA = "results/2026-12-05-vm-runs-aa"
 
@@ -42,6 +45,7 @@ def parser(positional, metavar):
     p.add_argument("-o", "--output")
     p.add_argument("--target", default="5%", help="the change to plan runs for (default 5%%)")
     p.add_argument("--no-figure", action="store_true", help="no delta figure: needs no plotting packages")
+    p.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--allow-different-hardware", action="store_true",
                    help="compare even if CPU model, CPU count, memory or virtualization differ")
     return p
@@ -90,10 +94,23 @@ def expand(spec):
     return [resultfiles.load(spec)]
 
 
+def identity(run):
+    """Where a run is: its directory, and which baseline for criterion's."""
+    return os.path.realpath(run.source), run.label if run.label.startswith("criterion:") else ""
+
+
 def side(name, specs):
     runs = [r for s in specs for r in expand(s)]
     if not runs:
         raise BadInput(f"the {name} side holds no run")
+    seen = {}
+    for r in runs:
+        where = identity(r)
+        if where in seen:
+            raise BadInput(f"{r.label if r.label.startswith('criterion:') else r.source}: named twice on the "
+                           f"{name} side (as {seen[where]}); "
+                           "a run counted twice would pass for two runs")
+        seen[where] = r.source
     kinds = {tuple(r.workloads()) for r in runs}
     if len(kinds) > 1:
         raise BadInput(f"the {name} runs measure different workloads ("
@@ -104,9 +121,14 @@ def side(name, specs):
 def trials(case, metric):
     """A case's per-trial values of a metric, time-based: p50 or p99 ns, or
     ns per byte for throughput (criterion: its samples, p50 only)."""
+    if "trial_points" not in case and "samples_ns_per_iter" not in case:
+        raise BadInput(f"{label(case)}: no trial_points (a run recorded before per-trial figures, or a "
+                       "truncated summary): compare needs each trial")
     if "trial_points" in case:
         pts = case["trial_points"]
         if metric == "ns_per_byte":
+            if not all("elapsed_ns" in t and "delivered" in t for t in pts):
+                raise BadInput(f"{label(case)}: a trial point without elapsed_ns or delivered")
             return [t["elapsed_ns"] / max(t["delivered"] * case["size_bytes"], 1) for t in pts]
         vals = [t.get(metric + "_ns") for t in pts]
         return vals if vals and all(v for v in vals) else None
@@ -149,13 +171,16 @@ def compare_cases(before, after, target):
             ch, lo, hi = runstats.change_ci(b, a, seed=1 + 2 * i)
             p = runstats.mann_whitney_p([runstats.run_value(r) for r in b], [runstats.run_value(r) for r in a])
             noise = runstats.noise(b, a, seed=2 + 2 * i)
-            detect = runstats.detectable(noise) if noise is not None else None
+            can = runstats.smallest_p(len(b), len(a)) < runstats.ALPHA
+            detect = runstats.detectable(noise) if noise is not None and can else None
             rows.append({
                 "case": label(first), "metric": metric, "runs": [len(b), len(a)],
                 "trials": [sum(map(len, b)), sum(map(len, a))],
                 "before": runstats.side_value(b), "after": runstats.side_value(a),
                 "change": ch, "ci_low": lo, "ci_high": hi, "p": p, "noise": noise, "detectable": detect,
-                "runs_needed": runstats.runs_needed(detect, (len(b) + len(a)) / 2, target) if detect else None,
+                # The standard error goes with √(1/nb + 1/na): the sides' harmonic mean.
+                "runs_needed": runstats.runs_needed(detect, 2 / (1 / len(b) + 1 / len(a)), target)
+                if detect and runstats.smallest_p(len(b), len(a)) < runstats.ALPHA else None,
                 "verdict": runstats.verdict(ch, lo, hi, p, noise)})
     return rows, partial
 
@@ -194,6 +219,10 @@ def resolution_lines(rows, runs, target):
                 f"holds the trials' spread only. Record at least {runstats.MIN_RUNS} runs per side "
                 f"(scripts/record.sh --side); on the 2-vCPU VM this project records on, {RECORDED_AA} "
                 "shows how many a change needs (docs/comparing.md)."]
+    if runstats.smallest_p(nb, na) >= runstats.ALPHA:
+        return [f"Runs: {nb} before, {na} after. With so few the U test cannot reach p < 0.05: every "
+                f"verdict is ~ and no change is detectable. Record at least {runstats.MIN_RUNS} runs "
+                "per side."]
     lines = [f"Runs: {nb} before, {na} after. Smallest change these runs detect (80% power, p < 0.05), "
              f"and runs per side for ±{100 * target:g}%:"]
     for metric in dict.fromkeys(r["metric"] for r in rows):
@@ -203,16 +232,22 @@ def resolution_lines(rows, runs, target):
         name = "ns/byte" if metric == "ns_per_byte" else metric
         lines.append(f"  {name}: {100 * det[0]:.1f}–{100 * det[-1]:.1f}% across {len(of)} cases; "
                      f"{need} runs per side for every case")
-    if runstats.smallest_p(nb, na) >= runstats.ALPHA:
-        lines.append(f"With {nb} and {na} runs the U test cannot reach p < 0.05: every verdict is ~. "
-                     f"Record at least {runstats.MIN_RUNS} runs per side.")
     return lines
 
 
 def hardware(before, after, allow):
+    """The hardware fields the runs disagree on (a kernel, a boot parameter
+    such as nosmt, a governor: those are what a comparison is for, listed
+    with the fingerprint, not refused)."""
     everyone = before + after
+
+    def differs(k):
+        vals = [r.env.get(k) for r in everyone]
+        if k == "memory_total_kib" and all(isinstance(v, int) and v > 0 for v in vals):
+            return max(vals) > min(vals) * (1 + MEMORY_TOLERANCE)
+        return len({repr(v) for v in vals}) > 1
     diff = [f"{k}: " + " vs ".join(sorted({repr(r.env.get(k)) for r in everyone})) for k in HARDWARE
-            if len({repr(r.env.get(k)) for r in everyone}) > 1]
+            if differs(k)]
     if diff and not allow:
         raise BadInput("the runs come from different hardware (" + "; ".join(diff) +
                        "); a comparison would measure the machines, not the change. "
@@ -246,6 +281,11 @@ def settings_diff(before, after):
         av = {str(c.get(k)) for r in after for c in r.cases}
         if bv != av:
             out.append((k, ", ".join(sorted(bv)), ", ".join(sorted(av))))
+    # The timed work per case (-d or -n): a trial's length moves its p99.
+    bv = {str(r.settings.get("budget")) for r in before}
+    av = {str(r.settings.get("budget")) for r in after}
+    if bv != av:
+        out.append(("budget", ", ".join(sorted(bv)), ", ".join(sorted(av))))
     return out
 
 
@@ -315,6 +355,9 @@ def markdown(args, before, after, rows, partial, hw, fig, names):
 def main():
     args, bspecs, aspecs = parse(sys.argv[1:])
     before, after = side("before", bspecs), side("after", aspecs)
+    both = {identity(r) for r in before} & {identity(r) for r in after}
+    if both:
+        raise BadInput(f"{' '.join(sorted(both)[0])}: on both sides; a run is a before or an after")
     kb, ka = set(before[0].workloads()), set(after[0].workloads())
     if kb != ka:
         raise BadInput(f"before measures {', '.join(sorted(kb))} and after {', '.join(sorted(ka))}: "
@@ -335,22 +378,36 @@ def main():
             base = f"{os.path.basename(os.path.dirname(path))}-{base}"
         return base + (f"+{len(specs) - 1}" if len(specs) > 1 else "")
     names = (name(bspecs), name(aspecs))
+    if args.check:
+        return  # the wrapper's first pass: the input is good
     out = outputs.output_dir(args.output or f"compare-{names[0]}-vs-{names[1]}")
     fig = None
     if not args.no_figure:
         from scripts import plots  # matplotlib: only once the input is checked
         fig = plots.deltas(rows, outputs.subdir(out, "figures"),
                            f"after: {names[1]} ({len(after)} runs)\nbefore: {names[0]} ({len(before)} runs)")
-    print("\n".join(terminal_table(rows)))
-    print()
-    for line in resolution_lines(rows, (len(before), len(after)), args.target):
-        print(textwrap.fill(line, 100))
+    # The files first: a reader that goes away (`| head`) loses no result.
     doc = {"before": [r.source for r in before], "after": [r.source for r in after], "target": args.target,
            "rows": rows, "not_in_every_run": partial}
     outputs.write_text(os.path.join(out, "compare.json"), json.dumps(doc, indent=1) + "\n")
     path = os.path.join(out, "compare.md")
     outputs.write_text(path, markdown(args, before, after, rows, partial, hw, fig, names))
-    print(f"\nwrote {path}")
+    said = terminal_table(rows) + [""]
+    said += [textwrap.fill(line, 100) for line in resolution_lines(rows, (len(before), len(after)), args.target)]
+    if any(r["metric"] == "p99" for r in rows):
+        said.append("p99: the median of each run's per-trial p99s (a run's own p99, over every operation, is usually "
+                    "higher).")
+    settings = settings_diff(before, after)
+    if settings:
+        said.append("The runs' settings differ: " + "; ".join(f"{k} {b} → {a}" for k, b, a in settings)
+                    + " (compare.md).")
+    said.append(f"\nwrote {path}")
+    try:
+        print("\n".join(said))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away; the files hold everything. Quiet exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

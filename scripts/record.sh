@@ -17,14 +17,14 @@ side=
 if [ "${1:-}" = --side ]; then
     side=${2:-}
     case $side in
-        ""|*/*|.*|-*) echo "fatal: --side '$side': a plain name such as before or after expected" >&2; exit 2 ;;
+        ""|*/*|.*|-*|*[!A-Za-z0-9._-]*) echo "fatal: --side '$side': a plain name such as before or after expected" >&2; exit 2 ;;
     esac
     shift 2
 fi
 [ $# -ge 2 ] || { echo "usage: $0 [--side SIDE] LABEL SUBCOMMAND [ARGS...]" >&2; exit 2; }
 label=$1; shift
 case $label in
-    ""|*/*|.*|-*) echo "fatal: LABEL '$label': a plain name such as kernel-6.18 expected" >&2; exit 2 ;;
+    ""|*/*|.*|-*|*[!A-Za-z0-9._-]*) echo "fatal: LABEL '$label': a plain name such as kernel-6.18 expected (letters, digits, . _ -)" >&2; exit 2 ;;
 esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -37,7 +37,13 @@ mkdir -p results
 dir="results/$(date -u +%Y-%m-%d)-$(hostname -s)-$label"
 if [ -n "$side" ]; then
     # The set's directory, if an earlier run (another day, another boot) made it.
-    set_dir=$(ls -d results/*-"$(hostname -s)-$label" 2>/dev/null | head -n 1 || true)
+    # Exactly <date>-<host>-<label>: not a set whose label merely ends so.
+    set_dir=$(ls -d results/*/ 2>/dev/null | sed 's|/$||' \
+        | grep -xE "results/[0-9]{4}-[0-9]{2}-[0-9]{2}-$(hostname -s)-${label//./\\.}" | head -n 1 || true)
+    if [ -n "$set_dir" ]; then
+        n=$(ls -d "$set_dir"/*/*/ 2>/dev/null | wc -l)
+        echo "joining the set $set_dir ($n runs so far); a new set needs a new LABEL" >&2
+    fi
     dir="${set_dir:-$dir}/$side/$(date -u +%Y-%m-%dT%H%M%SZ)"
     mkdir -p "$(dirname "$dir")"
 fi

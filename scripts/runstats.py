@@ -28,7 +28,7 @@ import math
 import random
 import statistics
 
-RESAMPLES = 2000
+RESAMPLES = 10_000
 ALPHA = 0.05
 Z = statistics.NormalDist().inv_cdf(1 - ALPHA / 2)
 POWER_Z = statistics.NormalDist().inv_cdf(0.80)
@@ -124,6 +124,8 @@ def mann_whitney_p(xs, ys):
     size = n + m
     ties = sum(t ** 3 - t for t in (ranks.count(r) for r in set(ranks)))
     sigma = math.sqrt(n * m / 12 * ((size + 1) - ties / (size * (size - 1))))
+    if sigma == 0:  # every value the same: no evidence of a shift
+        return 1.0
     z = max(dev - 0.5, 0) / sigma
     return min(1.0, 2 * (1 - statistics.NormalDist().cdf(z)))
 

@@ -128,6 +128,12 @@ def test_bad_runs_are_one_line_and_exit_2(tmp_path):
     text = (truncated / "summary.json").read_text()
     (truncated / "summary.json").write_text(text[:len(text) // 2])
     thr = os.path.join(FIX, "throughput")
+    nopoints = tmp_path / "nopoints"
+    shutil.copytree(os.path.join(good, "run0"), nopoints)
+    doc = json.loads((nopoints / "summary.json").read_text())
+    for c in doc["cases"]:
+        del c["trial_points"]
+    (nopoints / "summary.json").write_text(json.dumps(doc))
     for args, needle in [
         ([good, empty], "holds no run"),
         ([good, noresults], "holds no run"),
@@ -136,6 +142,9 @@ def test_bad_runs_are_one_line_and_exit_2(tmp_path):
         ([good, "--"], "AFTER"),
         ([good, good, good], "3 runs given"),
         ([good, good, "--target", "0"], "--target '0'"),
+        ([good, good], "on both sides"),
+        ([os.path.join(good, "run0"), os.path.join(good, "run0"), "--", os.path.join(good, "run1")], "named twice"),
+        ([good, nopoints], "no trial_points"),
     ]:
         r = run("compare.py", *map(str, args), "--no-figure", "-o", str(tmp_path / "out"))
         assert r.returncode == 2, (args, r.returncode, r.stderr)
@@ -174,8 +183,9 @@ def test_a_verdict_needs_p_a_ci_that_excludes_0_and_a_change_beyond_the_noise():
 
 def test_an_aa_of_runs_rarely_claims_a_change():
     """Thirty A/As of 6 against 6 simulated runs (5% run-to-run, 2% trial
-    noise): at most two verdicts (the test's 5% would allow 1.5 on average);
-    and a 15% change in the same noise is found in at least 27 of 30."""
+    noise): at most two verdicts (the test's 5% would allow 1.5 on average),
+    where a CI over the pooled trials claims a change in most; and a 15%
+    change in the same noise is found in at least 27 of 30."""
     rng = random.Random(11)
 
     def side(factor):
@@ -189,8 +199,16 @@ def test_an_aa_of_runs_rarely_claims_a_change():
         ch, lo, hi = runstats.change_ci(b, a)
         p = runstats.mann_whitney_p([statistics.median(r) for r in b], [statistics.median(r) for r in a])
         return runstats.verdict(ch, lo, hi, p, runstats.noise(b, a))
-    aa = [verdict(side(1), side(1)) for _ in range(30)]
+    def flat(b, a):
+        # What the old compare did: every trial of a side as one run.
+        ch, lo, hi = runstats.change_ci([sum(b, [])], [sum(a, [])])
+        return lo > 0 or hi < 0
+    sides = [(side(1), side(1)) for _ in range(30)]
+    aa = [verdict(b, a) for b, a in sides]
     assert sum(x != "~" for x in aa) <= 2, aa
+    # Pooling the trials hides the run-to-run noise: many A/As "change"
+    # (12 of these 30: docs/comparing.md).
+    assert sum(flat(b, a) for b, a in sides) >= 10
     real = [verdict(side(1), side(0.85)) for _ in range(30)]
     assert sum(x == "faster" for x in real) >= 27, real
 
@@ -208,6 +226,10 @@ def test_the_wrapper_installs_nothing_for_help_or_no_figure(tmp_path):
         r = subprocess.run(["bash", script, *args], capture_output=True, text=True, env=env)
         assert r.returncode == 0, r.stderr
         assert "installing" not in r.stderr and "making" not in r.stderr, r.stderr
+    # Bad input, without --no-figure: one line, exit 2, and still nothing installed.
+    r = subprocess.run(["bash", script, str(before), str(tmp_path / "nothing-here")], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not venv.exists()
     assert "usage: scripts/compare" in subprocess.run(["bash", script, "-h"], capture_output=True, text=True,
                                                       env=env).stdout
@@ -246,6 +268,47 @@ def test_record_side_puts_each_run_of_a_set_in_its_side(tmp_path):
     for side in ("before", "after"):
         runs = list((sets[0] / side).iterdir())
         assert len(runs) == 2 and all((d / "README.md").exists() for d in runs), runs
-    for args in (["--side", "../x", "l", "latency"], ["--side", "", "l", "latency"], ["--side", "a", "x/y", "latency"]):
+    # A label the set's label merely ends with makes a set of its own.
+    r = subprocess.run(["bash", "scripts/record.sh", "--side", "before", "change", "latency", "-s", "64"],
+                       cwd=repo, capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "joining" not in r.stderr, r.stderr
+    assert len(list((repo / "results").iterdir())) == 2
+    for args in (["--side", "before", "*", "latency"], ["--side", "../x", "l", "latency"], ["--side", "", "l", "latency"], ["--side", "a", "x/y", "latency"]):
         r = subprocess.run(["bash", "scripts/record.sh", *args], cwd=repo, capture_output=True, text=True, env=env)
         assert r.returncode == 2 and r.stderr.startswith("fatal: "), (args, r.stderr)
+
+
+def test_a_kernel_change_on_one_machine_is_not_different_hardware(tmp_path):
+    """MemTotal moves by a few hundred KiB between kernels, and nosmt turns
+    SMT off: compared, and listed; a machine with 10% more memory is refused."""
+    before = make_runs(tmp_path / "before", 2, seed=1)
+    after = make_runs(tmp_path / "after", 2, seed=2)
+
+    def set_env(side, **kv):
+        for d in os.listdir(side):
+            f = os.path.join(side, d, "summary.json")
+            doc = json.load(open(f))
+            doc["env"].update(kv)
+            json.dump(doc, open(f, "w"))
+    mem = summary(LAT)["env"]["memory_total_kib"]
+    set_env(after, memory_total_kib=mem - 436, smt_active=not summary(LAT)["env"].get("smt_active"))
+    doc, md, _ = compared(tmp_path, before, after)
+    assert "smt_active" in md.split("## What differs in the fingerprint")[1]
+    set_env(after, memory_total_kib=int(mem * 1.1))
+    r = run("compare.py", str(before), str(after), "--no-figure", "-o", str(tmp_path / "x"))
+    assert r.returncode == 2 and "different hardware (memory_total_kib" in r.stderr, r.stderr
+
+
+def test_a_reader_that_goes_away_loses_nothing(tmp_path):
+    """`compare ... | head -1`: the files are written first, and the closed
+    pipe is no traceback."""
+    import subprocess
+    import sys
+    before = make_runs(tmp_path / "before", 2, seed=1)
+    after = make_runs(tmp_path / "after", 2, seed=2)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cmd = (f"{sys.executable} -m scripts.compare {before} {after} --no-figure -o {tmp_path / 'c'} "
+           f"| head -c 10")
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=root))
+    assert "Traceback" not in r.stderr, r.stderr
+    assert (tmp_path / "c" / "compare.md").exists() and (tmp_path / "c" / "compare.json").exists()

@@ -345,7 +345,9 @@ def test_report_knobs_section_and_compare_aa_spread(fixtures, tmp_path):
     base = {c["transport"]: c for c in d["cases"] if c["knobs"] == ""}
     head = md[md.index("## Headline"):md.index("## Knobs")]
     assert f"| 64 | {base['tcp4']['p50_ns'] / 1e3:.2f} | {base['uds-stream']['p50_ns'] / 1e3:.2f} |" in head
-    r = run("compare.py", str(k), str(k), "-o", str(tmp_path / "cmp"))
+    k2 = tmp_path / "knobs-again"  # a second run (a copy): one run on both sides is refused
+    shutil.copytree(k, k2)
+    r = run("compare.py", str(k), str(k2), "-o", str(tmp_path / "cmp"))
     assert r.returncode == 0, r.stderr
     cmp = (tmp_path / "cmp" / "compare.md").read_text()
     assert "## Each run's A/A spread" in cmp
