@@ -206,6 +206,10 @@ def terminal_table(rows):
     return out
 
 
+def runs(n):
+    return f"{n} run" + ("" if n == 1 else "s")
+
+
 def needed(n):
     """Runs per side, as a plan a person would follow."""
     return "more than 100" if n > 100 else str(n)
@@ -292,9 +296,9 @@ def settings_diff(before, after):
 def markdown(args, before, after, rows, partial, hw, fig, names):
     nb, na = len(before), len(after)
     md = [f"# Before/after: {cell(names[1])} vs {cell(names[0])}", ""]
-    for which, runs in (("before", before), ("after", after)):
-        md.append(f"- {which}: {len(runs)} run(s)")
-        for r in runs:
+    for which, side_runs in (("before", before), ("after", after)):
+        md.append(f"- {which}: {runs(len(side_runs))}")
+        for r in side_runs:
             md.append(f"  - `{cell(r.source)}`: `{cell(r.command)}` ({cell(r.env.get('git_revision', '?'))}, "
                       f"{cell(r.env.get('taken_at', '?'))})")
     md.append("")
@@ -335,8 +339,8 @@ def markdown(args, before, after, rows, partial, hw, fig, names):
                                                               for k, b, a in diff]) if diff \
         else ["Nothing but the time taken."]
     aa = []
-    for which, runs in (("before", before), ("after", after)):
-        for run in runs:
+    for which, side_runs in (("before", before), ("after", after)):
+        for run in side_runs:
             for x in run.ratios:
                 if x.get("knob") == "control":
                     aa.append(f"| {which} | {cell(run.label)} | {cell(x['numerator'])} | "
@@ -385,7 +389,7 @@ def main():
     if not args.no_figure:
         from scripts import plots  # matplotlib: only once the input is checked
         fig = plots.deltas(rows, outputs.subdir(out, "figures"),
-                           f"after: {names[1]} ({len(after)} runs)\nbefore: {names[0]} ({len(before)} runs)")
+                           f"after: {names[1]} ({runs(len(after))})\nbefore: {names[0]} ({runs(len(before))})")
     # The files first: a reader that goes away (`| head`) loses no result.
     doc = {"before": [r.source for r in before], "after": [r.source for r in after], "target": args.target,
            "rows": rows, "not_in_every_run": partial}
