@@ -181,9 +181,14 @@ impl Drawing {
                                             widest(&watch, p.target)
                                         ),
                                         None => format!(
-                                            "round {complete} of {rounds} done, {} elapsed, about {} left",
+                                            "round {complete} of {rounds} done, {} elapsed, about {} left{}",
                                             secs(started.elapsed()),
-                                            secs(left)
+                                            secs(left),
+                                            // The last trial's median, as iperf3 shows each interval.
+                                            match watch.last_p50_ns.load(Relaxed) {
+                                                0 => String::new(),
+                                                ns => format!("; last trial p50 {:.2} µs", ns as f64 / 1e3),
+                                            }
                                         ),
                                     });
                                 }
@@ -192,6 +197,11 @@ impl Drawing {
                         std::thread::sleep(TICK);
                     }
                     if let Some(bar) = bar {
+                        // A Ctrl-C between the last tick and the end (a run it
+                        // aborted at once) is said too, before the line goes.
+                        if sockbench::cleanup::stop_requested() && !said_interrupt {
+                            bar.println(sockbench::cleanup::INTERRUPTED);
+                        }
                         bar.finish_and_clear();
                         sockbench::cleanup::display_says_interrupts(false);
                     }

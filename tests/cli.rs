@@ -911,6 +911,14 @@ fn progress_is_drawn_only_when_asked_or_on_a_terminal() {
         err.contains("round 1 of 4 done") && err.contains("left"),
         "{err}"
     );
+    // Each round's line, as iperf3's intervals: the last trial's median.
+    let p50: f64 = err
+        .lines()
+        .find_map(|l| l.split("last trial p50 ").nth(1))
+        .and_then(|v| v.strip_suffix(" µs"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no last trial p50: {err}"));
+    assert!(p50 > 0.0 && p50 < 10_000.0, "{p50} µs");
 }
 
 /// A first Ctrl-C before any round is complete (while 64 cases are set up

@@ -128,9 +128,22 @@ pub fn json_schema() -> Value {
 }
 
 /// The type of a schema node, as people read it.
+/// A definition's heading in words where its Rust name is not one (the
+/// generic reports and cases), else the name itself.
+fn title(name: &str) -> &str {
+    match name {
+        "ResultFiles" => "The result files",
+        "Report_for_CaseRow" => "summary.json of latency, rr, connect and load",
+        "Report_for_ThroughputRow" => "summary.json of throughput",
+        "CaseJson_for_CaseRow" => "A case of latency, rr, connect or load",
+        "CaseJson_for_ThroughputRow" => "A case of throughput",
+        other => other,
+    }
+}
+
 fn type_of(node: &Value) -> String {
     if let Some(r) = node.get("$ref").and_then(Value::as_str) {
-        return format!("[{0}](#{1})", short(r), short(r).to_lowercase());
+        return format!("[{0}](#{1})", title(short(r)), short(r).to_lowercase());
     }
     if let Some(items) = node.get("items") {
         return format!("list of {}", type_of(items));
@@ -218,7 +231,14 @@ pub fn markdown() -> String {
         .map(|(n, d)| (n, d))
         .chain(names.into_iter().map(|n| (n, &defs[n])))
     {
-        out.push(format!("## {name}"));
+        // The anchor stays the type's name (links elsewhere use it).
+        if title(name) == name.as_str() {
+            out.push(format!("## {name}"));
+        } else {
+            out.push(format!("<a id=\"{}\"></a>", name.to_lowercase()));
+            out.push(String::new());
+            out.push(format!("## {} (`{name}`)", title(name)));
+        }
         out.push(String::new());
         if let Some(d) = def.get("description").and_then(Value::as_str) {
             out.push(line(d));

@@ -24,6 +24,8 @@ pub struct Watch {
     pub case: std::sync::atomic::AtomicUsize,
     /// Cases warmed up so far.
     pub warmed: std::sync::atomic::AtomicUsize,
+    /// The p50 of the last trial done, ns (0: none, as a transfer's).
+    pub last_p50_ns: std::sync::atomic::AtomicU64,
     /// `--precision`: the widest watched CI half-width after the last
     /// complete round, a share of its value (`f64` bits; 0 until known).
     pub widest: std::sync::atomic::AtomicU64,
@@ -35,7 +37,8 @@ impl Watch {
         self.trials_done.fetch_sub(n as u64, Relaxed);
     }
 
-    pub(super) fn trial_done(&self, round: u32, _k: usize, case: usize) {
+    pub(super) fn trial_done(&self, round: u32, case: usize, p50_ns: u64) {
+        self.last_p50_ns.store(p50_ns, Relaxed);
         self.trials_done.fetch_add(1, Relaxed);
         self.round.store(round, Relaxed);
         self.case.store(case, Relaxed);

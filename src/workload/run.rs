@@ -389,7 +389,7 @@ fn measure(
         let mut attempts = 0;
         'attempt: loop {
             let order = round_order(&schedule, round);
-            for (k, i) in order.into_iter().enumerate() {
+            for i in order {
                 if cleanup::stop_requested() {
                     barrier.abort(); // the other pairs stop at this same trial
                     break 'rounds;
@@ -437,7 +437,8 @@ fn measure(
                 if p == 0
                     && let Some(w) = watch
                 {
-                    w.trial_done(round, k, i);
+                    let p50 = (!s.hist.is_empty()).then(|| s.hist.value_at_quantile(0.5));
+                    w.trial_done(round, i, p50.unwrap_or(0));
                 }
                 pending_hist[i]
                     .add(&s.hist)
