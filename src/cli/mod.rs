@@ -248,7 +248,7 @@ pub struct Common {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
-    /// The table with every column (the default fits 100 columns).
+    /// The table with every column (the default fits 80 columns).
     #[arg(long)]
     pub wide: bool,
     /// Live progress on stderr: case, round, elapsed time and ETA.

@@ -63,7 +63,7 @@ fn rounds_kept<R>(r: &Report<R>) -> String {
 }
 
 pub use super::text::WIDTH;
-use super::text::{prose, row};
+use super::text::{prose, table};
 
 fn latency(r: &Report<CaseRow>, wide: bool) -> String {
     let ids = knob_ids(r.cases.iter().map(|c| &c.row.key));
@@ -111,11 +111,7 @@ fn latency(r: &Report<CaseRow>, wide: bool) -> String {
         widths.extend([9, 9, 8, 8, 10, 10, 12, 12, 11, 11]);
     }
     knob_legend(&mut s, &ids, r.cases.iter().map(|c| &c.row.key));
-    row(
-        &mut s,
-        &widths,
-        &head.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
-    );
+    let mut rows = Vec::new();
     for c in &r.cases {
         let x = &c.row;
         let cli = x.client_user_ns_per_op + x.client_sys_ns_per_op;
@@ -143,8 +139,9 @@ fn latency(r: &Report<CaseRow>, wide: bool) -> String {
                 format!("{:.2}", x.server_vcsw_per_op),
             ]);
         }
-        row(&mut s, &widths, &cells);
+        rows.push(cells);
     }
+    table(&mut s, &widths, &head, &rows);
     knob_lines(&mut s, r, Metric::P50);
     ratio_lines(
         &mut s,
@@ -189,12 +186,13 @@ fn load(r: &Report<CaseRow>, wide: bool) -> String {
         "p50 µs",
         "p50 95% CI µs",
         "p99 µs",
-        "p99.9 µs",
-        "svc p99 µs",
     ];
-    let mut widths = vec![12, 9, 9, 10, 8, 15, 8, 9, 10];
+    // 79 columns; `--wide` adds the rest.
+    let mut widths = vec![12, 9, 9, 10, 8, 15, 8];
     if wide {
         head.extend([
+            "p99.9 µs",
+            "svc p99 µs",
             "max µs",
             "connections",
             "late sends",
@@ -203,14 +201,10 @@ fn load(r: &Report<CaseRow>, wide: bool) -> String {
             "in flight",
             "cpu µs/req",
         ]);
-        widths.extend([9, 11, 10, 8, 15, 9, 10]);
+        widths.extend([9, 10, 9, 11, 10, 8, 15, 9, 10]);
     }
     knob_legend(&mut s, &ids, r.cases.iter().map(|c| &c.row.key));
-    row(
-        &mut s,
-        &widths,
-        &head.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
-    );
+    let mut rows = Vec::new();
     for c in &r.cases {
         let x = &c.row;
         let Some(l) = &x.load else { continue };
@@ -226,11 +220,11 @@ fn load(r: &Report<CaseRow>, wide: bool) -> String {
             us(x.p50_ns as f64),
             format!("{}–{}", us(x.p50_ci_low_ns), us(x.p50_ci_high_ns)),
             us(x.p99_ns as f64),
-            us(x.p999_ns as f64),
-            us(l.service_p99_ns as f64),
         ];
         if wide {
             cells.extend([
+                us(x.p999_ns as f64),
+                us(l.service_p99_ns as f64),
                 us(x.max_ns as f64),
                 l.connections.to_string(),
                 l.late_sends.to_string(),
@@ -240,8 +234,9 @@ fn load(r: &Report<CaseRow>, wide: bool) -> String {
                 us(cpu),
             ]);
         }
-        row(&mut s, &widths, &cells);
+        rows.push(cells);
     }
+    table(&mut s, &widths, &head, &rows);
     knees(&mut s, r);
     knob_lines(&mut s, r, Metric::P99);
     ratio_lines(
@@ -336,11 +331,7 @@ fn throughput(r: &Report<ThroughputRow>, wide: bool) -> String {
         widths.extend([10, 10, 7, 13, 13, 10, 10]);
     }
     knob_legend(&mut s, &ids, r.cases.iter().map(|c| &c.row.key));
-    row(
-        &mut s,
-        &widths,
-        &head.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
-    );
+    let mut rows = Vec::new();
     for c in &r.cases {
         let x = &c.row;
         let mut cells = vec![
@@ -367,8 +358,9 @@ fn throughput(r: &Report<ThroughputRow>, wide: bool) -> String {
                 format!("{:.0}", x.server_cpu_ns_per_kib),
             ]);
         }
-        row(&mut s, &widths, &cells);
+        rows.push(cells);
     }
+    table(&mut s, &widths, &head, &rows);
     knob_lines(&mut s, r, Metric::NsPerByte);
     ratio_lines(
         &mut s,

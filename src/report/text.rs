@@ -27,6 +27,33 @@ pub(super) fn prose(s: &mut String, text: &str) {
 }
 
 /// One row of cells, right-aligned in `widths` (the first left-aligned).
+/// A table: the header and the rows, each column as wide as asked or as
+/// its widest cell (a long name, `uds-stream@veth`, or a wide CI, pushes
+/// its column out instead of the cells after it).
+pub(super) fn table(s: &mut String, widths: &[usize], head: &[&str], rows: &[Vec<String>]) {
+    let fitted: Vec<usize> = widths
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| {
+            let cells = rows
+                .iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count());
+            cells
+                .chain([head.get(i).map_or(0, |h| h.chars().count())])
+                .fold(w, usize::max)
+        })
+        .collect();
+    row(
+        s,
+        &fitted,
+        &head.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+    );
+    for r in rows {
+        row(s, &fitted, r);
+    }
+}
+
 pub(super) fn row(s: &mut String, widths: &[usize], cells: &[String]) {
     for (i, (w, c)) in widths.iter().zip(cells).enumerate() {
         let _ = match i {
@@ -35,4 +62,32 @@ pub(super) fn row(s: &mut String, widths: &[usize], cells: &[String]) {
         };
     }
     s.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name or a CI wider than its column pushes the column out: every
+    /// row's cells still end at the same place as the header's.
+    #[test]
+    fn a_cell_wider_than_its_column_moves_the_column_not_the_row() {
+        let mut s = String::new();
+        let rows = vec![
+            vec!["tcp4".to_string(), "1.00–2.00".to_string(), "7".to_string()],
+            vec![
+                "uds-stream@veth".to_string(),
+                "61456.38–159907.84".to_string(),
+                "8".to_string(),
+            ],
+        ];
+        table(&mut s, &[6, 9, 3], &["transport", "CI", "n"], &rows);
+        let ends: Vec<usize> = s.lines().map(|l| l.chars().count()).collect();
+        assert_eq!(ends.len(), 3);
+        assert!(ends.iter().all(|&e| e == ends[0]), "{s}");
+        for l in s.lines() {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(cells.len(), 3, "{l}");
+        }
+    }
 }
