@@ -1136,8 +1136,11 @@ fn the_progress_line_fits_the_terminal_and_a_ctrl_c_line_is_whole() {
         return; // no util-linux script(1) to make a terminal with
     }
     let tmp = private_tmp();
+    // `--foreground`: timeout signals sockbench alone. Without it, it also
+    // signals its process group, and sockbench could get the SIGINT twice:
+    // the second aborts (the test failed so, now and then, under load).
     let inner = format!(
-        "stty cols 60; timeout -s INT 2.5 {} latency -t tcp4,uds-stream -d 8s --trials 4 --warmup-time 0s -q >/dev/null",
+        "stty cols 60; timeout --foreground -s INT 2.5 {} latency -t tcp4,uds-stream -d 8s --trials 4 --warmup-time 0s -q >/dev/null",
         env!("CARGO_BIN_EXE_sockbench")
     );
     let child = Command::new("script")

@@ -77,7 +77,7 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
         }
         let _ = writeln!(
             s,
-            "  the layers sum to {:.2} µs; {} measured {:.2} µs: {}",
+            "  the layers sum to {:.2} µs; {} measured {:.2} µs:\n    {}",
             sum.sum_us,
             sum.top,
             sum.top_us,
@@ -163,7 +163,7 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
     if !e.stamps.is_empty() {
         let _ = writeln!(
             s,
-            "\nthe round trip split by the kernel's stamps (--trace stamp, in trials of their own), µs\n  →queue, →device: the request from the send call to the device queue, then to the device"
+            "\nthe round trip split by the kernel's stamps (--trace stamp, in trials of their own), µs\n  →queue, →device: the request, from the send call to the device queue, then on"
         );
         for (order, names) in [
             (StampOrder::ReturnsFirst, STAMP_SPANS[0]),
