@@ -95,12 +95,7 @@ fn precision_gives_up_at_max_time_and_names_what_was_short() {
     assert!(secs <= 3.0 + 2.0 * secs / rounds, "{p}");
     assert!(p["widest"].as_f64().unwrap() > 0.001, "{p}");
     assert_eq!(p["widest_of"], "64 uds-stream / tcp4 p50", "{p}");
-    let codes: Vec<&str> = doc["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["code"].as_str().unwrap())
-        .collect();
+    let codes = util::warning_codes(&doc);
     assert!(codes.contains(&"precision-short"), "{codes:?}");
     // Set-up, warm-up and the report come on top of the rounds' 3 s.
     assert!(took.as_secs() < 60, "{took:?}");

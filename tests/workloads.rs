@@ -479,29 +479,22 @@ impl Drop for BusyLoop {
     }
 }
 
+/// `latency -t uds-stream -s 64` (server on CPU 0, client on 1) plus
+/// `extra`, with a busy loop on the client's CPU all the while.
+fn beside_a_busy_loop(extra: &[&str]) -> serde_json::Value {
+    let _hog = BusyLoop::on(1);
+    let mut args = vec!["latency", "-t", "uds-stream", "-s", "64"];
+    args.extend(["--server-cpu", "0", "--client-cpu", "1"]);
+    args.extend(extra);
+    util::json_run(&args)
+}
+
 #[test]
 fn retry_disturbed_runs_a_disturbed_round_again_and_keeps_the_count() {
     // A busy loop on the client's CPU for the whole run: every round is
     // disturbed, so each is run again the most times allowed, and the
     // rounds kept are still --trials, one trial per case each.
-    let hog = BusyLoop::on(1);
-    let v = util::json_run(&[
-        "latency",
-        "-t",
-        "uds-stream",
-        "-s",
-        "64",
-        "--server-cpu",
-        "0",
-        "--client-cpu",
-        "1",
-        "--trials",
-        "3",
-        "-d",
-        "300ms",
-        "--retry-disturbed",
-    ]);
-    drop(hog);
+    let v = beside_a_busy_loop(&["--trials", "3", "-d", "300ms", "--retry-disturbed"]);
     let most = 3 * sockbench::workload::run::RETRIES_PER_ROUND;
     assert_eq!(v["rounds_retried"], most, "{}", v["warnings"]);
     assert_eq!(v["rounds"], 3);
@@ -512,34 +505,12 @@ fn retry_disturbed_runs_a_disturbed_round_again_and_keeps_the_count() {
         .collect();
     assert_eq!(rounds, [0, 1, 2], "one kept trial per round");
     // The last attempts were disturbed too: the warning still names them.
-    assert!(
-        v["warnings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|w| w["code"] == "disturbed")
-    );
+    assert!(util::warning_codes(&v).contains(&"disturbed"));
 }
 
 #[test]
 fn a_busy_loop_on_a_measured_cpu_is_noticed_per_trial() {
-    let hog = BusyLoop::on(1);
-    let v = util::json_run(&[
-        "latency",
-        "-t",
-        "uds-stream",
-        "-s",
-        "64",
-        "--server-cpu",
-        "0",
-        "--client-cpu",
-        "1",
-        "--trials",
-        "5",
-        "-d",
-        "1s",
-    ]);
-    drop(hog);
+    let v = beside_a_busy_loop(&["--trials", "5", "-d", "1s"]);
     let points = v["cases"][0]["trial_points"].as_array().unwrap();
     for t in points {
         let others = t["interference"]["others_pct"]

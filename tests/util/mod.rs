@@ -98,6 +98,16 @@ pub fn json_run(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The codes of a report's warnings (`summary.json`'s `warnings`).
+pub fn warning_codes(doc: &serde_json::Value) -> Vec<&str> {
+    doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap())
+        .collect()
+}
+
 /// Run `sockbench args...` with TMPDIR=tmp and check it is refused as bad
 /// input: exit 2 and one line on stderr holding every one of `want`.
 pub fn assert_refused(tmp: &Path, args: &[&str], want: &[&str]) -> Output {
