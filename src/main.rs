@@ -147,7 +147,7 @@ fn measure(plan: &mut Plan) -> Result<ExitCode> {
         say(note);
     }
     let env = Fingerprint::take();
-    let watch = std::sync::Arc::new(workload::run::Watch::default());
+    let watch = std::sync::Arc::new(workload::run::Watch::new(plan.cases.len()));
     let shown = match plan.progress {
         Progress::Auto => std::io::stderr().is_terminal(),
         Progress::Always => true,

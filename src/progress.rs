@@ -1,6 +1,7 @@
 //! Stage: entry point (display). Live progress on stderr while a run
-//! measures: the case and round under way, elapsed time and the ETA of the
-//! whole run, and before it starts what `--duration` means for the total.
+//! measures: the case and round under way with the case's figure so far
+//! (its median and CI, as iperf3 gives each interval), elapsed time and the
+//! ETA of the whole run, and before it starts what `--duration` means for the total.
 //! Drawn by a thread of its own that only reads the run's counters
 //! ([`Watch`]), a few times a second: nothing is drawn from inside a timed
 //! region, and the measuring threads never wait for the display.
@@ -12,8 +13,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sockbench::plan::{Budget, Plan};
+use sockbench::plan::{Budget, Plan, Workload};
+use sockbench::report::table::gbit;
 use sockbench::spec::size_label;
+use sockbench::stats;
 use sockbench::workload::run::Watch;
 
 /// With `--precision`, past `--trials`: how often a log gets a line.
@@ -89,6 +92,7 @@ impl Drawing {
             .collect();
         let (cases, rounds) = (plan.cases.len(), plan.trials);
         let precision = plan.precision;
+        let transfer = matches!(plan.workload, Workload::Throughput { .. });
         let terminal = std::io::stderr().is_terminal();
         let bar = terminal.then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
@@ -157,9 +161,15 @@ impl Drawing {
                                 } else {
                                     let case = watch.case.load(Relaxed).min(cases - 1);
                                     let round = done / cases as u64 + 1;
+                                    // The round, the case of the last trial and its figure so far.
+                                    let so_far = so_far(&watch, case, transfer);
                                     bar.set_message(match precision {
-                                        Some(_) => format!("round {round} (at least {rounds}), {}", names[case]),
-                                        None => format!("round {} of {rounds}, {}", round.min(u64::from(rounds)), names[case]),
+                                        Some(_) => format!("round {round} (at least {rounds}), {}{so_far}", names[case]),
+                                        None => format!(
+                                            "round {}/{rounds}, {}{so_far}",
+                                            round.min(u64::from(rounds)),
+                                            names[case],
+                                        ),
                                     });
                                 }
                                 bar.set_position(done);
@@ -184,10 +194,10 @@ impl Drawing {
                                             "round {complete} of {rounds} done, {} elapsed, about {} left{}",
                                             secs(started.elapsed()),
                                             secs(left),
-                                            // The last trial's median, as iperf3 shows each interval.
-                                            match watch.last_p50_ns.load(Relaxed) {
-                                                0 => String::new(),
-                                                ns => format!("; last trial p50 {:.2} µs", ns as f64 / 1e3),
+                                            // The last trial's figure, as iperf3 shows each interval.
+                                            match watch.figures(watch.case.load(Relaxed)).0.last() {
+                                                Some(&v) => format!("; last trial {}", figure(v, transfer)),
+                                                None => String::new(),
                                             }
                                         ),
                                     });
@@ -210,6 +220,36 @@ impl Drawing {
         };
         Drawing { stop, thread }
     }
+}
+
+/// A trial's figure as the table gives it
+/// ([`TrialPoint::figure`](sockbench::workload::outcome::TrialPoint::figure)):
+/// a transfer's rate (bytes/s) in Gbit/s, else a p50 (ns) in µs.
+fn figure(v: f64, transfer: bool) -> String {
+    if transfer {
+        format!("{} Gbit/s", gbit(v * 8.0 / 1e9))
+    } else {
+        format!("p50 {:.2} µs", v / 1e3)
+    }
+}
+
+/// A case's figure so far, live: the median of its trials' figures and the
+/// half-width of its 95% CI (from order statistics, once it has 6 trials),
+/// as iperf3 gives each interval: "tcp4 64: p50 53.21 µs ±1.1%".
+fn so_far(watch: &Watch, case: usize, transfer: bool) -> String {
+    let (kept, n) = watch.figures(case);
+    if kept.is_empty() {
+        return String::new();
+    }
+    let m = stats::median(&kept);
+    let ci = stats::median_ci_order(&kept)
+        .map(|c| format!(" ±{:.1}%", 50.0 * (c.high - c.low) / m))
+        .unwrap_or_default();
+    let last = match n > kept.len() {
+        true => format!(" (its last {} trials)", kept.len()),
+        false => String::new(),
+    };
+    format!(": {}{ci}{last}", figure(m, transfer))
 }
 
 /// `--precision`: the widest watched CI half-width after the last round,

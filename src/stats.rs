@@ -98,6 +98,33 @@ pub fn bootstrap_ci(xs: &[f64], stat: fn(&[f64]) -> f64, seed: u64) -> Ci {
     }
 }
 
+/// Distribution-free 95% CI of the median of `xs`, from its order
+/// statistics: the narrowest `[x(k), x(n-k+1)]` whose binomial(n, ½)
+/// coverage is at least 95%. `None` under 6 values, where no such interval
+/// exists. A sort and no resampling: cheap enough for a live display
+/// (the report's CIs are [`bootstrap_ci`]s).
+pub fn median_ci_order(xs: &[f64]) -> Option<Ci> {
+    let n = xs.len();
+    // P(X <= j) for X ~ Bin(n, 1/2), term by term: k is the largest rank
+    // with P(X <= k - 1) <= 2.5%.
+    let mut term = 0.5f64.powi(n as i32);
+    let (mut cdf, mut k) = (term, 0);
+    while cdf <= 0.025 && k < n / 2 {
+        k += 1;
+        term *= (n - k + 1) as f64 / k as f64;
+        cdf += term;
+    }
+    if k == 0 {
+        return None;
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    Some(Ci {
+        low: v[k - 1],
+        high: v[n - k],
+    })
+}
+
 /// Per-round ratios `num[r] / den[r]` of values paired by round.
 pub fn paired_ratios(num: &[(u32, f64)], den: &[(u32, f64)]) -> Vec<f64> {
     num.iter()
@@ -108,6 +135,21 @@ pub fn paired_ratios(num: &[(u32, f64)], den: &[(u32, f64)]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ranks of the order-statistic CI as tables give them (n = 6:
+    /// min and max; 10: 2nd and 9th; 20: 6th and 15th), and none under 6.
+    #[test]
+    fn median_ci_from_order_statistics() {
+        let ranks = |n: usize| {
+            let xs: Vec<f64> = (1..=n).rev().map(|v| v as f64).collect();
+            median_ci_order(&xs).map(|c| (c.low as usize, c.high as usize))
+        };
+        assert_eq!(ranks(5), None);
+        assert_eq!(ranks(6), Some((1, 6)));
+        assert_eq!(ranks(10), Some((2, 9)));
+        assert_eq!(ranks(20), Some((6, 15)));
+        assert_eq!(ranks(64), Some((24, 41)));
+    }
 
     #[test]
     fn median_odd_even_and_empty() {

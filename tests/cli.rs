@@ -1131,11 +1131,12 @@ fn the_progress_line_fits_the_terminal_and_a_ctrl_c_line_is_whole() {
         return; // no util-linux script(1) to make a terminal with
     }
     let tmp = private_tmp();
+    // (A terminal of 0 rows is taken for no terminal, and drawn 80 wide.)
     // `--foreground`: timeout signals sockbench alone. Without it, it also
     // signals its process group, and sockbench could get the SIGINT twice:
     // the second aborts (the test failed so, now and then, under load).
     let inner = format!(
-        "stty cols 60; timeout --foreground -s INT 2.5 {} latency -t tcp4,uds-stream -d 8s --trials 4 --warmup-time 0s -q >/dev/null",
+        "stty rows 24 cols 60; timeout --foreground -s INT 2.5 {} latency -t tcp4,uds-stream -d 8s --trials 4 --warmup-time 0s -q >/dev/null",
         env!("CARGO_BIN_EXE_sockbench")
     );
     let child = Command::new("script")
@@ -1167,4 +1168,50 @@ fn the_progress_line_fits_the_terminal_and_a_ctrl_c_line_is_whole() {
         text.contains(&format!("\u{1b}[2K{}", sockbench::cleanup::INTERRUPTED)),
         "the Ctrl-C line, whole: {text:?}"
     );
+}
+
+/// On a terminal 100 columns wide, the live line gives the case of the
+/// last trial with its p50 so far and, from its 6th trial, the half-width
+/// of its 95% CI, as iperf3 gives each interval.
+#[test]
+fn the_progress_line_gives_the_cases_p50_and_ci_so_far() {
+    if Command::new("script").arg("--version").output().is_err() {
+        return; // no util-linux script(1) to make a terminal with
+    }
+    let tmp = private_tmp();
+    let inner = format!(
+        "stty rows 24 cols 100; {} latency -t tcp4 -d 1400ms --trials 7 --warmup-time 0s -q >/dev/null",
+        env!("CARGO_BIN_EXE_sockbench")
+    );
+    let child = Command::new("script")
+        .args(["-q", "-e", "-c", &inner, "/dev/null"])
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = util::wait_output(child, Duration::from_secs(60));
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let drawn: Vec<&str> = text
+        .split(['\r', '\n'])
+        .map(|l| l.trim_start_matches("\u{1b}[2K").trim_end())
+        .filter(|l| l.contains(" trials, "))
+        .collect();
+    let p50 = |l: &&str| {
+        l.split("tcp4 64: p50 ")
+            .nth(1)
+            .and_then(|v| v.split(" µs").next()?.parse::<f64>().ok())
+            .is_some_and(|us| us > 0.0)
+    };
+    assert!(drawn.iter().any(p50), "no p50 so far: {drawn:?}");
+    // The CI only from a case's 6th trial: 7 trials, so the last lines have it.
+    assert!(
+        drawn
+            .iter()
+            .any(|l| p50(l) && l.contains(" µs ±") && l.ends_with('%')),
+        "no CI so far: {drawn:?}"
+    );
+    assert!(drawn.iter().all(|l| l.chars().count() <= 100), "{drawn:?}");
 }

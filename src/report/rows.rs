@@ -349,15 +349,10 @@ fn timed_s(trials: &[TrialPoint]) -> f64 {
     trials.iter().map(|t| t.elapsed_ns as f64).sum::<f64>() / 1e9
 }
 
-/// Delivered payload bytes per second of one trial.
-pub(super) fn rate(t: &TrialPoint, size: usize) -> f64 {
-    t.delivered as f64 * size as f64 * 1e9 / t.elapsed_ns.max(1) as f64
-}
-
 /// A transfer trial's time per byte delivered, ns: the rate's inverse,
 /// which ratios divide (below 1 faster, like time per operation).
 pub(super) fn ns_per_byte(t: &TrialPoint, size: usize) -> f64 {
-    1e9 / rate(t, size).max(f64::MIN_POSITIVE)
+    1e9 / t.rate(size).max(f64::MIN_POSITIVE)
 }
 
 pub(super) fn latency_row(plan: &Plan, o: &CaseOutcome, clock_read_ns: f64, seed: u64) -> CaseRow {
@@ -439,7 +434,7 @@ pub(super) fn latency_row(plan: &Plan, o: &CaseOutcome, clock_read_ns: f64, seed
 
 pub(super) fn throughput_row(plan: &Plan, o: &CaseOutcome, both: bool, seed: u64) -> ThroughputRow {
     let size = o.case.size;
-    let rates: Vec<f64> = o.trials.iter().map(|t| rate(t, size)).collect();
+    let rates: Vec<f64> = o.trials.iter().map(|t| t.rate(size)).collect();
     let ci = stats::bootstrap_ci(&rates, stats::median, seed);
     let bps = stats::median(&rates);
     let sent: u64 = o.trials.iter().map(|t| t.sent).sum();

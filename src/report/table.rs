@@ -374,7 +374,7 @@ fn throughput(r: &Report<ThroughputRow>, wide: bool) -> String {
 
 /// Gbit/s with the digits that show the number: 41.3, 5.27, 0.0154 (a
 /// 1-byte transfer is not "0.00").
-fn gbit(v: f64) -> String {
+pub fn gbit(v: f64) -> String {
     if v >= 10.0 {
         format!("{v:.1}")
     } else if v >= 1.0 || v == 0.0 {

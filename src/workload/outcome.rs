@@ -59,6 +59,22 @@ pub struct TrialPoint {
     pub interference: Option<super::tracing::Interference>,
 }
 
+impl TrialPoint {
+    /// A transfer's rate: bytes delivered per second, at `size` bytes a message.
+    pub fn rate(&self, size: usize) -> f64 {
+        self.delivered as f64 * size as f64 * 1e9 / self.elapsed_ns.max(1) as f64
+    }
+
+    /// The trial's main figure: its p50 (ns), or a transfer's rate (bytes/s).
+    pub fn figure(&self, size: usize) -> f64 {
+        if self.p50_ns > 0 {
+            self.p50_ns as f64
+        } else {
+            self.rate(size)
+        }
+    }
+}
+
 /// Everything measured for one case.
 #[derive(Debug)]
 pub struct CaseOutcome {

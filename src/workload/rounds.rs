@@ -14,7 +14,7 @@ use super::outcome::{CaseOutcome, Reached, TrialPoint};
 /// Where a run is, for whoever watches it (a progress display): written by
 /// the first client thread between trials, never inside one; read from
 /// another thread.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Watch {
     /// Trials done (over every case and round).
     pub trials_done: std::sync::atomic::AtomicU64,
@@ -24,24 +24,60 @@ pub struct Watch {
     pub case: std::sync::atomic::AtomicUsize,
     /// Cases warmed up so far.
     pub warmed: std::sync::atomic::AtomicUsize,
-    /// The p50 of the last trial done, ns (0: none, as a transfer's).
-    pub last_p50_ns: std::sync::atomic::AtomicU64,
     /// `--precision`: the widest watched CI half-width after the last
     /// complete round, a share of its value (`f64` bits; 0 until known).
     pub widest: std::sync::atomic::AtomicU64,
+    /// Each case's last [`KEPT`] trial figures ([`TrialPoint::figure`],
+    /// `f64` bits), case by case, and how many each case has had.
+    figures: Box<[std::sync::atomic::AtomicU64]>,
+    counts: Box<[std::sync::atomic::AtomicU32]>,
 }
 
+/// The trial figures a [`Watch`] keeps per case: the last ones.
+pub const KEPT: usize = 64;
+
 impl Watch {
-    /// `--retry-disturbed`: a round's `n` trials were dropped, to be run again.
+    /// A watch of a run of `cases` cases.
+    pub fn new(cases: usize) -> Watch {
+        Watch {
+            trials_done: Default::default(),
+            round: Default::default(),
+            case: Default::default(),
+            warmed: Default::default(),
+            widest: Default::default(),
+            figures: (0..cases * KEPT).map(|_| Default::default()).collect(),
+            counts: (0..cases).map(|_| Default::default()).collect(),
+        }
+    }
+
+    /// `--retry-disturbed`: a round's `n` trials were dropped, to be run
+    /// again. (The figures of its trials stay: they were seen.)
     pub(super) fn round_dropped(&self, n: usize) {
         self.trials_done.fetch_sub(n as u64, Relaxed);
     }
 
-    pub(super) fn trial_done(&self, round: u32, case: usize, p50_ns: u64) {
-        self.last_p50_ns.store(p50_ns, Relaxed);
+    pub(super) fn trial_done(&self, round: u32, case: usize, figure: f64) {
+        if let Some(count) = self.counts.get(case) {
+            let k = count.load(Relaxed) as usize;
+            self.figures[case * KEPT + k % KEPT].store(figure.to_bits(), Relaxed);
+            count.store((k + 1) as u32, Relaxed);
+        }
         self.trials_done.fetch_add(1, Relaxed);
         self.round.store(round, Relaxed);
         self.case.store(case, Relaxed);
+    }
+
+    /// Case `case`'s last figures (up to [`KEPT`]), oldest first, and how
+    /// many trials it has had in all.
+    pub fn figures(&self, case: usize) -> (Vec<f64>, usize) {
+        let Some(count) = self.counts.get(case) else {
+            return (Vec::new(), 0);
+        };
+        let n = count.load(Relaxed) as usize;
+        let kept = (n.saturating_sub(KEPT)..n)
+            .map(|k| f64::from_bits(self.figures[case * KEPT + k % KEPT].load(Relaxed)))
+            .collect();
+        (kept, n)
     }
 }
 

@@ -434,12 +434,6 @@ fn measure(
                 })?;
                 let interference = cpu.finish(plan, &plan.cases[i], p, &t.usage);
                 inside.leave()?;
-                if p == 0
-                    && let Some(w) = watch
-                {
-                    let p50 = (!s.hist.is_empty()).then(|| s.hist.value_at_quantile(0.5));
-                    w.trial_done(round, i, p50.unwrap_or(0));
-                }
                 pending_hist[i]
                     .add(&s.hist)
                     .expect("histograms share bounds");
@@ -477,6 +471,11 @@ fn measure(
                     stamps: s.stamps.medians(),
                     interference,
                 };
+                if p == 0
+                    && let Some(w) = watch
+                {
+                    w.trial_done(round, i, point.figure(plan.cases[i].size));
+                }
                 pending[i] = Some((point, t.usage));
             }
             // `--retry-disturbed`: a round in which some trial shared a
