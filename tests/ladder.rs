@@ -335,6 +335,47 @@ fn without_privilege_counting_is_refused_or_left_out() {
     assert!(text.contains("the client's send call"), "{text}");
 }
 
+/// `explain`'s whole table (cases, ratios, the layers with their legend,
+/// the events, send calls, stamps, cost per byte and the answers) fits 80
+/// columns at both sizes and placements (the knob ratios were 92 wide, the
+/// layers 98, the events 86).
+#[test]
+fn the_explain_table_fits_80_columns() {
+    let _one = one_at_a_time();
+    if !root() {
+        return;
+    }
+    let tmp = private_tmp();
+    let args = [
+        "explain",
+        "-n",
+        "100",
+        "--trials",
+        "5",
+        "--warmup",
+        "10",
+        "--warmup-time",
+        "0s",
+    ];
+    let out = run(tmp.path(), &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for section in [
+        "where the µs go",
+        "kernel events per round trip",
+        "the client's send call",
+        "the kernel's stamps",
+        "per byte moved",
+    ] {
+        assert!(text.contains(section), "{section}: {text}");
+    }
+    for line in text.lines() {
+        let n = line.chars().count();
+        assert!(n <= 80, "{n} columns: {line}");
+    }
+}
+
 /// `--trace split` times the client's send call apart: present for the
 /// split cases only, shorter than their round trip, and on one CPU
 /// longer over tcp4 than over a Unix socket (loopback TCP delivers the

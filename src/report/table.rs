@@ -479,31 +479,47 @@ fn knob_lines<R>(s: &mut String, r: &Report<R>, metric: Metric) {
         };
         format!("{}{held}", x.knob_values.as_deref().unwrap_or(""))
     };
-    let w = rows
+    // One heading per comparison, in the order they first come, its rows
+    // under it: a row is then the sizes, the transport and the figures,
+    // which fit 80 columns (a comparison such as "placement=0/0 /
+    // placement=0/1 [trace=count]" beside them did not).
+    let mut groups: Vec<(String, Vec<&super::RatioRow>)> = Vec::new();
+    for x in rows {
+        let p = pair(x);
+        match groups.iter_mut().find(|(g, _)| *g == p) {
+            Some((_, members)) => members.push(x),
+            None => groups.push((p, vec![x])),
+        }
+    }
+    let w = groups
         .iter()
+        .flat_map(|(_, m)| m)
         .map(|x| what(x).chars().count())
         .max()
         .unwrap_or(0);
-    let v = rows
+    let v = groups
         .iter()
-        .map(|x| pair(x).chars().count())
+        .flat_map(|(_, m)| m)
+        .map(|x| ratio_ci(x).chars().count())
         .max()
         .unwrap_or(0);
-    for x in rows {
-        let aa = match (x.aa_low, x.aa_high) {
-            (Some(lo), Some(hi)) if x.knob != Some(Varied::Control) => {
-                format!(" A/A {lo:.2}–{hi:.2}")
-            }
-            _ => String::new(),
-        };
-        let _ = writeln!(
-            s,
-            "  {:<w$} {:<v$} {}{aa} {}",
-            what(x),
-            pair(x),
-            ratio_ci(x),
-            x.verdict.name()
-        );
+    for (p, members) in groups {
+        let _ = writeln!(s, "  {p}");
+        for x in members {
+            let aa = match (x.aa_low, x.aa_high) {
+                (Some(lo), Some(hi)) if x.knob != Some(Varied::Control) => {
+                    format!("A/A {lo:.2}–{hi:.2}  ")
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "    {:<w$} {:<v$}  {aa}{}",
+                what(x),
+                ratio_ci(x),
+                x.verdict.name()
+            );
+        }
     }
 }
 
@@ -535,27 +551,31 @@ fn ratio_lines<R>(s: &mut String, r: &Report<R>, ids: &[String], metric: Metric,
     s.push('\n');
     prose(s, title);
     let what = |x: &super::RatioRow| compared_at(x, r.workload);
-    let w = rows
-        .iter()
-        .map(|x| what(x).chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(4);
+    let num = |x: &super::RatioRow| {
+        format!(
+            "{}{}",
+            label(x.numerator, x.numerator_netns),
+            knob_id(ids, &x.numerator_knobs)
+        )
+    };
+    let den = |x: &super::RatioRow| {
+        format!(
+            "{}{}",
+            label(x.denominator, x.denominator_netns),
+            knob_id(ids, &x.denominator_knobs)
+        )
+    };
+    let widest = |f: &dyn Fn(&super::RatioRow) -> String| {
+        rows.iter().map(|x| f(x).chars().count()).max().unwrap_or(0)
+    };
+    let (w, n, d) = (widest(&what).max(4), widest(&num), widest(&den));
     for x in rows {
         let _ = writeln!(
             s,
-            "  {:>w$}  {:<14} / {:<5} {}  {}",
+            "  {:>w$}  {:<n$} / {:<d$} {}  {}",
             what(x),
-            format!(
-                "{}{}",
-                label(x.numerator, x.numerator_netns),
-                knob_id(ids, &x.numerator_knobs)
-            ),
-            format!(
-                "{}{}",
-                label(x.denominator, x.denominator_netns),
-                knob_id(ids, &x.denominator_knobs)
-            ),
+            num(x),
+            den(x),
             match (x.ci_low, x.ci_high) {
                 (Some(lo), Some(hi)) => format!(
                     "{:.3}  (95% CI {lo:.3}–{hi:.3}, {} rounds)",

@@ -42,10 +42,27 @@ pub fn placement_words(server: usize, client: usize) -> String {
 /// The "where the µs go" section of the table: one block per (size,
 /// placement), each row a layer, then the sum check and the answers.
 pub fn render(s: &mut String, e: &Explained, rounds: u32) {
-    let _ = writeln!(
+    s.push('\n');
+    prose(
         s,
-        "\nwhere the µs go: each layer is the paired difference of two rungs' p50, median over {rounds}\nrounds (95% CI); share: of the top rung's p50"
+        &format!(
+            "where the µs go: each layer is the paired difference of two rungs' p50, median over {rounds} \
+             rounds (95% CI); share: of the top rung's p50. The layers:"
+        ),
     );
+    // What each layer is, once (a block's rows then fit 80 columns).
+    let rungs = |l: &LayerRow| match l.lower {
+        Some(low) => format!("{} − {low}", l.upper),
+        None => l.upper.to_string(),
+    };
+    let mut said: Vec<String> = Vec::new();
+    for l in &e.layers {
+        let r = rungs(l);
+        if !said.contains(&r) {
+            let _ = writeln!(s, "  {r:<26} {}", l.layer);
+            said.push(r);
+        }
+    }
     for sum in &e.sums {
         let rows: Vec<&LayerRow> = e
             .layers
@@ -61,18 +78,19 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
             heading(sum.server_cpu, sum.client_cpu, &sum.knobs),
             bytes(sum.size_bytes)
         );
+        let _ = writeln!(
+            s,
+            "  {:<26} {:>7} {:>13} {:>6}",
+            "layer", "µs", "95% CI", "share"
+        );
         for l in rows {
-            let rungs = match l.lower {
-                Some(low) => format!("{} − {low}", l.upper),
-                None => l.upper.to_string(),
-            };
             let ci = format!("{:.2}–{:.2}", l.ci_low_us, l.ci_high_us);
             let _ = writeln!(
                 s,
-                "  {rungs:<26} {:>7.2} {ci:>13} {:>5.0}%  {}",
+                "  {:<26} {:>7.2} {ci:>13} {:>5.0}%",
+                rungs(l),
                 l.us,
                 100.0 * l.share,
-                l.layer
             );
         }
         let _ = writeln!(
@@ -89,9 +107,11 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
         );
     }
     if !e.events.is_empty() {
-        let _ = writeln!(
+        s.push('\n');
+        prose(
             s,
-            "\nkernel events per round trip in the client's and the server's threads (--trace count, in\ntrials of their own); cost: the counted trials' p50 over the untraced ones'"
+            "kernel events per round trip in the client's and the server's threads (--trace count, in \
+             trials of their own); cost: the counted trials' p50 over the untraced ones'",
         );
         let titles = [
             "transport",
@@ -116,7 +136,7 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
                     ev.knobs.as_str(),
                 )
             },
-            (&titles, &[15, 7, 7, 7, 7, 7, 7, 7, 7, 6]),
+            (&titles, &[14, 7, 6, 6, 6, 6, 6, 6, 6, 6]),
             |ev| {
                 let mut cells = vec![format!("  {}", ev.transport)];
                 cells.extend(
@@ -130,9 +150,10 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
         );
     }
     if !e.splits.is_empty() {
-        let _ = writeln!(
+        s.push('\n');
+        prose(
             s,
-            "\nthe client's send call and the rest of the round trip (--trace split, in trials of their own)"
+            "the client's send call and the rest of the round trip (--trace split, in trials of their own)",
         );
         blocks(
             s,
@@ -147,7 +168,7 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
             },
             (
                 &["transport", "send µs", "rest µs", "send", "cost"],
-                &[15, 9, 9, 6, 6],
+                &[14, 9, 9, 6, 6],
             ),
             |x| {
                 vec![
@@ -161,9 +182,14 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
         );
     }
     if !e.stamps.is_empty() {
+        s.push('\n');
+        prose(
+            s,
+            "the round trip split by the kernel's stamps (--trace stamp, in trials of their own), µs",
+        );
         let _ = writeln!(
             s,
-            "\nthe round trip split by the kernel's stamps (--trace stamp, in trials of their own), µs\n  →queue, →device: the request, from the send call to the device queue, then on"
+            "  →queue, →device: the request, from the send call to the device queue, then on"
         );
         for (order, names) in [
             (StampOrder::ReturnsFirst, STAMP_SPANS[0]),
@@ -172,8 +198,8 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
             if e.stamps.iter().any(|x| x.order == order) {
                 let _ = writeln!(
                     s,
-                    "  {:<14} 3rd = {}, 4th = {}",
-                    format!("{}:", order_label(order)),
+                    "  {}: 3rd = {}, 4th = {}",
+                    order_label(order),
                     names[2],
                     names[3]
                 );
@@ -206,7 +232,7 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
                     "order",
                     "cost",
                 ],
-                &[15, 7, 8, 7, 7, 7, 7, 15, 6],
+                &[14, 6, 7, 6, 6, 6, 6, 13, 6],
             ),
             |x| {
                 let mut cells = vec![format!("  {}", x.transport)];
@@ -219,17 +245,20 @@ pub fn render(s: &mut String, e: &Explained, rounds: u32) {
         );
     }
     if let Some(first) = e.per_byte.first() {
-        let _ = writeln!(
+        s.push('\n');
+        prose(
             s,
-            "\nper byte moved, {} → {} (the round trip's growth ÷ twice the size added), ns/B (95% CI)",
-            bytes(first.from_bytes),
-            bytes(first.to_bytes)
+            &format!(
+                "per byte moved, {} → {} (the round trip's growth ÷ twice the size added), ns/B (95% CI)",
+                bytes(first.from_bytes),
+                bytes(first.to_bytes)
+            ),
         );
         blocks(
             s,
             &e.per_byte,
             |b| (None, b.server_cpu, b.client_cpu, b.knobs.as_str()),
-            (&[], &[15, 7, 15]),
+            (&[], &[14, 7, 15]),
             |b| {
                 vec![
                     format!("  {}", b.transport),
