@@ -38,6 +38,16 @@ def sizes_label(size, response=None):
     return f"{size_label(size)}/{size_label(response)}"
 
 
+def rate_words(per_s):
+    """An offered rate as people say it: 154k/s, 1.2M/s, 800/s."""
+    per_s = float(per_s)
+    for unit, scale in (("M", 1e6), ("k", 1e3)):
+        if per_s >= scale:
+            v = per_s / scale
+            return f"{v:.0f}{unit}/s" if v >= 10 else f"{v:.1f}{unit}/s".replace(".0" + unit, unit)
+    return f"{per_s:.0f}/s"
+
+
 def cell(value):
     """`value` as one Markdown table cell: a `|` or a line break in a run
     name, a command or a fingerprint must not end the cell or the row."""

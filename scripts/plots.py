@@ -18,8 +18,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from scripts import outputs, resultfiles, stats  # noqa: E402
-from scripts.labels import (ORDER, bytes_label, ci_pair, colour, size_label, sizes_label,  # noqa: E402
-                            sizes_words, transport_rank)
+from scripts.resultfiles import CASE_KEY  # noqa: E402
+from scripts.labels import (ORDER, bytes_label, ci_pair, colour, rate_words, size_label, sizes_words,  # noqa: E402
+                            transport_rank)
 
 
 def _save(fig, out_dir, name):
@@ -36,16 +37,34 @@ def _save(fig, out_dir, name):
 
 
 def _cases(runs, workload):
-    """Cases of `workload` with both ends in one namespace (the --netns
-    cases have their own figure)."""
-    return [c for r in runs for c in r.cases if c["workload"] == workload and resultfiles.netns(c) == "off"]
+    """Baseline cases of `workload` (no knob values, no A/A copy: the knob
+    figures show those) with both ends in one namespace (the --netns cases
+    have their own figure), each with `_run`, its run's 1-based number."""
+    return [dict(c, _run=n) for n, r in enumerate(runs, 1) for c in r.baseline().cases
+            if c["workload"] == workload and resultfiles.netns(c) == "off"]
+
+
+# A --netns mode's line style, in every figure that shows several.
+NETNS_STYLES = {"off": "-", "veth": "--", "bridge": ":"}
+
+# A line's marker by the rank of its run among the runs of its transport.
+MARKERS = "osD^v"
 
 
 def _by_transport(cases):
+    """One line per transport and run, in the transports' order: (label,
+    transport, marker, cases). The label names the run where a transport
+    comes from more than one, so two runs are never joined into one line."""
     out = {}
     for c in cases:
-        out.setdefault(c["transport"], []).append(c)
-    return sorted(out.items(), key=lambda kv: transport_rank(kv[0]))
+        out.setdefault((c["transport"], c.get("_run", 0)), []).append(c)
+    keys = sorted(out, key=lambda k: (transport_rank(k[0]), k[1]))
+    lines = []
+    for t, n in keys:
+        mine = [k for k in keys if k[0] == t]
+        label = f"{t} (run {n})" if len(mine) > 1 else t
+        lines.append((label, t, MARKERS[mine.index((t, n)) % len(MARKERS)], out[(t, n)]))
+    return lines
 
 
 def _size_axis(ax, sizes):
@@ -63,6 +82,16 @@ def _trial_ci(case, value):
     return stats.median_ci(xs) if xs else (None, None, None)
 
 
+def _plain_log_y(ax):
+    """A log y axis labelled in plain numbers (6, 20, 100), not "6×10¹",
+    with ticks at 1, 2 and 5 of every decade: never a lone tick."""
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(2, 5)))
+    ax.yaxis.set_minor_formatter(plain)
+
+
 def _lines_vs_size(cases, y, ci, dashed, xlabel, ylabel, title, ylog, name, out_dir):
     """One line per transport of `y(case)` against size, with its 95% CI as
     error bars (`ci(case)` → (low, high), or None where the case has no CI), and a thin dashed line of
@@ -71,7 +100,7 @@ def _lines_vs_size(cases, y, ci, dashed, xlabel, ylabel, title, ylog, name, out_
     if len(sizes) < 2:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for t, cs in _by_transport(cases):
+    for label, t, marker, cs in _by_transport(cases):
         cs = sorted(cs, key=lambda c: c["size_bytes"])
         x = [c["size_bytes"] for c in cs]
         ys = [y(c) for c in cs]
@@ -79,19 +108,14 @@ def _lines_vs_size(cases, y, ci, dashed, xlabel, ylabel, title, ylog, name, out_
             lo_hi = [ci(c) or (v, v) for c, v in zip(cs, ys)]
             err = [[max(0.0, v - lh[0]) for v, lh in zip(ys, lo_hi)],
                    [max(0.0, lh[1] - v) for v, lh in zip(ys, lo_hi)]]
-            ax.errorbar(x, ys, yerr=err, marker="o", ms=4, capsize=2, color=colour(t), label=t)
+            ax.errorbar(x, ys, yerr=err, marker=marker, ms=4, capsize=2, color=colour(t), label=label)
         else:  # no CI: a plain line, and a legend without error bars
-            ax.plot(x, ys, marker="o", ms=4, color=colour(t), label=t)
+            ax.plot(x, ys, marker=marker, ms=4, color=colour(t), label=label)
         if dashed:
             ax.plot(x, [dashed(c) for c in cs], color=colour(t), lw=0.8, ls="--")
     _size_axis(ax, sizes)
     if ylog:
-        ax.set_yscale("log")
-        # Plain numbers (6, 20, 100), not "6×10¹", on the ticks a log axis labels.
-        plain = FuncFormatter(lambda v, _: f"{v:g}")
-        ax.yaxis.set_major_formatter(plain)
-        ax.yaxis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(2, 5)))
-        ax.yaxis.set_minor_formatter(plain)
+        _plain_log_y(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -117,31 +141,39 @@ def latency_vs_size(runs, out_dir):
 
 
 def ratio_vs_size(runs, out_dir, num="uds-stream", den="tcp4"):
-    """UDS:TCP time ratio with its CI vs size, one line per workload
-    (throughput's bytes/s ratio is inverted into a time ratio)."""
+    """UDS:TCP time ratio with its CI vs size, one line per workload and
+    run (throughput's bytes/s ratio is inverted into a time ratio); a
+    workload that two runs hold names each line's run. The nginx →
+    gunicorn runs have a figure of their own (web_latency)."""
     lines = {}
-    for r in runs:
+    for n, r in enumerate(runs, 1):
         if any(c.get("pairs", 1) != 1 for c in r.cases):
             continue  # concurrent pairs have their own figure
-        for x in r.ratios:
+        for x in r.baseline().ratios:
             if x["numerator"] != num or x["denominator"] != den or "offered_per_s" in x or \
                     x.get("numerator_netns", "off") != "off" or x.get("denominator_netns", "off") != "off":
                 continue
+            w = x.get("workload") or (r.cases[0]["workload"] if r.cases else "?")
+            if w.startswith("http-"):
+                continue
             if x["metric"] == "p50":
-                lines.setdefault(x.get("workload") or (r.cases[0]["workload"] if r.cases else "?"), []).append(
-                    (x["size_bytes"], x["ratio"], *ci_pair(x)))
+                lines.setdefault((w, n), []).append((x["size_bytes"], x["ratio"], *ci_pair(x)))
             elif x["metric"] == "ns_per_byte":
-                lines.setdefault("throughput", []).append((x["size_bytes"], x["ratio"], *ci_pair(x)))
+                lines.setdefault(("throughput", n), []).append((x["size_bytes"], x["ratio"], *ci_pair(x)))
     if not lines:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     styles = {"latency": "o-", "rr": "s-", "connect": "^-", "throughput": "D-"}
-    for w, pts in sorted(lines.items()):
+    workloads = [w for w, _ in lines]
+    for k, ((w, n), pts) in enumerate(sorted(lines.items())):
         pts = sorted(pts)
-        x = [p[0] for p in pts]
+        # Lines nudged apart along the (log2) size axis, so that points at
+        # one size from several runs do not hide each other.
+        x = [p[0] * 2 ** (0.06 * (k - (len(lines) - 1) / 2)) for p in pts]
         y = [p[1] for p in pts]
         err = [[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]]
-        ax.errorbar(x, y, yerr=err, fmt=styles.get(w, "o-"), capsize=3, label=w)
+        label = f"{w} (run {n})" if workloads.count(w) > 1 else w
+        ax.errorbar(x, y, yerr=err, fmt=styles.get(w, "o-"), capsize=3, label=label)
     ax.axhline(1.0, color="black", lw=0.8)
     _size_axis(ax, {p[0] for pts in lines.values() for p in pts})
     ax.set_xlabel("message, request or write size (bytes)")
@@ -167,7 +199,11 @@ def percentile_curves(runs, out_dir):
                 values, pcts = resultfiles.read_hgrm(path)
                 pts = [(1 / (1 - p), v) for v, p in zip(values, pcts) if p < 1]
                 if pts:
-                    ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colour(k[1]), label=k[1])
+                    # A --netns run: the mode tells its curves apart (ls by mode).
+                    ns = k[CASE_KEY.index("netns")] or "off"
+                    label = k[1] if ns == "off" else f"{k[1]} ({ns})"
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colour(k[1]), label=label,
+                            ls=NETNS_STYLES.get(ns, "-"))
                     drawn += 1
             if not drawn:
                 plt.close(fig)
@@ -180,7 +216,9 @@ def percentile_curves(runs, out_dir):
             ax.set_xlim(1, 10000)
             ax.set_xlabel("percentile")
             ax.set_ylabel("round-trip time (µs)")
-            ax.set_title(f"RTT percentiles, {bytes_label(size)} messages ({r.label})")
+            # A run with knob lists: its curves are the baseline's.
+            which = ", baseline knobs" if r.knobbed else ""
+            ax.set_title(f"RTT percentiles, {bytes_label(size)} messages ({r.label}{which})")
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8, ncol=2)
             suffix = "" if i == 0 else "_" + r.label.replace(":", "-")
@@ -223,9 +261,14 @@ def connection_rate(runs, out_dir):
     cases = [c for c in _cases(runs, "connect") if "ops_per_s" in c and c.get("pairs", 1) == 1]
     if not cases:
         return None
-    cases = sorted(cases, key=lambda c: (c["size_bytes"], transport_rank(c["transport"])))
+    cases = sorted(cases, key=lambda c: (c["size_bytes"], transport_rank(c["transport"]), c["_run"]))
     multi = len({c["size_bytes"] for c in cases}) > 1
+    # A transport measured by two runs: each bar names its run.
+    runs_of = {}
+    for c in cases:
+        runs_of.setdefault((c["transport"], c["size_bytes"]), set()).add(c["_run"])
     labels = [c["transport"] + (f"\n{sizes_words(c['size_bytes'], c['response_bytes'])}" if multi else "")
+              + (f"\nrun {c['_run']}" if len(runs_of[(c["transport"], c["size_bytes"])]) > 1 else "")
               for c in cases]
     mid, err_lo, err_hi = [], [], []
     for c in cases:
@@ -239,7 +282,7 @@ def connection_rate(runs, out_dir):
     ax.set_xticks(range(len(cases)))
     ax.set_xticklabels(labels, fontsize=8)
     ax.set_ylabel("thousand transactions/s, 95% CI")
-    size = "" if multi else f", {sizes_label(cases[0]['size_bytes'], cases[0]['response_bytes'])} B each way"
+    size = "" if multi else f", {sizes_words(cases[0]['size_bytes'], cases[0]['response_bytes'])} each way"
     ax.set_title(f"New connection per transaction (connect, request, response, close){size}", fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
     return _save(fig, out_dir, "connection_rate")
@@ -321,7 +364,7 @@ def _p50_bars(labels, series, cell, ylabel, title, name, out_dir):
     is the case of group i and series j, or None."""
     if not labels or not series:
         return None
-    fig, ax = plt.subplots(figsize=(max(7.5, 1.2 * len(labels) * max(1, len(series)) / 2), 4.5))
+    fig, ax = plt.subplots(figsize=(min(13.0, max(7.5, 1.2 * len(labels) * max(1, len(series)) / 2)), 4.5))
     width = 0.8 / len(series)
     for j, (transport, hatch, legend) in enumerate(series):
         cs = [(i, c) for i, c in ((i, cell(i, j)) for i in range(len(labels))) if c]
@@ -359,15 +402,22 @@ def netns_latency(runs, out_dir):
 
 def web_latency(runs, out_dir):
     """nginx → gunicorn: p50 with its CI per (body, app work), one bar per
-    variant: TCP or Unix socket upstream, keepalive off or on."""
-    cases = [c for r in runs for c in r.cases if "variant" in c]
+    variant: TCP or Unix socket upstream, keepalive off or on. A body and
+    app work two runs measured give a group per run, named with its run
+    and rounds (the figure never shows one run's bars as another's)."""
+    cases = [dict(c, _run=n) for n, r in enumerate(runs, 1) for c in r.cases if "variant" in c]
     if not cases:
         return None
-    groups = sorted({(c["size_bytes"], c["app_work_us"]) for c in cases})
+    groups = sorted({(c["size_bytes"], c["app_work_us"], c["_run"]) for c in cases})
     series = [("tcp4", "", "tcp", "TCP upstream"), ("uds-stream", "", "uds", "Unix socket upstream"),
               ("tcp4", "//", "tcp-ka", "TCP, keepalive"), ("uds-stream", "//", "uds-ka", "Unix socket, keepalive")]
-    idx = {(c["size_bytes"], c["app_work_us"], c["variant"]): c for c in cases}
-    return _p50_bars([f"{size_label(b)} B, app {w} µs" for b, w in groups], [(t, h, legend) for t, h, _, legend in series],
+    idx = {(c["size_bytes"], c["app_work_us"], c["_run"], c["variant"]): c for c in cases}
+
+    def name(b, w, n):
+        twice = sum(1 for g in groups if g[:2] == (b, w)) > 1
+        rounds = max((c.get("trials", 0) for c in cases if c["_run"] == n), default=0)
+        return f"{bytes_label(b)}, app {w} µs" + (f"\nrun {n}, {rounds} rounds" if twice else "")
+    return _p50_bars([name(*g) for g in groups], [(t, h, legend) for t, h, _, legend in series],
                      lambda i, j: idx.get(groups[i] + (series[j][2],)),
                      "request latency p50 (µs) at fixed concurrency, 95% CI",
                      "nginx → gunicorn: upstream over TCP or a Unix socket", "web_latency", out_dir)
@@ -385,35 +435,61 @@ def _layer_label(workload, size, netns):
     return f"{layer}: {workload} {size}"
 
 
+def _half_knee(run, rows, num, den):
+    """A load run's ratio rows of one size: the row at the highest offered
+    rate up to half the lowest rate at which either transport saturated
+    (well below the knee, where a tail is not yet a queue), or at the
+    highest rate when neither saturated; None without rates."""
+    sat = [c["offered_per_s"] for c in run.cases if c["transport"] in (num, den) and c.get("saturated")
+           and c["size_bytes"] == rows[0]["size_bytes"]] if rows else []
+    limit = min(sat) / 2 if sat else float("inf")
+    ok = [x for x in rows if x.get("offered_per_s") and x["offered_per_s"] <= limit]
+    return max(ok, key=lambda x: x["offered_per_s"]) if ok else None
+
+
 def ladder(runs, out_dir, num="uds-stream", den="tcp4"):
-    """Every UDS ÷ TCP p50 ratio the inputs hold (same --netns on both
-    sides), one bar each with its CI: from syscalls up to nginx."""
+    """One UDS ÷ TCP p50 ratio per question the inputs answer (same --netns
+    on both sides), one bar each with its CI: from syscalls up to nginx.
+    A load sweep gives one bar per size, at the highest rate up to half
+    of the first saturated one, named with that rate; a run of concurrent
+    pairs is named by its pairs."""
     rows = []
     for n, r in enumerate(runs, 1):
-        for x in r.ratios:
-            if (x["numerator"], x["denominator"], x["metric"]) != (num, den, "p50"):
-                continue
-            ns = x.get("numerator_netns", "off")
-            if ns != x.get("denominator_netns", "off"):
-                continue
-            w = x.get("workload") or (r.cases[0]["workload"] if r.cases else "?")
-            size = sizes_words(x["size_bytes"], x.get("response_bytes"))
-            rows.append((_layer_label(w, size, ns), x["ratio"], *ci_pair(x), n))
+        r = r.baseline()
+        mine = [x for x in r.ratios if (x["numerator"], x["denominator"], x["metric"]) == (num, den, "p50")
+                and x.get("numerator_netns", "off") == x.get("denominator_netns", "off")]
+        w = r.cases[0]["workload"] if r.cases else "?"
+        if w == "load":
+            sizes = sorted({(x["size_bytes"], x.get("response_bytes")) for x in mine})
+            mine = [x for x in (_half_knee(r, [y for y in mine if (y["size_bytes"], y.get("response_bytes"))
+                                                          == sz], num, den) for sz in sizes) if x]
+        pairs = max((c.get("pairs", 1) for c in r.cases), default=1)
+        for x in mine:
+            name = _layer_label(x.get("workload") or w, sizes_words(x["size_bytes"], x.get("response_bytes")),
+                                x.get("numerator_netns", "off"))
+            if x.get("offered_per_s"):
+                name += f" @ {rate_words(x['offered_per_s'])}"
+            if pairs > 1:
+                name += f", {pairs} pairs at once"
+            rows.append((name, x["ratio"], *ci_pair(x), n))
     if not rows:
         return None
     names = [r[0] for r in rows]
-    # The same case from two runs: say which input run (1-based) each bar is from.
+    # The same question from two runs: say which input run (1-based) each bar is from.
     rows = [(f"{r[0]} (run {r[4]})" if names.count(r[0]) > 1 else r[0],) + r[1:4] for r in rows]
     order = ("socket", "containers", "nginx")
     rows.sort(key=lambda r: next(i for i, p in enumerate(order) if r[0].startswith(p)))
-    fig, ax = plt.subplots(figsize=(7.5, max(2.5, 0.3 * len(rows) + 1)))
+    fig, ax = plt.subplots(figsize=(7.5, max(2.5, 0.3 * len(rows) + 1.4)))
     y = list(range(len(rows)))[::-1]
     ax.barh(y, [r[1] for r in rows], xerr=[[r[1] - r[2] for r in rows], [r[3] - r[1] for r in rows]],
             color=colour(num), capsize=2)
     ax.set_yticks(y)
-    ax.set_yticklabels([r[0] for r in rows], fontsize=7)
+    ax.set_yticklabels([r[0] for r in rows], fontsize=8)
     ax.axvline(1.0, color="black", lw=0.8)
-    ax.set_xlabel(f"{num} ÷ {den}, p50 time (95% CI): below 1, the Unix socket is faster")
+    ax.set_xlim(0, max(1.2, max(r[3] for r in rows) * 1.05))
+    load = "\nload: at the highest offered rate up to half of the first rate either saturated at" \
+        if any(" @ " in r[0] for r in rows) else ""
+    ax.set_xlabel(f"{num} ÷ {den}, p50 time (95% CI): below 1, the Unix socket is faster{load}")
     ax.set_title("How much of the Unix socket's lead survives, layer by layer")
     ax.grid(True, axis="x", alpha=0.3)
     return _save(fig, out_dir, "ladder")
@@ -446,16 +522,23 @@ def drift(runs, out_dir):
     a2b = a2.twinx()
     a2b.plot(xs, [p["fds"] for p in first], color="#7f7f7f", ls=":", label="open descriptors")
     per = statistics.median([p["n"] for p in first])
-    a1.set_ylabel("RTT per trial (µs)")
-    a1.set_yscale("log")
+    a1.set_ylabel("RTT per trial (µs, log)")
+    _plain_log_y(a1)
     a1.set_title("Drift over the run: every trial's p50 and p99")
     a1.grid(True, which="both", alpha=0.3)
-    a1.legend(fontsize=7, ncol=2)
+    # Room above the highest trial for the legend, which hid the lines.
+    lo, hi = a1.get_ylim()
+    a1.set_ylim(lo, hi * 2.2)
+    a1.legend(fontsize=7, ncol=4, loc="upper center")
     a2.set_xlabel(f"round (one trial of every case each, {per:,.0f} operations per trial)")
     a2.set_ylabel("MiB resident")
     a2b.set_ylabel("descriptors")
-    a2.set_ylim(bottom=0)
-    a2b.set_ylim(bottom=0)
+    # From 0, and a quarter above the highest value: a flat line is seen
+    # as flat, not drawn on the frame.
+    a2.set_ylim(0, max(p["rss_kib"] / 1024 for p in first) * 1.25)
+    # Descriptors at half height, apart from the memory line, in whole numbers.
+    a2b.set_ylim(0, max(p["fds"] for p in first) * 2)
+    a2b.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     a2.grid(True, alpha=0.3)
     a2.legend(loc="lower left", fontsize=7)
     a2b.legend(loc="lower right", fontsize=7)
@@ -475,25 +558,29 @@ def load_vs_rate(runs, out_dir, num="uds-stream", den="tcp4"):
     fig, axes = plt.subplots(len(sizes), 2, figsize=(11, 4.0 * len(sizes)), squeeze=False)
     for row, (size, resp) in enumerate(sizes):
         ax, rax = axes[row]
-        for t, cs in _by_transport([c for c in cases if (c["size_bytes"], c["response_bytes"]) == (size, resp)]):
+        for label, t, _, cs in _by_transport([c for c in cases
+                                              if (c["size_bytes"], c["response_bytes"]) == (size, resp)]):
             cs = sorted(cs, key=lambda c: c["offered_per_s"])
             x = [c["offered_per_s"] for c in cs]
             p50 = [c["p50_ns"] / 1e3 for c in cs]
             err = [[max(0.0, v - c["p50_ci_low_ns"] / 1e3) for v, c in zip(p50, cs)],
                    [max(0.0, c["p50_ci_high_ns"] / 1e3 - v) for v, c in zip(p50, cs)]]
-            ax.errorbar(x, p50, yerr=err, marker="o", ms=4, capsize=2, color=colour(t), label=f"{t} p50")
-            ax.plot(x, [c["p99_ns"] / 1e3 for c in cs], color=colour(t), ls="--", marker=".", label=f"{t} p99")
-            ax.plot(x, [c["p999_ns"] / 1e3 for c in cs], color=colour(t), ls=":", label=f"{t} p99.9")
+            ax.errorbar(x, p50, yerr=err, marker="o", ms=4, capsize=2, color=colour(t), label=f"{label} p50")
+            ax.plot(x, [c["p99_ns"] / 1e3 for c in cs], color=colour(t), ls="--", marker=".", label=f"{label} p99")
+            ax.plot(x, [c["p999_ns"] / 1e3 for c in cs], color=colour(t), ls=":", label=f"{label} p99.9")
             past = [c["offered_per_s"] for c in cs if c.get("saturated")]
-            if past:  # the first rate past the knee
+            if past:  # the first rate past the knee, named at the top
                 ax.axvline(min(past), color=colour(t), lw=0.8, alpha=0.6)
+                ax.annotate(f"{t} saturates", (min(past), 1), xycoords=("data", "axes fraction"),
+                            xytext=(-2, -4), textcoords="offset points", rotation=90, ha="right", va="top",
+                            fontsize=7, color=colour(t))
         ax.set_yscale("log")
         ax.set_xscale("log")
-        ax.set_xlabel("offered requests / s (log)")
+        ax.set_xlabel("offered requests/s (log)")
         ax.set_ylabel("latency from intended send (µs, log)")
-        ax.set_title(f"{sizes_label(size, resp)} B request/response", fontsize=10)
+        words = sizes_words(size, resp)
+        ax.set_title(f"{words} request/response: latency", fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=7, ncol=2)
         pts = sorted((x["offered_per_s"], x["ratio"], *ci_pair(x)) for r in runs for x in r.ratios
                      if x.get("offered_per_s") and x["metric"] == "p99" and x["numerator"] == num
                      and x["denominator"] == den and (x["size_bytes"], x["response_bytes"]) == (size, resp)
@@ -504,27 +591,46 @@ def load_vs_rate(runs, out_dir, num="uds-stream", den="tcp4"):
         rax.axhline(1.0, color="black", lw=0.8)
         rax.set_xscale("log")
         rax.set_yscale("log")
-        rax.set_xlabel("offered requests / s (log)")
+        rax.set_xlabel("offered requests/s (log)")
         rax.set_ylabel(f"p99: {num} ÷ {den} (95% CI, log)")
-        rax.set_title("below 1, the Unix socket's tail is shorter", fontsize=10)
+        rax.set_title(f"{words}: p99 ratio, below 1 the Unix socket's tail is shorter", fontsize=10)
         rax.grid(True, alpha=0.3)
+    # One legend for every panel, below them: inside, it hid the low rates' tails.
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    rank = {"p50": 0, "p99": 1, "p99.9": 2}
+    pairs = sorted(zip(labels, handles), key=lambda lh: (transport_rank(lh[0].split()[0]), lh[0].rsplit(" ", 1)[0],
+                                                         rank[lh[0].rsplit(" ", 1)[1]]))
+    fig.legend([h for _, h in pairs], [lab for lab, _ in pairs], loc="lower center", ncol=2, fontsize=8,
+               frameon=False)
     fig.suptitle("Latency under open-loop load", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1 / len(sizes), 1, 1))
     return _save(fig, out_dir, "load_vs_rate")
+
+
+# A ratio's metric in words, for an axis.
+METRIC_WORDS = {"p50": "p50 time", "mean": "mean time", "p99": "p99 time",
+                "ns_per_byte": "time per byte (the rate's inverse)"}
 
 
 def knob_ratios(runs, out_dir):
     """One figure per knob (sysctl, socket option, mode, placement): each
     value's ratio over the knob's first, per transport and size, with its
     95% CI, and the A/A control's CI of the same transport and size drawn
-    as a grey band behind it (the run's resolution). Returns [(knob, png)]."""
+    as a grey band behind it (the run's resolution), the other knobs at
+    their first values (one row per question; the report's table has the
+    other combinations). Returns [(knob, png)]."""
     out = []
     rows = [(r, x) for r in runs for x in r.knob_ratios() if x["knob"] != "control"]
     for knob in sorted({x["knob"] for _, x in rows}):
         mine = [(r, x) for r, x in rows if x["knob"] == knob]
+        held_elsewhere = sum(1 for _, x in mine if x["denominator_knobs"])
+        mine = [(r, x) for r, x in mine if not x["denominator_knobs"]]
         mine.sort(key=lambda rx: (transport_rank(rx[1]["numerator"]), rx[1]["size_bytes"],
-                                  rx[1].get("offered_per_s") or 0, rx[1]["denominator_knobs"]))
-        fig, ax = plt.subplots(figsize=(8, 0.45 * len(mine) + 1.6))
+                                  rx[1].get("offered_per_s") or 0))
+        if not mine:
+            continue
+        several = len({id(r) for r, _ in mine}) > 1
+        fig, ax = plt.subplots(figsize=(8, 0.45 * len(mine) + 1.8))
         labels = []
         for i, (r, x) in enumerate(mine):
             if x.get("aa_low") is not None:
@@ -533,21 +639,22 @@ def knob_ratios(runs, out_dir):
             lo, hi = ci_pair(x)
             ax.errorbar([x["ratio"]], [i], xerr=[[x["ratio"] - lo], [hi - x["ratio"]]],
                         fmt="o", color=colour(x["numerator"]), capsize=3, zorder=3)
-            held = f" [{x['denominator_knobs']}]" if x["denominator_knobs"] else ""
-            rate = f" @ {x['offered_per_s']}/s" if x.get("offered_per_s") else ""
-            run_no = f" (run {runs.index(r) + 1})" if len(runs) > 1 else ""
+            rate = f" @ {rate_words(x['offered_per_s'])}" if x.get("offered_per_s") else ""
+            run_no = f" (run {runs.index(r) + 1})" if several else ""
             value = x["knob_values"].split(" / ")[0]
-            labels.append(f"{x['numerator']} {sizes_label(x['size_bytes'], x['response_bytes'])}{rate}: "
-                          f"{value}{held}  {x['verdict']}{run_no}")
+            labels.append(f"{x['numerator']} {sizes_words(x['size_bytes'], x['response_bytes'])}{rate}: "
+                          f"{value}  {x['verdict']}{run_no}")
         ax.axvline(1.0, color="0.3", lw=0.8, zorder=2)
         ax.set_yticks(range(len(mine)))
         ax.set_yticklabels(labels)
         ax.invert_yaxis()
         metric = mine[0][1]["metric"]
         first = mine[0][1]["knob_values"].split(" / ")[1]
-        ax.set_xlabel(f"ratio of {metric} over {first} (95% CI); grey: the A/A control's CI")
-        better = "below 1: faster"
-        ax.set_title(f"{knob}: each value over the first ({better})")
+        others = f"\nthe other knobs at their first values ({held_elsewhere} more rows in the report's table)" \
+            if held_elsewhere else ""
+        ax.set_xlabel(f"{METRIC_WORDS.get(metric, metric)}: ratio over {first} (95% CI); "
+                      f"grey: the A/A control's CI{others}")
+        ax.set_title(f"{knob}: each value over the first (below 1: faster)")
         ax.grid(axis="x", alpha=0.3)
         out.append((knob, _save(fig, out_dir, f"knob_{knob.replace('.', '_')}")))
     return out

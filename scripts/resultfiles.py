@@ -112,6 +112,8 @@ class Run:
         self.settings = {}
         # `sockbench explain` (latency over the ladder): where the µs go.
         self.explained = None
+        # A baseline() of a run with knob lists.
+        self.knobbed = False
 
     def workloads(self):
         return sorted({c["workload"] for c in self.cases})
@@ -125,6 +127,8 @@ class Run:
         hgrm = {key(c): self.hgrm[key(c)] for c in cases if key(c) in self.hgrm}
         b = Run(self.source, self.label, cases, baseline, self.warnings, self.env, self.command, hgrm)
         b.settings, b.explained = self.settings, self.explained
+        # Whether cases were left out: the figures drawn from it say so.
+        b.knobbed = len(cases) < len(self.cases)
         return b
 
     def knob_ratios(self):

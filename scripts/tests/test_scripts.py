@@ -467,10 +467,14 @@ def test_every_figure_names_what_it_shows(fixtures, tmp_path, monkeypatch):
         seen.append((name, fig))
         return real(fig, out_dir, name)
     monkeypatch.setattr(plots, "_save", keep)
-    runs = [str(fixtures / d) for d in ("latency-before", "throughput", "connect", "netns", "knobs", "explain")]
+    runs = [str(fixtures / d) for d in ("latency-before", "latency-after", "throughput", "connect", "netns",
+                                        "knobs", "explain", "load", "web", "soak")]
     monkeypatch.setattr(sys, "argv", ["report", *runs, "-o", str(tmp_path / "rep")])
     report.main()
-    assert len(seen) >= 8, [n for n, _ in seen]
+    names = [n for n, _ in seen]
+    for must in ("ladder", "load_vs_rate", "web_latency", "drift", "connection_rate", "latency_vs_size"):
+        assert must in names, names
+    field = re.compile(r"\b[a-z0-9]+_[a-z0-9_]+\b")
     unit = re.compile(r"µs|ms|Gbit/s|/s|%|÷|ratio|bytes|B\b|KiB|MiB|percentile|pairs|round|descriptors")
     for name, fig in seen:
         axes = [ax for ax in fig.axes if ax.has_data()]
@@ -481,17 +485,32 @@ def test_every_figure_names_what_it_shows(fixtures, tmp_path, monkeypatch):
             for label in (ax.get_xlabel(), ax.get_ylabel()):
                 if label:  # "95% CI" says how sure, not what unit
                     assert unit.search(label.replace("95% CI", "")), f"{name}: axis label without a unit: {label!r}"
+                # A field name (bytes_per_s, ns_per_byte) is not words.
+                assert not field.search(label), f"{name}: a field name in an axis label: {label!r}"
             assert ax.get_xlabel() or ax.get_ylabel(), f"{name}: unlabelled axes"
-            legend = ax.get_legend()
-            if legend:
+            # Every legend, the axes' and the figure's: each entry once, in words.
+            for legend in [ax.get_legend()] + list(fig.legends):
+                if not legend:
+                    continue
                 texts = [t.get_text() for t in legend.get_texts()]
                 assert len(texts) == len(set(texts)), f"{name}: legend entries repeat: {texts}"
                 for t in texts:
                     assert not re.search(r"http-\w+-app|\dK B|_ns\b", t), f"{name}: legend {t!r}"
             fig.canvas.draw()
+            # Named categories (a bar per transport, a row per question):
+            # each name once, so no two bars read alike.
+            for cats in (ax.get_xticklabels(), ax.get_yticklabels()):
+                texts = [t.get_text() for t in cats if t.get_text()]
+                if texts and all(re.search(r"[a-z]{3}", t) for t in texts):
+                    assert len(texts) == len(set(texts)), f"{name}: categories repeat: {texts}"
+                    for t in texts:
+                        assert not re.search(r"http-\w+-app|\dK B", t), f"{name}: category {t!r}"
             ticks = [t for t in ax.get_yticklabels() if t.get_text()]
             lo, hi = ax.get_ylim()
             inside = [t for t in ticks if min(lo, hi) <= t.get_position()[1] <= max(lo, hi)]
-            if ax.get_yscale() != "log" and not ax.get_yticklabels()[0].get_text().isalpha():
+            if ax.get_yscale() == "log":  # major and minor: a log axis with one tick says little
+                inside += [t for t in ax.yaxis.get_minorticklabels() if t.get_text()
+                           and min(lo, hi) <= t.get_position()[1] <= max(lo, hi)]
+            if not ax.get_yticklabels()[0].get_text().isalpha():
                 assert len(inside) >= 2 or name.startswith(("knob_", "layers", "ladder", "delta")), \
                     f"{name}: {len(inside)} labelled y ticks"
