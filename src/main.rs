@@ -195,9 +195,18 @@ fn measure(plan: &mut Plan) -> Result<ExitCode> {
         .collect();
     let report = report::build(plan, &run, argv, env);
     if !plan.quiet {
+        // On a terminal, each warning wrapped to its width at word
+        // boundaries; to a file or a pipe, one line each (for grep).
+        let width = console::Term::stderr()
+            .size_checked()
+            .map(|(_, c)| usize::from(c));
         for w in report.warnings() {
             if !plan.no_warn.contains(&w.code) {
-                say(&format!("warning: {} ({})", w.message, w.fix));
+                let line = format!("warning: {} ({})", w.message, w.fix);
+                say(&match width {
+                    Some(c) => report::text::wrap(&line, c.max(40) - 1, 2),
+                    None => line,
+                });
             }
         }
     }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sockbench::plan::{Budget, Plan, Workload};
 use sockbench::report::table::gbit;
+use sockbench::report::text::wrap;
 use sockbench::spec::size_label;
 use sockbench::stats;
 use sockbench::workload::run::Watch;
@@ -34,9 +35,13 @@ pub struct Drawing {
 /// What the run will take: one line, said before it starts.
 pub fn estimate(plan: &Plan) -> String {
     let (cases, rounds) = (plan.cases.len(), plan.trials);
+    let cases = match cases {
+        1 => "1 case".to_string(),
+        n => format!("{n} cases"),
+    };
     if let Some(p) = plan.precision {
         return format!(
-            "{cases} cases × at least {rounds} rounds, then more until every 95% CI is within ±{}% of its value, \
+            "{cases} × at least {rounds} rounds, then more until every 95% CI is within ±{}% of its value, \
              or until another round would pass --max-time {}",
             100.0 * p.target,
             humantime::format_duration(p.max_time)
@@ -48,11 +53,11 @@ pub fn estimate(plan: &Plan) -> String {
     };
     match per_case {
         Some(d) => {
-            let timed = d * cases as u32;
+            let timed = d * plan.cases.len() as u32;
             // Warm-up per case, and a few ms of set-up and untimed warm-up per trial.
             let all = planned_time(plan).unwrap_or(timed);
             format!(
-                "{cases} cases × {rounds} rounds: --duration {} of timed work per case ({} per trial), {} in all; about {} with warm-up",
+                "{cases} × {rounds} rounds: --duration {} of timed work per case ({} per trial), {} in all; about {} with warm-up",
                 humantime::format_duration(d),
                 humantime::format_duration(round_ms(d / rounds)),
                 humantime::format_duration(round_ms(timed)),
@@ -60,7 +65,7 @@ pub fn estimate(plan: &Plan) -> String {
             )
         }
         None => format!(
-            "{cases} cases × {rounds} rounds (an operation count per case: the time it takes is not known ahead)"
+            "{cases} × {rounds} rounds (an operation count per case: the time it takes is not known ahead)"
         ),
     }
 }
@@ -108,7 +113,16 @@ impl Drawing {
         });
         let planned = planned_time(plan);
         match &bar {
-            Some(b) => b.println(estimate(plan)),
+            // Wrapped to the terminal's width, as the warnings are.
+            Some(b) => {
+                let text = match console::Term::stderr().size_checked() {
+                    Some((_, c)) => wrap(&estimate(plan), usize::from(c).max(40) - 1, 2),
+                    None => estimate(plan),
+                };
+                for line in text.lines() {
+                    b.println(line);
+                }
+            }
             None => say(&estimate(plan)),
         }
         let stop = Arc::new(AtomicBool::new(false));

@@ -363,7 +363,7 @@ fn csv_and_table_formats() {
     let out = run(tmp.path(), &args);
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(
-        table.contains("uds-stream") && table.contains("uds-stream     / tcp4"),
+        table.contains("uds-stream") && table.contains("uds-stream / tcp4"),
         "{table}"
     );
 }
@@ -904,7 +904,7 @@ fn progress_is_drawn_only_when_asked_or_on_a_terminal() {
     let always = run(tmp.path(), &args);
     let err = String::from_utf8_lossy(&always.stderr);
     assert!(
-        err.contains("1 cases × 4 rounds") && err.contains("250ms per trial"),
+        err.contains("1 case × 4 rounds") && err.contains("250ms per trial"),
         "{err}"
     );
     assert!(
@@ -1172,7 +1172,8 @@ fn the_progress_line_fits_the_terminal_and_a_ctrl_c_line_is_whole() {
 
 /// On a terminal 100 columns wide, the live line gives the case of the
 /// last trial with its p50 so far and, from its 6th trial, the half-width
-/// of its 95% CI, as iperf3 gives each interval.
+/// of its 95% CI, as iperf3 gives each interval; and every line, the
+/// warnings' too, fits the width.
 #[test]
 fn the_progress_line_gives_the_cases_p50_and_ci_so_far() {
     if Command::new("script").arg("--version").output().is_err() {
@@ -1180,7 +1181,7 @@ fn the_progress_line_gives_the_cases_p50_and_ci_so_far() {
     }
     let tmp = private_tmp();
     let inner = format!(
-        "stty rows 24 cols 100; {} latency -t tcp4 -d 1400ms --trials 7 --warmup-time 0s -q >/dev/null",
+        "stty rows 24 cols 100; {} latency -t tcp4 -d 1400ms --trials 7 --warmup-time 0s >/dev/null",
         env!("CARGO_BIN_EXE_sockbench")
     );
     let child = Command::new("script")
@@ -1214,4 +1215,33 @@ fn the_progress_line_gives_the_cases_p50_and_ci_so_far() {
         "no CI so far: {drawn:?}"
     );
     assert!(drawn.iter().all(|l| l.chars().count() <= 100), "{drawn:?}");
+    // The warnings too (this machine is a VM: at least `virtualized`),
+    // wrapped at word boundaries to the terminal's width.
+    let plain: String = {
+        let mut out = String::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' && chars.peek() == Some(&'[') {
+                // A control sequence: ESC [ parameters, then a letter.
+                for d in chars.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    let lines: Vec<&str> = plain.split(['\r', '\n']).collect();
+    if lines.iter().any(|l| l.starts_with("warning: ")) {
+        for l in &lines {
+            assert!(
+                l.trim_end().chars().count() <= 100,
+                "{} columns: {l:?}",
+                l.chars().count()
+            );
+        }
+    }
 }

@@ -10,7 +10,7 @@ mod ratios;
 mod rows;
 pub mod schema;
 pub mod table;
-mod text;
+pub mod text;
 pub mod warnings;
 
 use crate::plan::{Case, Plan, Workload};

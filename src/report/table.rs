@@ -568,11 +568,11 @@ fn ratio_lines<R>(s: &mut String, r: &Report<R>, ids: &[String], metric: Metric,
     let widest = |f: &dyn Fn(&super::RatioRow) -> String| {
         rows.iter().map(|x| f(x).chars().count()).max().unwrap_or(0)
     };
-    let (w, n, d) = (widest(&what).max(4), widest(&num), widest(&den));
+    let (w, n, d) = (widest(&what), widest(&num), widest(&den));
     for x in rows {
         let _ = writeln!(
             s,
-            "  {:>w$}  {:<n$} / {:<d$} {}  {}",
+            "  {:>w$}  {:<n$} / {:<d$}  {}  {}",
             what(x),
             num(x),
             den(x),

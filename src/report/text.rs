@@ -9,21 +9,32 @@ pub const WIDTH: usize = 80;
 
 /// A line of prose, wrapped at word boundaries to [`WIDTH`] columns.
 pub(super) fn prose(s: &mut String, text: &str) {
-    let mut line = 0;
+    s.push_str(&wrap(text, WIDTH, 0));
+    s.push('\n');
+}
+
+/// `text` wrapped at word boundaries to `width` columns, the lines after
+/// the first indented by `indent` spaces (no trailing newline). A word
+/// longer than a line stands alone on its line.
+pub fn wrap(text: &str, width: usize, indent: usize) -> String {
+    let mut s = String::new();
+    // Columns used on the line, and whether it holds a word yet.
+    let (mut line, mut empty) = (0, true);
     for word in text.split(' ') {
         let w = word.chars().count();
-        if line > 0 && line + 1 + w > WIDTH {
+        if !empty && line + 1 + w > width {
             s.push('\n');
-            line = 0;
+            s.push_str(&" ".repeat(indent));
+            (line, empty) = (indent, true);
         }
-        if line > 0 {
+        if !empty {
             s.push(' ');
             line += 1;
         }
         s.push_str(word);
-        line += w;
+        (line, empty) = (line + w, false);
     }
-    s.push('\n');
+    s
 }
 
 /// One row of cells, right-aligned in `widths` (the first left-aligned).
@@ -67,6 +78,30 @@ pub(super) fn row(s: &mut String, widths: &[usize], cells: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lines end at a word before `width`, the later ones indented; the
+    /// words are all there, in order.
+    #[test]
+    fn wrap_keeps_every_word_within_the_width() {
+        let text =
+            "warning: the median's 95% CI spans over 10% of it: shm-spin 64 (14%), pipe 64 (12%)";
+        let w = wrap(text, 30, 2);
+        for l in w.lines() {
+            assert!(l.chars().count() <= 30, "{l:?}");
+        }
+        assert!(
+            w.lines()
+                .skip(1)
+                .all(|l| l.starts_with("  ") && !l.starts_with("   ")),
+            "{w}"
+        );
+        assert_eq!(
+            w.split_whitespace().collect::<Vec<_>>(),
+            text.split_whitespace().collect::<Vec<_>>()
+        );
+        assert_eq!(wrap("one", 80, 2), "one");
+        assert_eq!(wrap("a b", 80, 2), "a b");
+    }
 
     /// A name or a CI wider than its column pushes the column out: every
     /// row's cells still end at the same place as the header's.
