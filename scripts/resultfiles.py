@@ -86,10 +86,11 @@ def _check_case(where, c, need):
         return _number(v) or isinstance(v, bool)
 
     def stamps(v):
-        # `stamps` (--trace stamp): the order, five span medians, counts.
+        # `stamps` (--trace stamp): the order, five span medians (and means), counts.
         return isinstance(v, dict) and isinstance(v.get("order"), str) and \
             isinstance(v.get("p50_ns"), list) and all(map(_number, v["p50_ns"])) and \
-            all(plain(x) for k, x in v.items() if k not in ("order", "p50_ns"))
+            all(map(_number, v.get("mean_ns", []))) and \
+            all(plain(x) for k, x in v.items() if k not in ("order", "p50_ns", "mean_ns"))
 
     for i, t in enumerate(c.get("trial_points", [])):
         # `events` (--trace count): an object of counts.

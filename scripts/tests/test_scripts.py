@@ -461,18 +461,19 @@ def test_every_figure_names_what_it_shows(fixtures, tmp_path, monkeypatch):
     matplotlib.use("Agg")
     from scripts import plots, report
     seen = []
-    real = plots._save
+    real = plots.base.save
 
     def keep(fig, out_dir, name):
         seen.append((name, fig))
         return real(fig, out_dir, name)
-    monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(plots.base, "save", keep)
     runs = [str(fixtures / d) for d in ("latency-before", "latency-after", "throughput", "connect", "netns",
-                                        "knobs", "explain", "load", "web", "soak")]
+                                        "knobs", "explain", "load", "web", "soak", "pairs")]
     monkeypatch.setattr(sys, "argv", ["report", *runs, "-o", str(tmp_path / "rep")])
     report.main()
     names = [n for n, _ in seen]
-    for must in ("ladder", "load_vs_rate", "web_latency", "drift", "connection_rate", "latency_vs_size"):
+    for must in ("ladder", "load_vs_rate", "web_latency", "drift", "connection_rate", "latency_vs_size",
+                 "pairs_scaling", "netns_latency", "throughput_vs_size"):
         assert must in names, names
     field = re.compile(r"\b[a-z0-9]+_[a-z0-9_]+\b")
     unit = re.compile(r"µs|ms|Gbit/s|/s|%|÷|ratio|bytes|B\b|KiB|MiB|percentile|pairs|round|descriptors")
