@@ -427,8 +427,8 @@ fn the_send_call_is_timed_apart_in_split_trials() {
 /// `--trace stamp` splits each round trip with the kernel's software
 /// stamps (payloads verified): only over packets (tcp4, tcp6 (IPv6's error
 /// queue), udp4; no stamped uds-stream case), the
-/// five spans of every stamped trial add up to its round trip (they share
-/// its clock reads), the request reaches the device before the rest of the
+/// five spans' means of every stamped trial add up to its mean round trip
+/// (they share its clock reads), the request reaches the device before the rest of the
 /// round trip is over, and no privilege is needed.
 #[test]
 fn kernel_stamps_split_the_round_trip_and_add_up() {
@@ -474,12 +474,35 @@ fn kernel_stamps_split_the_round_trip_and_add_up() {
                 .iter()
                 .map(|x| x.as_u64().unwrap())
                 .collect();
+            // Means add: each stamped round trip's spans sum to it (they
+            // share its clock reads), so the spans' means sum to the mean
+            // of those round trips, which is the trial's mean, timed apart
+            // by the client, but for the few in the other order or with a
+            // stamp missing (within 1% here, 0.7% at worst, with up to a
+            // third of them left out). Medians do not add (their sum was
+            // 11% under the p50 once in CI): theirs is only held near it.
+            let means: Vec<f64> = s["mean_ns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            let left_out = (s["other_order"].as_u64().unwrap() + s["unusable"].as_u64().unwrap())
+                as f64
+                / s["stamped"].as_u64().unwrap().max(1) as f64;
+            let within = if left_out <= 0.05 { 0.02 } else { 0.1 };
+            let (sum, rtt) = (means.iter().sum::<f64>(), p["mean_ns"].as_f64().unwrap());
+            assert!(
+                (sum - rtt).abs() <= within * rtt,
+                "{t}: span means {means:?} sum to {sum} ns, the mean round trip is {rtt} ns \
+                 ({left_out:.3} of the round trips left out)"
+            );
             let (sum, rtt) = (
                 spans.iter().sum::<u64>() as f64,
                 p["p50_ns"].as_f64().unwrap(),
             );
             assert!(
-                (sum - rtt).abs() <= 0.1 * rtt,
+                (sum - rtt).abs() <= 0.25 * rtt,
                 "{t}: spans {spans:?} sum to {sum} ns, the round trip is {rtt} ns"
             );
             assert!(s["stamped"].as_u64().unwrap() > 0, "{t}: {s}");

@@ -245,6 +245,7 @@ impl Stamps {
         (n[o] > 0).then(|| StampSpans {
             order: [StampOrder::ReturnsFirst, StampOrder::ReplyFirst][o],
             p50_ns: std::array::from_fn(|i| self.spans[o][i].value_at_quantile(0.5)),
+            mean_ns: std::array::from_fn(|i| self.spans[o][i].mean()),
             stamped: n[o],
             other_order: n[1 - o],
             unusable: self.unusable,
@@ -259,7 +260,11 @@ pub struct StampSpans {
     /// round trips: the spans below are of those.
     pub order: StampOrder,
     /// Median of each span, ns, as [`STAMP_SPANS`] names them for `order`.
+    /// Medians do not add: their sum is near the round trip's median, not it.
     pub p50_ns: [u64; 5],
+    /// Mean of each span, ns: these add up to the mean round trip of the
+    /// same round trips (each one's spans share its clock reads).
+    pub mean_ns: [f64; 5],
     /// Round trips in `order`, every stamp present (the spans' sample).
     pub stamped: u64,
     /// Round trips stamped in the other order (left out of the spans).
