@@ -39,13 +39,14 @@ def sizes_label(size, response=None):
 
 
 def rate_words(per_s):
-    """An offered rate as people say it: 154k/s, 1.2M/s, 800/s."""
+    """An offered rate as people say it: 154k/s, 1.2M/s, 800/s (999,600/s is
+    1M/s, never "1000k/s")."""
     per_s = float(per_s)
-    for unit, scale in (("M", 1e6), ("k", 1e3)):
-        if per_s >= scale:
-            v = per_s / scale
-            return f"{v:.0f}{unit}/s" if v >= 10 else f"{v:.1f}{unit}/s".replace(".0" + unit, unit)
-    return f"{per_s:.0f}/s"
+    for unit, scale in (("M", 1e6), ("k", 1e3), ("", 1.0)):
+        v = per_s / scale
+        if round(v, 1) >= 1 or not unit:
+            text = f"{v:.0f}" if v >= 9.95 else f"{v:.1f}".removesuffix(".0")
+            return f"{text}{unit}/s"
 
 
 def cell(value):

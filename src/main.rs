@@ -204,7 +204,7 @@ fn measure(plan: &mut Plan) -> Result<ExitCode> {
             if !plan.no_warn.contains(&w.code) {
                 let line = format!("warning: {} ({})", w.message, w.fix);
                 say(&match width {
-                    Some(c) => report::text::wrap(&line, c.max(40) - 1, 2),
+                    Some(c) => report::text::wrap(&line, c.saturating_sub(1).max(20), 2),
                     None => line,
                 });
             }

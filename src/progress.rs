@@ -98,6 +98,7 @@ impl Drawing {
         let (cases, rounds) = (plan.cases.len(), plan.trials);
         let precision = plan.precision;
         let transfer = matches!(plan.workload, Workload::Throughput { .. });
+        let pairs = plan.pairs;
         let terminal = std::io::stderr().is_terminal();
         let bar = terminal.then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
@@ -116,7 +117,9 @@ impl Drawing {
             // Wrapped to the terminal's width, as the warnings are.
             Some(b) => {
                 let text = match console::Term::stderr().size_checked() {
-                    Some((_, c)) => wrap(&estimate(plan), usize::from(c).max(40) - 1, 2),
+                    Some((_, c)) => {
+                        wrap(&estimate(plan), usize::from(c).saturating_sub(1).max(20), 2)
+                    }
                     None => estimate(plan),
                 };
                 for line in text.lines() {
@@ -176,7 +179,7 @@ impl Drawing {
                                     let case = watch.case.load(Relaxed).min(cases - 1);
                                     let round = done / cases as u64 + 1;
                                     // The round, the case of the last trial and its figure so far.
-                                    let so_far = so_far(&watch, case, transfer);
+                                    let so_far = so_far(&watch, case, transfer, pairs);
                                     bar.set_message(match precision {
                                         Some(_) => format!("round {round} (at least {rounds}), {}{so_far}", names[case]),
                                         None => format!(
@@ -210,7 +213,11 @@ impl Drawing {
                                             secs(left),
                                             // The last trial's figure, as iperf3 shows each interval.
                                             match watch.figures(watch.case.load(Relaxed)).0.last() {
-                                                Some(&v) => format!("; last trial {}", figure(v, transfer)),
+                                                Some(&v) => format!(
+                                                    "; last trial {}{}",
+                                                    figure(v, transfer),
+                                                    if pairs > 1 { ", pair 1" } else { "" }
+                                                ),
                                                 None => String::new(),
                                             }
                                         ),
@@ -250,7 +257,7 @@ fn figure(v: f64, transfer: bool) -> String {
 /// A case's figure so far, live: the median of its trials' figures and the
 /// half-width of its 95% CI (from order statistics, once it has 6 trials),
 /// as iperf3 gives each interval: "tcp4 64: p50 53.21 µs ±1.1%".
-fn so_far(watch: &Watch, case: usize, transfer: bool) -> String {
+fn so_far(watch: &Watch, case: usize, transfer: bool, pairs: usize) -> String {
     let (kept, n) = watch.figures(case);
     if kept.is_empty() {
         return String::new();
@@ -263,7 +270,12 @@ fn so_far(watch: &Watch, case: usize, transfer: bool) -> String {
         true => format!(" (its last {} trials)", kept.len()),
         false => String::new(),
     };
-    format!(": {}{ci}{last}", figure(m, transfer))
+    // With --pairs, the first pair's trials (the table adds or averages all).
+    let whose = match pairs {
+        1 => String::new(),
+        n => format!(" (pair 1 of {n})"),
+    };
+    format!(": {}{ci}{last}{whose}", figure(m, transfer))
 }
 
 /// `--precision`: the widest watched CI half-width after the last round,

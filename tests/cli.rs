@@ -858,7 +858,7 @@ fn the_table_fits_80_columns_and_quiet_is_quiet() {
     let out = run(tmp.path(), &args);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
-        table.contains("\n  rcvbuf=4M / rcvbuf=64K [sndbuf=256K]\n"),
+        table.contains("\n  uds-stream: rcvbuf=4M / rcvbuf=64K [sndbuf=256K]\n"),
         "{table}"
     );
     for line in table.lines() {

@@ -81,9 +81,9 @@ def drift(runs, out_dir):
     a2b.set_ylabel("descriptors")
     # From 0, and a quarter above the highest value: a flat line is seen
     # as flat, not drawn on the frame.
-    a2.set_ylim(0, max(p["rss_kib"] / 1024 for p in first) * 1.25)
+    a2.set_ylim(0, max(max(p["rss_kib"] / 1024 for p in first) * 1.25, 1))
     # Descriptors at half height, apart from the memory line, in whole numbers.
-    a2b.set_ylim(0, max(p["fds"] for p in first) * 2)
+    a2b.set_ylim(0, max(max(p["fds"] for p in first) * 2, 1))
     a2b.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     a2.grid(True, alpha=0.3)
     a2.legend(loc="lower left", fontsize=7)
@@ -127,13 +127,21 @@ def load_vs_rate(runs, out_dir, num="uds-stream", den="tcp4"):
         words = sizes_words(size, resp)
         ax.set_title(f"{words} request/response: latency", fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
-        pts = sorted((x["offered_per_s"], x["ratio"], *ci_pair(x)) for r in runs for x in r.ratios
-                     if x.get("offered_per_s") and x["metric"] == "p99" and x["numerator"] == num
-                     and x["denominator"] == den and (x["size_bytes"], x["response_bytes"]) == (size, resp)
-                     and x.get("numerator_netns", "off") == "off")
-        if pts:
+        # One line per run (its baseline: no knob copies), never two joined.
+        lines = []
+        for n, r in enumerate(runs, 1):
+            pts = sorted((x["offered_per_s"], x["ratio"], *ci_pair(x)) for x in r.baseline().ratios
+                         if x.get("offered_per_s") and x["metric"] == "p99" and x["numerator"] == num
+                         and x["denominator"] == den and (x["size_bytes"], x["response_bytes"]) == (size, resp)
+                         and x.get("numerator_netns", "off") == "off")
+            if pts:
+                lines.append((n, pts))
+        for k, (n, pts) in enumerate(lines):
             rax.errorbar([p[0] for p in pts], [p[1] for p in pts],
-                         yerr=[[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]], fmt="o-", capsize=3)
+                         yerr=[[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]], capsize=3,
+                         fmt=base.MARKERS[k % len(base.MARKERS)] + "-", label=f"run {n}")
+        if len(lines) > 1:
+            rax.legend(fontsize=7)
         rax.axhline(1.0, color="black", lw=0.8)
         rax.set_xscale("log")
         rax.set_yscale("log")
@@ -142,10 +150,13 @@ def load_vs_rate(runs, out_dir, num="uds-stream", den="tcp4"):
         rax.set_title(f"{words}: p99 ratio, below 1 the Unix socket's tail is shorter", fontsize=10)
         rax.grid(True, alpha=0.3)
     # One legend for every panel, below them: inside, it hid the low rates' tails.
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    seen = {}
+    for row in axes:  # every panel's lines: a run may hold only some sizes
+        for h, lab in zip(*row[0].get_legend_handles_labels()):
+            seen.setdefault(lab, h)
     rank = {"p50": 0, "p99": 1, "p99.9": 2}
-    pairs = sorted(zip(labels, handles), key=lambda lh: (transport_rank(lh[0].split()[0]), lh[0].rsplit(" ", 1)[0],
-                                                         rank[lh[0].rsplit(" ", 1)[1]]))
+    pairs = sorted(seen.items(), key=lambda lh: (transport_rank(lh[0].split()[0]), lh[0].rsplit(" ", 1)[0],
+                                                 rank[lh[0].rsplit(" ", 1)[1]]))
     fig.legend([h for _, h in pairs], [lab for lab, _ in pairs], loc="lower center", ncol=2, fontsize=8,
                frameon=False)
     fig.suptitle("Latency under open-loop load", fontsize=11)

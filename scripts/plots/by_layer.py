@@ -65,15 +65,42 @@ def _layer_label(workload, size, netns):
 
 
 def _half_knee(run, rows, num, den):
-    """A load run's ratio rows of one size: the row at the highest offered
-    rate up to half the lowest rate at which either transport saturated
-    (well below the knee, where a tail is not yet a queue), or at the
-    highest rate when neither saturated; None without rates."""
+    """A load run's ratio rows of one size and --netns mode: the row at the
+    highest offered rate up to half the lowest rate at which either
+    transport saturated at that size and mode (well below the knee, where a
+    tail is not yet a queue), or at the highest rate when neither
+    saturated; None without such a rate."""
+    if not rows:
+        return None
+    x0 = rows[0]
     sat = [c["offered_per_s"] for c in run.cases if c["transport"] in (num, den) and c.get("saturated")
-           and c["size_bytes"] == rows[0]["size_bytes"]] if rows else []
+           and (c["size_bytes"], c.get("response_bytes")) == (x0["size_bytes"], x0.get("response_bytes"))
+           and resultfiles.netns(c) == x0.get("numerator_netns", "off")]
     limit = min(sat) / 2 if sat else float("inf")
     ok = [x for x in rows if x.get("offered_per_s") and x["offered_per_s"] <= limit]
     return max(ok, key=lambda x: x["offered_per_s"]) if ok else None
+
+
+def _settings_words(run, x):
+    """What a run set away from the defaults for the numerator's case, in
+    words (", wait spin, depth 16"): part of a ladder bar's name, so that two
+    runs asking different questions never share one."""
+    case = next((c for c in run.cases if c["transport"] == x["numerator"] and c["size_bytes"] == x["size_bytes"]),
+                {})
+    words = []
+    if case.get("mode", "thread") != "thread":
+        words.append(f"{case['mode']} mode")
+    if case.get("wait", "block") != "block":
+        words.append(f"wait {case['wait']}")
+    if case.get("nodelay", True) is False:
+        words.append("Nagle on")
+    if case.get("placement", "s0c1") != "s0c1":
+        words.append(f"placement {case['placement']}")
+    if (case.get("depth") or 1) > 1:
+        words.append(f"depth {case['depth']}")
+    if (case.get("pairs") or 1) > 1:
+        words.append(f"{case['pairs']} pairs at once")
+    return "".join(f", {w}" for w in words)
 
 
 def ladder(runs, out_dir, num="uds-stream", den="tcp4"):
@@ -83,24 +110,25 @@ def ladder(runs, out_dir, num="uds-stream", den="tcp4"):
     of the first saturated one, named with that rate; a run of concurrent
     pairs is named by its pairs; a question two runs answer is drawn once,
     from the run with more rounds."""
-    rows = []
+    rows, no_rate = [], 0
     for r in runs:
         r = r.baseline()
         mine = [x for x in r.ratios if (x["numerator"], x["denominator"], x["metric"]) == (num, den, "p50")
                 and x.get("numerator_netns", "off") == x.get("denominator_netns", "off")]
         w = r.cases[0]["workload"] if r.cases else "?"
         if w == "load":
-            sizes = sorted({(x["size_bytes"], x.get("response_bytes")) for x in mine})
-            mine = [x for x in (_half_knee(r, [y for y in mine if (y["size_bytes"], y.get("response_bytes"))
-                                                          == sz], num, den) for sz in sizes) if x]
-        pairs = max((c.get("pairs", 1) for c in r.cases), default=1)
+            def size(y):
+                return y["size_bytes"], y.get("response_bytes"), y.get("numerator_netns", "off")
+            sizes = sorted({size(x) for x in mine})
+            picked = [_half_knee(r, [y for y in mine if size(y) == sz], num, den) for sz in sizes]
+            no_rate += sum(1 for x in picked if x is None)
+            mine = [x for x in picked if x]
         for x in mine:
             name = _layer_label(x.get("workload") or w, sizes_words(x["size_bytes"], x.get("response_bytes")),
                                 x.get("numerator_netns", "off"))
             if x.get("offered_per_s"):
                 name += f" @ {rate_words(x['offered_per_s'])}"
-            if pairs > 1:
-                name += f", {pairs} pairs at once"
+            name += _settings_words(r, x)
             rows.append((name, x["ratio"], *ci_pair(x), x.get("rounds") or 0))
     if not rows:
         return None
@@ -124,6 +152,8 @@ def ladder(runs, out_dir, num="uds-stream", den="tcp4"):
     ax.set_xlim(0, max(1.2, max(r[3] for r in rows) * 1.05))
     load = "\nload: at the highest offered rate up to half of the first rate either saturated at" \
         if any(" @ " in r[0] for r in rows) else ""
+    if no_rate:
+        load += f" ({no_rate} load size{'s' if no_rate > 1 else ''} without such a rate left out)"
     twice = f"\na question several runs answer: from the one with most rounds ({dropped} left out)" \
         if dropped else ""
     ax.set_xlabel(f"{num} ÷ {den}, p50 time (95% CI): below 1, the Unix socket is faster{load}{twice}")

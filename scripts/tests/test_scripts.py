@@ -515,3 +515,9 @@ def test_every_figure_names_what_it_shows(fixtures, tmp_path, monkeypatch):
             if not ax.get_yticklabels()[0].get_text().isalpha():
                 assert len(inside) >= 2 or name.startswith(("knob_", "layers", "ladder", "delta")), \
                     f"{name}: {len(inside)} labelled y ticks"
+
+
+def test_rates_read_as_people_say_them():
+    from scripts.labels import rate_words
+    assert [rate_words(v) for v in (800, 1140, 9960, 154432, 999_600, 1_200_000, 25_000_000)] == \
+        ["800/s", "1.1k/s", "10k/s", "154k/s", "1M/s", "1.2M/s", "25M/s"]

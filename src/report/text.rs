@@ -14,13 +14,15 @@ pub(super) fn prose(s: &mut String, text: &str) {
 }
 
 /// `text` wrapped at word boundaries to `width` columns, the lines after
-/// the first indented by `indent` spaces (no trailing newline). A word
-/// longer than a line stands alone on its line.
+/// the first indented by `indent` spaces (at most half the width; no
+/// trailing newline). Runs of spaces count as one; a word longer than a
+/// line stands alone on its line.
 pub fn wrap(text: &str, width: usize, indent: usize) -> String {
+    let indent = indent.min(width / 2);
     let mut s = String::new();
     // Columns used on the line, and whether it holds a word yet.
     let (mut line, mut empty) = (0, true);
-    for word in text.split(' ') {
+    for word in text.split_whitespace() {
         let w = word.chars().count();
         if !empty && line + 1 + w > width {
             s.push('\n');
@@ -101,6 +103,9 @@ mod tests {
         );
         assert_eq!(wrap("one", 80, 2), "one");
         assert_eq!(wrap("a b", 80, 2), "a b");
+        assert_eq!(wrap("a  b ", 2, 1), "a\n b");
+        assert_eq!(wrap("", 10, 2), "");
+        assert_eq!(wrap("abcdefghij k", 4, 9), "abcdefghij\n  k");
     }
 
     /// A name or a CI wider than its column pushes the column out: every

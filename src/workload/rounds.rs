@@ -6,7 +6,7 @@
 //! progress display) sees of them. Plain functions of numbers, so that the
 //! rules are tested without sockets.
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::Duration;
 
 use super::outcome::{CaseOutcome, Reached, TrialPoint};
@@ -60,7 +60,8 @@ impl Watch {
         if let Some(count) = self.counts.get(case) {
             let k = count.load(Relaxed) as usize;
             self.figures[case * KEPT + k % KEPT].store(figure.to_bits(), Relaxed);
-            count.store((k + 1) as u32, Relaxed);
+            // Release: a reader that sees the new count sees the figure too.
+            count.store((k + 1) as u32, Release);
         }
         self.trials_done.fetch_add(1, Relaxed);
         self.round.store(round, Relaxed);
@@ -73,7 +74,7 @@ impl Watch {
         let Some(count) = self.counts.get(case) else {
             return (Vec::new(), 0);
         };
-        let n = count.load(Relaxed) as usize;
+        let n = count.load(Acquire) as usize;
         let kept = (n.saturating_sub(KEPT)..n)
             .map(|k| f64::from_bits(self.figures[case * KEPT + k % KEPT].load(Relaxed)))
             .collect();

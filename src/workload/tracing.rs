@@ -195,6 +195,9 @@ pub enum StampOrder {
 /// the order its events came in, and how many round trips lacked a stamp.
 pub struct Stamps {
     spans: [[Histogram<u64>; 5]; 2],
+    /// The round trips' own sum (t5 − t0), ns, per order: exact, where the
+    /// histograms round.
+    rtt_sum: [u64; 2],
     unusable: u64,
 }
 
@@ -204,6 +207,7 @@ impl Default for Stamps {
             spans: std::array::from_fn(|_| {
                 std::array::from_fn(|_| crate::samples::new_histogram())
             }),
+            rtt_sum: [0; 2],
             unusable: 0,
         }
     }
@@ -212,6 +216,7 @@ impl Default for Stamps {
 impl Stamps {
     pub fn reset(&mut self) {
         self.spans.iter_mut().flatten().for_each(Histogram::reset);
+        self.rtt_sum = [0; 2];
         self.unusable = 0;
     }
 
@@ -235,6 +240,7 @@ impl Stamps {
         for (h, w) in self.spans[order].iter_mut().zip(at.windows(2)) {
             h.saturating_record(w[1] - w[0]);
         }
+        self.rtt_sum[order] += t5 - t0;
     }
 
     /// The trial's median of each span, in the order most of its round
@@ -246,6 +252,7 @@ impl Stamps {
             order: [StampOrder::ReturnsFirst, StampOrder::ReplyFirst][o],
             p50_ns: std::array::from_fn(|i| self.spans[o][i].value_at_quantile(0.5)),
             mean_ns: std::array::from_fn(|i| self.spans[o][i].mean()),
+            rtt_mean_ns: self.rtt_sum[o] as f64 / n[o] as f64,
             stamped: n[o],
             other_order: n[1 - o],
             unusable: self.unusable,
@@ -262,9 +269,12 @@ pub struct StampSpans {
     /// Median of each span, ns, as [`STAMP_SPANS`] names them for `order`.
     /// Medians do not add: their sum is near the round trip's median, not it.
     pub p50_ns: [u64; 5],
-    /// Mean of each span, ns: these add up to the mean round trip of the
-    /// same round trips (each one's spans share its clock reads).
+    /// Mean of each span, ns: these add up to `rtt_mean_ns` (each round
+    /// trip's spans share its clock reads), but for the histograms' rounding.
     pub mean_ns: [f64; 5],
+    /// Mean round trip of the same round trips (send call's start to the
+    /// receive call's return, the client's own reads), ns.
+    pub rtt_mean_ns: f64,
     /// Round trips in `order`, every stamp present (the spans' sample).
     pub stamped: u64,
     /// Round trips stamped in the other order (left out of the spans).

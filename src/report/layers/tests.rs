@@ -185,6 +185,7 @@ fn stamped_ladder(size: usize) -> Vec<CaseOutcome> {
                 [1_000, 500, 3_000, 4_000, 3_500]
             },
             mean_ns: [0.0; 5],
+            rtt_mean_ns: 0.0,
             stamped: 100,
             other_order: 1,
             unusable: 0,
