@@ -480,14 +480,7 @@ fn knob_lines(s: &mut String, ratios: &[RatioRow], workload: &str, rounds: u32, 
     // come, its rows under it: a row is then the sizes (and rate) and the
     // figures, which fit 80 columns (a comparison such as "placement=0/0 /
     // placement=0/1 [trace=count]" and a transport beside them did not).
-    let mut groups: Vec<(String, Vec<&RatioRow>)> = Vec::new();
-    for x in rows {
-        let p = pair(x);
-        match groups.iter_mut().find(|(g, _)| *g == p) {
-            Some((_, members)) => members.push(x),
-            None => groups.push((p, vec![x])),
-        }
-    }
+    let groups = grouped(rows, pair);
     let widest = |f: &dyn Fn(&RatioRow) -> String| {
         groups
             .iter()
@@ -515,6 +508,23 @@ fn knob_lines(s: &mut String, ratios: &[RatioRow], workload: &str, rounds: u32, 
             );
         }
     }
+}
+
+/// Ratio rows under headings: one per distinct `heading(row)`, in the
+/// order they first come, each with its rows in their order.
+fn grouped(
+    rows: Vec<&RatioRow>,
+    heading: impl Fn(&RatioRow) -> String,
+) -> Vec<(String, Vec<&RatioRow>)> {
+    let mut groups: Vec<(String, Vec<&RatioRow>)> = Vec::new();
+    for x in rows {
+        let h = heading(x);
+        match groups.iter_mut().find(|(g, _)| *g == h) {
+            Some((_, members)) => members.push(x),
+            None => groups.push((h, vec![x])),
+        }
+    }
+    groups
 }
 
 /// What a ratio's two cases share: their sizes, and `@ 5k/s` under load.
@@ -562,14 +572,7 @@ fn ratio_lines(
     // One heading per pair of cases compared, in the order they first
     // come, its sizes (and rates) under it: a row then fits 80 columns
     // with a load rate, a --netns mode or knob numbers beside it.
-    let mut groups: Vec<(String, Vec<&RatioRow>)> = Vec::new();
-    for x in rows {
-        let p = pair(x);
-        match groups.iter_mut().find(|(g, _)| *g == p) {
-            Some((_, members)) => members.push(x),
-            None => groups.push((p, vec![x])),
-        }
-    }
+    let groups = grouped(rows, pair);
     let w = groups
         .iter()
         .flat_map(|(_, m)| m)
