@@ -1121,24 +1121,16 @@ fn no_warn_silences_one_kind_of_warning_on_stderr_only() {
     );
 }
 
-/// On a terminal 60 columns wide, the live progress line never runs past
-/// the edge (the case's name is cut, the counts and time left stay), and
-/// a first Ctrl-C's line is printed whole above it (it used to be drawn
-/// over: "…complete rounds (Ct").
-#[test]
-fn the_progress_line_fits_the_terminal_and_a_ctrl_c_line_is_whole() {
-    if Command::new("script").arg("--version").output().is_err() {
-        return; // no util-linux script(1) to make a terminal with
-    }
+/// `command` (`{}` is sockbench, its stdout thrown away) run on a
+/// pseudo-terminal `cols` wide by script(1), with a private TMPDIR, within
+/// a minute; what the terminal showed is the output's stdout. None where
+/// there is no util-linux script(1). The terminal gets 24 rows: console
+/// takes a terminal of 0 rows for none, and draws 80 wide.
+fn on_a_terminal(cols: u16, command: &str) -> Option<std::process::Output> {
+    Command::new("script").arg("--version").output().ok()?;
     let tmp = private_tmp();
-    // (A terminal of 0 rows is taken for no terminal, and drawn 80 wide.)
-    // `--foreground`: timeout signals sockbench alone. Without it, it also
-    // signals its process group, and sockbench could get the SIGINT twice:
-    // the second aborts (the test failed so, now and then, under load).
-    let inner = format!(
-        "stty rows 24 cols 60; timeout --foreground -s INT 2.5 {} latency -t tcp4,uds-stream -d 8s --trials 4 --warmup-time 0s -q >/dev/null",
-        env!("CARGO_BIN_EXE_sockbench")
-    );
+    let command = command.replace("{}", env!("CARGO_BIN_EXE_sockbench"));
+    let inner = format!("stty rows 24 cols {cols}; {command} >/dev/null");
     let child = Command::new("script")
         .args(["-q", "-e", "-c", &inner, "/dev/null"])
         .env("TMPDIR", tmp.path())
@@ -1147,7 +1139,24 @@ fn the_progress_line_fits_the_terminal_and_a_ctrl_c_line_is_whole() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let out = util::wait_output(child, Duration::from_secs(60));
+    Some(util::wait_output(child, Duration::from_secs(60)))
+}
+
+/// On a terminal 60 columns wide, the live progress line never runs past
+/// the edge (the case's name is cut, the counts and time left stay), and
+/// a first Ctrl-C's line is printed whole above it (it used to be drawn
+/// over: "…complete rounds (Ct").
+#[test]
+fn the_progress_line_fits_the_terminal_and_a_ctrl_c_line_is_whole() {
+    // `--foreground`: timeout signals sockbench alone. Without it, it also
+    // signals its process group, and sockbench could get the SIGINT twice:
+    // the second aborts (the test failed so, now and then, under load).
+    let Some(out) = on_a_terminal(
+        60,
+        "timeout --foreground -s INT 2.5 {} latency -t tcp4,uds-stream -d 8s --trials 4 --warmup-time 0s -q",
+    ) else {
+        return; // no util-linux script(1) to make a terminal with
+    };
     let text = String::from_utf8_lossy(&out.stdout);
     let drawn: Vec<&str> = text
         .split(['\r', '\n'])
@@ -1176,23 +1185,12 @@ fn the_progress_line_fits_the_terminal_and_a_ctrl_c_line_is_whole() {
 /// warnings' too, fits the width.
 #[test]
 fn the_progress_line_gives_the_cases_p50_and_ci_so_far() {
-    if Command::new("script").arg("--version").output().is_err() {
+    let Some(out) = on_a_terminal(
+        100,
+        "{} latency -t tcp4 -d 1400ms --trials 7 --warmup-time 0s",
+    ) else {
         return; // no util-linux script(1) to make a terminal with
-    }
-    let tmp = private_tmp();
-    let inner = format!(
-        "stty rows 24 cols 100; {} latency -t tcp4 -d 1400ms --trials 7 --warmup-time 0s >/dev/null",
-        env!("CARGO_BIN_EXE_sockbench")
-    );
-    let child = Command::new("script")
-        .args(["-q", "-e", "-c", &inner, "/dev/null"])
-        .env("TMPDIR", tmp.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = util::wait_output(child, Duration::from_secs(60));
+    };
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     let drawn: Vec<&str> = text
