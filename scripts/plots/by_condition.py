@@ -209,8 +209,9 @@ def knob_ratios(runs, out_dir):
         first = mine[0][1]["knob_values"].split(" / ")[1]
         others = f"\nthe other knobs at their first values ({held_elsewhere} more rows in the report's table)" \
             if held_elsewhere else ""
-        ax.set_xlabel(f"{METRIC_WORDS.get(metric, metric)}: ratio over {first} (95% CI); "
-                      f"grey: the A/A control's CI{others}")
+        # The grey bands only where the run had an A/A control to draw.
+        grey = "; grey: the A/A control's CI" if any(x.get("aa_low") is not None for _, x in mine) else ""
+        ax.set_xlabel(f"{METRIC_WORDS.get(metric, metric)}: ratio over {first} (95% CI){grey}{others}")
         ax.set_title(f"{knob}: each value over the first (below 1: faster)")
         ax.grid(axis="x", alpha=0.3)
         out.append((knob, base.save(fig, out_dir, f"knob_{knob.replace('.', '_')}")))

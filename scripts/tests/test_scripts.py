@@ -489,6 +489,8 @@ def test_every_figure_names_what_it_shows(fixtures, tmp_path, monkeypatch):
                 # A field name (bytes_per_s, ns_per_byte) is not words.
                 assert not field.search(label), f"{name}: a field name in an axis label: {label!r}"
             assert ax.get_xlabel() or ax.get_ylabel(), f"{name}: unlabelled axes"
+            if name.startswith("knob_"):  # grey bands said only where drawn
+                assert ("grey" in ax.get_xlabel()) == bool(ax.patches), f"{name}: {ax.get_xlabel()!r}"
             # Every legend, the axes' and the figure's: each entry once, in words.
             for legend in [ax.get_legend()] + list(fig.legends):
                 if not legend:
