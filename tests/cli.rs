@@ -1185,10 +1185,8 @@ fn the_progress_line_fits_the_terminal_and_a_ctrl_c_line_is_whole() {
 /// warnings' too, fits the width.
 #[test]
 fn the_progress_line_gives_the_cases_p50_and_ci_so_far() {
-    let Some(out) = on_a_terminal(
-        100,
-        "{} latency -t tcp4 -d 1400ms --trials 7 --warmup-time 0s",
-    ) else {
+    let Some(out) = on_a_terminal(100, "{} latency -t tcp4 -d 4s --trials 10 --warmup-time 0s")
+    else {
         return; // no util-linux script(1) to make a terminal with
     };
     assert!(out.status.success(), "{out:?}");
@@ -1205,7 +1203,9 @@ fn the_progress_line_gives_the_cases_p50_and_ci_so_far() {
             .is_some_and(|us| us > 0.0)
     };
     assert!(drawn.iter().any(p50), "no p50 so far: {drawn:?}");
-    // The CI only from a case's 6th trial: 7 trials, so the last lines have it.
+    // The CI only from a case's 6th trial: 10 trials of 0.4 s, so about 2 s
+    // of the display's 4 ticks a second have it (with 7 of 0.2 s, the run
+    // once ended before a tick drew one).
     assert!(
         drawn
             .iter()

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{AnyReport, CaseKey, CaseRow, Metric, RatioRow, Report, ThroughputRow, Varied};
+use super::{AnyReport, CaseKey, CaseRow, Metric, Report, ThroughputRow};
 
 fn us(ns: f64) -> String {
     format!("{:.2}", ns / 1000.0)
@@ -63,7 +63,10 @@ fn rounds_kept<R>(r: &Report<R>) -> String {
 }
 
 pub use super::text::WIDTH;
-use super::text::{prose, table, wrap};
+use super::text::{prose, table};
+
+mod ratio_lines;
+use ratio_lines::{knob_lines, ratio_lines};
 
 fn latency(r: &Report<CaseRow>, wide: bool) -> String {
     let ids = knob_ids(r.cases.iter().map(|c| &c.row.key));
@@ -440,101 +443,6 @@ fn knob_legend<'a>(s: &mut String, ids: &[String], mut keys: impl Iterator<Item 
     prose(s, &format!("knobs: {}", parts.join("; ")));
 }
 
-/// Each knob value over the knob's first value (the other knobs held),
-/// per transport and size, with the A/A spread and the verdict.
-fn knob_lines(s: &mut String, ratios: &[RatioRow], workload: &str, rounds: u32, metric: Metric) {
-    let rows: Vec<_> = ratios
-        .iter()
-        .filter(|x| x.metric == metric && x.knob.is_some())
-        .collect();
-    if rows.is_empty() {
-        return;
-    }
-    s.push('\n');
-    prose(
-        s,
-        &format!(
-            "knobs: {metric} of each value over the knob's first [other knobs held], the median of \
-             per-round ratios over {} rounds (95% CI); A/A: the CI of the control copy over the baseline \
-             (the run's resolution); a knob changes the number only when its CI excludes 1 and it lies \
-             outside the A/A spread",
-            rounds
-        ),
-    );
-    let what = |x: &RatioRow| compared_at(x, workload);
-    // The transport, the knob's two values, and the other knobs where they
-    // are held away from the baseline.
-    let pair = |x: &RatioRow| {
-        let held = if x.denominator_knobs.is_empty() || x.knob == Some(Varied::Control) {
-            String::new()
-        } else {
-            format!(" [{}]", x.denominator_knobs)
-        };
-        format!(
-            "{}: {}{held}",
-            label(x.numerator, x.numerator_netns),
-            x.knob_values.as_deref().unwrap_or("")
-        )
-    };
-    // One heading per transport and comparison, in the order they first
-    // come, its rows under it: a row is then the sizes (and rate) and the
-    // figures, which fit 80 columns (a comparison such as "placement=0/0 /
-    // placement=0/1 [trace=count]" and a transport beside them did not).
-    let groups = grouped(rows, pair);
-    let widest = |f: &dyn Fn(&RatioRow) -> String| {
-        groups
-            .iter()
-            .flat_map(|(_, m)| m)
-            .map(|x| f(x).chars().count())
-            .max()
-            .unwrap_or(0)
-    };
-    let (w, v) = (widest(&what), widest(&ratio_ci));
-    for (p, members) in groups {
-        let _ = writeln!(s, "  {}", wrap(&p, WIDTH - 2, 4));
-        for x in members {
-            let aa = match (x.aa_low, x.aa_high) {
-                (Some(lo), Some(hi)) if x.knob != Some(Varied::Control) => {
-                    format!("A/A {lo:.2}–{hi:.2}  ")
-                }
-                _ => String::new(),
-            };
-            let _ = writeln!(
-                s,
-                "    {:>w$}  {:<v$}  {aa}{}",
-                what(x),
-                ratio_ci(x),
-                x.verdict.name()
-            );
-        }
-    }
-}
-
-/// Ratio rows under headings: one per distinct `heading(row)`, in the
-/// order they first come, each with its rows in their order.
-fn grouped(
-    rows: Vec<&RatioRow>,
-    heading: impl Fn(&RatioRow) -> String,
-) -> Vec<(String, Vec<&RatioRow>)> {
-    let mut groups: Vec<(String, Vec<&RatioRow>)> = Vec::new();
-    for x in rows {
-        let h = heading(x);
-        match groups.iter_mut().find(|(g, _)| *g == h) {
-            Some((_, members)) => members.push(x),
-            None => groups.push((h, vec![x])),
-        }
-    }
-    groups
-}
-
-/// What a ratio's two cases share: their sizes, and `@ 5k/s` under load.
-fn compared_at(x: &RatioRow, workload: &str) -> String {
-    let at = x
-        .offered_per_s
-        .map_or(String::new(), |o| format!(" @ {}/s", rate(o)));
-    format!("{}{at}", sizes(x.size_bytes, x.response_bytes, workload))
-}
-
 /// `tcp4`, or `tcp4@veth` under `--netns`.
 fn label(transport: &str, netns: crate::spec::NetnsMode) -> String {
     match netns {
@@ -543,145 +451,5 @@ fn label(transport: &str, netns: crate::spec::NetnsMode) -> String {
     }
 }
 
-fn ratio_lines(
-    s: &mut String,
-    (ratios, workload): (&[RatioRow], &str),
-    ids: &[String],
-    metric: Metric,
-    title: &str,
-) {
-    let rows: Vec<_> = ratios
-        .iter()
-        .filter(|x| x.metric == metric && x.knob.is_none())
-        .collect();
-    if rows.is_empty() {
-        return;
-    }
-    s.push('\n');
-    prose(s, title);
-    let what = |x: &RatioRow| compared_at(x, workload);
-    let pair = |x: &RatioRow| {
-        format!(
-            "{}{} / {}{}",
-            label(x.numerator, x.numerator_netns),
-            knob_id(ids, &x.numerator_knobs),
-            label(x.denominator, x.denominator_netns),
-            knob_id(ids, &x.denominator_knobs)
-        )
-    };
-    // One heading per pair of cases compared, in the order they first
-    // come, its sizes (and rates) under it: a row then fits 80 columns
-    // with a load rate, a --netns mode or knob numbers beside it.
-    let groups = grouped(rows, pair);
-    let w = groups
-        .iter()
-        .flat_map(|(_, m)| m)
-        .map(|x| what(x).chars().count())
-        .max()
-        .unwrap_or(0);
-    for (p, members) in groups {
-        let _ = writeln!(s, "  {p}");
-        for x in members {
-            let _ = writeln!(
-                s,
-                "    {:>w$}  {}  {}",
-                what(x),
-                match (x.ci_low, x.ci_high) {
-                    (Some(lo), Some(hi)) => format!(
-                        "{:.3}  (95% CI {lo:.3}–{hi:.3}, {} rounds)",
-                        x.ratio, x.rounds
-                    ),
-                    _ => format!("{:.3}  (CI n/a, {} rounds)", x.ratio, x.rounds),
-                },
-                x.verdict.name()
-            );
-        }
-    }
-}
-
-/// A ratio and its CI as the tables print them: `0.789 (0.780–0.796)`, or
-/// `0.789 (n/a, 3 rounds)` below [`super::ratios::MIN_ROUNDS`].
-fn ratio_ci(x: &RatioRow) -> String {
-    match (x.ci_low, x.ci_high) {
-        (Some(lo), Some(hi)) => format!("{:.3} ({lo:.3}–{hi:.3})", x.ratio),
-        _ => format!("{:.3} (n/a, {} rounds)", x.ratio, x.rounds),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::super::ratios::Verdict;
-    use super::{Metric, RatioRow, Varied, knob_lines, ratio_lines};
-    use crate::spec::{Knob, NetnsMode};
-
-    /// The widest ratio a run prints: a load rate from a sweep, a --netns
-    /// mode on both sides, two-digit rounds, "no change".
-    fn widest(knob: bool) -> RatioRow {
-        RatioRow {
-            size_bytes: 512,
-            offered_per_s: Some(127_959),
-            response_bytes: 16384,
-            numerator: "uds-stream",
-            denominator: if knob { "uds-stream" } else { "tcp4" },
-            numerator_netns: NetnsMode::Bridge,
-            denominator_netns: NetnsMode::Bridge,
-            knob: knob.then(|| Varied::Knob(Knob::Nodelay, "nodelay".into())),
-            knob_values: knob.then(|| "nodelay=off / nodelay=on".into()),
-            numerator_knobs: if knob { "nodelay=off" } else { "k11" }.into(),
-            denominator_knobs: if knob {
-                "placement=0/0 wait=spin"
-            } else {
-                "k11"
-            }
-            .into(),
-            metric: Metric::P99,
-            ratio: 10.123,
-            ci_low: Some(10.001),
-            ci_high: Some(12.345),
-            rounds: 30,
-            aa_low: knob.then_some(0.95),
-            aa_high: knob.then_some(1.05),
-            verdict: Verdict::NoChange,
-        }
-    }
-
-    /// The knob and UDS ÷ TCP lines fit 80 columns at their widest (a
-    /// sweep's rate, --netns, 30 rounds, knob numbers, "no change", the
-    /// A/A spread); before, 81 to 94.
-    #[test]
-    fn ratio_lines_fit_80_columns_at_their_widest() {
-        let rows = [widest(true), widest(false)];
-        let mut s = String::new();
-        knob_lines(&mut s, &rows, "load", 30, Metric::P99);
-        // Twelve knob combinations: the rows are of "#12".
-        let ids: Vec<String> = (0..12).map(|i| format!("k{i}")).collect();
-        ratio_lines(
-            &mut s,
-            (&rows, "load"),
-            &ids,
-            Metric::P99,
-            "UDS ÷ TCP of the p99",
-        );
-        assert!(
-            s.contains("A/A 0.95–1.05") && s.contains("#12") && s.contains("30 rounds"),
-            "{s}"
-        );
-        for l in s.lines() {
-            assert!(
-                l.chars().count() <= 80,
-                "{} columns: {l}",
-                l.chars().count()
-            );
-        }
-    }
-
-    #[test]
-    fn small_rates_keep_three_significant_digits() {
-        use super::gbit;
-        assert_eq!(gbit(41.33), "41.3");
-        assert_eq!(gbit(5.271), "5.27");
-        assert_eq!(gbit(0.01543), "0.0154");
-        assert_eq!(gbit(0.5), "0.500");
-        assert_eq!(gbit(0.0), "0.00");
-    }
-}
+mod tests;
