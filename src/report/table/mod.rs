@@ -66,7 +66,7 @@ pub use super::text::WIDTH;
 use super::text::{prose, table};
 
 mod ratio_lines;
-use ratio_lines::{knob_lines, ratio_lines};
+use ratio_lines::ratios_below;
 
 fn latency(r: &Report<CaseRow>, wide: bool) -> String {
     let ids = knob_ids(r.cases.iter().map(|c| &c.row.key));
@@ -145,10 +145,9 @@ fn latency(r: &Report<CaseRow>, wide: bool) -> String {
         rows.push(cells);
     }
     table(&mut s, &widths, &head, &rows);
-    knob_lines(&mut s, &r.ratios, r.workload, r.rounds, Metric::P50);
-    ratio_lines(
+    ratios_below(
         &mut s,
-        (&r.ratios, r.workload),
+        r,
         &ids,
         Metric::P50,
         "UDS ÷ TCP of the p50, the median of per-round ratios (below 1: the Unix socket is faster)",
@@ -241,10 +240,9 @@ fn load(r: &Report<CaseRow>, wide: bool) -> String {
     }
     table(&mut s, &widths, &head, &rows);
     knees(&mut s, r);
-    knob_lines(&mut s, &r.ratios, r.workload, r.rounds, Metric::P99);
-    ratio_lines(
+    ratios_below(
         &mut s,
-        (&r.ratios, r.workload),
+        r,
         &ids,
         Metric::P99,
         "UDS ÷ TCP of the p99 at each offered rate, the median of per-round ratios (below 1: the Unix socket is faster)",
@@ -364,10 +362,9 @@ fn throughput(r: &Report<ThroughputRow>, wide: bool) -> String {
         rows.push(cells);
     }
     table(&mut s, &widths, &head, &rows);
-    knob_lines(&mut s, &r.ratios, r.workload, r.rounds, Metric::NsPerByte);
-    ratio_lines(
+    ratios_below(
         &mut s,
-        (&r.ratios, r.workload),
+        r,
         &ids,
         Metric::NsPerByte,
         "UDS ÷ TCP of the time per byte (the rate's inverse), the median of per-round ratios (below 1: the Unix socket is faster)",

@@ -5,8 +5,21 @@
 use std::fmt::Write as _;
 
 use super::super::text::{WIDTH, prose, wrap};
-use super::super::{Metric, RatioRow, Varied};
+use super::super::{Metric, RatioRow, Report, Varied};
 use super::{knob_id, label, rate, sizes};
+
+/// Below a table: each knob value over the knob's first, then UDS ÷ TCP
+/// under `title`, both of `metric`.
+pub(super) fn ratios_below<R>(
+    s: &mut String,
+    r: &Report<R>,
+    ids: &[String],
+    metric: Metric,
+    title: &str,
+) {
+    knob_lines(s, &r.ratios, r.workload, r.rounds, metric);
+    ratio_lines(s, (&r.ratios, r.workload), ids, metric, title);
+}
 
 /// Each knob value over the knob's first value (the other knobs held),
 /// per transport and size, with the A/A spread and the verdict.

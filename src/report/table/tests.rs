@@ -1,6 +1,6 @@
 //! The tables' unit tests: widths at their widest, digits that show the number.
 
-use super::{knob_lines, ratio_lines};
+use super::ratio_lines::{knob_lines, ratio_lines};
 use crate::report::{Metric, RatioRow, Varied, Verdict};
 use crate::spec::{Knob, NetnsMode};
 
