@@ -202,6 +202,13 @@ def knob_ratios(runs, out_dir):
             labels.append(f"{x['numerator']} {sizes_words(x['size_bytes'], x['response_bytes'])}{rate}: "
                           f"{value}  {x['verdict']}{run_no}")
         ax.axvline(1.0, color="0.3", lw=0.8, zorder=2)
+        # Ratios over more than a decade (shm-spin on one CPU: 23×, the rest
+        # under 1): a log axis, so that the small ones are not a heap at 0.
+        ends = [v for _, x in mine for v in ci_pair(x) if v > 0]
+        logx = bool(ends) and max(ends) / min(ends) > 10
+        if logx:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_yticks(range(len(mine)))
         ax.set_yticklabels(labels)
         ax.invert_yaxis()
@@ -211,7 +218,8 @@ def knob_ratios(runs, out_dir):
             if held_elsewhere else ""
         # The grey bands only where the run had an A/A control to draw.
         grey = "; grey: the A/A control's CI" if any(x.get("aa_low") is not None for _, x in mine) else ""
-        ax.set_xlabel(f"{METRIC_WORDS.get(metric, metric)}: ratio over {first} (95% CI){grey}{others}")
+        log = ", log" if logx else ""
+        ax.set_xlabel(f"{METRIC_WORDS.get(metric, metric)}: ratio over {first} (95% CI{log}){grey}{others}")
         ax.set_title(f"{knob}: each value over the first (below 1: faster)")
         ax.grid(axis="x", alpha=0.3)
         out.append((knob, base.save(fig, out_dir, f"knob_{knob.replace('.', '_')}")))
